@@ -1,0 +1,28 @@
+# Kiln — the two commands a new user needs:
+#   make demo   set everything up, build, and run the demo
+#   make test   set everything up, build, and run the test suite
+# Both install missing Debian packages first (scripts/setup.sh).
+
+SWIFT ?= swift
+# Release builds for both: the tests exercise real kernels and the demo trains.
+CONFIG ?= release
+
+.PHONY: all setup build demo test clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(SWIFT) build -c $(CONFIG) --product kiln
+
+demo: build
+	@bash scripts/demo.sh "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln"
+
+test: setup
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	$(SWIFT) test -c $(CONFIG) --skip-build
+
+clean:
+	rm -rf .build

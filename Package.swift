@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Kiln",
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "Graph", targets: ["Graph"]),
+        .library(name: "Compiler", targets: ["Compiler"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "Train", targets: ["Train"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - Public modules
+        .target(name: "Graph", dependencies: ["CProtobufC"]),
+        .target(name: "Compiler", dependencies: ["Graph"]),
+        .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS"]),
+        .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime"]),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "Graph", "Compiler", "Runtime", "Train",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - C shims
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "GraphTests", dependencies: ["Graph"]),
+        .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Graph"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train"]),
+        .testTarget(
+            name: "KilnCLITests",
+            dependencies: ["kiln", "Graph"],
+            resources: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,74 @@
+// Elementwise ops: unary activations, broadcasting arithmetic, Sum, Clip, Dropout, Identity.
+
+private func unary(_ name: String, attributes: [AttributeSpec] = [], floatOnly: Bool = true) -> OpSchema {
+    OpSchema(name, inputs: 1...1, attributes: attributes) { ctx in
+        let x = try ctx.input(0)
+        if floatOnly { try ctx.requireFloat(x, "input") }
+        ctx.setOutput(0, x)
+    }
+}
+
+private func binary(_ name: String) -> OpSchema {
+    OpSchema(name, inputs: 2...2) { ctx in
+        let a = try ctx.input(0), b = try ctx.input(1)
+        try ctx.requireSameType(a, b, "inputs")
+        guard a.dtype != .bool else { throw ctx.error("\(name) is not defined on bool tensors") }
+        guard let shape = broadcastShapes(a.shape, b.shape) else {
+            throw ctx.error("shapes \(a.shape.text) and \(b.shape.text) do not broadcast")
+        }
+        ctx.setOutput(0, TensorType(a.dtype, shape))
+    }
+}
+
+let elementwiseOps: [OpSchema] = [
+    unary("Relu"),
+    unary("LeakyRelu", attributes: [.float("alpha", 0.01)]),
+    unary("Sigmoid"),
+    unary("Tanh"),
+    unary("HardSigmoid", attributes: [.float("alpha", 0.2), .float("beta", 0.5)]),
+    unary("HardSwish"),
+    binary("Add"), binary("Sub"), binary("Mul"), binary("Div"),
+
+    OpSchema("Identity", inputs: 1...1) { ctx in
+        ctx.setOutput(0, try ctx.input(0), known: ctx.known(0))
+    },
+
+    OpSchema("Sum", inputs: 1...variadic) { ctx in
+        var t = try ctx.input(0)
+        try ctx.requireFloat(t, "input 0")
+        for i in 1..<ctx.inputCount {
+            let u = try ctx.input(i)
+            try ctx.requireSameType(t, u, "inputs 0 and \(i)")
+            guard let s = broadcastShapes(t.shape, u.shape) else {
+                throw ctx.error("shapes \(t.shape.text) and \(u.shape.text) (input \(i)) do not broadcast")
+            }
+            t.shape = s
+        }
+        ctx.setOutput(0, t)
+    },
+
+    // Clip-13: min and max are optional scalar inputs of the input's type.
+    OpSchema("Clip", inputs: 1...3) { ctx in
+        let x = try ctx.input(0)
+        for i in 1...2 {
+            guard let b = ctx.optionalInput(i) else { continue }
+            try ctx.requireSameType(x, b, i == 1 ? "min" : "max")
+            guard b.shape.elementCount.value == 1 else {
+                throw ctx.error("\(i == 1 ? "min" : "max") must be a scalar, got \(b.shape.text)")
+            }
+        }
+        ctx.setOutput(0, x)
+    },
+
+    // Dropout-13: ratio and training_mode are optional scalar inputs; mask is bool.
+    OpSchema("Dropout", inputs: 1...3, outputs: 1...2, attributes: [.optional("seed", .int)]) { ctx in
+        let x = try ctx.input(0)
+        try ctx.requireFloat(x, "data")
+        if let r = ctx.optionalInput(1) { try ctx.requireFloat(r, "ratio") }
+        if let m = ctx.optionalInput(2), m.dtype != .bool {
+            throw ctx.error("training_mode must be bool, got \(m.dtype)")
+        }
+        ctx.setOutput(0, x)
+        ctx.setOutput(1, TensorType(.bool, x.shape))
+    },
+]

@@ -1,0 +1,45 @@
+import Foundation
+
+/// How a long-tailed subset thins the classes, in natural class order.
+public enum LongTailProfile: String, Sendable, CaseIterable {
+    /// n_i = ⌊n_max · (1/ratio)^(i/(C−1))⌋
+    case exp
+    /// The first ⌊C/2⌋ classes keep n_max, the rest ⌊n_max/ratio⌋.
+    case step
+}
+
+public enum LongTail {
+    /// Per-class image counts of a long-tailed subset.
+    ///
+    /// References: Cao et al. 2019 (LDAM-DRW) and its reference data code; `../shared/LDAM-DRW.md`.
+    public static func counts(classes: Int, nMax: Int, profile: LongTailProfile, ratio: Double) -> [Int] {
+        precondition(classes >= 1 && ratio >= 1)
+        let imbalance = 1 / ratio
+        switch profile {
+        case .exp:
+            guard classes > 1 else { return [nMax] }
+            return (0..<classes).map { i in
+                Int(Double(nMax) * pow(imbalance, Double(i) / Double(classes - 1)))
+            }
+        case .step:
+            return (0..<classes).map { i in i < classes / 2 ? nMax : Int(Double(nMax) * imbalance) }
+        }
+    }
+
+    /// Class-balanced weights from the effective number of samples, w_j = (1 − β)/(1 − β^{n_j}),
+    /// normalised to sum to the number of classes.
+    ///
+    /// References: Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019.
+    public static func classBalancedWeights(counts: [Int], beta: Double = 0.9999) -> [Double] {
+        let raw = counts.map { (1 - beta) / (1 - pow(beta, Double($0))) }
+        let total = raw.reduce(0, +)
+        return raw.map { $0 / total * Double(counts.count) }
+    }
+
+    /// LDAM margins Δ_j = C · n_j^(−1/4), with C chosen so the rarest class gets `maxMargin`.
+    public static func ldamMargins(counts: [Int], maxMargin: Double = 0.5) -> [Double] {
+        let raw = counts.map { 1 / Double($0).squareRoot().squareRoot() }
+        let top = raw.max() ?? 1
+        return raw.map { $0 * maxMargin / top }
+    }
+}

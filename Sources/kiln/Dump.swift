@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import Graph
+
+extension Kiln {
+    struct Dump: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a network as text IR, Graphviz dot or JSON, or its per-layer statistics.",
+            discussion: """
+                The text output parses back (large weight tensors print as summaries unless
+                --weights full). Statistics bind the symbolic batch dimension to --batch and
+                count FLOPs as multiply-adds × 2 for Conv, Gemm and MatMul.
+
+                Examples:
+                  kiln dump models/resnet32-cifar.kiln
+                  kiln dump models/resnet32-cifar.kiln --stats
+                  kiln dump models/resnet18.kiln --stats --batch 16
+                  kiln dump models/resnet8-mnist.kiln --format dot | dot -Tsvg -o resnet8.svg
+                  kiln dump models/resnet8-mnist.kiln --format json --stats
+                """
+        )
+
+        enum Format: String, ExpressibleByArgument, CaseIterable {
+            case text, dot, json
+        }
+
+        enum Weights: String, ExpressibleByArgument, CaseIterable {
+            case summary, full
+        }
+
+        @Argument(help: "The model file (.kiln), or - for text IR on standard input.")
+        var file: String
+
+        @Option(help: "Output format: text (the IR), dot (Graphviz) or json.")
+        var format: Format = .text
+
+        @Flag(help: "Per node: output shape, parameters, FLOPs and activation bytes, with totals.")
+        var stats = false
+
+        @Option(help: "Batch size the statistics assume (the symbolic batch dimension).")
+        var batch: Int = 1
+
+        @Option(help: "How the text IR shows weight tensors: summary (count, min, max, mean) or full.")
+        var weights: Weights = .summary
+
+        func validate() throws {
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            if stats && format == .dot { throw ValidationError("--stats goes with --format text or json, not dot") }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let graph = try loadGraph(file)
+                switch format {
+                case .text:
+                    if stats {
+                        emit(StatsTable.render(graph.stats(batch: batch), graph: graph))
+                    } else {
+                        emit(TextFormat.print(graph, options: weights == .full ? .full : TextPrintOptions()))
+                    }
+                case .dot:
+                    emit(graph.dot())
+                case .json:
+                    emit(graph.json(stats: stats ? graph.stats(batch: batch) : nil).render() + "\n")
+                }
+            }
+        }
+    }
+}
+
+enum StatsTable {
+    static func grouped(_ n: Int) -> String {
+        let s = String(n.magnitude)
+        var out = ""
+        for (i, c) in s.enumerated() {
+            if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return (n < 0 ? "-" : "") + out
+    }
+
+    static func bytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB"]
+        var v = Double(n), u = 0
+        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+        return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
+    }
+
+    static func render(_ s: GraphStats, graph: Graph) -> String {
+        let shapes = s.nodes.map { n in n.outputShapes.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: " ") }
+        let nameWidth = min(40, max(4, s.nodes.map(\.name.count).max() ?? 4))
+        let opWidth = max(2, s.nodes.map(\.op.count).max() ?? 2)
+        let shapeWidth = max(12, shapes.map(\.count).max() ?? 12)
+        func pad(_ t: String, _ w: Int, right: Bool = false) -> String {
+            t.count >= w ? t : (right ? String(repeating: " ", count: w - t.count) + t : t + String(repeating: " ", count: w - t.count))
+        }
+        var lines: [String] = []
+        lines.append("\(graph.name): \(s.nodes.count) nodes, batch \(s.batch)")
+        lines.append(pad("node", nameWidth) + "  " + pad("op", opWidth) + "  " + pad("output shape", shapeWidth)
+                     + "  " + pad("params", 11, right: true) + "  " + pad("FLOPs", 15, right: true) + "  " + pad("act. bytes", 13, right: true))
+        for (n, shape) in zip(s.nodes, shapes) {
+            lines.append(pad(n.name, nameWidth) + "  " + pad(n.op, opWidth) + "  " + pad(shape, shapeWidth)
+                         + "  " + pad(grouped(n.parameters), 11, right: true) + "  " + pad(grouped(n.flops), 15, right: true)
+                         + "  " + pad(grouped(n.activationBytes), 13, right: true))
+        }
+        let per = s.batch == 1 ? "per image" : "for batch \(s.batch)"
+        lines.append("")
+        lines.append("trainable parameters: \(grouped(s.trainableParameters))")
+        lines.append("buffers (BatchNorm statistics): \(grouped(s.bufferElements)) elements; constants: \(grouped(s.constantElements)) elements; all parameters \(bytes(s.parameterBytes))")
+        lines.append(String(format: "FLOPs \(per): conv+gemm %.4f G (%@), all ops %.4f G (%@)",
+                            Double(s.denseFlops) / 1e9, grouped(s.denseFlops), Double(s.totalFlops) / 1e9, grouped(s.totalFlops)))
+        lines.append("activations \(per): \(bytes(s.activationBytes)) (all node outputs)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Graph
+
+@main
+struct Kiln: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Compile, run and train image classifiers on the CPU, with long-tailed data in mind.",
+        discussion: """
+            Kiln reads networks as text IR (.kiln files, see docs/IR.md). Start with:
+
+              kiln dump models/resnet32-cifar.kiln --stats     # parameters and FLOPs per layer
+              kiln dump models/resnet8-mnist.kiln              # the text IR
+              kiln models resnet50 > my-resnet50.kiln          # write out a built-in network
+
+            Run `kiln help SUBCOMMAND` for the options of each subcommand.
+            """,
+        version: "0.1.0",
+        subcommands: [Dump.self, Models.self]
+    )
+}
+
+/// Prints `kiln: error: …` on stderr and exits non-zero: the one way the CLI reports failure.
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data("kiln: error: \(message)\n".utf8))
+    return ExitCode(code)
+}
+
+/// Runs `body`, turning any error into one line on stderr and exit code 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as GraphError {
+        throw fail(e.description)
+    } catch let e as CLIError {
+        throw fail(e.message)
+    } catch {
+        throw fail("\(error)")
+    }
+}
+
+struct CLIError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`kiln dump … | head`).
+func emit(_ s: String) {
+    FileHandle.standardOutput.write(Data(s.utf8))
+}

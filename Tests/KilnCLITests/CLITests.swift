@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+
+/// Runs the built `kiln` binary, as a user would.
+struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `kiln` binary next to this test bundle (SwiftPM builds both into one folder), or `KILN_BIN`.
+let kilnBinary: URL = {
+    if let path = ProcessInfo.processInfo.environment["KILN_BIN"] { return URL(fileURLWithPath: path) }
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    return exe.deletingLastPathComponent().appendingPathComponent("kiln")
+}()
+
+func run(_ executable: URL, _ arguments: [String], stdin: Data? = nil) throws -> Run {
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    p.currentDirectoryURL = repositoryRoot
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = inp
+    try p.run()
+    if let stdin { inp.fileHandleForWriting.write(stdin) }
+    try inp.fileHandleForWriting.close()
+    // Read both pipes to the end before waiting, so a large output cannot block the child.
+    nonisolated(unsafe) var errData = Data()
+    let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    while !reader.isFinished { usleep(1000) }
+    return Run(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func kiln(_ arguments: String...) throws -> Run { try run(kilnBinary, arguments) }
+
+func temporaryFile(_ name: String, _ contents: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-cli-tests-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let url = dir.appendingPathComponent(name)
+    try contents.write(to: url, atomically: true, encoding: .utf8)
+    return url.path
+}
+
+@Suite("kiln command line")
+struct CLITests {
+    @Test("the binary exists")
+    func binary() {
+        #expect(FileManager.default.isExecutableFile(atPath: kilnBinary.path), "no kiln at \(kilnBinary.path)")
+    }
+
+    @Test("kiln --help names the subcommands and shows examples")
+    func help() throws {
+        let r = try kiln("--help")
+        #expect(r.status == 0)
+        for s in ["dump", "models", "kiln dump models/resnet32-cifar.kiln --stats"] { #expect(r.stdout.contains(s)) }
+    }
+
+    @Test("each subcommand's help says what it does with an example", arguments: ["dump", "models"])
+    func subcommandHelp(_ name: String) throws {
+        let r = try kiln("help", name)
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("Example"))
+        #expect(r.stdout.contains("kiln \(name)"))
+    }
+
+    @Test("dump --stats reports ResNet-32's parameters and FLOPs")
+    func stats() throws {
+        let r = try kiln("dump", "models/resnet32-cifar.kiln", "--stats")
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("trainable parameters: 464,154"))
+        #expect(r.stdout.contains("conv+gemm 0.1377 G"))
+        #expect(r.stdout.contains("layer2.0.conv1"))
+    }
+
+    @Test("dump prints text that dump reads back unchanged")
+    func dumpRoundTrip() throws {
+        for model in ["resnet8-mnist", "resnet50"] {
+            let first = try kiln("dump", "models/\(model).kiln")
+            #expect(first.status == 0)
+            let path = try temporaryFile("\(model)-again.kiln", first.stdout)
+            let second = try kiln("dump", path)
+            #expect(second.stdout == first.stdout)
+        }
+    }
+
+    @Test("dump --format dot renders to SVG with Graphviz")
+    func dotToSVG() throws {
+        let d = try kiln("dump", "models/resnet8-mnist.kiln", "--format", "dot")
+        #expect(d.status == 0)
+        let dot = URL(fileURLWithPath: "/usr/bin/dot")
+        try #require(FileManager.default.isExecutableFile(atPath: dot.path), "Graphviz is missing: run scripts/setup.sh")
+        let svg = try run(dot, ["-Tsvg"], stdin: Data(d.stdout.utf8))
+        #expect(svg.status == 0, "dot said: \(svg.stderr)")
+        #expect(svg.stdout.contains("<svg"))
+        #expect(svg.stdout.contains("layer3.0.conv1"))
+    }
+
+    @Test("dump --format json is valid JSON")
+    func json() throws {
+        let r = try kiln("dump", "models/resnet32-cifar.kiln", "--format", "json", "--stats")
+        #expect(r.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let stats = object?["stats"] as? [String: Any]
+        #expect(stats?["trainable_parameters"] as? Int == 464_154)
+    }
+
+    @Test("a malformed file gives one line on stderr with file:line:column and exit code 1")
+    func malformed() throws {
+        let path = try temporaryFile("bad.kiln", "graph g {\n  input x: f32[N, 4]\n  y = Relu(x,\n}\n")
+        let r = try kiln("dump", path)
+        #expect(r.status == 1)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr == "kiln: error: \(path):4:1: expected an input name, found '}'\n")
+    }
+
+    @Test("an invalid graph names the node and op")
+    func invalid() throws {
+        let path = try temporaryFile("invalid.kiln", "graph g {\n  input x: f32[N, 4]\n  y = Softmax(x) {axis=2}\n  output y\n}\n")
+        let r = try kiln("dump", path)
+        #expect(r.status == 1)
+        #expect(r.stderr == "kiln: error: \(path):3: node 'y' (Softmax): axis 2 is out of range for rank 2\n")
+    }
+
+    @Test("missing files, folders and unknown types are clear errors", arguments: [
+        (["dump", "no/such.kiln"], "kiln: error: no/such.kiln: no such file\n"),
+        (["dump", "models"], "kiln: error: models: is a directory, expected a model file\n"),
+        (["dump", "Package.swift"], "kiln: error: Package.swift: unknown model file type '.swift' (Kiln reads .kiln text IR)\n"),
+        (["models", "resnet9000"], "kiln: error: no built-in network 'resnet9000' (there are: resnet32-cifar, resnet8-mnist, resnet18, resnet50)\n"),
+    ])
+    func fileErrors(_ args: [String], _ message: String) throws {
+        let r = try run(kilnBinary, args)
+        #expect(r.status == 1)
+        #expect(r.stderr == message)
+    }
+
+    @Test("binary garbage in a .kiln file is an error, not a crash")
+    func garbage() throws {
+        var bytes = [UInt8]()
+        var state: UInt32 = 12345
+        for _ in 0..<4096 { state = state &* 1_664_525 &+ 1_013_904_223; bytes.append(UInt8(truncatingIfNeeded: state >> 24)) }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-garbage-\(getpid()).kiln")
+        try Data(bytes).write(to: url)
+        let r = try kiln("dump", url.path)
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("kiln: error: \(url.path)"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("bad option values are refused with usage, exit code 64")
+    func badOptions() throws {
+        let r = try kiln("dump", "models/resnet8-mnist.kiln", "--batch", "0")
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("--batch must be at least 1"))
+    }
+}
