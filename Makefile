@@ -22,7 +22,8 @@ demo: build
 
 test: setup
 	$(SWIFT) build -c $(CONFIG) --build-tests
-	$(SWIFT) test -c $(CONFIG) --skip-build
+	bash scripts/conformance.sh "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln"
+	KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build
 
 clean:
 	rm -rf .build

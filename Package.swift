@@ -15,7 +15,7 @@ let package = Package(
     ],
     targets: [
         // MARK: - Public modules
-        .target(name: "Graph", dependencies: ["CProtobufC"]),
+        .target(name: "Graph", dependencies: ["COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph"]),
         .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS"]),
         .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime"]),
@@ -28,6 +28,8 @@ let package = Package(
         ),
 
         // MARK: - C shims
+        // protobuf-c code generated from proto/onnx-kiln.proto by scripts/gen-proto.sh.
+        .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",

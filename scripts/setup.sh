@@ -24,6 +24,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The Python tools (onnx for test data and checks, onnxruntime as the reference runtime) live
+# in a venv outside the repository; it is rebuilt when scripts/requirements.txt changes.
+VENV=${KILN_VENV:-$HOME/.cache/kiln/venv}
+REQ="$(cd "$(dirname "$0")" && pwd)/requirements.txt"
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.kiln-requirements"; then
+  echo "setup: creating the Python venv $VENV (onnx, onnxruntime)"
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+  cp "$REQ" "$VENV/.kiln-requirements"
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
   echo "setup: the Swift toolchain (6.1 or later) is not on PATH; install it from swift.org" >&2
   exit 1

@@ -20,7 +20,9 @@ func loadGraph(_ path: String) throws -> Graph {
         do { data = try Data(contentsOf: url) } catch { throw CLIError("\(path): cannot read: \(error.localizedDescription)") }
         guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path): not UTF-8 text") }
         return try TextFormat.parse(text, file: path)
+    case "onnx":
+        return try ONNXImport.load(path: path)
     default:
-        throw CLIError("\(path): unknown model file type '.\(url.pathExtension)' (Kiln reads .kiln text IR)")
+        throw CLIError("\(path): unknown model file type '.\(url.pathExtension)' (Kiln reads .kiln text IR and .onnx)")
     }
 }

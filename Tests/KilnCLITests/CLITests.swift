@@ -132,7 +132,7 @@ struct CLITests {
     @Test("missing files, folders and unknown types are clear errors", arguments: [
         (["dump", "no/such.kiln"], "kiln: error: no/such.kiln: no such file\n"),
         (["dump", "models"], "kiln: error: models: is a directory, expected a model file\n"),
-        (["dump", "Package.swift"], "kiln: error: Package.swift: unknown model file type '.swift' (Kiln reads .kiln text IR)\n"),
+        (["dump", "Package.swift"], "kiln: error: Package.swift: unknown model file type '.swift' (Kiln reads .kiln text IR and .onnx)\n"),
         (["models", "resnet9000"], "kiln: error: no built-in network 'resnet9000' (there are: resnet32-cifar, resnet8-mnist, resnet18, resnet50)\n"),
     ])
     func fileErrors(_ args: [String], _ message: String) throws {

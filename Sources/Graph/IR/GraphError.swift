@@ -6,6 +6,8 @@ public enum GraphError: Error, Sendable, Equatable, CustomStringConvertible {
     case node(name: String, op: String, message: String, location: String?)
     /// A graph-level problem not tied to one node (duplicate input, missing output, …).
     case graph(message: String, location: String?)
+    /// A file that cannot be read as what it claims to be (ONNX, tensor, …).
+    case file(path: String, message: String)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum GraphError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .graph(message, location):
             let prefix = location.map { "\($0): " } ?? ""
             return "\(prefix)\(message)"
+        case let .file(path, message):
+            return "\(path): \(message)"
         }
     }
 

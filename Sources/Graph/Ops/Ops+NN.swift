@@ -16,7 +16,7 @@ private func softmaxLike(_ name: String) -> OpSchema {
 private func pool(_ name: String, extra: [AttributeSpec], dilations: Bool) -> OpSchema {
     let outputs = name == "MaxPool" ? 1...2 : 1...1
     return OpSchema(name, inputs: 1...1, outputs: outputs, attributes: windowAttributes + extra) { ctx in
-        let (x, spatial) = try ctx.spatialInput(0)
+        let (x, spatial) = try ctx.spatialInput(0, integers: name == "MaxPool")
         guard let kernel = ctx.ints("kernel_shape") else { throw ctx.error("missing required attribute 'kernel_shape'") }
         let g = try ctx.window(input: spatial, kernel: kernel, ceilMode: ctx.int("ceil_mode") != 0, dilations: dilations)
         if name == "MaxPool", ctx.int("storage_order") != 0 && ctx.int("storage_order") != 1 {
@@ -88,7 +88,7 @@ let nnOps: [OpSchema] = [
     },
 
     pool("MaxPool", extra: [.int("ceil_mode", 0), .optional("dilations", .ints), .int("storage_order", 0)], dilations: true),
-    pool("AveragePool", extra: [.int("ceil_mode", 0), .int("count_include_pad", 0)], dilations: false),
+    pool("AveragePool", extra: [.int("ceil_mode", 0), .int("count_include_pad", 0), .optional("dilations", .ints)], dilations: true),
     globalPool("GlobalAveragePool"),
     globalPool("GlobalMaxPool"),
 

@@ -85,9 +85,9 @@ extension InferenceContext {
     }
 
     /// Checks an `[N, C, D1, …]` input and returns its static spatial sizes.
-    func spatialInput(_ i: Int, minRank: Int = 3) throws -> (TensorType, [Int]) {
+    func spatialInput(_ i: Int, minRank: Int = 3, integers: Bool = false) throws -> (TensorType, [Int]) {
         let x = try input(i)
-        try requireFloat(x, "input \(i)")
+        if !(integers && (x.dtype == .i8 || x.dtype == .u8)) { try requireFloat(x, "input \(i)") }
         guard x.rank >= minRank else { throw error("input must be [N, C, D1, …] (rank ≥ \(minRank)), got \(x.shape.text)") }
         guard let spatial = Array(x.shape[2...]).staticSizes else {
             throw error("spatial dimensions must be static, got \(x.shape.text)")

@@ -1,0 +1,130 @@
+import Graph
+
+/// Errors while running a graph, with the node or input they concern.
+public enum RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
+    case missingInput(String)
+    case unexpectedInput(String)
+    case inputMismatch(name: String, expected: String, got: String)
+    case noValues(parameter: String)
+    case kernel(node: String, op: String, message: String)
+    case unsupported(node: String, op: String)
+
+    public var description: String {
+        switch self {
+        case .missingInput(let n): return "no value given for graph input '\(n)'"
+        case .unexpectedInput(let n): return "the graph has no input named '\(n)'"
+        case let .inputMismatch(n, e, g): return "input '\(n)' must be \(e), got \(g)"
+        case .noValues(let p): return "parameter '\(p)' has no values (initialise the graph's weights first)"
+        case let .kernel(n, o, m): return "node '\(n)' (\(o)): \(m)"
+        case let .unsupported(n, o): return "node '\(n)': no reference kernel for \(o)"
+        }
+    }
+}
+
+extension Graph {
+    /// The graph with its inputs' symbolic dimensions bound to the sizes of `shapes` and every
+    /// value's type re-inferred, so all shapes are static.
+    public func specialized(inputShapes shapes: [String: [Int]]) throws -> Graph {
+        var bindings: [String: Int] = [:]
+        for v in inputs {
+            guard let s = shapes[v.name] else { throw RuntimeError.missingInput(v.name) }
+            guard s.count == v.type.rank else {
+                throw RuntimeError.inputMismatch(name: v.name, expected: v.type.description, got: "rank \(s.count) \(s)")
+            }
+            for (d, size) in zip(v.type.shape, s) {
+                if let fixed = d.value {
+                    guard fixed == size else { throw RuntimeError.inputMismatch(name: v.name, expected: v.type.description, got: "\(s)") }
+                } else if d.symbols.count == 1 && d.coefficient == 1 {
+                    let sym = d.symbols[0]
+                    if let b = bindings[sym], b != size {
+                        throw RuntimeError.inputMismatch(name: v.name, expected: "\(sym) = \(b) as bound by an earlier input", got: "\(s)")
+                    }
+                    bindings[sym] = size
+                }
+            }
+        }
+        var g = self
+        for k in g.inputs.indices {
+            g.inputs[k].type.shape = shapes[g.inputs[k].name]!.map { Dim($0) }
+        }
+        let undeclared = Set(nodes.flatMap { $0.outputs.map(\.name) })
+        return try g.verified(undeclared: undeclared, undeclaredOutputs: Set(outputs.map(\.name)))
+    }
+}
+
+/// Runs a graph with the naive reference kernels: the oracle every fast kernel is tested
+/// against. Slow by design; every op computes in Double (floats) or Int64 (integers).
+public enum ReferenceExecutor {
+    public static func run(_ graph: Graph, inputs: [String: TensorData]) throws -> [String: TensorData] {
+        let known = Set(graph.inputs.map(\.name))
+        for name in inputs.keys where !known.contains(name) { throw RuntimeError.unexpectedInput(name) }
+        for v in graph.inputs {
+            guard let t = inputs[v.name] else { throw RuntimeError.missingInput(v.name) }
+            guard t.dtype == v.type.dtype else {
+                throw RuntimeError.inputMismatch(name: v.name, expected: v.type.description, got: t.type.description)
+            }
+        }
+        let g = try graph.specialized(inputShapes: inputs.mapValues(\.shape))
+        var env: [String: HostTensor] = [:]
+        for (name, t) in inputs { env[name] = HostTensor(t) }
+        for p in g.parameters {
+            guard let t = p.initializer.tensor else { throw RuntimeError.noValues(parameter: p.name) }
+            env[p.name] = HostTensor(t)
+        }
+        for node in g.nodes {
+            guard let kernel = referenceKernels[node.domain.isEmpty ? node.op : "\(node.domain).\(node.op)"] else {
+                throw RuntimeError.unsupported(node: node.name, op: node.qualifiedOp)
+            }
+            let ctx = RefContext(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : env[$0] },
+                                 outputTypes: node.outputs.map(\.type))
+            let results: [HostTensor]
+            do {
+                results = try kernel(ctx)
+            } catch let e as RuntimeError {
+                throw e
+            } catch {
+                throw RuntimeError.kernel(node: node.name, op: node.qualifiedOp, message: "\(error)")
+            }
+            for (k, out) in node.outputs.enumerated() where !out.name.isEmpty && k < results.count {
+                env[out.name] = results[k]
+            }
+        }
+        var out: [String: TensorData] = [:]
+        for v in g.outputs { out[v.name] = env[v.name]!.data }
+        return out
+    }
+}
+
+/// What a reference kernel sees: its node, input tensors, and static output types.
+struct RefContext: Sendable {
+    let node: Node
+    let inputs: [HostTensor?]
+    let outputTypes: [TensorType]
+
+    func fail(_ m: String) -> RuntimeError { .kernel(node: node.name, op: node.qualifiedOp, message: m) }
+
+    func input(_ k: Int) throws -> HostTensor {
+        guard k < inputs.count, let t = inputs[k] else { throw fail("input \(k) is missing") }
+        return t
+    }
+
+    func optional(_ k: Int) -> HostTensor? { k < inputs.count ? inputs[k] : nil }
+
+    func outShape(_ k: Int = 0) -> [Int] { outputTypes[k].shape.map { $0.value ?? 0 } }
+    func outType(_ k: Int = 0) -> DType { outputTypes[k].dtype }
+
+    private func attr(_ name: String) -> Attribute? {
+        node.attributes[name] ?? OpCatalogue.schema(domain: node.domain, op: node.op)?.attribute(name)?.defaultValue
+    }
+
+    func int(_ name: String) -> Int { if case .int(let v)? = attr(name) { return v }; return 0 }
+    func float(_ name: String) -> Double { if case .float(let v)? = attr(name) { return Double(v) }; return 0 }
+    func string(_ name: String) -> String { if case .string(let v)? = attr(name) { return v }; return "" }
+    func ints(_ name: String) -> [Int]? { if case .ints(let v)? = attr(name) { return v }; return nil }
+    func has(_ name: String) -> Bool { node.attributes[name] != nil }
+    func attribute(_ name: String) -> Attribute? { node.attributes[name] }
+
+    func axis(_ a: Int, rank: Int) -> Int { a < 0 ? a + rank : a }
+}
+
+typealias RefKernel = @Sendable (RefContext) throws -> [HostTensor]

@@ -1,0 +1,113 @@
+import Graph
+
+/// A tensor as the reference kernels hold it: floating-point types widened to Double,
+/// integer and bool types as Int64, so every kernel has one arithmetic per family and the
+/// result is rounded once, to the output type, at the end.
+public struct HostTensor: Sendable, Equatable {
+    public var dtype: DType
+    public var shape: [Int]
+    /// Elements when `dtype` is floating point.
+    public var f: [Double]
+    /// Elements when `dtype` is an integer type or bool.
+    public var i: [Int64]
+
+    public var count: Int { shape.reduce(1, *) }
+    public var isFloat: Bool { dtype.isFloatingPoint }
+
+    public init(dtype: DType, shape: [Int], f: [Double] = [], i: [Int64] = []) {
+        self.dtype = dtype
+        self.shape = shape
+        self.f = f
+        self.i = i
+    }
+
+    public init(_ t: TensorData) {
+        dtype = t.dtype
+        shape = t.shape
+        if t.dtype.isFloatingPoint {
+            f = t.doubles
+            i = []
+        } else {
+            f = []
+            i = t.int64s
+        }
+    }
+
+    public static func zeros(_ dtype: DType, _ shape: [Int]) -> HostTensor {
+        let n = shape.reduce(1, *)
+        return dtype.isFloatingPoint ? HostTensor(dtype: dtype, shape: shape, f: Array(repeating: 0, count: n))
+                                     : HostTensor(dtype: dtype, shape: shape, i: Array(repeating: 0, count: n))
+    }
+
+    /// Values rounded to `dtype` (integers wrap as C casts do, bool is nonzero).
+    public var data: TensorData {
+        if dtype.isFloatingPoint { return TensorData(dtype: dtype, shape: shape, values: f) }
+        switch dtype {
+        case .bool: return TensorData(dtype: .bool, shape: shape, integers: i.map { $0 != 0 ? 1 : 0 })
+        default: return TensorData(dtype: dtype, shape: shape, integers: i)
+        }
+    }
+
+    /// Element `k` as a Double, whatever the family.
+    @inline(__always) func value(_ k: Int) -> Double { isFloat ? f[k] : Double(i[k]) }
+
+    /// A tensor of the same family holding the elements at `indices` (data movement).
+    func gather(_ indices: [Int], shape: [Int], dtype: DType? = nil) -> HostTensor {
+        isFloat ? HostTensor(dtype: dtype ?? self.dtype, shape: shape, f: indices.map { f[$0] })
+                : HostTensor(dtype: dtype ?? self.dtype, shape: shape, i: indices.map { i[$0] })
+    }
+
+    func reshaped(_ s: [Int]) -> HostTensor {
+        var t = self
+        t.shape = s
+        return t
+    }
+}
+
+/// Row-major strides of a shape.
+func strides(_ shape: [Int]) -> [Int] {
+    var s = Array(repeating: 1, count: shape.count)
+    var acc = 1
+    for d in stride(from: shape.count - 1, through: 0, by: -1) {
+        s[d] = acc
+        acc *= shape[d]
+    }
+    return s
+}
+
+/// For each element of `outShape`, the flat index of the element of `inShape` that
+/// numpy-style broadcasting reads.
+func broadcastIndices(from inShape: [Int], to outShape: [Int]) -> [Int] {
+    let rank = outShape.count
+    let padded = Array(repeating: 1, count: rank - inShape.count) + inShape
+    let inStrides = strides(padded)
+    let step = (0..<rank).map { padded[$0] == 1 ? 0 : inStrides[$0] }
+    let n = outShape.reduce(1, *)
+    var out = [Int](repeating: 0, count: n)
+    var coord = [Int](repeating: 0, count: rank)
+    var idx = 0
+    for k in 0..<n {
+        out[k] = idx
+        var d = rank - 1
+        while d >= 0 {
+            coord[d] += 1
+            idx += step[d]
+            if coord[d] < outShape[d] { break }
+            idx -= step[d] * coord[d]
+            coord[d] = 0
+            d -= 1
+        }
+    }
+    return out
+}
+
+/// The numpy broadcast of several shapes (already checked by shape inference).
+func broadcastShape(_ shapes: [[Int]]) -> [Int] {
+    let rank = shapes.map(\.count).max() ?? 0
+    return (0..<rank).map { d in
+        shapes.map { s -> Int in
+            let k = d - (rank - s.count)
+            return k < 0 ? 1 : s[k]
+        }.reduce(1) { $0 == 1 ? $1 : ($1 == 1 ? $0 : max($0, $1)) }
+    }
+}
