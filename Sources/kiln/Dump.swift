@@ -79,6 +79,8 @@ enum StatsTable {
         return (n < 0 ? "-" : "") + out
     }
 
+    static func short(_ d: Double) -> String { String(format: "%.6g", d) }
+
     static func bytes(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB"]
         var v = Double(n), u = 0

@@ -2,7 +2,7 @@ import Foundation
 import Graph
 
 /// Loads a network from a file, choosing the reader by extension.
-func loadGraph(_ path: String) throws -> Graph {
+func loadGraph(_ path: String, constants: [String: TensorData] = [:]) throws -> Graph {
     if path == "-" {
         let data = FileHandle.standardInput.readDataToEndOfFile()
         guard let text = String(data: data, encoding: .utf8) else { throw CLIError("<stdin>: not UTF-8 text") }
@@ -21,7 +21,7 @@ func loadGraph(_ path: String) throws -> Graph {
         guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path): not UTF-8 text") }
         return try TextFormat.parse(text, file: path)
     case "onnx":
-        return try ONNXImport.load(path: path)
+        return try ONNXImport.load(path: path, constants: constants)
     default:
         throw CLIError("\(path): unknown model file type '.\(url.pathExtension)' (Kiln reads .kiln text IR and .onnx)")
     }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Runtime
+
+extension Kiln {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a model on tensors from .npy or .pb files and write its outputs as .npy.",
+            discussion: """
+                Inputs are NAME=FILE pairs (FILE alone for a model with one input). Integer
+                inputs of an ONNX model are compiled in as constants, as they decide shapes.
+                A .kiln model whose parameters are initialiser rules gets seeded random
+                weights (--seed). Each output is written to DIR/NAME.npy; the command prints
+                shapes, a summary, and the top-5 classes of outputs that look like class
+                scores ([N, C]).
+
+                Today every run uses the reference kernels (--reference is the default and
+                the only executor until the compiler's fast path lands).
+
+                Examples:
+                  kiln run model.onnx --input data=image.npy --output out/
+                  kiln run models/resnet8-mnist.kiln --input image=digits.npy --seed 1
+                """
+        )
+
+        @Argument(help: "The model (.onnx or .kiln).")
+        var model: String
+
+        @Option(name: .customLong("input"), help: "NAME=FILE (.npy or .pb); repeat for each input.")
+        var inputs: [String] = []
+
+        @Option(help: "Folder for the output .npy files (created if missing).")
+        var output: String?
+
+        @Flag(help: "Run with the naive reference kernels.")
+        var reference = false
+
+        @Option(help: "Seed for the weights of a .kiln model given as initialiser rules.")
+        var seed: UInt64 = 0
+
+        func run() throws {
+            try reportingErrors {
+                var given: [(String?, TensorData, String)] = []
+                for spec in inputs {
+                    if let eq = spec.firstIndex(of: "="), !spec.hasPrefix("=") {
+                        let name = String(spec[..<eq]), file = String(spec[spec.index(after: eq)...])
+                        given.append((name, try readTensorFile(file), file))
+                    } else {
+                        given.append((nil, try readTensorFile(spec), spec))
+                    }
+                }
+                // Integer inputs of ONNX models become constants; name them from the model's signature.
+                var constants: [String: TensorData] = [:]
+                var signature: [String] = []
+                if model.lowercased().hasSuffix(".onnx") {
+                    signature = try ONNXImport.inputSignature(path: model).map(\.name)
+                    for (k, g) in given.enumerated() where !g.1.dtype.isFloatingPoint {
+                        if let n = g.0 ?? (given.count == signature.count ? signature[k] : nil) { constants[n] = g.1 }
+                    }
+                }
+                var graph = try loadGraph(model, constants: constants)
+                if graph.parameters.contains(where: { $0.initializer.tensor == nil }) {
+                    graph = try graph.materialized(seed: seed)
+                    FileHandle.standardError.write(Data("kiln: weights drawn from the initialiser rules with seed \(seed)\n".utf8))
+                }
+                var feeds: [String: TensorData] = [:]
+                let names = graph.inputs.map(\.name)
+                for (k, g, _) in given {
+                    if let n = k {
+                        if constants[n] != nil { continue }
+                        guard names.contains(n) else {
+                            throw CLIError("the model has no input '\(n)' (its inputs: \(names.joined(separator: ", ")))")
+                        }
+                        feeds[n] = g
+                    }
+                }
+                let unnamed = given.filter { $0.0 == nil && !constants.values.contains($0.1) }
+                if !unnamed.isEmpty {
+                    guard unnamed.count == 1, names.count == 1 else {
+                        throw CLIError("name each input as NAME=FILE (the model's inputs: \(names.joined(separator: ", ")))")
+                    }
+                    feeds[names[0]] = unnamed[0].1
+                }
+                for n in names where feeds[n] == nil {
+                    let t = graph.inputs.first { $0.name == n }!.type
+                    throw CLIError("no value for input '\(n)' (\(t)); pass --input \(n)=FILE")
+                }
+                let start = Date()
+                let outputs = try ReferenceExecutor.run(graph, inputs: feeds)
+                let seconds = Date().timeIntervalSince(start)
+                if let dir = output {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                }
+                let classNames = graph.metadata["kiln.class_names"]?.split(separator: ",").map(String.init)
+                for v in graph.outputs {
+                    let t = outputs[v.name]!
+                    let s = t.summary
+                    emit("\(v.name): \(t.dtype)\(t.shape)  min \(StatsTable.short(s.min))  max \(StatsTable.short(s.max))  mean \(StatsTable.short(s.mean))\n")
+                    if t.dtype.isFloatingPoint, t.shape.count == 2, t.shape[1] >= 2 {
+                        let c = t.shape[1]
+                        for row in 0..<min(t.shape[0], 8) {
+                            let scores = (0..<c).map { t.double(at: row * c + $0) }
+                            let top = scores.indices.sorted { scores[$0] > scores[$1] }.prefix(5)
+                            let text = top.map { i in "\(classNames.map { $0.indices.contains(i) ? $0[i] : "\(i)" } ?? "\(i)") (\(StatsTable.short(scores[i])))" }
+                            emit("  [\(row)] top-5: \(text.joined(separator: ", "))\n")
+                        }
+                        if t.shape[0] > 8 { emit("  … \(t.shape[0] - 8) more rows\n") }
+                    }
+                    if let dir = output {
+                        let file = URL(fileURLWithPath: dir).appendingPathComponent(safeFileName(v.name) + ".npy").path
+                        try NPY.write(t, path: file)
+                        emit("  written to \(file)\n")
+                    }
+                }
+                FileHandle.standardError.write(Data(String(format: "kiln: ran in %.3f s (reference kernels)\n", seconds).utf8))
+            }
+        }
+
+        func safeFileName(_ s: String) -> String {
+            let cleaned = String(s.map { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." ? $0 : "_" })
+            return cleaned.isEmpty || cleaned.hasPrefix(".") ? "output" + cleaned : cleaned
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Graph
+import Testing
+
+/// The Python venv with onnx and onnxruntime that scripts/setup.sh creates.
+let python: URL = {
+    let venv = ProcessInfo.processInfo.environment["KILN_VENV"] ?? (NSHomeDirectory() + "/.cache/kiln/venv")
+    return URL(fileURLWithPath: venv + "/bin/python")
+}()
+
+func scratch(_ name: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tests-\(getpid())/\(name)")
+    try? FileManager.default.removeItem(at: dir)
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+/// max |a − b| / max |b| over the tensor: error relative to the output's scale.
+func relativeError(_ a: TensorData, _ b: TensorData) -> Double {
+    var diff = 0.0, scale = 0.0
+    for k in 0..<b.count {
+        diff = max(diff, abs(a.double(at: k) - b.double(at: k)))
+        scale = max(scale, abs(b.double(at: k)))
+    }
+    return scale == 0 ? diff : diff / scale
+}
+
+@Suite("ONNX export checked by onnx.checker and onnxruntime", .serialized)
+struct ONNXExportTests {
+    @Test("every model in models/, with seeded weights: onnxruntime's outputs equal kiln run --reference within 1e-4",
+          arguments: [("resnet8-mnist", [2, 1, 28, 28]), ("resnet32-cifar", [2, 3, 32, 32]), ("resnet18", [1, 3, 224, 224]), ("resnet50", [1, 3, 224, 224])])
+    func exportMatchesOnnxruntime(_ model: String, _ shape: [Int]) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("export-\(model)")
+        let onnx = dir.appendingPathComponent("\(model).onnx").path
+        let c = try kiln("convert", "models/\(model).kiln", "-o", onnx, "--seed", "11")
+        #expect(c.status == 0, "\(c.stderr)")
+        // A deterministic input from a simple generator (values in [−1, 1)).
+        var state: UInt32 = 2024
+        let n = shape.reduce(1, *)
+        let values = (0..<n).map { _ -> Float in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 23) - 1 }
+        let input = dir.appendingPathComponent("input.npy").path
+        try NPY.write(TensorData(floats: values, shape: shape), path: input)
+
+        let ort = try run(python, [repositoryRoot.appendingPathComponent("scripts/ort_check.py").path, onnx, dir.appendingPathComponent("ort").path, "image=\(input)"])
+        #expect(ort.status == 0, "onnxruntime / checker: \(ort.stderr)")
+        #expect(ort.stdout.contains("opset 17, producer kiln, checker passed"))
+        let k = try kiln("run", onnx, "--input", "image=\(input)", "--output", dir.appendingPathComponent("kiln").path, "--reference")
+        #expect(k.status == 0, "\(k.stderr)")
+        let name = model == "resnet8-mnist" || model == "resnet32-cifar" ? "linear" : "fc"
+        let expected = try NPY.read(path: dir.appendingPathComponent("ort/\(name).npy").path)
+        let got = try NPY.read(path: dir.appendingPathComponent("kiln/\(name).npy").path)
+        #expect(got.shape == expected.shape)
+        let err = relativeError(got, expected)
+        #expect(err <= 1e-4, "max relative error \(err)")
+    }
+
+    @Test("an exported model imports back to the same graph")
+    func reimport() throws {
+        let dir = try scratch("reimport")
+        let path = dir.appendingPathComponent("r8.onnx").path
+        #expect(try kiln("convert", "models/resnet8-mnist.kiln", "-o", path, "--seed", "5").status == 0)
+        let kilnPath = dir.appendingPathComponent("r8.kiln").path
+        #expect(try kiln("convert", path, "-o", kilnPath).status == 0)
+        let original = try TextFormat.parse(String(contentsOfFile: "\(repositoryRoot.path)/models/resnet8-mnist.kiln", encoding: .utf8))
+        let back = try TextFormat.parse(String(contentsOfFile: kilnPath, encoding: .utf8))
+        #expect(back.nodes == original.nodes)
+        #expect(back.parameters.map(\.name) == original.parameters.map(\.name))
+        #expect(back.metadata == original.metadata)
+    }
+}
+
+@Suite("Malformed and hostile model and tensor files", .serialized)
+struct HostileFileTests {
+    @Test("the generated corpus: each file gives its one-line error and exit code 1")
+    func pythonCorpus() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("bad-onnx")
+        let r = try run(python, [repositoryRoot.appendingPathComponent("scripts/make_bad_onnx.py").path, dir.path])
+        try #require(r.status == 0, "\(r.stderr)")
+        let lines = try String(contentsOf: dir.appendingPathComponent("expected.txt"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count >= 20)
+        for line in lines {
+            let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
+            let d = try kiln("dump", dir.appendingPathComponent(parts[0]).path)
+            #expect(d.status == 1, "\(parts[0]) exited \(d.status)")
+            #expect(d.stderr.contains(parts[1]), "\(parts[0]): \(d.stderr)")
+            #expect(d.stderr.split(separator: "\n").count == 1, "\(parts[0]): \(d.stderr)")
+        }
+        // The good model in the same folder still loads.
+        #expect(try kiln("dump", dir.appendingPathComponent("good.onnx").path).status == 0)
+    }
+
+    @Test("empty, random, truncated and bit-flipped ONNX files are errors, never crashes")
+    func damagedBytes() throws {
+        let dir = try scratch("damaged")
+        let good = dir.appendingPathComponent("good.onnx").path
+        #expect(try kiln("convert", "models/resnet8-mnist.kiln", "-o", good, "--seed", "1").status == 0)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
+        var files: [(String, [UInt8])] = [("empty.onnx", [])]
+        var state: UInt64 = 99
+        func next() -> UInt64 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return state >> 33 }
+        files.append(("random.onnx", (0..<5000).map { _ in UInt8(truncatingIfNeeded: next()) }))
+        for cut in [1, 7, bytes.count / 3, bytes.count / 2, bytes.count - 3] { files.append(("cut\(cut).onnx", Array(bytes[..<cut]))) }
+        for k in 0..<6 {
+            var flipped = bytes
+            for _ in 0..<8 { let i = Int(next() % UInt64(flipped.count)); flipped[i] ^= UInt8(1 << (next() % 8)) }
+            files.append(("flip\(k).onnx", flipped))
+        }
+        for (name, content) in files {
+            let path = dir.appendingPathComponent(name).path
+            try Data(content).write(to: URL(fileURLWithPath: path))
+            let r = try kiln("dump", path)
+            // A flip may land in a weight and leave a valid model; anything else must be a clean error.
+            #expect(r.status == 0 || (r.status == 1 && r.stderr.hasPrefix("kiln: error: ") && r.stderr.split(separator: "\n").count == 1),
+                    "\(name): status \(r.status), \(r.stderr.prefix(300))")
+            if name.hasPrefix("cut") || name == "empty.onnx" || name == "random.onnx" { #expect(r.status == 1, "\(name) loaded") }
+        }
+    }
+
+    @Test("bad tensor files and wrong input shapes in kiln run")
+    func badTensors() throws {
+        let dir = try scratch("bad-tensors")
+        let ok = dir.appendingPathComponent("ok.npy").path
+        try NPY.write(TensorData(floats: Array(repeating: 0.5, count: 784), shape: [1, 1, 28, 28]), path: ok)
+        var cases: [(String, [UInt8], String)] = []
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: ok)))
+        cases.append(("truncated.npy", Array(good.dropLast(10)), "data bytes, shape [1, 1, 28, 28] of f32 needs 3136"))
+        cases.append(("notnpy.npy", Array("hello".utf8), "not a .npy file (bad magic)"))
+        cases.append(("garbage.pb", [0xFF, 0xFF, 0xFF, 0xFF, 0x0F], "not a valid TensorProto"))
+        var fortran = good
+        if let r = String(decoding: fortran, as: UTF8.self).range(of: "False") {
+            let offset = String(decoding: fortran, as: UTF8.self).utf8.distance(from: String(decoding: fortran, as: UTF8.self).startIndex, to: r.lowerBound)
+            fortran.replaceSubrange(offset..<(offset + 5), with: Array("True ".utf8))
+        }
+        cases.append(("fortran.npy", fortran, "Fortran-order arrays are not supported"))
+        for (name, bytes, expected) in cases {
+            let path = dir.appendingPathComponent(name).path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let r = try kiln("run", "models/resnet8-mnist.kiln", "--input", "image=\(path)")
+            #expect(r.status == 1)
+            #expect(r.stderr.contains(expected), "\(name): \(r.stderr)")
+        }
+        let wrong = dir.appendingPathComponent("wrong.npy").path
+        try NPY.write(TensorData(floats: Array(repeating: 0, count: 3 * 32 * 32), shape: [1, 3, 32, 32]), path: wrong)
+        let r = try kiln("run", "models/resnet8-mnist.kiln", "--input", "image=\(wrong)")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("input 'image' must be f32[N, 1, 28, 28], got [1, 3, 32, 32]"), "\(r.stderr)")
+        let missing = try kiln("run", "models/resnet8-mnist.kiln", "--input", "nope=\(ok)")
+        #expect(missing.stderr.contains("the model has no input 'nope' (its inputs: image)"), "\(missing.stderr)")
+    }
+}
