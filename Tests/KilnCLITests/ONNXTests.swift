@@ -150,3 +150,36 @@ struct HostileFileTests {
         #expect(missing.stderr.contains("the model has no input 'nope' (its inputs: image)"), "\(missing.stderr)")
     }
 }
+
+@Suite("ONNX opset conversions against onnxruntime", .serialized)
+struct OpsetConversionTests {
+    @Test("older and newer opset forms (Softmax-11, Clip/Pad/Slice/Squeeze attributes, ReduceMean-18, BatchNorm-7/9, Dropout-10, AveragePool-19, external data) give onnxruntime's outputs")
+    func conversions() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("opsets")
+        let r = try run(python, [repositoryRoot.appendingPathComponent("scripts/make_opset_models.py").path, dir.path])
+        try #require(r.status == 0, "\(r.stderr)")
+        let models = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".onnx") }.sorted()
+        #expect(models.count >= 19)
+        for m in models {
+            let base = dir.appendingPathComponent(String(m.dropLast(5))).path
+            let out = base + ".kiln-out"
+            let k = try kiln("run", dir.appendingPathComponent(m).path, "--input", "x=\(base).input.npy", "--output", out)
+            #expect(k.status == 0, "\(m): \(k.stderr)")
+            guard k.status == 0 else { continue }
+            let want = try NPY.read(path: base + ".expected.npy"), got = try NPY.read(path: out + "/y.npy")
+            #expect(got.shape == want.shape, "\(m)")
+            #expect(allCloseProblem(got, want) == nil, "\(m): \(allCloseProblem(got, want) ?? "")")
+        }
+    }
+}
+
+/// numpy's allclose with rtol 1e-5, atol 1e-6, reporting the worst element.
+func allCloseProblem(_ got: TensorData, _ want: TensorData) -> String? {
+    guard got.shape == want.shape else { return "shape \(got.shape) vs \(want.shape)" }
+    for k in 0..<want.count {
+        let a = got.double(at: k), b = want.double(at: k)
+        if abs(a - b) > 1e-6 + 1e-5 * abs(b) { return "element \(k): expected \(b), got \(a)" }
+    }
+    return nil
+}

@@ -151,7 +151,7 @@ private struct Importer {
         for i in 0..<g.n_output {
             let v = g.output[i]!.pointee
             let name = str(v.name)
-            if let t = try valueType(v, what: "graph output '\(name)'") {
+            if let t = try valueType(v, what: "graph output '\(name)'", shapeRequired: false) {
                 graph.outputs.append(Value(name, t))
             } else {
                 graph.outputs.append(Value(name, TensorType(.f32, [])))
@@ -178,14 +178,17 @@ private struct Importer {
         }
     }
 
-    func valueType(_ v: Onnx__ValueInfoProto, what: String) throws(GraphError) -> TensorType? {
+    func valueType(_ v: Onnx__ValueInfoProto, what: String, shapeRequired: Bool = true) throws(GraphError) -> TensorType? {
         guard let tp = v.type?.pointee, tp.value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, let tt = tp.tensor_type?.pointee else {
             return nil
         }
         guard let dtype = DType(onnxCode: tt.elem_type) else {
             throw fail("\(what) has element type \(DType.onnxName(tt.elem_type)), which Kiln does not support")
         }
-        guard let shape = tt.shape?.pointee else { throw fail("\(what) has no shape (Kiln needs the rank)") }
+        guard let shape = tt.shape?.pointee else {
+            if shapeRequired { throw fail("\(what) has no shape (Kiln needs the rank)") }
+            return nil
+        }
         guard shape.n_dim <= ONNXLimits.maxRank else { throw fail("\(what) has rank \(shape.n_dim)") }
         var dims: Shape = []
         for j in 0..<shape.n_dim {
