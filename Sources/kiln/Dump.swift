@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Compiler
 import Graph
+import Runtime
 
 extension Kiln {
     struct Dump: ParsableCommand {
@@ -43,27 +45,53 @@ extension Kiln {
         @Option(help: "How the text IR shows weight tensors: summary (count, min, max, mean) or full.")
         var weights: Weights = .summary
 
+        @Option(help: "Print the graph after this compiler pass (\(Pass.inferencePipeline.map(\.name).joined(separator: ", "))), or after each with 'all'.")
+        var after: String?
+
+        @Option(help: "Seed for weights given as initialiser rules (passes such as fold-bn need values).")
+        var seed: UInt64 = 0
+
         func validate() throws {
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
             if stats && format == .dot { throw ValidationError("--stats goes with --format text or json, not dot") }
+            if let after, after != "all", Pass.named(after) == nil {
+                throw ValidationError("unknown pass '\(after)'; the passes are \(Pass.inferencePipeline.map(\.name).joined(separator: ", ")) (or 'all')")
+            }
         }
 
         func run() throws {
             try reportingErrors {
-                let graph = try loadGraph(file)
+                var graph = try loadGraph(file)
+                if let after {
+                    if graph.parameters.contains(where: { $0.initializer.tensor == nil }) {
+                        graph = try graph.materialized(seed: seed)
+                    }
+                    let stop = after == "all" ? nil : after
+                    var printed = false
+                    _ = try Pipeline.run(graph, passes: Pass.inferencePipeline) { pass, g in
+                        guard !printed else { return }
+                        if stop == nil { emit("# after \(pass.name): \(pass.summary)\n") }
+                        if stop == nil || stop == pass.name {
+                            emit(render(g))
+                            if stop != nil { printed = true }
+                        }
+                    }
+                    return
+                }
+                emit(render(graph))
+            }
+        }
+
+        func render(_ graph: Graph) -> String {
                 switch format {
                 case .text:
-                    if stats {
-                        emit(StatsTable.render(graph.stats(batch: batch), graph: graph))
-                    } else {
-                        emit(TextFormat.print(graph, options: weights == .full ? .full : TextPrintOptions()))
-                    }
+                    if stats { return StatsTable.render(graph.stats(batch: batch), graph: graph) }
+                    return TextFormat.print(graph, options: weights == .full ? .full : TextPrintOptions())
                 case .dot:
-                    emit(graph.dot())
+                    return graph.dot()
                 case .json:
-                    emit(graph.json(stats: stats ? graph.stats(batch: batch) : nil).render() + "\n")
+                    return graph.json(stats: stats ? graph.stats(batch: batch) : nil).render() + "\n"
                 }
-            }
         }
     }
 }

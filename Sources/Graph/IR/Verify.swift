@@ -11,6 +11,21 @@ extension Graph {
     /// - Parameter undeclaredOutputs: graph output names written without a type.
     /// - Parameter locations: `file:line` per node name, attached to errors.
     public func verified(undeclared: Set<String> = [], undeclaredOutputs: Set<String> = [], locations: [String: String] = [:]) throws(GraphError) -> Graph {
+        try analysed(undeclared: undeclared, undeclaredOutputs: undeclaredOutputs, locations: locations).graph
+    }
+
+    /// Integer values known at compile time (constants, and what flows from them and from
+    /// static shapes through Shape, Gather, Concat, …), by value name: what constant folding
+    /// replaces. Only fully static values are listed.
+    public func knownIntegerValues() throws(GraphError) -> [String: [Int]] {
+        var out: [String: [Int]] = [:]
+        for (name, dims) in try analysed().known {
+            if let v = dims.staticSizes { out[name] = v }
+        }
+        return out
+    }
+
+    func analysed(undeclared: Set<String> = [], undeclaredOutputs: Set<String> = [], locations: [String: String] = [:]) throws(GraphError) -> (graph: Graph, known: [String: KnownInts]) {
         var g = self
         var types: [String: TensorType] = [:]
         var known: [String: KnownInts] = [:]
@@ -91,7 +106,7 @@ extension Graph {
             }
             g.outputs[i].type = t
         }
-        return g
+        return (g, known)
     }
 
     /// Checks one node against its schema and input types; returns the node with attributes

@@ -3,7 +3,7 @@ enum TokenKind: Equatable {
     case identifier(String)
     case string(String)
     case number(String)
-    case punct(Character)   // { } ( ) [ ] , : = * @ -
+    case punct(Character)   // { } ( ) [ ] , : = * @ - →
     case arrow
     case end
 }
@@ -75,7 +75,7 @@ struct Lexer {
             } else if c == "-" && peek(1) == ">" {
                 advance(); advance()
                 out.append(Token(kind: .arrow, line: l, column: col))
-            } else if "{}()[],:=*@-".contains(c) {
+            } else if "{}()[],:=*@-→".contains(c) {
                 advance()
                 out.append(Token(kind: .punct(c), line: l, column: col))
             } else {

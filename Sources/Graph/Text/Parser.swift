@@ -351,6 +351,13 @@ struct Parser {
             op = String(qualified[qualified.index(after: dot)...])
         }
         guard !op.isEmpty else { throw fail("empty op name", at: opToken) }
+        var chain: [String]? = nil
+        if accept("[") {
+            var c: [String] = []
+            repeat { c.append(try identifier("an op name in the fused chain")) } while accept("→")
+            try expect("]", "to close the fused chain")
+            chain = c
+        }
         try expect("(", "to open the inputs of \(qualified)")
         var inputs: [String] = []
         if !accept(")") {
@@ -369,6 +376,10 @@ struct Parser {
                 } while accept(",")
                 try expect("}", "to close the attributes")
             }
+        }
+        if let chain {
+            guard attributes["chain"] == nil else { throw fail("the chain is given twice", at: opToken) }
+            attributes["chain"] = .strings(chain)
         }
         var nodeName = outputs[0].name
         if accept("@") { nodeName = try name("a node name after '@'") }

@@ -107,16 +107,25 @@ extension TextFormat {
     static func node(_ n: Node, _ o: TextPrintOptions) -> String {
         var s = n.outputs.map { "\(name($0.name)): \(type($0.type))" }.joined(separator: ", ")
         s += " = \(opName(n))(" + n.inputs.map(name).joined(separator: ", ") + ")"
-        if !n.attributes.isEmpty {
-            s += " {" + n.attributes.keys.sorted().map { "\($0)=\(attribute(n.attributes[$0]!, o))" }.joined(separator: ", ") + "}"
+        let shown = n.attributes.keys.sorted().filter { !(isChain($0, n)) }
+        if !shown.isEmpty {
+            s += " {" + shown.map { "\($0)=\(attribute(n.attributes[$0]!, o))" }.joined(separator: ", ") + "}"
         }
         if n.name != n.outputs.first?.name { s += " @\(name(n.name))" }
         return s
     }
 
+    /// A fused node's `chain` prints with its op name, `kiln.FusedConv[Conv→Add→Relu]`.
+    static func isChain(_ key: String, _ n: Node) -> Bool {
+        guard key == "chain", n.domain == "kiln", case .strings(let c)? = n.attributes["chain"] else { return false }
+        return !c.isEmpty && c.allSatisfy { !$0.isEmpty && $0.allSatisfy(Lexer.isIdentifierBody) && Lexer.isIdentifierStart($0.first!) }
+    }
+
     static func opName(_ n: Node) -> String {
         let q = n.qualifiedOp
-        return q.first.map(Lexer.isIdentifierStart) == true && q.allSatisfy(Lexer.isIdentifierBody) ? q : quote(q)
+        var s = q.first.map(Lexer.isIdentifierStart) == true && q.allSatisfy(Lexer.isIdentifierBody) ? q : quote(q)
+        if isChain("chain", n), case .strings(let c)? = n.attributes["chain"] { s += "[" + c.joined(separator: "→") + "]" }
+        return s
     }
 
     /// Prints a graph in the text IR. With default options, large tensors print as summaries.

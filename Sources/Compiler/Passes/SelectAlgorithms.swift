@@ -1,0 +1,45 @@
+import Graph
+
+/// The convolution algorithms the runtime implements.
+public enum ConvAlgorithm: String, Sendable, CaseIterable {
+    /// 1×1, stride 1, no padding, one group: the convolution is a matrix product.
+    case gemm1x1 = "gemm_1x1"
+    /// Patches gathered into columns per image, then one matrix product.
+    case im2col
+}
+
+extension Pass {
+    /// Chooses an algorithm for every (fused) convolution and records it on the node.
+    public static let selectAlgorithms = Pass("select-algorithms", summary: "choose the algorithm of every convolution") { g in
+        var out = g
+        for i in out.nodes.indices {
+            let n = out.nodes[i]
+            let isConv = (n.domain.isEmpty && n.op == "Conv") || (n.domain == "kiln" && n.op == "FusedConv")
+            guard isConv else { continue }
+            var node = n
+            if node.domain.isEmpty {
+                // A lone Conv becomes a FusedConv with an empty epilogue so it can carry the choice.
+                node.domain = "kiln"
+                node.op = "FusedConv"
+                node.attributes["chain"] = .strings(["Conv"])
+            }
+            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g).rawValue)
+            out.nodes[i] = node
+        }
+        return out
+    }
+}
+
+func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
+    func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
+    var group = 1
+    if case .int(let v)? = n.attributes["group"] { group = v }
+    let w = g.parameter(named: n.inputs[1])?.shape ?? []
+    let oneByOne = w.count >= 3 && w[2...].allSatisfy { $0 == 1 }
+    let unitStride = (ints("strides") ?? []).allSatisfy { $0 == 1 }
+    let noPad = (ints("pads") ?? []).allSatisfy { $0 == 0 }
+    var autoPad = "NOTSET"
+    if case .string(let s)? = n.attributes["auto_pad"] { autoPad = s }
+    if oneByOne && unitStride && noPad && group == 1 && (autoPad == "NOTSET" || autoPad == "VALID") { return .gemm1x1 }
+    return .im2col
+}
