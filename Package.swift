@@ -1,5 +1,12 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
+
+/// Release builds target the build machine's CPU (AVX2/AVX-512 FMA); set KILN_PORTABLE=1
+/// to build binaries for baseline x86-64.
+let portable = ProcessInfo.processInfo.environment["KILN_PORTABLE"] != nil
+let nativeC: [CSetting] = portable ? [.unsafeFlags(["-O3"])] : [.unsafeFlags(["-O3", "-march=native"])]
+let nativeSwift: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
 
 let package = Package(
     name: "Kiln",
@@ -17,7 +24,7 @@ let package = Package(
         // MARK: - Public modules
         .target(name: "Graph", dependencies: ["COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph"]),
-        .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS"]),
+        .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
         .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime"]),
         .executableTarget(
             name: "kiln",
@@ -30,6 +37,7 @@ let package = Package(
         // MARK: - C shims
         // protobuf-c code generated from proto/onnx-kiln.proto by scripts/gen-proto.sh.
         .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
+        .target(name: "CKernels", cSettings: nativeC),
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",

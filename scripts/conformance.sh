@@ -14,3 +14,6 @@ if [ ! -f "$DATA/VERSION" ] || [ "$(cat "$DATA/VERSION")" != "$want" ]; then
 fi
 "$KILN" conformance --quiet --expect conformance/expected-pass.txt \
   "$DATA/node" "$DATA/simple" "$DATA/pytorch-converted" "$DATA/pytorch-operator" "$DATA/light"
+# The same tests through the compiled path (passes, fused kernels, planned arena).
+"$KILN" conformance --compiled --quiet --expect conformance/expected-pass-compiled.txt \
+  "$DATA/node" "$DATA/simple" "$DATA/pytorch-converted" "$DATA/pytorch-operator" "$DATA/light"

@@ -9,6 +9,12 @@ public enum Conformance {
         case unsupported(String)
     }
 
+    /// Thrown by an executor for a graph it does not take: the test is reported unsupported.
+    public struct Unsupported: Error {
+        public var reason: String
+        public init(reason: String) { self.reason = reason }
+    }
+
     public struct Tolerance: Sendable {
         public var rtol: Double
         public var atol: Double
@@ -66,6 +72,8 @@ public enum Conformance {
             let outputs: [String: TensorData]
             do {
                 outputs = try execute(graph, feeds)
+            } catch let u as Unsupported {
+                return .unsupported(u.reason)
             } catch {
                 return .fail("\(set): \(error)")
             }

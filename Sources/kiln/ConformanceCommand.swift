@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Compiler
 import Graph
 import Runtime
 
@@ -29,6 +30,22 @@ extension Kiln {
 
         @Flag(help: "Print only failures and the summary.")
         var quiet = false
+
+        @Flag(help: "Run through the compiled path (passes, fused kernels, planned arena) instead of the reference kernels.")
+        var compiled = false
+
+        /// Compiles for the batch of the first input and runs; graphs the compiled path cannot
+        /// take (values other than f32) are reported as unsupported.
+        static func compiledExecute(_ graph: Graph, _ inputs: [String: TensorData]) throws -> [String: TensorData] {
+            let batch = graph.inputs.first.flatMap { inputs[$0.name]?.shape.first } ?? 1
+            let model: CompiledModel
+            do {
+                model = try CompiledModel.compile(graph, batch: batch, threads: 2)
+            } catch let e as CompilerError {
+                throw Runtime.Conformance.Unsupported(reason: e.description)
+            }
+            return try model.run(inputs)
+        }
 
         func run() throws {
             try reportingErrors {
@@ -61,7 +78,8 @@ extension Kiln {
                 for t in tests {
                     let name = t.lastPathComponent
                     seen.insert(name)
-                    switch Runtime.Conformance.run(t) {
+                    let outcome = compiled ? Runtime.Conformance.run(t, execute: Self.compiledExecute) : Runtime.Conformance.run(t)
+                    switch outcome {
                     case .pass:
                         passed += 1
                         if !quiet { emit("PASS \(name)\n") }

@@ -51,6 +51,9 @@ extension Kiln {
         @Option(help: "Seed for weights given as initialiser rules (passes such as fold-bn need values).")
         var seed: UInt64 = 0
 
+        @Flag(help: "Print the compiled program: kernels, algorithms, layouts, arena offsets and size (batch from --batch).")
+        var program = false
+
         func validate() throws {
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
             if stats && format == .dot { throw ValidationError("--stats goes with --format text or json, not dot") }
@@ -62,6 +65,11 @@ extension Kiln {
         func run() throws {
             try reportingErrors {
                 var graph = try loadGraph(file)
+                if program {
+                    if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
+                    emit(try CompiledModel.compile(graph, batch: batch, threads: 1).program.listing)
+                    return
+                }
                 if let after {
                     if graph.parameters.contains(where: { $0.initializer.tensor == nil }) {
                         graph = try graph.materialized(seed: seed)

@@ -183,3 +183,40 @@ func allCloseProblem(_ got: TensorData, _ want: TensorData) -> String? {
     }
     return nil
 }
+
+@Suite("Compiled path against the reference kernels", .serialized)
+struct CompiledPathTests {
+    @Test("every model in models/: the compiled program's outputs equal the reference within 1e-4",
+          arguments: [("resnet8-mnist", [3, 1, 28, 28]), ("resnet32-cifar", [3, 3, 32, 32]), ("resnet18", [2, 3, 224, 224]), ("resnet50", [1, 3, 224, 224])])
+    func models(_ model: String, _ shape: [Int]) throws {
+        let dir = try scratch("compiled-\(model)")
+        var state: UInt32 = 77
+        let values = (0..<shape.reduce(1, *)).map { _ -> Float in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 23) - 1 }
+        let input = dir.appendingPathComponent("input.npy").path
+        try NPY.write(TensorData(floats: values, shape: shape), path: input)
+        for (mode, args) in [("compiled", ["--threads", "2"]), ("reference", ["--reference"])] {
+            let r = try run(kilnBinary, ["run", "models/\(model).kiln", "--seed", "9", "--input", "image=\(input)",
+                                          "--output", dir.appendingPathComponent(mode).path] + args)
+            #expect(r.status == 0, "\(mode): \(r.stderr)")
+        }
+        let name = model == "resnet8-mnist" || model == "resnet32-cifar" ? "linear" : "fc"
+        let compiled = try NPY.read(path: dir.appendingPathComponent("compiled/\(name).npy").path)
+        let reference = try NPY.read(path: dir.appendingPathComponent("reference/\(name).npy").path)
+        let err = relativeError(compiled, reference)
+        #expect(err <= 1e-4, "max relative error \(err)")
+    }
+
+    @Test("dump --program lists kernels with algorithms and arena offsets; --after shows fused chains")
+    func dumps() throws {
+        let p = try kiln("dump", "models/resnet32-cifar.kiln", "--program", "--batch", "4")
+        #expect(p.status == 0, "\(p.stderr)")
+        #expect(p.stdout.hasPrefix("program: batch 4, 37 steps, arena "))
+        #expect(p.stdout.contains("conv/im2col kiln.FusedConv 'layer2.0.conv2' layout NCHW"))
+        let a = try kiln("dump", "models/resnet32-cifar.kiln", "--after", "fuse-epilogues")
+        #expect(a.stdout.contains("layer1.0.relu2: f32[N, 16, 32, 32] = kiln.FusedConv[Conv→Add→Relu](layer1.0.relu1, layer1.0.conv2.weight.folded, layer1.0.conv2.bias.folded, relu)"), "\(a.stdout.prefix(200))")
+        let all = try kiln("dump", "models/resnet8-mnist.kiln", "--after", "all")
+        for pass in ["dce", "identity", "fold-constants", "fold-bn", "fuse-epilogues", "select-algorithms"] {
+            #expect(all.stdout.contains("# after \(pass): "))
+        }
+    }
+}

@@ -17,10 +17,13 @@ public struct Pass: Sendable {
 public enum CompilerError: Error, Sendable, CustomStringConvertible {
     /// A pass produced a graph that no longer verifies: a bug in the pass, reported with it.
     case passBrokeGraph(pass: String, error: GraphError)
+    /// The graph cannot become a program (a value type or shape the compiled path lacks).
+    case lowering(String)
 
     public var description: String {
         switch self {
         case let .passBrokeGraph(pass, error): return "pass '\(pass)' produced an invalid graph: \(error)"
+        case let .lowering(m): return "cannot compile: \(m)"
         }
     }
 }

@@ -68,8 +68,11 @@ extension Graph {
         let outCount = outShapes.first?.reduce(1, *) ?? 0
         let inCount = inShapes.first?.reduce(1, *) ?? 0
         func intAttr(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
-        guard n.domain.isEmpty || n.domain == "ai.onnx" else { return (outCount, false) }
-        switch n.op {
+        var op = n.op
+        if n.domain == "kiln" && n.op == "FusedConv" { op = "Conv" }
+        else if n.domain == "kiln" && n.op == "FusedGemm" { op = "Gemm" }
+        else if !(n.domain.isEmpty || n.domain == "ai.onnx") { return (outCount, false) }
+        switch op {
         case "Conv":
             guard inShapes.count >= 2, inShapes[1].count >= 2 else { return (0, true) }
             let perOutput = inShapes[1].dropFirst().reduce(1, *)  // C/group × k…

@@ -1,0 +1,51 @@
+// Kiln's fast CPU kernels in C (compiled with -O3 and, unless KILN_PORTABLE is set, for the
+// build machine's CPU). Layout NCHW; every function works on one image or one plane so the
+// Swift executor can spread images over threads. No allocation: callers pass scratch space.
+#ifndef KILN_KERNELS_H
+#define KILN_KERNELS_H
+
+#include <stddef.h>
+
+enum kiln_activation { KILN_ACT_NONE = 0, KILN_ACT_RELU = 1, KILN_ACT_LEAKY_RELU = 2, KILN_ACT_CLIP = 3,
+                       KILN_ACT_SIGMOID = 4, KILN_ACT_HARDSWISH = 5 };
+
+// Patches of one image x [C, H, W] as columns: col [C*KH*KW, OH*OW]; padding reads zero.
+void kiln_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                 int DH, int DW, int OH, int OW, float *col);
+
+// y [M, P] (one image's output planes): y = act(y + bias[m] + residual), in place.
+// bias and residual may be NULL.
+void kiln_epilogue(float *y, int M, int P, const float *bias, const float *residual, int act,
+                   float alpha, float lo, float hi);
+
+// Rows variant for Gemm outputs y [R, N]: bias per column, residual [R, N].
+void kiln_epilogue_rows(float *y, int R, int N, const float *bias, int bias_per_row, const float *residual,
+                        int act, float alpha, float lo, float hi);
+
+// Elementwise activation over n values (y may equal x).
+void kiln_activation(const float *x, float *y, size_t n, int act, float alpha, float lo, float hi);
+
+// 2-D pooling over one plane x [H, W] → y [OH, OW]. Padding is ignored by max; average
+// divides by the valid count, or by the count inside the padded input when include_pad.
+void kiln_maxpool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int PHE, int PWE,
+                    int DH, int DW, int OH, int OW, float *y);
+void kiln_avgpool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int PHE, int PWE,
+                    int DH, int DW, int OH, int OW, int include_pad, float *y);
+
+// Mean of each of `planes` planes of `size` values.
+void kiln_global_avgpool(const float *x, int planes, int size, float *y);
+
+// y[k] = x[map[k]], or `fill` where map[k] < 0 (Slice, Pad, Transpose, Gather as index maps).
+void kiln_gather_map(const float *x, const int *map, size_t n, float fill, float *y);
+
+// Binary op over equal shapes, or b broadcast per channel (b_period values, each repeated
+// `inner` times along the row-major order), or b a scalar. op: 0 add, 1 sub, 2 mul, 3 div.
+void kiln_binary(const float *a, const float *b, float *y, size_t n, int op, size_t b_period, size_t inner);
+
+// Inference BatchNormalization over one image x [C, P]: y = x·scale[c] + shift[c].
+void kiln_scale_shift(const float *x, float *y, int C, int P, const float *scale, const float *shift);
+
+// Softmax or log-softmax of `rows` rows of `n` contiguous values.
+void kiln_softmax_rows(const float *x, float *y, int rows, int n, int log_softmax);
+
+#endif

@@ -1,0 +1,287 @@
+import Graph
+
+
+/// Turns a graph with static shapes (after the passes) into a `Program`: one step per node
+/// (views such as Reshape cost nothing), weights packed into one buffer, and every value
+/// placed in one arena by liveness, reusing memory and writing elementwise results in place.
+public enum Lowering {
+    struct Storage {
+        var count: Int
+        var first: Int
+        var last: Int
+        var offset = 0
+    }
+
+    static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
+
+    public static func lower(_ g: Graph, batch: Int) throws -> Program {
+        var parameters: [Float] = []
+        var paramTensor: [String: Program.Tensor] = [:]
+        var constants: [String: TensorData] = [:]
+        for p in g.parameters {
+            guard let t = p.initializer.tensor else { throw CompilerError.lowering("parameter '\(p.name)' has no values") }
+            if t.dtype == .f32 {
+                let offset = (parameters.count + 15) / 16 * 16
+                parameters += Array(repeating: 0, count: offset - parameters.count)
+                parameters += t.floats
+                paramTensor[p.name] = Program.Tensor(offset: offset, shape: t.shape, inParameters: true)
+            } else {
+                constants[p.name] = t
+            }
+        }
+
+        var storages: [Storage] = []
+        var storageOf: [String: Int] = [:]
+        var shapeOf: [String: [Int]] = [:]
+        func newStorage(_ name: String, _ shape: [Int], at step: Int) {
+            storageOf[name] = storages.count
+            shapeOf[name] = shape
+            storages.append(Storage(count: shape.reduce(1, *), first: step, last: step))
+        }
+        func use(_ name: String, at step: Int) {
+            if let s = storageOf[name] { storages[s].last = max(storages[s].last, step) }
+        }
+        for v in g.inputs {
+            guard v.type.dtype == .f32, let shape = v.type.shape.staticSizes else {
+                throw CompilerError.lowering("graph input '\(v.name)' is \(v.type); the compiled path takes static f32 inputs")
+            }
+            newStorage(v.name, shape, at: -1)
+        }
+
+        struct Pending {
+            var name: String
+            var op: String
+            var kernel: Program.Kernel
+            var inputs: [String]
+            var outputs: [String]
+            var flops: Int
+        }
+        var pending: [Pending] = []
+        var viewOf: [String: String] = [:]  // view value → the value whose storage it shares
+        let nodeFlops = Dictionary(g.stats(batch: batch).nodes.map { ($0.name, $0.flops) }, uniquingKeysWith: { a, _ in a })
+
+        // Last node to read each storage, following views to the value that owns the storage.
+        var root: [String: String] = [:]
+        func rootOf(_ v: String) -> String { root[v].map(rootOf) ?? v }
+        var lastReader: [String: Int] = [:]
+        for (i, n) in g.nodes.enumerated() {
+            for input in n.inputs where !input.isEmpty { lastReader[rootOf(input)] = i }
+            if n.domain.isEmpty && views.contains(n.op), let src = n.inputs.first, paramTensor[src] == nil { root[n.outputs[0].name] = src }
+        }
+        for o in g.outputs { lastReader[rootOf(o.name)] = Int.max }
+
+        for (nodeIndex, n) in g.nodes.enumerated() {
+            let outShapes = try n.outputs.map { o -> [Int] in
+                guard let s = o.type.shape.staticSizes else { throw CompilerError.lowering("node '\(n.name)': shape \(o.type) is not static") }
+                return s
+            }
+            let step = pending.count
+            // Views share the storage of their input.
+            if n.domain.isEmpty && views.contains(n.op), n.outputs[0].type.dtype == .f32, let src = n.inputs.first {
+                if let s = storageOf[src] {
+                    storageOf[n.outputs[0].name] = s
+                    shapeOf[n.outputs[0].name] = outShapes[0]
+                    viewOf[n.outputs[0].name] = src
+                    continue
+                }
+                if let p = paramTensor[src] {
+                    paramTensor[n.outputs[0].name] = Program.Tensor(offset: p.offset, shape: outShapes[0], inParameters: true)
+                    continue
+                }
+            }
+            for o in n.outputs where !o.name.isEmpty && o.type.dtype != .f32 {
+                throw CompilerError.lowering("node '\(n.name)' (\(n.qualifiedOp)) produces \(o.type); the compiled path handles f32 values")
+            }
+            let kernel = try selectKernel(n, g: g, shapeOf: { shapeOf[$0] ?? paramTensor[$0]?.shape ?? constants[$0]?.shape ?? [] },
+                                          constants: constants, params: paramTensor, outShapes: outShapes)
+            let liveOutputs = n.outputs.filter { !$0.name.isEmpty }.map(\.name)
+            for i in n.inputs where !i.isEmpty { use(i, at: step) }
+            // In place: an elementwise result may take its first input's storage when that
+            // storage dies here.
+            var inPlace = false
+            switch kernel {
+            case .activation, .binary, .scaleShift:
+                if let src = n.inputs.first, let s = storageOf[src], storages[s].first >= 0,
+                   lastReader[rootOf(src)] == nodeIndex {
+                    storageOf[liveOutputs[0]] = s
+                    shapeOf[liveOutputs[0]] = outShapes[0]
+                    inPlace = true
+                }
+            default: break
+            }
+            if !inPlace {
+                for (k, o) in n.outputs.enumerated() where !o.name.isEmpty { newStorage(o.name, outShapes[k], at: step) }
+            }
+            pending.append(Pending(name: n.name, op: n.qualifiedOp, kernel: kernel, inputs: n.inputs, outputs: liveOutputs,
+                                   flops: nodeFlops[n.name] ?? 0))
+        }
+        for o in g.outputs {
+            guard let s = storageOf[o.name] else {
+                throw CompilerError.lowering("graph output '\(o.name)' is a parameter or constant; nothing to compute")
+            }
+            storages[s].last = pending.count
+        }
+        // Views keep their source alive as long as they are used (their uses were recorded on
+        // the shared storage already).
+
+        // Place storages: largest first, lowest offset that overlaps no placed storage whose
+        // lifetime intersects (offsets in floats, 16-float aligned).
+        let order = storages.indices.sorted { storages[$0].count > storages[$1].count }
+        var placed: [Int] = []
+        var arena = 0
+        for s in order {
+            let size = (storages[s].count + 15) / 16 * 16
+            var busy: [(Int, Int)] = placed.compactMap { p in
+                storages[p].first <= storages[s].last && storages[s].first <= storages[p].last
+                    ? (storages[p].offset, storages[p].offset + (storages[p].count + 15) / 16 * 16) : nil
+            }
+            busy.sort { $0.0 < $1.0 }
+            var offset = 0
+            for (lo, hi) in busy {
+                if offset + size <= lo { break }
+                offset = max(offset, hi)
+            }
+            storages[s].offset = offset
+            arena = max(arena, offset + size)
+            placed.append(s)
+        }
+
+        func tensor(_ name: String) -> Program.Tensor? {
+            if let p = paramTensor[name] { return p }
+            guard let s = storageOf[name] else { return nil }
+            return Program.Tensor(offset: storages[s].offset, shape: shapeOf[name] ?? [], inParameters: false)
+        }
+        func operand(_ name: String) -> Program.Operand {
+            if name.isEmpty { return .none }
+            if let t = tensor(name) { return .tensor(t) }
+            if let c = constants[name] { return .constant(c) }
+            return .none
+        }
+        let steps = pending.map { p in
+            Program.Step(name: p.name, op: p.op, kernel: p.kernel, inputs: p.inputs.map(operand),
+                         outputs: p.outputs.compactMap(tensor), flops: p.flops)
+        }
+        let scratch = steps.map { s -> Int in if case .conv(let c) = s.kernel { return c.scratch }; return 0 }.max() ?? 0
+        return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters,
+                       inputs: g.inputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
+                       outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
+                       scratchCount: scratch)
+    }
+
+    static func activation(_ n: Node) -> Program.Activation {
+        func f(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
+        var name = n.op
+        if case .string(let a)? = n.attributes["activation"] { name = a }
+        switch name {
+        case "Relu": return .init(kind: 1, alpha: 0, low: 0, high: 0)
+        case "LeakyRelu": return .init(kind: 2, alpha: f("alpha", 0.01), low: 0, high: 0)
+        case "Clip": return .init(kind: 3, alpha: 0, low: f("min", -.infinity), high: f("max", .infinity))
+        case "Sigmoid": return .init(kind: 4, alpha: 0, low: 0, high: 0)
+        case "HardSwish": return .init(kind: 5, alpha: 0, low: 0, high: 0)
+        default: return .none
+        }
+    }
+
+    static func selectKernel(_ n: Node, g: Graph, shapeOf: (String) -> [Int], constants: [String: TensorData],
+                             params: [String: Program.Tensor], outShapes: [[Int]]) throws -> Program.Kernel {
+        func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
+        func int(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
+        func float(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
+        func string(_ k: String) -> String { if case .string(let v)? = n.attributes[k] { return v }; return "" }
+        let op = n.domain.isEmpty ? n.op : "\(n.domain).\(n.op)"
+        let out = outShapes.first ?? []
+        switch op {
+        case "kiln.FusedConv", "Conv":
+            let x = shapeOf(n.inputs[0]), w = shapeOf(n.inputs[1])
+            guard x.count == 4 else { return .reference(n) }
+            let geometry = try WindowGeometry.resolve(input: [x[2], x[3]], kernel: [w[2], w[3]], strides: ints("strides"),
+                                                      dilations: ints("dilations"), pads: ints("pads"),
+                                                      autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
+            let group = int("group", 1)
+            let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g)
+            let k = x[1] / group * w[2] * w[3]
+            let p = geometry.output[0] * geometry.output[1]
+            return .conv(Program.Conv(
+                algorithm: algorithm, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
+                outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
+                strideH: geometry.strides[0], strideW: geometry.strides[1], padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1],
+                dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
+                activation: op == "Conv" ? .none : activation(n), scratch: algorithm == .im2col ? k * p : 0))
+        case "kiln.FusedGemm", "Gemm":
+            let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
+            let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0
+            let m = transA ? a[1] : a[0], k = transA ? a[0] : a[1], nn = transB ? b[0] : b[1]
+            var mode = 0
+            if n.inputs.count > 2, !n.inputs[2].isEmpty {
+                let c = shapeOf(n.inputs[2])
+                if c.reduce(1, *) == 1 { mode = 4 }
+                else if c == [nn] || c == [1, nn] { mode = 1 }
+                else if c == [m, 1] { mode = 2 }
+                else if c == [m, nn] { mode = 3 }
+                else { return .reference(n) }
+            }
+            return .gemm(Program.Gemm(m: m, n: nn, k: k, transA: transA, transB: transB,
+                                      alpha: float(op == "Gemm" ? "alpha" : "alpha_gemm", 1), beta: float("beta", 1),
+                                      biasMode: mode, activation: op == "Gemm" ? .none : activation(n)))
+        case "MatMul":
+            let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
+            guard a.count == 2, b.count == 2 else { return .reference(n) }
+            return .gemm(Program.Gemm(m: a[0], n: b[1], k: a[1], transA: false, transB: false, alpha: 1, beta: 0, biasMode: 0, activation: .none))
+        case "MaxPool", "AveragePool":
+            let x = shapeOf(n.inputs[0])
+            guard x.count == 4, n.outputs.count == 1, let kernel = ints("kernel_shape") else { return .reference(n) }
+            let geometry = try WindowGeometry.resolve(input: [x[2], x[3]], kernel: kernel, strides: ints("strides"), dilations: ints("dilations"),
+                                                      pads: ints("pads"), autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"),
+                                                      ceilMode: int("ceil_mode", 0) != 0)
+            return .pool(Program.Pool(isMax: n.op == "MaxPool", height: x[2], width: x[3], outHeight: geometry.output[0], outWidth: geometry.output[1],
+                                      kernelH: kernel[0], kernelW: kernel[1], strideH: geometry.strides[0], strideW: geometry.strides[1],
+                                      padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1], padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
+                                      dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], includePad: int("count_include_pad", 0) != 0))
+        case "GlobalAveragePool":
+            let x = shapeOf(n.inputs[0])
+            return .globalAveragePool(planes: x[0] * x[1], size: x[2...].reduce(1, *))
+        case "Relu", "LeakyRelu", "Sigmoid", "HardSwish":
+            return .activation(activation(n))
+        case "Clip":
+            var bounds: [Float] = [-.infinity, .infinity]
+            for k in 1..<min(3, n.inputs.count) where !n.inputs[k].isEmpty {
+                guard let p = g.parameter(named: n.inputs[k])?.initializer.tensor, p.count == 1 else { return .reference(n) }
+                bounds[k - 1] = Float(p.double(at: 0))
+            }
+            return .activation(.init(kind: 3, alpha: 0, low: bounds[0], high: bounds[1]))
+        case "Add", "Sub", "Mul", "Div":
+            let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
+            let code: Int32 = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3][n.op]!
+            guard a == out else { return .reference(n) }
+            if b == out { return .binary(op: code, period: 0, inner: 0) }
+            if b.reduce(1, *) == 1 { return .binary(op: code, period: 1, inner: 1) }
+            // b broadcast along one axis: [.., C, 1, 1] against out.
+            let padded = Array(repeating: 1, count: out.count - b.count) + b
+            let nonOne = padded.indices.filter { padded[$0] != 1 }
+            if nonOne.count == 1, padded[nonOne[0]] == out[nonOne[0]] {
+                return .binary(op: code, period: padded[nonOne[0]], inner: out[(nonOne[0] + 1)...].reduce(1, *))
+            }
+            return .reference(n)
+        case "BatchNormalization":
+            guard n.outputs.count == 1, int("training_mode", 0) == 0, n.inputs[1...4].allSatisfy({ params[$0] != nil }) else { return .reference(n) }
+            let x = shapeOf(n.inputs[0])
+            return .scaleShift(channels: x[1], inner: x[2...].reduce(1, *))
+        case "Slice", "Transpose":
+            return .dataMovement(n)
+        case "Pad":
+            // The fill value must be known when the index map is built.
+            let fillKnown = n.inputs.count < 3 || n.inputs[2].isEmpty || params[n.inputs[2]] != nil
+            return fillKnown ? .dataMovement(n) : .reference(n)
+        case "Gather":
+            return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
+        case "Concat":
+            return .concat(axis: int("axis", 0) < 0 ? int("axis", 0) + out.count : int("axis", 0))
+        case "Softmax", "LogSoftmax":
+            let axis = int("axis", -1) < 0 ? int("axis", -1) + out.count : int("axis", -1)
+            guard axis == out.count - 1 else { return .reference(n) }
+            return .softmax(log: n.op == "LogSoftmax", rows: out.dropLast().reduce(1, *), length: out.last ?? 1)
+        default:
+            return .reference(n)
+        }
+    }
+}

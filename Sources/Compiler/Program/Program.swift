@@ -1,0 +1,136 @@
+import Graph
+
+/// The lowered form of a graph for one batch size: an ordered list of kernel calls over one
+/// arena of f32 values, with every weight in one parameter buffer.
+public struct Program: Sendable {
+    /// Where a value lives: `offset` floats into the arena or the parameter buffer.
+    public struct Tensor: Sendable, Equatable {
+        public var offset: Int
+        public var shape: [Int]
+        public var inParameters: Bool
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    /// An input of a step: a tensor, a compile-time constant (integer shapes, …), or absent.
+    public enum Operand: Sendable {
+        case tensor(Tensor)
+        case constant(TensorData)
+        case none
+
+        public var tensor: Tensor? { if case .tensor(let t) = self { return t }; return nil }
+    }
+
+    public struct Activation: Sendable, Equatable {
+        /// kiln_activation: 0 none, 1 relu, 2 leaky relu, 3 clip, 4 sigmoid, 5 hardswish.
+        public var kind: Int32
+        public var alpha: Float
+        public var low: Float
+        public var high: Float
+        public static let none = Activation(kind: 0, alpha: 0, low: 0, high: 0)
+    }
+
+    public struct Conv: Sendable {
+        public var algorithm: ConvAlgorithm
+        public var channels: Int, height: Int, width: Int
+        public var outChannels: Int, outHeight: Int, outWidth: Int
+        public var kernelH: Int, kernelW: Int, strideH: Int, strideW: Int
+        public var padTop: Int, padLeft: Int, dilationH: Int, dilationW: Int
+        public var group: Int
+        public var activation: Activation
+        /// Floats of per-thread scratch (im2col columns).
+        public var scratch: Int
+    }
+
+    public struct Gemm: Sendable {
+        public var m: Int, n: Int, k: Int
+        public var transA: Bool, transB: Bool
+        public var alpha: Float, beta: Float
+        /// How C broadcasts: 0 none, 1 per column [N], 2 per row [M, 1], 3 full [M, N], 4 scalar.
+        public var biasMode: Int
+        public var activation: Activation
+    }
+
+    public struct Pool: Sendable {
+        public var isMax: Bool
+        public var height: Int, width: Int, outHeight: Int, outWidth: Int
+        public var kernelH: Int, kernelW: Int, strideH: Int, strideW: Int
+        public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+        public var dilationH: Int, dilationW: Int
+        public var includePad: Bool
+    }
+
+    public enum Kernel: Sendable {
+        case conv(Conv)
+        case gemm(Gemm)
+        case pool(Pool)
+        case globalAveragePool(planes: Int, size: Int)
+        case activation(Activation)
+        /// op 0 add, 1 sub, 2 mul, 3 div; b repeats with `period` values each `inner` times (0: same shape).
+        case binary(op: Int32, period: Int, inner: Int)
+        case scaleShift(channels: Int, inner: Int)
+        /// Slice, Pad, Transpose, Gather with constant indices: output[k] = input[map[k]] or
+        /// the fill value; the runtime derives the map once from the reference kernel.
+        case dataMovement(Node)
+        case concat(axis: Int)
+        case softmax(log: Bool, rows: Int, length: Int)
+        /// Runs the reference kernel of the node (ops without a fast kernel).
+        case reference(Node)
+
+        public var name: String {
+            switch self {
+            case .conv(let c): return "conv/\(c.algorithm.rawValue)"
+            case .gemm: return "gemm/sgemm"
+            case .pool(let p): return p.isMax ? "maxpool2d" : "avgpool2d"
+            case .globalAveragePool: return "global-avgpool"
+            case .activation: return "activation"
+            case .binary: return "binary"
+            case .scaleShift: return "scale-shift"
+            case .dataMovement: return "gather-map"
+            case .concat: return "concat"
+            case .softmax: return "softmax"
+            case .reference: return "reference"
+            }
+        }
+    }
+
+    public struct Step: Sendable {
+        public var name: String
+        public var op: String
+        public var kernel: Kernel
+        public var inputs: [Operand]
+        public var outputs: [Tensor]
+        public var flops: Int
+    }
+
+    public struct Binding: Sendable {
+        public var name: String
+        public var tensor: Tensor
+    }
+
+    public var batch: Int
+    public var steps: [Step]
+    /// Arena size in floats.
+    public var arenaCount: Int
+    public var parameters: [Float]
+    public var inputs: [Binding]
+    public var outputs: [Binding]
+    /// Largest per-thread scratch any step needs, in floats.
+    public var scratchCount: Int
+
+    /// The kernel list as `kiln dump --program` prints it.
+    public var listing: String {
+        func loc(_ t: Tensor) -> String { (t.inParameters ? "param" : "arena") + "[\(t.offset)..<\(t.offset + t.count)]" }
+        var lines = ["program: batch \(batch), \(steps.count) steps, arena \(arenaCount * 4) bytes, parameters \(parameters.count * 4) bytes, scratch \(scratchCount * 4) bytes per thread"]
+        for (i, s) in steps.enumerated() {
+            let ins = s.inputs.map { o -> String in
+                switch o {
+                case .tensor(let t): return loc(t)
+                case .constant(let c): return "const\(c.shape)"
+                case .none: return "-"
+                }
+            }
+            lines.append("\(i): \(s.kernel.name) \(s.op) '\(s.name)' layout NCHW in \(ins.joined(separator: ", ")) out \(s.outputs.map(loc).joined(separator: ", ")) \(s.outputs.first?.shape ?? [])")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

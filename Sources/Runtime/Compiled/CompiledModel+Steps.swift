@@ -1,0 +1,145 @@
+import CBLAS
+import CKernels
+import Compiler
+import Foundation
+import Graph
+
+extension CompiledModel {
+    func run(_ step: Program.Step, index: Int, imageParallel: Bool) throws {
+        switch step.kernel {
+        case .conv(let c): conv(c, step, parallel: imageParallel)
+        case .gemm(let g): gemm(g, step)
+        case .pool(let p):
+            let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
+            let planes = step.inputs[0].tensor!.shape[0] * step.inputs[0].tensor!.shape[1]
+            let inPlane = p.height * p.width, outPlane = p.outHeight * p.outWidth
+            let xs = Shared(pointer: x), ys = Shared(pointer: y)
+            parallelChunks(planes, workers: threads) { _, range in
+                for k in range {
+                    if p.isMax {
+                        kiln_maxpool2d(xs.pointer + k * inPlane, Int32(p.height), Int32(p.width), Int32(p.kernelH), Int32(p.kernelW),
+                                       Int32(p.strideH), Int32(p.strideW), Int32(p.padTop), Int32(p.padLeft), Int32(p.padBottom), Int32(p.padRight),
+                                       Int32(p.dilationH), Int32(p.dilationW), Int32(p.outHeight), Int32(p.outWidth), ys.pointer + k * outPlane)
+                    } else {
+                        kiln_avgpool2d(xs.pointer + k * inPlane, Int32(p.height), Int32(p.width), Int32(p.kernelH), Int32(p.kernelW),
+                                       Int32(p.strideH), Int32(p.strideW), Int32(p.padTop), Int32(p.padLeft), Int32(p.padBottom), Int32(p.padRight),
+                                       Int32(p.dilationH), Int32(p.dilationW), Int32(p.outHeight), Int32(p.outWidth), p.includePad ? 1 : 0,
+                                       ys.pointer + k * outPlane)
+                    }
+                }
+            }
+        case .globalAveragePool(let planes, let size):
+            kiln_global_avgpool(pointer(step.inputs[0].tensor!), Int32(planes), Int32(size), pointer(step.outputs[0]))
+        case .activation(let a):
+            let x = pointer(step.inputs[0].tensor!)
+            kiln_activation(x, pointer(step.outputs[0]), step.outputs[0].count, a.kind, a.alpha, a.low, a.high)
+        case .binary(let op, let period, let inner):
+            guard let a = step.inputs[0].tensor, let b = step.inputs[1].tensor else { throw RuntimeError.kernel(node: step.name, op: step.op, message: "constant operand") }
+            kiln_binary(pointer(a), pointer(b), pointer(step.outputs[0]), step.outputs[0].count, op, period, inner)
+        case .scaleShift(let c, let inner):
+            let table = scaleShift[index]!
+            let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
+            let images = step.outputs[0].shape[0]
+            table.withUnsafeBufferPointer { t in
+                for n in 0..<images {
+                    kiln_scale_shift(x + n * c * inner, y + n * c * inner, Int32(c), Int32(inner), t.baseAddress!, t.baseAddress! + c)
+                }
+            }
+        case .dataMovement:
+            let map = maps[index]!
+            map.withUnsafeBufferPointer { m in
+                kiln_gather_map(pointer(step.inputs[0].tensor!), m.baseAddress!, map.count, fills[index] ?? 0, pointer(step.outputs[0]))
+            }
+        case .concat(let axis):
+            let out = step.outputs[0]
+            let outer = out.shape[..<axis].reduce(1, *)
+            var y = pointer(out)
+            for o in 0..<outer {
+                for input in step.inputs {
+                    guard let t = input.tensor else { continue }
+                    let chunk = t.shape[axis...].reduce(1, *)
+                    y.update(from: pointer(t) + o * chunk, count: chunk)
+                    y += chunk
+                }
+            }
+        case .softmax(let log, let rows, let length):
+            kiln_softmax_rows(pointer(step.inputs[0].tensor!), pointer(step.outputs[0]), Int32(rows), Int32(length), log ? 1 : 0)
+        case .reference(let node):
+            guard let kernel = referenceKernels[node.domain.isEmpty ? node.op : "\(node.domain).\(node.op)"] else {
+                throw RuntimeError.unsupported(node: node.name, op: node.qualifiedOp)
+            }
+            let ctx = RefContext(node: node, inputs: step.inputs.map(host), outputTypes: node.outputs.map(\.type))
+            let results = try kernel(ctx)
+            for (k, t) in step.outputs.enumerated() {
+                let p = pointer(t)
+                for j in 0..<t.count { p[j] = Float(results[k].value(j)) }
+            }
+        }
+    }
+
+    func conv(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
+        let x = Shared(pointer: pointer(step.inputs[0].tensor!)), w = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let y = Shared(pointer: pointer(step.outputs[0]))
+        let images = step.outputs[0].shape[0]
+        let inImage = c.channels * c.height * c.width
+        let p = c.outHeight * c.outWidth, outImage = c.outChannels * p
+        let cg = c.channels / c.group, mg = c.outChannels / c.group
+        let k = cg * c.kernelH * c.kernelW
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        let body: (Int, Range<Int>) -> Void = { worker, range in
+            for n in range {
+                let xn = x.pointer + n * inImage, yn = y.pointer + n * outImage
+                for g in 0..<c.group {
+                    let xg = xn + g * cg * c.height * c.width
+                    let wg = w.pointer + g * mg * k
+                    let yg = yn + g * mg * p
+                    let columns: UnsafePointer<Float>
+                    if c.algorithm == .gemm1x1 {
+                        columns = UnsafePointer(xg)
+                    } else {
+                        kiln_im2col(xg, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                                    Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                                    Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth), scratch[worker].pointer)
+                        columns = UnsafePointer(scratch[worker].pointer)
+                    }
+                    // y_g [mg, P] = w_g [mg, K] · columns [K, P]
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(mg), Int32(p), Int32(k), 1,
+                                wg, Int32(k), columns, Int32(p), 0, yg, Int32(p))
+                }
+                kiln_epilogue(yn, Int32(c.outChannels), Int32(p), bias?.pointer, residual.map { $0.pointer + n * outImage },
+                              c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high)
+            }
+        }
+        parallelChunks(images, workers: parallel ? threads : 1, body)
+    }
+
+    func gemm(_ g: Program.Gemm, _ step: Program.Step) {
+        let a = pointer(step.inputs[0].tensor!), b = pointer(step.inputs[1].tensor!), y = pointer(step.outputs[0])
+        var beta: Float = 0
+        if g.biasMode != 0, let c = step.inputs[2].tensor {
+            let cp = pointer(c)
+            for i in 0..<g.m {
+                for j in 0..<g.n {
+                    let v: Float
+                    switch g.biasMode {
+                    case 1: v = cp[j]
+                    case 2: v = cp[i]
+                    case 3: v = cp[i * g.n + j]
+                    default: v = cp[0]
+                    }
+                    y[i * g.n + j] = v
+                }
+            }
+            beta = g.beta
+        }
+        cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans, g.transB ? CblasTrans : CblasNoTrans,
+                    Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, a, Int32(g.transA ? g.m : g.k), b, Int32(g.transB ? g.k : g.n),
+                    beta, y, Int32(g.n))
+        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map(pointer) : nil
+        if g.activation.kind != 0 || residual != nil {
+            kiln_epilogue_rows(y, Int32(g.m), Int32(g.n), nil, 0, residual, g.activation.kind, g.activation.alpha, g.activation.low, g.activation.high)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import CBLAS
+import CKernels
+import Compiler
+import Dispatch
+import Foundation
+import Graph
+
+/// Raw pointers handed to worker threads (the executor guarantees disjoint writes).
+struct Shared<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+}
+
+/// Runs `body(worker, range)` over `count` items split into `workers` contiguous chunks.
+@inline(__always)
+func parallelChunks(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+    let w = max(1, min(workers, count))
+    if w == 1 { body(0, 0..<count); return }
+    withoutActuallyEscaping(body) { b in
+        let box = UnsafeSendable(b)
+        DispatchQueue.concurrentPerform(iterations: w) { i in
+            let lo = count * i / w, hi = count * (i + 1) / w
+            box.value(i, lo..<hi)
+        }
+    }
+}
+
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// A graph compiled for one batch size: the program, its arena, packed weights and per-thread
+/// scratch, ready to run repeatedly without allocating.
+public final class CompiledModel: @unchecked Sendable {
+    public let program: Program
+    public let graph: Graph
+    public let threads: Int
+    let arena: UnsafeMutablePointer<Float>
+    let params: UnsafeMutablePointer<Float>
+    let scratch: [UnsafeMutablePointer<Float>]
+    /// Per step: index maps (data movement) and BatchNorm scale/shift, built once.
+    var maps: [Int: [Int32]] = [:]
+    var fills: [Int: Float] = [:]
+    var scaleShift: [Int: [Float]] = [:]
+
+    /// Runs the inference passes, binds the batch, lowers and allocates.
+    public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                               passes: [Pass] = Pass.inferencePipeline) throws -> CompiledModel {
+        // KILN_PASSES=dce,fold-bn,… limits the pipeline (for finding a pass that breaks a model).
+        var chosen = passes
+        if let only = ProcessInfo.processInfo.environment["KILN_PASSES"] {
+            let names = Set(only.split(separator: ",").map(String.init))
+            chosen = passes.filter { names.contains($0.name) }
+        }
+        let optimized = try Pipeline.run(graph, passes: chosen)
+        var shapes: [String: [Int]] = [:]
+        for v in optimized.inputs {
+            shapes[v.name] = v.type.shape.map { d in d.value ?? d.bound(Dictionary(uniqueKeysWithValues: d.symbols.map { ($0, batch) })).value ?? batch }
+        }
+        let specialized = try optimized.specialized(inputShapes: shapes)
+        return try CompiledModel(program: Lowering.lower(specialized, batch: batch), graph: specialized, threads: threads)
+    }
+
+    init(program: Program, graph: Graph, threads: Int) throws {
+        self.program = program
+        self.graph = graph
+        self.threads = max(1, threads)
+        arena = .allocate(capacity: max(program.arenaCount, 1))
+        arena.initialize(repeating: 0, count: max(program.arenaCount, 1))
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: max(program.parameters.count, 1))
+        program.parameters.withUnsafeBufferPointer { if let base = $0.baseAddress { weights.initialize(from: base, count: $0.count) } }
+        params = weights
+        let scratchCount = max(program.scratchCount, 1)
+        scratch = (0..<max(1, threads)).map { _ in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            p.initialize(repeating: 0, count: scratchCount)
+            return p
+        }
+        try prepare()
+    }
+
+    deinit {
+        arena.deallocate()
+        params.deallocate()
+        scratch.forEach { $0.deallocate() }
+    }
+
+    func pointer(_ t: Program.Tensor) -> UnsafeMutablePointer<Float> { (t.inParameters ? params : arena) + t.offset }
+
+    func host(_ o: Program.Operand) -> HostTensor? {
+        switch o {
+        case .none: return nil
+        case .constant(let c): return HostTensor(c)
+        case .tensor(let t):
+            let p = pointer(t)
+            return HostTensor(dtype: .f32, shape: t.shape, f: (0..<t.count).map { Double(p[$0]) })
+        }
+    }
+
+    /// Index maps from the reference kernel run on element indices; BatchNorm constants.
+    func prepare() throws {
+        for (i, step) in program.steps.enumerated() {
+            switch step.kernel {
+            case .dataMovement(let node):
+                guard let x = step.inputs.first?.tensor else { continue }
+                var inputs = step.inputs.map(host)
+                inputs[0] = HostTensor(dtype: .f32, shape: x.shape, f: (0..<x.count).map(Double.init))
+                if node.op == "Pad", inputs.count > 2, let v = inputs[2] {
+                    fills[i] = Float(v.f.first ?? 0)
+                    inputs[2] = HostTensor(dtype: .f32, shape: v.shape, f: [-1])
+                } else if node.op == "Pad" {
+                    fills[i] = 0
+                    if inputs.count < 3 { inputs.append(nil) }
+                    inputs[2] = HostTensor(dtype: .f32, shape: [], f: [-1])
+                }
+                let ctx = RefContext(node: node, inputs: inputs, outputTypes: node.outputs.map(\.type))
+                guard let kernel = referenceKernels[node.op] else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
+                maps[i] = try kernel(ctx)[0].f.map { Int32($0) }
+            case .scaleShift(let c, _):
+                guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
+                var eps = 1e-5
+                if case .reference(let n) = step.kernel, case .float(let e)? = n.attributes["epsilon"] { eps = Double(e) }
+                if let node = graph.nodes.first(where: { $0.name == step.name }), case .float(let e)? = node.attributes["epsilon"] { eps = Double(e) }
+                var out = [Float](repeating: 0, count: 2 * c)
+                for k in 0..<c {
+                    let a = s.f[k] / (v.f[k] + eps).squareRoot()
+                    out[k] = Float(a)
+                    out[c + k] = Float(b.f[k] - m.f[k] * a)
+                }
+                scaleShift[i] = out
+            default: break
+            }
+        }
+    }
+
+    /// Copies inputs in, runs every step, copies outputs out.
+    public func run(_ inputs: [String: TensorData]) throws -> [String: TensorData] {
+        for b in program.inputs {
+            guard let t = inputs[b.name] else { throw RuntimeError.missingInput(b.name) }
+            guard t.dtype == .f32, t.shape == b.tensor.shape else {
+                throw RuntimeError.inputMismatch(name: b.name, expected: "f32\(b.tensor.shape)", got: t.type.description)
+            }
+            t.bytes.withUnsafeBytes { raw in
+                pointer(b.tensor).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: b.tensor.count)
+            }
+        }
+        try execute()
+        var out: [String: TensorData] = [:]
+        for b in program.outputs {
+            let p = pointer(b.tensor)
+            out[b.name] = TensorData(floats: Array(UnsafeBufferPointer(start: p, count: b.tensor.count)), shape: b.tensor.shape)
+        }
+        return out
+    }
+
+    /// The arena pointer of an input, for callers that fill it directly (benchmarks).
+    public func inputPointer(_ name: String) -> UnsafeMutablePointer<Float>? {
+        program.inputs.first { $0.name == name }.map { pointer($0.tensor) }
+    }
+
+    /// Runs the program on whatever the input buffers hold; `timing`, when given, receives
+    /// each step's wall time (profiling).
+    public func execute(timing: ((Int, Double) -> Void)? = nil) throws {
+        let imageParallel = program.batch >= threads && threads > 1
+        openblas_set_num_threads(Int32(imageParallel ? 1 : threads))
+        for (i, step) in program.steps.enumerated() {
+            if let timing {
+                let t = DispatchTime.now().uptimeNanoseconds
+                try run(step, index: i, imageParallel: imageParallel)
+                timing(i, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+            } else {
+                try run(step, index: i, imageParallel: imageParallel)
+            }
+        }
+    }
+}

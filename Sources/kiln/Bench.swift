@@ -1,0 +1,215 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Runtime
+
+extension Kiln {
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure compiled inference: throughput, latency percentiles, peak memory, load + compile time.",
+            discussion: """
+                Compiles the model for --batch, warms up, then times rounds of runs on a random
+                batch. With --compare-ort, onnxruntime (ORT_ENABLE_ALL, same batch and threads,
+                from the Python venv) runs the same model in rounds interleaved with Kiln's, and
+                the ratios Kiln/onnxruntime are printed. A .kiln model is exported with seeded
+                weights so both run the same network. Medians are reported.
+
+                Examples:
+                  kiln bench models/resnet32-cifar.kiln --batch 128 --threads 2 --compare-ort
+                  kiln bench models/resnet18.kiln --batch 1 --rounds 10
+                """
+        )
+
+        @Argument(help: "The model (.kiln or .onnx).")
+        var model: String
+
+        @Option(help: "Batch size.")
+        var batch: Int = 1
+
+        @Option(help: "Threads (default: all cores).")
+        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+        @Option(help: "Timed rounds (Kiln and onnxruntime alternate round by round).")
+        var rounds: Int = 5
+
+        @Option(help: "Runs per round.")
+        var runs: Int = 10
+
+        @Option(help: "Warm-up runs before timing.")
+        var warmup: Int = 3
+
+        @Flag(help: "Run onnxruntime on the same model in the same run and print ratios.")
+        var compareOrt = false
+
+        @Option(help: "Seed for weights of a .kiln model.")
+        var seed: UInt64 = 0
+
+        @Flag(help: "Also print time per kernel against its FLOPs (one extra timed pass of --runs runs).")
+        var profile = false
+
+        func validate() throws {
+            guard batch >= 1, threads >= 1, rounds >= 1, runs >= 1, warmup >= 0 else {
+                throw ValidationError("--batch, --threads, --rounds and --runs must be at least 1")
+            }
+        }
+
+        func run() throws {
+            try reportingErrors {
+                let loadStart = Date()
+                var graph = try loadGraph(model)
+                if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
+                let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)
+                let loadSeconds = Date().timeIntervalSince(loadStart)
+                guard let input = compiled.program.inputs.first else { throw CLIError("the model has no inputs") }
+                var rng = KilnRandom(seed: 1)
+                let p = compiled.inputPointer(input.name)!
+                for i in 0..<input.tensor.count { p[i] = Float(rng.normal()) }
+
+                var ort: ORTServer? = nil
+                if compareOrt {
+                    var onnxPath = model
+                    if !model.lowercased().hasSuffix(".onnx") {
+                        onnxPath = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-\(getpid()).onnx").path
+                        try ONNXExport.write(graph, to: onnxPath)
+                    }
+                    ort = try ORTServer(model: onnxPath, batch: batch, threads: threads)
+                }
+                for _ in 0..<warmup { try compiled.execute() }
+                if let ort { _ = try ort.run(warmup) }
+
+                var kilnTimes: [Double] = [], ortTimes: [Double] = []
+                for round in 0..<rounds {
+                    for _ in 0..<runs {
+                        let t = DispatchTime.now().uptimeNanoseconds
+                        try compiled.execute()
+                        kilnTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+                    }
+                    if let ort { ortTimes += try ort.run(runs) }
+                    FileHandle.standardError.write(Data("round \(round + 1)/\(rounds)\r".utf8))
+                }
+                FileHandle.standardError.write(Data("\n".utf8))
+                let rss = peakRSS()
+                let k = Summary(kilnTimes, batch: batch)
+                emit("model \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
+                emit(pad("", 12) + pad("images/s", 13, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
+                     + pad("p99 ms", 11, right: true) + pad("peak RSS MiB", 13, right: true) + pad("load s", 13, right: true) + "\n")
+                emit(row("kiln", k, rss, loadSeconds))
+                if let ort {
+                    let o = Summary(ortTimes, batch: batch)
+                    let ortRSS = try ort.peakRSS()
+                    emit(row("onnxruntime", o, ortRSS, ort.loadSeconds))
+                    emit(pad("kiln/ort", 12) + String(format: " %12.2f %10.2f %10.2f %10.2f %12.2f %12.2f\n", k.throughput / o.throughput,
+                                k.p50 / o.p50, k.p90 / o.p90, k.p99 / o.p99, Double(rss) / Double(ortRSS), loadSeconds / ort.loadSeconds))
+                    emit("(throughput ratio > 1 and the other ratios < 1 favour Kiln)\n")
+                    ort.close()
+                }
+                if profile {
+                    var perStep = [Double](repeating: 0, count: compiled.program.steps.count)
+                    for _ in 0..<runs { try compiled.execute { i, seconds in perStep[i] += seconds } }
+                    let total = perStep.reduce(0, +)
+                    emit("\nprofile (median-free mean over \(runs) runs): step, kernel, ms, % of time, GFLOP/s\n")
+                    var byKernel: [String: (Double, Int)] = [:]
+                    for (i, s) in compiled.program.steps.enumerated() {
+                        let ms = perStep[i] / Double(runs) * 1e3
+                        let gf = Double(s.flops) / (perStep[i] / Double(runs)) / 1e9
+                        emit(String(format: "  %3d %-16@ %9.3f %6.1f%% %8.1f  %@ %@\n", i, s.kernel.name as NSString, ms, perStep[i] / total * 100, gf,
+                                    s.name as NSString, "\(s.outputs.first?.shape ?? [])" as NSString))
+                        let key = s.kernel.name
+                        byKernel[key] = ((byKernel[key]?.0 ?? 0) + perStep[i], (byKernel[key]?.1 ?? 0) + s.flops)
+                    }
+                    emit("by kernel:\n")
+                    for (k, v) in byKernel.sorted(by: { $0.value.0 > $1.value.0 }) {
+                        emit(String(format: "  %-16@ %9.3f ms %6.1f%% %8.1f GFLOP/s\n", k as NSString, v.0 / Double(runs) * 1e3, v.0 / total * 100,
+                                    Double(v.1) / (v.0 / Double(runs)) / 1e9))
+                    }
+                }
+                let gflop = Double(graph.stats(batch: batch).denseFlops) / 1e9
+                emit(String(format: "kiln: %.1f GFLOP/s on conv+gemm (%.4f GFLOP per batch)\n", gflop / k.p50, gflop))
+            }
+        }
+
+        func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
+            s.count >= w ? s : (right ? String(repeating: " ", count: w - s.count) + s : s + String(repeating: " ", count: w - s.count))
+        }
+
+        struct Summary {
+            var p50: Double, p90: Double, p99: Double, throughput: Double
+            init(_ t: [Double], batch: Int) {
+                let s = t.sorted()
+                func q(_ f: Double) -> Double { s[min(s.count - 1, Int((Double(s.count - 1) * f).rounded()))] }
+                p50 = q(0.5); p90 = q(0.9); p99 = q(0.99)
+                throughput = Double(batch) / p50
+            }
+        }
+
+        func row(_ name: String, _ s: Summary, _ rss: Int, _ load: Double) -> String {
+            pad(name, 12) + String(format: " %12.1f %10.3f %10.3f %10.3f %12.1f %12.3f\n", s.throughput, s.p50 * 1e3, s.p90 * 1e3, s.p99 * 1e3,
+                   Double(rss) / 1048576, load)
+        }
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+func peakRSS() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return kb * 1024
+    }
+    return 0
+}
+
+/// onnxruntime in a Python child process (bench/ort_server.py), driven line by line.
+final class ORTServer {
+    let process = Process()
+    let input = Pipe(), output = Pipe()
+    var loadSeconds = 0.0
+    var buffer = Data()
+
+    init(model: String, batch: Int, threads: Int) throws {
+        let venv = ProcessInfo.processInfo.environment["KILN_VENV"] ?? (NSHomeDirectory() + "/.cache/kiln/venv")
+        let python = venv + "/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw CLIError("--compare-ort needs the Python venv at \(venv) (run scripts/setup.sh or set KILN_VENV)")
+        }
+        let script = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("../../../bench/ort_server.py").standardized.path
+        let path = FileManager.default.fileExists(atPath: script) ? script : "bench/ort_server.py"
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [path, model, String(batch), String(threads)]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let ready = try readJSON()
+        loadSeconds = ready["load_seconds"] as? Double ?? 0
+    }
+
+    func readJSON() throws -> [String: Any] {
+        while true {
+            if let nl = buffer.firstIndex(of: 10) {
+                let line = buffer[..<nl]
+                buffer.removeSubrange(...nl)
+                guard let obj = try JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw CLIError("onnxruntime: bad reply") }
+                return obj
+            }
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw CLIError("onnxruntime exited (is the model valid for onnxruntime?)") }
+            buffer.append(chunk)
+        }
+    }
+
+    func run(_ n: Int) throws -> [Double] {
+        input.fileHandleForWriting.write(Data("run \(n)\n".utf8))
+        return try readJSON()["seconds"] as? [Double] ?? []
+    }
+
+    func peakRSS() throws -> Int {
+        input.fileHandleForWriting.write(Data("rss\n".utf8))
+        return try readJSON()["peak_rss_bytes"] as? Int ?? 0
+    }
+
+    func close() {
+        input.fileHandleForWriting.write(Data("quit\n".utf8))
+        process.waitUntilExit()
+    }
+}
