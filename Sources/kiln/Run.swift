@@ -89,6 +89,11 @@ extension Kiln {
                     let t = graph.inputs.first { $0.name == n }!.type
                     throw CLIError("no value for input '\(n)' (\(t)); pass --input \(n)=FILE")
                 }
+                // Check the inputs against the model's declared types before compiling.
+                for v in graph.inputs where feeds[v.name]!.dtype != v.type.dtype {
+                    throw RuntimeError.inputMismatch(name: v.name, expected: v.type.description, got: feeds[v.name]!.type.description)
+                }
+                _ = try graph.specialized(inputShapes: feeds.mapValues(\.shape))
                 let start = Date()
                 let outputs: [String: TensorData]
                 if reference {
