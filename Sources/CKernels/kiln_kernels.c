@@ -201,3 +201,100 @@ void kiln_softmax_rows(const float *x, float *y, int rows, int n, int log_softma
         }
     }
 }
+
+typedef float kiln_v16 __attribute__((vector_size(64)));
+
+static inline kiln_v16 load16(const float *p) {
+    kiln_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+int kiln_conv_shift_plane(int H, int W, int KH, int KW, int PH, int PW, int PHE, int PWE) {
+    const int Hp = H + PH + PHE, Wp = W + PW + PWE;
+    (void)KH;
+    return Hp * Wp + 32 + KW + 16;
+}
+
+void kiln_conv_shift_pad(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int plane, float *xp) {
+    const int Wp = W + PW + PWE;
+    (void)PHE;
+    for (int c = 0; c < C; c++) {
+        float *dst = xp + (size_t)c * plane;
+        memset(dst, 0, sizeof(float) * plane);
+        const float *src = x + (size_t)c * H * W;
+        for (int h = 0; h < H; h++) memcpy(dst + (size_t)(h + PH) * Wp + PW, src + (size_t)h * W, sizeof(float) * W);
+    }
+}
+
+void kiln_conv_shift_pack(const float *w, int M, int C, int KH, int KW, float *packed) {
+    const int T = KH * KW;
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < T; t++)
+                packed[(((size_t)(m / 8) * C + c) * T + t) * 8 + (m % 8)] = w[((size_t)m * C + c) * T + t];
+}
+
+void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, int OH, int OW,
+                     const float *packed, int mb_begin, int mb_end, const float *bias, const float *residual,
+                     int act, float alpha, float lo, float hi, float *y) {
+    const int T = KH * KW;
+    const int Q = OH * Wp;  // outputs on the padded grid
+    int shift[64];
+    for (int kh = 0, t = 0; kh < KH; kh++)
+        for (int kw = 0; kw < KW; kw++, t++) shift[t] = kh * Wp + kw;
+    float tile[8][32];
+    for (int mb = mb_begin; mb < mb_end; mb++) {
+        const float *wb = packed + (size_t)mb * C * T * 8;
+        for (int q0 = 0; q0 < Q; q0 += 32) {
+            kiln_v16 a0[8], a1[8];
+            for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
+            for (int c = 0; c < C; c++) {
+                const float *xc = xp + (size_t)c * plane + q0;
+                const float *wc = wb + (size_t)c * T * 8;
+                for (int t = 0; t < T; t++) {
+                    const kiln_v16 x0 = load16(xc + shift[t]);
+                    const kiln_v16 x1 = load16(xc + shift[t] + 16);
+                    const float *wt = wc + t * 8;
+#define KILN_FMA(i) a0[i] += x0 * wt[i]; a1[i] += x1 * wt[i];
+                    KILN_FMA(0) KILN_FMA(1) KILN_FMA(2) KILN_FMA(3) KILN_FMA(4) KILN_FMA(5) KILN_FMA(6) KILN_FMA(7)
+#undef KILN_FMA
+                }
+            }
+            for (int i = 0; i < 8; i++) {
+                memcpy(&tile[i][0], &a0[i], 64);
+                memcpy(&tile[i][16], &a1[i], 64);
+            }
+            // Store the valid outputs of this block with the epilogue, one row run at a time.
+            const int qend = q0 + 32 < Q ? q0 + 32 : Q;
+            for (int q = q0; q < qend;) {
+                const int oh = q / Wp, ow = q % Wp;
+                int run = Wp - ow;
+                if (q + run > qend) run = qend - q;
+                const int valid = ow < OW ? (ow + run <= OW ? run : OW - ow) : 0;
+                if (valid > 0) {
+                    const int j0 = q - q0;
+                    for (int i = 0; i < 8; i++) {
+                        const int m = mb * 8 + i;
+                        const size_t k = (size_t)m * OH * OW + (size_t)oh * OW + ow;
+                        float *dst = y + k;
+                        const float *src = &tile[i][j0];
+                        const float b = bias ? bias[m] : 0.0f;
+                        if (residual) {
+                            const float *r = residual + k;
+                            for (int j = 0; j < valid; j++) dst[j] = src[j] + b + r[j];
+                        } else {
+                            for (int j = 0; j < valid; j++) dst[j] = src[j] + b;
+                        }
+                        if (act == KILN_ACT_RELU) {
+                            for (int j = 0; j < valid; j++) dst[j] = dst[j] > 0.0f ? dst[j] : 0.0f;
+                        } else if (act != KILN_ACT_NONE) {
+                            for (int j = 0; j < valid; j++) dst[j] = apply_act(dst[j], act, alpha, lo, hi);
+                        }
+                    }
+                }
+                q += run;
+            }
+        }
+    }
+}

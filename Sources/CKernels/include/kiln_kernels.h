@@ -49,3 +49,19 @@ void kiln_scale_shift(const float *x, float *y, int C, int P, const float *scale
 void kiln_softmax_rows(const float *x, float *y, int rows, int n, int log_softmax);
 
 #endif
+
+// Direct convolution, stride 1, dilation 1, one group, output channels in blocks of 8.
+// The input is first copied into a zero-padded scratch image xp [C][plane] with row stride
+// Wp = W + PW + PWE, so that every kernel tap is a constant shift of the output index
+// q = oh·Wp + ow; outputs are computed on that grid in vectors of 32 and the columns past OW
+// are dropped when stored.
+// plane = kiln_conv_shift_plane(...) floats per channel.
+int kiln_conv_shift_plane(int H, int W, int KH, int KW, int PH, int PW, int PHE, int PWE);
+void kiln_conv_shift_pad(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int plane, float *xp);
+// Weights [M, C, KH, KW] → packed [M/8][C][KH·KW][8].
+void kiln_conv_shift_pack(const float *w, int M, int C, int KH, int KW, float *packed);
+// Output channel blocks [mb_begin, mb_end) of one image: y [M, OH, OW] (NCHW), with the
+// epilogue y = act(conv + bias[m] + residual) applied as the block is stored.
+void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, int OH, int OW,
+                     const float *packed, int mb_begin, int mb_end, const float *bias, const float *residual,
+                     int act, float alpha, float lo, float hi, float *y);

@@ -6,6 +6,9 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case gemm1x1 = "gemm_1x1"
     /// Patches gathered into columns per image, then one matrix product.
     case im2col
+    /// Stride-1 direct convolution on a zero-padded copy of the input, where every tap is a
+    /// constant shift; output channels in blocks of 8, vectors of 32 outputs.
+    case direct = "direct_shift"
 }
 
 extension Pass {
@@ -41,5 +44,9 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
     var autoPad = "NOTSET"
     if case .string(let s)? = n.attributes["auto_pad"] { autoPad = s }
     if oneByOne && unitStride && noPad && group == 1 && (autoPad == "NOTSET" || autoPad == "VALID") { return .gemm1x1 }
+    let unitDilation = (ints("dilations") ?? []).allSatisfy { $0 == 1 }
+    if unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[2] * w[3] <= 64 && !oneByOne {
+        return .direct
+    }
     return .im2col
 }

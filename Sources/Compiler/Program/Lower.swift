@@ -168,6 +168,11 @@ public enum Lowering {
                        scratchCount: scratch)
     }
 
+    /// Floats per channel of the padded input of the direct kernel (kiln_conv_shift_plane).
+    static func directPlane(h: Int, w: Int, kw: Int, pads: [Int]) -> Int {
+        (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) + 32 + kw + 16
+    }
+
     static func activation(_ n: Node) -> Program.Activation {
         func f(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
         var name = n.op
@@ -205,8 +210,11 @@ public enum Lowering {
                 algorithm: algorithm, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
                 outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
                 strideH: geometry.strides[0], strideW: geometry.strides[1], padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1],
+                padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
                 dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
-                activation: op == "Conv" ? .none : activation(n), scratch: algorithm == .im2col ? k * p : 0))
+                activation: op == "Conv" ? .none : activation(n),
+                scratch: algorithm == .im2col ? k * p
+                    : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd) : 0))
         case "kiln.FusedGemm", "Gemm":
             let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
             let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0

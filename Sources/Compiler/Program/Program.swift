@@ -34,7 +34,7 @@ public struct Program: Sendable {
         public var channels: Int, height: Int, width: Int
         public var outChannels: Int, outHeight: Int, outWidth: Int
         public var kernelH: Int, kernelW: Int, strideH: Int, strideW: Int
-        public var padTop: Int, padLeft: Int, dilationH: Int, dilationW: Int
+        public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int, dilationH: Int, dilationW: Int
         public var group: Int
         public var activation: Activation
         /// Floats of per-thread scratch (im2col columns).

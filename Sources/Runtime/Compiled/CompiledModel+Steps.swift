@@ -7,6 +7,7 @@ import Graph
 extension CompiledModel {
     func run(_ step: Program.Step, index: Int, imageParallel: Bool) throws {
         switch step.kernel {
+        case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c): conv(c, step, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .pool(let p):
@@ -113,6 +114,48 @@ extension CompiledModel {
             }
         }
         parallelChunks(images, workers: parallel ? threads : 1, body)
+    }
+
+    /// The direct kernel: images spread over threads, or (small batches) blocks of 8 output
+    /// channels of each image.
+    func directConv(_ c: Program.Conv, _ step: Program.Step, index: Int, parallel: Bool) {
+        let x = Shared(pointer: pointer(step.inputs[0].tensor!))
+        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let y = Shared(pointer: pointer(step.outputs[0]))
+        let images = step.outputs[0].shape[0]
+        let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
+        let plane = Int(kiln_conv_shift_plane(Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                                              Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight)))
+        let wp = c.width + c.padLeft + c.padRight
+        let blocks = c.outChannels / 8
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        packedWeights[index]!.withUnsafeBufferPointer { packed in
+            let w = Shared(pointer: UnsafeMutablePointer(mutating: packed.baseAddress!))
+            func pad(_ n: Int, into xp: UnsafeMutablePointer<Float>) {
+                kiln_conv_shift_pad(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
+                                    Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight), Int32(plane), xp)
+            }
+            func compute(_ n: Int, _ xp: UnsafeMutablePointer<Float>, _ blockRange: Range<Int>) {
+                kiln_conv_shift(xp, Int32(c.channels), Int32(plane), Int32(wp), Int32(c.kernelH), Int32(c.kernelW),
+                                Int32(c.outHeight), Int32(c.outWidth), w.pointer, Int32(blockRange.lowerBound), Int32(blockRange.upperBound),
+                                bias?.pointer, residual.map { $0.pointer + n * outImage },
+                                c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high, y.pointer + n * outImage)
+            }
+            if parallel {
+                parallelChunks(images, workers: threads) { worker, range in
+                    for n in range {
+                        pad(n, into: scratch[worker].pointer)
+                        compute(n, scratch[worker].pointer, 0..<blocks)
+                    }
+                }
+            } else {
+                for n in 0..<images {
+                    pad(n, into: scratch[0].pointer)
+                    parallelChunks(blocks, workers: threads) { _, range in compute(n, scratch[0].pointer, range) }
+                }
+            }
+        }
     }
 
     func gemm(_ g: Program.Gemm, _ step: Program.Step) {

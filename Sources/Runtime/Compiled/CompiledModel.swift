@@ -42,6 +42,8 @@ public final class CompiledModel: @unchecked Sendable {
     var maps: [Int: [Int32]] = [:]
     var fills: [Int: Float] = [:]
     var scaleShift: [Int: [Float]] = [:]
+    /// Per step: weights repacked for the direct convolution kernel.
+    var packedWeights: [Int: [Float]] = [:]
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -116,6 +118,13 @@ public final class CompiledModel: @unchecked Sendable {
                 let ctx = RefContext(node: node, inputs: inputs, outputTypes: node.outputs.map(\.type))
                 guard let kernel = referenceKernels[node.op] else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
                 maps[i] = try kernel(ctx)[0].f.map { Int32($0) }
+            case .conv(let c) where c.algorithm == .direct:
+                guard let w = step.inputs[1].tensor else { continue }
+                var packed = [Float](repeating: 0, count: w.count)
+                packed.withUnsafeMutableBufferPointer { p in
+                    kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p.baseAddress!)
+                }
+                packedWeights[i] = packed
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
