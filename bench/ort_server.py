@@ -6,7 +6,6 @@ Prints one JSON line when the session is ready ({"load_seconds": …}); then for
 wall time of each; "rss" prints {"peak_rss_bytes": …}; "quit" ends.
 """
 import json
-import resource
 import sys
 import time
 
@@ -40,7 +39,10 @@ def main():
                 times.append(time.perf_counter() - t)
             print(json.dumps({"seconds": times}), flush=True)
         elif cmd[0] == "rss":
-            print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
+            # VmHWM, not getrusage: ru_maxrss of a spawned child starts from its parent's.
+            with open("/proc/self/status") as f:
+                kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+            print(json.dumps({"peak_rss_bytes": kb * 1024}), flush=True)
 
 
 if __name__ == "__main__":

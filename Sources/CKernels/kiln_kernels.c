@@ -298,3 +298,30 @@ void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, 
         }
     }
 }
+
+void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op *ops, int count) {
+    enum { BLOCK = 2048 };
+    for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
+        const size_t len = n - b0 < BLOCK ? n - b0 : BLOCK;
+        float *v = y + b0;
+        if (v != x + b0) memcpy(v, x + b0, sizeof(float) * len);
+        for (int k = 0; k < count; k++) {
+            const kiln_ew_op *op = &ops[k];
+            if (op->kind >= 10) {
+                kiln_activation(v, v, len, op->kind - 10, op->alpha, op->lo, op->hi);
+                continue;
+            }
+            for (size_t j = 0; j < len; j++) {
+                const size_t i = b0 + j;
+                const float o = op->period == 0 ? op->operand[i] : op->operand[(i / op->inner) % op->period];
+                const float a = op->swap ? o : v[j], c = op->swap ? v[j] : o;
+                switch (op->kind) {
+                case 0: v[j] = a + c; break;
+                case 1: v[j] = a - c; break;
+                case 2: v[j] = a * c; break;
+                default: v[j] = a / c; break;
+                }
+            }
+        }
+    }
+}

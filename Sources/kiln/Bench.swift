@@ -84,7 +84,12 @@ extension Kiln {
                         try compiled.execute()
                         kilnTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
                     }
-                    if let ort { ortTimes += try ort.run(runs) }
+                    if let ort {
+                        // Let onnxruntime's worker threads stop spinning before Kiln's next round.
+                        usleep(100_000)
+                        ortTimes += try ort.run(runs)
+                        usleep(100_000)
+                    }
                     FileHandle.standardError.write(Data("round \(round + 1)/\(rounds)\r".utf8))
                 }
                 FileHandle.standardError.write(Data("\n".utf8))

@@ -65,3 +65,16 @@ void kiln_conv_shift_pack(const float *w, int M, int C, int KH, int KW, float *p
 void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, int OH, int OW,
                      const float *packed, int mb_begin, int mb_end, const float *bias, const float *residual,
                      int act, float alpha, float lo, float hi, float *y);
+
+// One step of a fused elementwise chain: v = op(v, operand) or v = act(v).
+typedef struct {
+    int kind;          // 0..3: add, sub, mul, div with an operand; 10 + kiln_activation for activations
+    int swap;          // operand op v instead of v op operand (Sub, Div)
+    const float *operand;
+    long period;       // operand broadcast: index (i / inner) % period; period 0: same shape
+    long inner;
+    float alpha, lo, hi;
+} kiln_ew_op;
+
+// y[i] = chain(x[i]) for n values, in blocks that stay in L1 (one pass over memory).
+void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op *ops, int count);

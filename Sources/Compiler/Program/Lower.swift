@@ -100,9 +100,9 @@ public enum Lowering {
             // storage dies here.
             var inPlace = false
             switch kernel {
-            case .activation, .binary, .scaleShift:
+            case .activation, .binary, .scaleShift, .elementwiseChain:
                 if let src = n.inputs.first, let s = storageOf[src], storages[s].first >= 0,
-                   lastReader[rootOf(src)] == nodeIndex {
+                   lastReader[rootOf(src)] == nodeIndex, n.inputs.dropFirst().allSatisfy({ rootOf($0) != rootOf(src) }) {
                     storageOf[liveOutputs[0]] = s
                     shapeOf[liveOutputs[0]] = outShapes[0]
                     inPlace = true
@@ -162,7 +162,7 @@ public enum Lowering {
                          outputs: p.outputs.compactMap(tensor), flops: p.flops)
         }
         let scratch = steps.map { s -> Int in if case .conv(let c) = s.kernel { return c.scratch }; return 0 }.max() ?? 0
-        return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters,
+        return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters, parameterCount: parameters.count,
                        inputs: g.inputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        scratchCount: scratch)
@@ -288,6 +288,33 @@ public enum Lowering {
             let axis = int("axis", -1) < 0 ? int("axis", -1) + out.count : int("axis", -1)
             guard axis == out.count - 1 else { return .reference(n) }
             return .softmax(log: n.op == "LogSoftmax", rows: out.dropLast().reduce(1, *), length: out.last ?? 1)
+        case "kiln.FusedElementwise":
+            guard case .strings(let chain)? = n.attributes["chain"], let operands = ints("operand"), let swaps = ints("swap"),
+                  case .floats(let alphas)? = n.attributes["alphas"], case .floats(let mins)? = n.attributes["mins"],
+                  case .floats(let maxs)? = n.attributes["maxs"] else { return .reference(n) }
+            var ops: [Program.ElementwiseOp] = []
+            for (k, op) in chain.enumerated() {
+                let act = Program.Activation(kind: ["Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5][op] ?? 0,
+                                             alpha: alphas[k], low: mins[k], high: maxs[k])
+                if operands[k] < 0 {
+                    ops.append(.init(kind: 10 + act.kind, swap: false, operand: -1, period: 0, inner: 0, activation: act))
+                    continue
+                }
+                let b = shapeOf(n.inputs[operands[k]])
+                var period = 0, inner = 0
+                if b != out {
+                    if b.reduce(1, *) == 1 { period = 1; inner = 1 } else {
+                        let padded = Array(repeating: 1, count: out.count - b.count) + b
+                        let nonOne = padded.indices.filter { padded[$0] != 1 }
+                        guard nonOne.count == 1 else { return .reference(n) }
+                        period = padded[nonOne[0]]
+                        inner = out[(nonOne[0] + 1)...].reduce(1, *)
+                    }
+                }
+                let code: Int32 = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3][op] ?? 0
+                ops.append(.init(kind: code, swap: swaps[k] != 0, operand: operands[k], period: period, inner: inner, activation: .none))
+            }
+            return .elementwiseChain(ops)
         default:
             return .reference(n)
         }

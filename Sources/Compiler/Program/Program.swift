@@ -73,6 +73,8 @@ public struct Program: Sendable {
         case dataMovement(Node)
         case concat(axis: Int)
         case softmax(log: Bool, rows: Int, length: Int)
+        /// A fused elementwise chain, one pass over memory.
+        case elementwiseChain([ElementwiseOp])
         /// Runs the reference kernel of the node (ops without a fast kernel).
         case reference(Node)
 
@@ -88,9 +90,21 @@ public struct Program: Sendable {
             case .dataMovement: return "gather-map"
             case .concat: return "concat"
             case .softmax: return "softmax"
+            case .elementwiseChain: return "elementwise-chain"
             case .reference: return "reference"
             }
         }
+    }
+
+    /// One op of a fused chain: kind 0–3 add/sub/mul/div with `operand` (an input index of
+    /// the step) broadcast by period/inner; 10 + activation code for activations.
+    public struct ElementwiseOp: Sendable {
+        public var kind: Int32
+        public var swap: Bool
+        public var operand: Int
+        public var period: Int
+        public var inner: Int
+        public var activation: Activation
     }
 
     public struct Step: Sendable {
@@ -112,6 +126,8 @@ public struct Program: Sendable {
     /// Arena size in floats.
     public var arenaCount: Int
     public var parameters: [Float]
+    /// Size of the parameter buffer in floats (kept when `parameters` is moved out).
+    public var parameterCount: Int
     public var inputs: [Binding]
     public var outputs: [Binding]
     /// Largest per-thread scratch any step needs, in floats.
@@ -120,7 +136,7 @@ public struct Program: Sendable {
     /// The kernel list as `kiln dump --program` prints it.
     public var listing: String {
         func loc(_ t: Tensor) -> String { (t.inParameters ? "param" : "arena") + "[\(t.offset)..<\(t.offset + t.count)]" }
-        var lines = ["program: batch \(batch), \(steps.count) steps, arena \(arenaCount * 4) bytes, parameters \(parameters.count * 4) bytes, scratch \(scratchCount * 4) bytes per thread"]
+        var lines = ["program: batch \(batch), \(steps.count) steps, arena \(arenaCount * 4) bytes, parameters \(parameterCount * 4) bytes, scratch \(scratchCount * 4) bytes per thread"]
         for (i, s) in steps.enumerated() {
             let ins = s.inputs.map { o -> String in
                 switch o {

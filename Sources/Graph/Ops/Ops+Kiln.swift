@@ -56,3 +56,29 @@ let kilnOps: [OpSchema] = [
         ctx.setOutput(0, t)
     },
 ]
+
+/// Elementwise ops a fused chain may hold.
+public let chainableElementwise: Set<String> = ["Relu", "LeakyRelu", "Sigmoid", "HardSwish", "Clip", "Add", "Sub", "Mul", "Div"]
+
+let kilnElementwiseOps: [OpSchema] = [
+    // x, operands… → one pass applying `chain` in order. `operand` holds, per op, the input
+    // index of its second operand (−1 for activations); `swap` marks operand-first Sub/Div;
+    // `alphas`, `mins`, `maxs` hold activation parameters.
+    OpSchema("FusedElementwise", domain: "kiln", inputs: 1...variadic,
+             attributes: [.required("chain", .strings), .required("operand", .ints), .required("swap", .ints),
+                          .required("alphas", .floats), .required("mins", .floats), .required("maxs", .floats)]) { ctx in
+        let x = try ctx.input(0)
+        try ctx.requireFloat(x, "input")
+        guard case .strings(let chain)? = ctx.attribute("chain"), let operand = ctx.ints("operand"), operand.count == chain.count else {
+            throw ctx.error("chain and operand lists must have the same length")
+        }
+        for (op, k) in zip(chain, operand) {
+            guard chainableElementwise.contains(op) else { throw ctx.error("'\(op)' cannot be part of an elementwise chain") }
+            if k >= 0 {
+                let t = try ctx.input(k)
+                guard broadcastShapes(x.shape, t.shape) == x.shape else { throw ctx.error("operand \(k) \(t.shape.text) does not broadcast to \(x.shape.text)") }
+            }
+        }
+        ctx.setOutput(0, x)
+    },
+]

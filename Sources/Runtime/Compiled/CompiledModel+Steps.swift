@@ -63,6 +63,16 @@ extension CompiledModel {
                     y += chunk
                 }
             }
+        case .elementwiseChain(let ops):
+            let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
+            withUnsafeTemporaryAllocation(of: kiln_ew_op.self, capacity: ops.count) { buffer in
+                for (k, op) in ops.enumerated() {
+                    let operand = op.operand >= 0 ? step.inputs[op.operand].tensor.map { UnsafePointer(pointer($0)) } : nil
+                    buffer[k] = kiln_ew_op(kind: op.kind, swap: op.swap ? 1 : 0, operand: operand, period: op.period, inner: op.inner,
+                                           alpha: op.activation.alpha, lo: op.activation.low, hi: op.activation.high)
+                }
+                kiln_elementwise_chain(x, y, step.outputs[0].count, buffer.baseAddress!, Int32(ops.count))
+            }
         case .softmax(let log, let rows, let length):
             kiln_softmax_rows(pointer(step.inputs[0].tensor!), pointer(step.outputs[0]), Int32(rows), Int32(length), log ? 1 : 0)
         case .reference(let node):

@@ -32,7 +32,9 @@ struct UnsafeSendable<T>: @unchecked Sendable {
 /// A graph compiled for one batch size: the program, its arena, packed weights and per-thread
 /// scratch, ready to run repeatedly without allocating.
 public final class CompiledModel: @unchecked Sendable {
-    public let program: Program
+    /// The program; its `parameters` are moved into this model's buffer and emptied.
+    public private(set) var program: Program
+    /// The specialised graph, without weight values (they live in the parameter buffer).
     public let graph: Graph
     public let threads: Int
     let arena: UnsafeMutablePointer<Float>
@@ -65,7 +67,11 @@ public final class CompiledModel: @unchecked Sendable {
 
     init(program: Program, graph: Graph, threads: Int) throws {
         self.program = program
-        self.graph = graph
+        var stripped = graph
+        for i in stripped.parameters.indices where stripped.parameters[i].dtype == .f32 && stripped.parameters[i].count > 64 {
+            stripped.parameters[i].initializer = .zeros
+        }
+        self.graph = stripped
         self.threads = max(1, threads)
         arena = .allocate(capacity: max(program.arenaCount, 1))
         arena.initialize(repeating: 0, count: max(program.arenaCount, 1))
@@ -79,6 +85,7 @@ public final class CompiledModel: @unchecked Sendable {
             return p
         }
         try prepare()
+        self.program.parameters = []
     }
 
     deinit {

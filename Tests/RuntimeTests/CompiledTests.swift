@@ -1,0 +1,120 @@
+import Graph
+import Runtime
+import Testing
+
+/// The compiled path against the reference kernels (the oracle) on small graphs that
+/// exercise each fusion and kernel family.
+@Suite("Compiled programs")
+struct CompiledTests {
+    func random(_ shape: [Int], seed: UInt64) -> TensorData {
+        var r = KilnRandom(seed: seed)
+        return TensorData(floats: (0..<shape.reduce(1, *)).map { _ in Float(r.normal()) }, shape: shape)
+    }
+
+    func maxRelativeError(_ a: TensorData, _ b: TensorData) -> Double {
+        var d = 0.0, s = 0.0
+        for k in 0..<a.count { d = max(d, abs(a.double(at: k) - b.double(at: k))); s = max(s, abs(b.double(at: k))) }
+        return d / max(s, 1e-30)
+    }
+
+    static let cases: [(String, String)] = [
+        ("conv epilogue, residual, pools", """
+            graph t {
+              input x: f32[N, 8, 9, 9]
+              param w1: f32[16, 8, 3, 3] = kaiming_normal(fan_in)
+              param b1: f32[16] = uniform(-0.5, 0.5)
+              param w2: f32[16, 16, 3, 3] = kaiming_normal(fan_in)
+              param w3: f32[16, 8, 1, 1] = kaiming_normal(fan_in)
+              param w4: f32[16, 8, 3, 3] = kaiming_normal(fan_in)
+              c1 = Conv(x, w1, b1) {pads=[1, 1, 1, 1]}
+              r1 = Relu(c1)
+              c2 = Conv(r1, w2) {pads=[1, 1, 1, 1]}
+              c3 = Conv(x, w3)
+              s = Add(c2, c3)
+              r2 = LeakyRelu(s) {alpha=0.2}
+              c4 = Conv(x, w4) {strides=[2, 2], pads=[0, 1, 2, 1]}
+              m = MaxPool(r2) {kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]}
+              a = AveragePool(r2) {kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, count_include_pad=1}
+              g = GlobalAveragePool(c4)
+              output m
+              output a
+              output g
+            }
+            """),
+        ("batch norm folding and gemm epilogue", """
+            graph t {
+              input x: f32[N, 4, 6, 6]
+              param w: f32[8, 4, 3, 3] = kaiming_normal(fan_in)
+              param g: f32[8] = uniform(0.5, 1.5)
+              param b: f32[8] = uniform(-0.2, 0.2)
+              buffer m: f32[8] = uniform(-0.1, 0.1)
+              buffer v: f32[8] = uniform(0.5, 2.0)
+              param fw: f32[5, 72] = kaiming_uniform
+              param fb: f32[5] = fan_in_uniform(72)
+              const shape: i64[2] = [0, -1]
+              c = Conv(x, w) {strides=[2, 2], pads=[1, 1, 1, 1]}
+              n = BatchNormalization(c, g, b, m, v)
+              h = HardSwish(n)
+              f = Reshape(h, shape)
+              y = Gemm(f, fw, fb) {transB=1}
+              z = Sigmoid(y)
+              s = Softmax(z)
+              output s
+            }
+            """),
+        ("shortcut data movement and concat", """
+            graph t {
+              input x: f32[N, 4, 8, 8]
+              const st: i64[2] = [0, 0]
+              const en: i64[2] = [9223372036854775807, 9223372036854775807]
+              const ax: i64[2] = [2, 3]
+              const sp: i64[2] = [2, 2]
+              const pads: i64[8] = [0, 2, 0, 0, 0, 2, 0, 0]
+              s = Slice(x, st, en, ax, sp)
+              p = Pad(s, pads)
+              t = Transpose(p) {perm=[0, 2, 3, 1]}
+              q = Concat(t, t) {axis=-1}
+              output q
+            }
+            """),
+    ]
+
+    @Test("compiled outputs equal the reference kernels' (max relative error ≤ 1e-4)", arguments: [1, 3])
+    func matchesReference(batch: Int) throws {
+        for (label, text) in Self.cases {
+            let g = try TextFormat.parse(text).materialized(seed: 5)
+            let x = g.inputs[0]
+            let shape = [batch] + x.type.shape.dropFirst().map { $0.value! }
+            let inputs = [x.name: random(shape, seed: 8)]
+            let reference = try ReferenceExecutor.run(g, inputs: inputs)
+            for threads in [1, 2] {
+                let compiled = try CompiledModel.compile(g, batch: batch, threads: threads).run(inputs)
+                for (name, want) in reference {
+                    let got = try #require(compiled[name])
+                    #expect(got.shape == want.shape, "\(label) \(name)")
+                    #expect(maxRelativeError(got, want) <= 1e-4, "\(label): \(name), batch \(batch), \(threads) threads: \(maxRelativeError(got, want))")
+                }
+            }
+        }
+    }
+
+    @Test("the program cache compiles once per batch size")
+    func cache() throws {
+        let g = try TextFormat.parse(Self.cases[0].1).materialized(seed: 1)
+        let cache = ProgramCache(graph: g, threads: 1)
+        let a = try cache.model(batch: 4), b = try cache.model(batch: 4), c = try cache.model(batch: 2)
+        #expect(a === b)
+        #expect(a !== c)
+        #expect(cache.compiledBatchSizes == [2, 4])
+    }
+
+    @Test("the arena reuses memory: ResNet-32 needs three of its largest activations at a time")
+    func arenaReuse() throws {
+        let g = try #require(try ModelZoo.model(named: "resnet32-cifar")).materialized(seed: 0)
+        let m = try CompiledModel.compile(g, batch: 8, threads: 1)
+        // A residual block holds its input (the shortcut), the first conv's output and the
+        // second's at once: 3 × 8·16·32·32 floats at most, far below the sum of all outputs.
+        #expect(m.program.arenaCount <= 3 * 8 * 16 * 32 * 32)
+        #expect(m.program.arenaCount * 4 < m.graph.stats(batch: 8).activationBytes / 5)
+    }
+}
