@@ -101,14 +101,29 @@ void kiln_maxpool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW
                     int DH, int DW, int OH, int OW, float *y) {
     (void)PHE; (void)PWE;
     for (int oh = 0; oh < OH; oh++) {
+        const int ih0 = oh * SH - PH;
+        const int rows_inside = ih0 >= 0 && ih0 + (KH - 1) * DH < H;
         for (int ow = 0; ow < OW; ow++) {
+            const int iw0 = ow * SW - PW;
             float best = -INFINITY;
+            if (rows_inside && iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
+                // The whole window is inside the image: no bounds checks.
+                for (int kh = 0; kh < KH; kh++) {
+                    const float *r = x + (size_t)(ih0 + kh * DH) * W + iw0;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const float v = r[kw * DW];
+                        best = (v > best || v != v) ? v : best;
+                    }
+                }
+                y[(size_t)oh * OW + ow] = best;
+                continue;
+            }
             int any = 0;
             for (int kh = 0; kh < KH; kh++) {
-                const int ih = oh * SH - PH + kh * DH;
+                const int ih = ih0 + kh * DH;
                 if (ih < 0 || ih >= H) continue;
                 for (int kw = 0; kw < KW; kw++) {
-                    const int iw = ow * SW - PW + kw * DW;
+                    const int iw = iw0 + kw * DW;
                     if (iw < 0 || iw >= W) continue;
                     const float v = x[(size_t)ih * W + iw];
                     if (!any || v > best || v != v) { best = v; any = 1; }
@@ -320,6 +335,177 @@ void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op
                 case 1: v[j] = a - c; break;
                 case 2: v[j] = a * c; break;
                 default: v[j] = a / c; break;
+                }
+            }
+        }
+    }
+}
+
+void kiln_winograd_pack(const float *w, int M, int C, float *packed) {
+    for (int m = 0; m < M; m++) {
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((size_t)m * C + c) * 9;
+            float t[4][3];  // G g: 4×3
+            for (int j = 0; j < 3; j++) {
+                t[0][j] = g[0 * 3 + j];
+                t[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
+                t[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
+                t[3][j] = g[2 * 3 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                float u[4];  // (G g) Gᵀ: row i
+                u[0] = t[i][0];
+                u[1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                u[2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                u[3] = t[i][2];
+                for (int k = 0; k < 4; k++) {
+                    const int xi = i * 4 + k;
+                    packed[(((size_t)xi * (M / 8) + m / 8) * C + c) * 8 + (m % 8)] = u[k];
+                }
+            }
+        }
+    }
+}
+
+static void winograd_dims(int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
+                          int *TH, int *TW, int *Hp, int *Wp) {
+    *TH = (OH + 1) / 2;
+    *TW = (OW + 1) / 2;
+    // The padded input must cover every tile's 4×4 patch: 2·T + 2 rows and columns.
+    int hp = H + PH + PHE, wp = W + PW + PWE;
+    if (hp < 2 * *TH + 2) hp = 2 * *TH + 2;
+    if (wp < 2 * *TW + 2) wp = 2 * *TW + 2;
+    *Hp = hp;
+    *Wp = wp;
+}
+
+int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
+    const int T = TH * TW, Tpad = (T + 31) / 32 * 32;
+    // padded plane (one channel at a time) + row transforms + V + Mx
+    return Hp * Wp + 4 * Hp * TW + 16 * C * Tpad + 16 * M * Tpad + 64;
+}
+
+void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
+                        const float *packed, int M, const float *bias, const float *residual,
+                        int act, float alpha, float lo, float hi, float *scratch, float *y) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
+    const int T = TH * TW, Tpad = (T + 31) / 32 * 32;
+    float *xp = scratch;                       // [Hp][Wp]
+    float *E = xp + (size_t)Hp * Wp;           // [Hp][4][TW]: the column transform of each row
+    float *V = E + (size_t)4 * Hp * TW;        // [16][C][Tpad]
+    float *Mx = V + (size_t)16 * C * Tpad;     // [16][M][Tpad]
+
+    // Input transform, channel by channel: V = Bᵀ d B, columns first (per padded row), then rows.
+    for (int c = 0; c < C; c++) {
+        memset(xp, 0, sizeof(float) * Hp * Wp);
+        const float *xc = x + (size_t)c * H * W;
+        for (int h = 0; h < H; h++) memcpy(xp + (size_t)(h + PH) * Wp + PW, xc + (size_t)h * W, sizeof(float) * W);
+        for (int r = 0; r < Hp; r++) {
+            const float *row = xp + (size_t)r * Wp;
+            float *e0 = E + ((size_t)r * 4 + 0) * TW, *e1 = e0 + TW, *e2 = e1 + TW, *e3 = e2 + TW;
+            for (int t = 0; t < TW; t++) {
+                const float a = row[2 * t], b = row[2 * t + 1], cc = row[2 * t + 2], d = row[2 * t + 3];
+                e0[t] = a - cc;
+                e1[t] = b + cc;
+                e2[t] = cc - b;
+                e3[t] = b - d;
+            }
+        }
+        for (int th = 0; th < TH; th++) {
+            for (int k = 0; k < 4; k++) {
+                const float *r0 = E + ((size_t)(2 * th + 0) * 4 + k) * TW;
+                const float *r1 = E + ((size_t)(2 * th + 1) * 4 + k) * TW;
+                const float *r2 = E + ((size_t)(2 * th + 2) * 4 + k) * TW;
+                const float *r3 = E + ((size_t)(2 * th + 3) * 4 + k) * TW;
+                float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * Tpad + th * TW;
+                float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * Tpad + th * TW;
+                float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * Tpad + th * TW;
+                float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * Tpad + th * TW;
+                for (int t = 0; t < TW; t++) {
+                    v0[t] = r0[t] - r2[t];
+                    v1[t] = r1[t] + r2[t];
+                    v2[t] = r2[t] - r1[t];
+                    v3[t] = r1[t] - r3[t];
+                }
+            }
+        }
+        for (int xi = 0; xi < 16; xi++) {
+            float *v = V + ((size_t)xi * C + c) * Tpad;
+            for (int t = T; t < Tpad; t++) v[t] = 0.0f;
+        }
+    }
+
+    // Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t]: 8 channels × 32 tiles in registers.
+    const int MB = M / 8;
+    for (int xi = 0; xi < 16; xi++) {
+        for (int mb = 0; mb < MB; mb++) {
+            const float *u = packed + ((size_t)xi * MB + mb) * C * 8;
+            for (int t0 = 0; t0 < Tpad; t0 += 32) {
+                kiln_v16 a0[8], a1[8];
+                for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
+                const float *vb = V + (size_t)xi * C * Tpad + t0;
+                for (int c = 0; c < C; c++) {
+                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad);
+                    const kiln_v16 x1 = load16(vb + (size_t)c * Tpad + 16);
+                    const float *uc = u + c * 8;
+#define KILN_WFMA(i) a0[i] += x0 * uc[i]; a1[i] += x1 * uc[i];
+                    KILN_WFMA(0) KILN_WFMA(1) KILN_WFMA(2) KILN_WFMA(3) KILN_WFMA(4) KILN_WFMA(5) KILN_WFMA(6) KILN_WFMA(7)
+#undef KILN_WFMA
+                }
+                for (int i = 0; i < 8; i++) {
+                    float *dst = Mx + ((size_t)xi * M + mb * 8 + i) * Tpad + t0;
+                    memcpy(dst, &a0[i], 64);
+                    memcpy(dst + 16, &a1[i], 64);
+                }
+            }
+        }
+    }
+
+    // Output transform Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) and the epilogue, a row of
+    // tiles at a time so the loops over tiles run on contiguous memory.
+    float o[4][TW > 0 ? TW : 1];
+    for (int m = 0; m < M; m++) {
+        const float b = bias ? bias[m] : 0.0f;
+        float *ym = y + (size_t)m * OH * OW;
+        const float *rm = residual ? residual + (size_t)m * OH * OW : NULL;
+        const float *base = Mx + (size_t)m * Tpad;
+        const size_t xs = (size_t)M * Tpad;  // stride between ξ planes
+        for (int th = 0; th < TH; th++) {
+            const float *p[16];
+            for (int xi = 0; xi < 16; xi++) p[xi] = base + xi * xs + th * TW;
+            for (int t = 0; t < TW; t++) {
+                float s0[4], s1[4];
+                for (int k = 0; k < 4; k++) {
+                    s0[k] = p[k][t] + p[4 + k][t] + p[8 + k][t];
+                    s1[k] = p[4 + k][t] - p[8 + k][t] - p[12 + k][t];
+                }
+                o[0][t] = s0[0] + s0[1] + s0[2];
+                o[1][t] = s0[1] - s0[2] - s0[3];
+                o[2][t] = s1[0] + s1[1] + s1[2];
+                o[3][t] = s1[1] - s1[2] - s1[3];
+            }
+            for (int i = 0; i < 2; i++) {
+                const int oh = 2 * th + i;
+                if (oh >= OH) break;
+                float *row = ym + (size_t)oh * OW;
+                const float *even = o[2 * i], *odd = o[2 * i + 1];
+                const int full = OW / 2;
+                for (int t = 0; t < full; t++) {
+                    row[2 * t] = even[t] + b;
+                    row[2 * t + 1] = odd[t] + b;
+                }
+                if (OW & 1) row[OW - 1] = even[full] + b;
+                if (rm) {
+                    const float *rr = rm + (size_t)oh * OW;
+                    for (int j = 0; j < OW; j++) row[j] += rr[j];
+                }
+                if (act == KILN_ACT_RELU) {
+                    for (int j = 0; j < OW; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+                } else if (act != KILN_ACT_NONE) {
+                    for (int j = 0; j < OW; j++) row[j] = apply_act(row[j], act, alpha, lo, hi);
                 }
             }
         }

@@ -161,3 +161,16 @@ struct CLITests {
         #expect(r.stderr.contains("--batch must be at least 1"))
     }
 }
+
+@Suite("kiln bench", .serialized)
+struct BenchCommandTests {
+    @Test("bench prints Kiln's and onnxruntime's rows, the ratios and a profile (no timing is asserted)")
+    func benchRuns() throws {
+        let r = try kiln("bench", "models/resnet8-mnist.kiln", "--batch", "2", "--threads", "1", "--rounds", "1", "--runs", "2",
+                         "--warmup", "1", "--compare-ort", "--profile")
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["model models/resnet8-mnist.kiln, batch 2, threads 1", "kiln ", "onnxruntime ", "kiln/ort ", "by kernel:", "conv/"] {
+            #expect(r.stdout.contains(line), "missing \(line)")
+        }
+    }
+}

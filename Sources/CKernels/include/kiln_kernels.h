@@ -78,3 +78,14 @@ typedef struct {
 
 // y[i] = chain(x[i]) for n values, in blocks that stay in L1 (one pass over memory).
 void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op *ops, int count);
+
+// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016): 16 products per
+// 2×2 outputs instead of 36. Weights are transformed once: U = G g Gᵀ, packed
+// [16][M/8][C][8]. Per image the input is transformed into V [16][C][T] (T tiles), then
+// 16 products U[ξ]·V[ξ] give Mx [16][M][T], and Y = Aᵀ m A with the epilogue writes y.
+// Scratch per thread: kiln_winograd_scratch(...) floats.
+void kiln_winograd_pack(const float *w, int M, int C, float *packed);
+int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW);
+void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
+                        const float *packed, int M, const float *bias, const float *residual,
+                        int act, float alpha, float lo, float hi, float *scratch, float *y);

@@ -173,6 +173,14 @@ public enum Lowering {
         (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) + 32 + kw + 16
     }
 
+    /// Floats of per-thread scratch for the Winograd kernel (kiln_winograd_scratch).
+    static func winogradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
+        let th = (out[0] + 1) / 2, tw = (out[1] + 1) / 2
+        let hp = max(h + pads[0] + pads[2], 2 * th + 2), wp = max(w + pads[1] + pads[3], 2 * tw + 2)
+        let tpad = (th * tw + 31) / 32 * 32
+        return hp * wp + 4 * hp * tw + 16 * c * tpad + 16 * m * tpad + 64
+    }
+
     static func activation(_ n: Node) -> Program.Activation {
         func f(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
         var name = n.op
@@ -214,7 +222,9 @@ public enum Lowering {
                 dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
                 activation: op == "Conv" ? .none : activation(n),
                 scratch: algorithm == .im2col ? k * p
-                    : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd) : 0))
+                    : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd)
+                    : algorithm == .winograd ? winogradScratch(c: x[1], m: w[0], h: x[2], w: x[3], pads: geometry.padsBegin + geometry.padsEnd, out: geometry.output)
+                    : 0))
         case "kiln.FusedGemm", "Gemm":
             let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
             let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0

@@ -8,6 +8,7 @@ extension CompiledModel {
     func run(_ step: Program.Step, index: Int, imageParallel: Bool) throws {
         switch step.kernel {
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
+        case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
         case .conv(let c): conv(c, step, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .pool(let p):
@@ -99,6 +100,37 @@ extension CompiledModel {
         let cg = c.channels / c.group, mg = c.outChannels / c.group
         let k = cg * c.kernelH * c.kernelW
         let scratch = self.scratch.map { Shared(pointer: $0) }
+        let act = c.activation
+        if !parallel && threads > 1 {
+            // Small batches: one image at a time, the matrix product split over column ranges.
+            for n in 0..<images {
+                let xn = x.pointer + n * inImage, yn = y.pointer + n * outImage
+                for g in 0..<c.group {
+                    let xg = xn + g * cg * c.height * c.width
+                    var columns = xg
+                    if c.algorithm != .gemm1x1 {
+                        kiln_im2col(xg, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                                    Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                                    Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth), scratch[0].pointer)
+                        columns = scratch[0].pointer
+                    }
+                    let cols = Shared(pointer: columns), wg = Shared(pointer: w.pointer + g * mg * k), yg = Shared(pointer: yn + g * mg * p)
+                    let chunks = (p + 15) / 16
+                    parallelChunks(chunks, workers: threads) { _, range in
+                        let p0 = range.lowerBound * 16, p1 = min(p, range.upperBound * 16)
+                        guard p1 > p0 else { return }
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(mg), Int32(p1 - p0), Int32(k), 1,
+                                    wg.pointer, Int32(k), cols.pointer + p0, Int32(p), 0, yg.pointer + p0, Int32(p))
+                    }
+                }
+                let yns = Shared(pointer: yn)
+                parallelChunks(c.outChannels, workers: threads) { _, range in
+                    kiln_epilogue(yns.pointer + range.lowerBound * p, Int32(range.count), Int32(p), bias.map { $0.pointer + range.lowerBound },
+                                  residual.map { $0.pointer + n * outImage + range.lowerBound * p }, act.kind, act.alpha, act.low, act.high)
+                }
+            }
+            return
+        }
         let body: (Int, Range<Int>) -> Void = { worker, range in
             for n in range {
                 let xn = x.pointer + n * inImage, yn = y.pointer + n * outImage
@@ -120,7 +152,7 @@ extension CompiledModel {
                                 wg, Int32(k), columns, Int32(p), 0, yg, Int32(p))
                 }
                 kiln_epilogue(yn, Int32(c.outChannels), Int32(p), bias?.pointer, residual.map { $0.pointer + n * outImage },
-                              c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high)
+                              act.kind, act.alpha, act.low, act.high)
             }
         }
         parallelChunks(images, workers: parallel ? threads : 1, body)
@@ -168,6 +200,30 @@ extension CompiledModel {
         }
     }
 
+    /// Winograd F(2×2, 3×3), images spread over threads.
+    func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
+        let x = Shared(pointer: pointer(step.inputs[0].tensor!))
+        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let y = Shared(pointer: pointer(step.outputs[0]))
+        let images = step.outputs[0].shape[0]
+        let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        packedWeights[index]!.withUnsafeBufferPointer { packed in
+            let u = Shared(pointer: UnsafeMutablePointer(mutating: packed.baseAddress!))
+            parallelChunks(images, workers: threads) { worker, range in
+                for n in range {
+                    kiln_winograd_conv(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
+                                       Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight),
+                                       Int32(c.outHeight), Int32(c.outWidth), u.pointer, Int32(c.outChannels),
+                                       bias?.pointer, residual.map { $0.pointer + n * outImage },
+                                       c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high,
+                                       scratch[worker].pointer, y.pointer + n * outImage)
+                }
+            }
+        }
+    }
+
     func gemm(_ g: Program.Gemm, _ step: Program.Step) {
         let a = pointer(step.inputs[0].tensor!), b = pointer(step.inputs[1].tensor!), y = pointer(step.outputs[0])
         var beta: Float = 0
@@ -187,9 +243,16 @@ extension CompiledModel {
             }
             beta = g.beta
         }
-        cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans, g.transB ? CblasTrans : CblasNoTrans,
-                    Int32(g.m), Int32(g.n), Int32(g.k), g.alpha, a, Int32(g.transA ? g.m : g.k), b, Int32(g.transB ? g.k : g.n),
-                    beta, y, Int32(g.n))
+        // Split the product over row ranges of A (batch rows) across threads.
+        let sa = Shared(pointer: a), sb = Shared(pointer: b), sy = Shared(pointer: y)
+        let workers = g.m * g.n * g.k >= 1 << 18 ? threads : 1
+        parallelChunks(g.m, workers: workers) { _, range in
+            guard !range.isEmpty else { return }
+            let aOffset = g.transA ? range.lowerBound : range.lowerBound * g.k
+            cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans, g.transB ? CblasTrans : CblasNoTrans,
+                        Int32(range.count), Int32(g.n), Int32(g.k), g.alpha, sa.pointer + aOffset, Int32(g.transA ? g.m : g.k),
+                        sb.pointer, Int32(g.transB ? g.k : g.n), beta, sy.pointer + range.lowerBound * g.n, Int32(g.n))
+        }
         let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map(pointer) : nil
         if g.activation.kind != 0 || residual != nil {
             kiln_epilogue_rows(y, Int32(g.m), Int32(g.n), nil, 0, residual, g.activation.kind, g.activation.alpha, g.activation.low, g.activation.high)

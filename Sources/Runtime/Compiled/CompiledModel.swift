@@ -132,6 +132,13 @@ public final class CompiledModel: @unchecked Sendable {
                     kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p.baseAddress!)
                 }
                 packedWeights[i] = packed
+            case .conv(let c) where c.algorithm == .winograd:
+                guard let w = step.inputs[1].tensor else { continue }
+                var packed = [Float](repeating: 0, count: 16 * c.outChannels * c.channels)
+                packed.withUnsafeMutableBufferPointer { p in
+                    kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), p.baseAddress!)
+                }
+                packedWeights[i] = packed
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
@@ -178,7 +185,9 @@ public final class CompiledModel: @unchecked Sendable {
     /// each step's wall time (profiling).
     public func execute(timing: ((Int, Double) -> Void)? = nil) throws {
         let imageParallel = program.batch >= threads && threads > 1
-        openblas_set_num_threads(Int32(imageParallel ? 1 : threads))
+        // OpenBLAS always runs single-threaded: Kiln splits the work itself, and BLAS worker
+        // threads spinning after a call would compete with Kiln's own.
+        openblas_set_num_threads(1)
         for (i, step) in program.steps.enumerated() {
             if let timing {
                 let t = DispatchTime.now().uptimeNanoseconds

@@ -1,0 +1,92 @@
+import Compiler
+import Graph
+import Testing
+
+@Suite("Inference passes")
+struct PassTests {
+    @Test("constant folding turns an exported Shape → Gather → Unsqueeze → Concat chain into a constant Reshape target")
+    func foldShapeChain() throws {
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[2, 64, 1, 1]
+              const zero: i64[] = [0]
+              const axes0: i64[1] = [0]
+              const minus1: i64[1] = [-1]
+              s = Shape(x)
+              n = Gather(s, zero) {axis=0}
+              nu = Unsqueeze(n, axes0)
+              target = Concat(nu, minus1) {axis=0}
+              y = Reshape(x, target)
+              output y
+            }
+            """)
+        let out = try Pipeline.run(g, passes: [.foldConstants])
+        #expect(out.nodes.map(\.op) == ["Reshape"])
+        // [2, −1] by hand: the batch of x, then −1.
+        #expect(out.parameter(named: "target")?.initializer.tensor?.int64s == [2, -1])
+        #expect(out.parameters.map(\.name).sorted() == ["target"])
+    }
+
+    @Test("Identity and inference Dropout go; a graph output keeps its name")
+    func identities() throws {
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 4]
+              a = Relu(x)
+              b = Identity(a)
+              c = Dropout(b)
+              d = Sigmoid(c)
+              y = Identity(d)
+              output y
+            }
+            """)
+        let out = try Pipeline.run(g, passes: [.removeIdentities])
+        #expect(out.nodes.map(\.op) == ["Relu", "Sigmoid"])
+        #expect(out.nodes[1].inputs == ["a"])
+        #expect(out.outputs.map(\.name) == ["y"])
+        #expect(out.nodes[1].outputs[0].name == "y")
+    }
+
+    @Test("BatchNormalization folds into the convolution: w'·x + b' equals BN(conv(x)) by hand")
+    func batchNormFolding() throws {
+        // One 1×1 conv, weight 2, BN with γ 3, β 1, mean 0.5, var 3 (ε 1): s = 3/√4 = 1.5,
+        // so w' = 2·1.5 = 3 and b' = (0 − 0.5)·1.5 + 1 = 0.25.
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 1, 2, 2]
+              param w: f32[1, 1, 1, 1] = [2.0]
+              param gamma: f32[1] = [3.0]
+              param beta: f32[1] = [1.0]
+              buffer mean: f32[1] = [0.5]
+              buffer var: f32[1] = [3.0]
+              c = Conv(x, w)
+              y = BatchNormalization(c, gamma, beta, mean, var) {epsilon=1.0}
+              output y
+            }
+            """)
+        let out = try Pipeline.run(g, passes: [.foldBatchNorm])
+        #expect(out.nodes.map(\.op) == ["Conv"])
+        let conv = out.nodes[0]
+        #expect(out.parameter(named: conv.inputs[1])?.initializer.tensor?.floats == [3])
+        #expect(out.parameter(named: conv.inputs[2])?.initializer.tensor?.floats == [0.25])
+        #expect(conv.outputs[0].name == "y")
+    }
+
+    @Test("epilogue fusion prints its chain and round-trips through the text IR")
+    func fusedChainText() throws {
+        var g = try #require(try ModelZoo.model(named: "resnet8-mnist"))
+        // Fixed weights so BatchNorm can fold (the passes need values, not rules).
+        for i in g.parameters.indices where g.parameters[i].initializer.tensor == nil {
+            let p = g.parameters[i]
+            g.parameters[i].initializer = .data(TensorData(dtype: p.dtype, shape: p.shape, values: (0..<p.count).map { Double($0 % 7) / 7 + 0.5 }))
+        }
+        let fused = try Pipeline.run(g, passes: [.foldBatchNorm, .fuseEpilogues])
+        let text = TextFormat.print(fused)
+        #expect(text.contains("kiln.FusedConv[Conv→Add→Relu]"))
+        #expect(text.contains("kiln.FusedConv[Conv→Relu]"))
+        #expect(try TextFormat.parse(text) == fused)
+        // 7 convs, each followed (after BN folding) by a Relu, or an Add and a Relu: all fuse.
+        #expect(fused.nodes.filter { $0.op == "FusedConv" }.count == 7)
+        #expect(fused.nodes.filter { $0.op == "Relu" || $0.op == "Add" || $0.op == "BatchNormalization" }.isEmpty)
+    }
+}
