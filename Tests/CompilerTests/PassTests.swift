@@ -84,7 +84,8 @@ struct PassTests {
         let text = TextFormat.print(fused)
         #expect(text.contains("kiln.FusedConv[Conv→Add→Relu]"))
         #expect(text.contains("kiln.FusedConv[Conv→Relu]"))
-        #expect(try TextFormat.parse(text) == fused)
+        #expect(try TextFormat.parse(TextFormat.print(fused, options: .full)) == fused)
+        #expect(TextFormat.print(try TextFormat.parse(text)) == text)
         // 7 convs, each followed (after BN folding) by a Relu, or an Add and a Relu: all fuse.
         #expect(fused.nodes.filter { $0.op == "FusedConv" }.count == 7)
         #expect(fused.nodes.filter { $0.op == "Relu" || $0.op == "Add" || $0.op == "BatchNormalization" }.isEmpty)
