@@ -51,7 +51,7 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
     // Winograd's transforms (NCHW, scalar-heavy for now) pay off only with enough channels
     // and tiles: measured on ResNet-32, it wins for 32 channels at 16×16, ties at 64 × 8×8 and
     // loses at 16 channels. KILN_WINOGRAD=0/1 forces the choice off or on (for measurements).
-    let input = g.valueTypeFast(n.inputs[0], params: [:])?.shape.staticSizes ?? []
+    let input = (g.valueTypeFast(n.inputs[0], params: [:])?.shape ?? []).map { $0.value ?? 1 }
     let forced = ProcessInfo.processInfo.environment["KILN_WINOGRAD"]
     let winogradShape = unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[1] >= 8 && w[2] == 3 && w[3] == 3
     if winogradShape && forced != "0" && (forced == "1" || (w[1] >= 32 && input.count == 4 && input[2] >= 16 && input[3] >= 16)) {
