@@ -90,10 +90,8 @@ extension CompiledModel {
     }
 
     func conv(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
-        let x = Shared(pointer: pointer(step.inputs[0].tensor!)), w = Shared(pointer: pointer(step.inputs[1].tensor!))
-        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let y = Shared(pointer: pointer(step.outputs[0]))
+        let (x, bias, residual, y) = convOperands(step)
+        let w = Shared(pointer: pointer(step.inputs[1].tensor!))
         let images = step.outputs[0].shape[0]
         let inImage = c.channels * c.height * c.width
         let p = c.outHeight * c.outWidth, outImage = c.outChannels * p
@@ -107,13 +105,7 @@ extension CompiledModel {
                 let xn = x.pointer + n * inImage, yn = y.pointer + n * outImage
                 for g in 0..<c.group {
                     let xg = xn + g * cg * c.height * c.width
-                    var columns = xg
-                    if c.algorithm != .gemm1x1 {
-                        kiln_im2col(xg, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                                    Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                                    Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth), scratch[0].pointer)
-                        columns = scratch[0].pointer
-                    }
+                    let columns = c.algorithm == .gemm1x1 ? xg : im2col(c, xg, channels: cg, into: scratch[0].pointer)
                     let cols = Shared(pointer: columns), wg = Shared(pointer: w.pointer + g * mg * k), yg = Shared(pointer: yn + g * mg * p)
                     let chunks = (p + 15) / 16
                     parallelChunks(chunks, workers: threads) { _, range in
@@ -138,15 +130,7 @@ extension CompiledModel {
                     let xg = xn + g * cg * c.height * c.width
                     let wg = w.pointer + g * mg * k
                     let yg = yn + g * mg * p
-                    let columns: UnsafePointer<Float>
-                    if c.algorithm == .gemm1x1 {
-                        columns = UnsafePointer(xg)
-                    } else {
-                        kiln_im2col(xg, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                                    Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                                    Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth), scratch[worker].pointer)
-                        columns = UnsafePointer(scratch[worker].pointer)
-                    }
+                    let columns = c.algorithm == .gemm1x1 ? xg : self.im2col(c, xg, channels: cg, into: scratch[worker].pointer)
                     // y_g [mg, P] = w_g [mg, K] · columns [K, P]
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(mg), Int32(p), Int32(k), 1,
                                 wg, Int32(k), columns, Int32(p), 0, yg, Int32(p))
@@ -158,13 +142,26 @@ extension CompiledModel {
         parallelChunks(images, workers: parallel ? threads : 1, body)
     }
 
+    /// Patches of one image (or group) as columns [channels·KH·KW, OH·OW] in `scratch`.
+    func im2col(_ c: Program.Conv, _ x: UnsafeMutablePointer<Float>, channels: Int, into scratch: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        kiln_im2col(x, Int32(channels), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                    Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                    Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth), scratch)
+        return scratch
+    }
+
+    /// Input, bias, residual and output pointers of a (fused) convolution step.
+    func convOperands(_ step: Program.Step) -> (Shared<Float>, Shared<Float>?, Shared<Float>?, Shared<Float>) {
+        (Shared(pointer: pointer(step.inputs[0].tensor!)),
+         step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil,
+         step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil,
+         Shared(pointer: pointer(step.outputs[0])))
+    }
+
     /// The direct kernel: images spread over threads, or (small batches) blocks of 8 output
     /// channels of each image.
     func directConv(_ c: Program.Conv, _ step: Program.Step, index: Int, parallel: Bool) {
-        let x = Shared(pointer: pointer(step.inputs[0].tensor!))
-        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let y = Shared(pointer: pointer(step.outputs[0]))
+        let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
         let plane = Int(kiln_conv_shift_plane(Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
@@ -202,10 +199,7 @@ extension CompiledModel {
 
     /// Winograd F(2×2, 3×3), images spread over threads.
     func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
-        let x = Shared(pointer: pointer(step.inputs[0].tensor!))
-        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let y = Shared(pointer: pointer(step.outputs[0]))
+        let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
         let scratch = self.scratch.map { Shared(pointer: $0) }
