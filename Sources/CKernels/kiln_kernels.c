@@ -264,18 +264,28 @@ void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, 
         for (int q0 = 0; q0 < Q; q0 += 32) {
             kiln_v16 a0[8], a1[8];
             for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
-            for (int c = 0; c < C; c++) {
-                const float *xc = xp + (size_t)c * plane + q0;
-                const float *wc = wb + (size_t)c * T * 8;
-                for (int t = 0; t < T; t++) {
-                    const kiln_v16 x0 = load16(xc + shift[t]);
-                    const kiln_v16 x1 = load16(xc + shift[t] + 16);
-                    const float *wt = wc + t * 8;
 #define KILN_FMA(i) a0[i] += x0 * wt[i]; a1[i] += x1 * wt[i];
-                    KILN_FMA(0) KILN_FMA(1) KILN_FMA(2) KILN_FMA(3) KILN_FMA(4) KILN_FMA(5) KILN_FMA(6) KILN_FMA(7)
-#undef KILN_FMA
+#define KILN_TAP(off, t) { const kiln_v16 x0 = load16(xc + (off)), x1 = load16(xc + (off) + 16); const float *wt = wc + (t) * 8; \
+                           KILN_FMA(0) KILN_FMA(1) KILN_FMA(2) KILN_FMA(3) KILN_FMA(4) KILN_FMA(5) KILN_FMA(6) KILN_FMA(7) }
+            if (KH == 3 && KW == 3) {
+                // The common case with the nine taps unrolled (offsets 0, 1, 2, Wp, …).
+                const int w1 = Wp, w2 = 2 * Wp;
+                for (int c = 0; c < C; c++) {
+                    const float *xc = xp + (size_t)c * plane + q0;
+                    const float *wc = wb + (size_t)c * 72;
+                    KILN_TAP(0, 0) KILN_TAP(1, 1) KILN_TAP(2, 2)
+                    KILN_TAP(w1, 3) KILN_TAP(w1 + 1, 4) KILN_TAP(w1 + 2, 5)
+                    KILN_TAP(w2, 6) KILN_TAP(w2 + 1, 7) KILN_TAP(w2 + 2, 8)
+                }
+            } else {
+                for (int c = 0; c < C; c++) {
+                    const float *xc = xp + (size_t)c * plane + q0;
+                    const float *wc = wb + (size_t)c * T * 8;
+                    for (int t = 0; t < T; t++) KILN_TAP(shift[t], t)
                 }
             }
+#undef KILN_TAP
+#undef KILN_FMA
             for (int i = 0; i < 8; i++) {
                 memcpy(&tile[i][0], &a0[i], 64);
                 memcpy(&tile[i][16], &a1[i], 64);

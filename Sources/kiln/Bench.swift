@@ -11,8 +11,9 @@ extension Kiln {
                 Compiles the model for --batch, warms up, then times rounds of runs on a random
                 batch. With --compare-ort, onnxruntime (ORT_ENABLE_ALL, same batch and threads,
                 from the Python venv) runs the same model in rounds interleaved with Kiln's, and
-                the ratios Kiln/onnxruntime are printed. A .kiln model is exported with seeded
-                weights so both run the same network. Medians are reported.
+                the ratios Kiln/onnxruntime are printed. Both load the same ONNX file (a .kiln
+                model is first written as ONNX with seeded weights), and Kiln's load time is
+                reading that file plus compiling. Medians are reported.
 
                 Examples:
                   kiln bench models/resnet32-cifar.kiln --batch 128 --threads 2 --compare-ort
@@ -55,9 +56,26 @@ extension Kiln {
 
         func run() throws {
             try reportingErrors {
+                // Kiln and onnxruntime load the same ONNX file. A .kiln network is first written
+                // as ONNX with seeded weights by a child `kiln convert`, so neither the drawing
+                // of weights nor its memory counts toward Kiln's load time or peak RSS.
+                var onnxPath = model
+                var temporary: String? = nil
+                if !model.lowercased().hasSuffix(".onnx") {
+                    let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-\(getpid()).onnx").path
+                    let convert = Process()
+                    convert.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+                    convert.arguments = ["convert", model, "-o", path, "--seed", String(seed)]
+                    convert.standardOutput = FileHandle.nullDevice
+                    try convert.run()
+                    convert.waitUntilExit()
+                    guard convert.terminationStatus == 0 else { throw CLIError("could not convert \(model) to ONNX for the benchmark") }
+                    onnxPath = path
+                    temporary = path
+                }
+                defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
                 let loadStart = Date()
-                var graph = try loadGraph(model)
-                if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
+                let graph = try loadGraph(onnxPath)
                 let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)
                 let loadSeconds = Date().timeIntervalSince(loadStart)
                 guard let input = compiled.program.inputs.first else { throw CLIError("the model has no inputs") }
@@ -67,11 +85,6 @@ extension Kiln {
 
                 var ort: ORTServer? = nil
                 if compareOrt {
-                    var onnxPath = model
-                    if !model.lowercased().hasSuffix(".onnx") {
-                        onnxPath = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-\(getpid()).onnx").path
-                        try ONNXExport.write(graph, to: onnxPath)
-                    }
                     ort = try ORTServer(model: onnxPath, batch: batch, threads: threads)
                 }
                 for _ in 0..<warmup { try compiled.execute() }
