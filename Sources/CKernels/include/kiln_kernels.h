@@ -89,3 +89,12 @@ int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, i
 void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
                         const float *packed, int M, const float *bias, const float *residual,
                         int act, float alpha, float lo, float hi, float *scratch, float *y);
+
+// A small thread pool for the executor: workers spin briefly between parallel steps (a
+// kernel call is often tens of microseconds, shorter than waking a sleeping thread) and
+// then block. kiln_pool_run calls fn(ctx, task) for task in [0, tasks) across the calling
+// thread and the workers, and returns when all are done.
+typedef struct kiln_pool kiln_pool;
+kiln_pool *kiln_pool_create(int threads);
+void kiln_pool_destroy(kiln_pool *pool);
+void kiln_pool_run(kiln_pool *pool, int tasks, void (*fn)(void *ctx, int task), void *ctx);

@@ -16,7 +16,7 @@ extension CompiledModel {
             let planes = step.inputs[0].tensor!.shape[0] * step.inputs[0].tensor!.shape[1]
             let inPlane = p.height * p.width, outPlane = p.outHeight * p.outWidth
             let xs = Shared(pointer: x), ys = Shared(pointer: y)
-            parallelChunks(planes, workers: threads) { _, range in
+            parallelChunks(planes, workers: threads, pool: pool) { _, range in
                 for k in range {
                     if p.isMax {
                         kiln_maxpool2d(xs.pointer + k * inPlane, Int32(p.height), Int32(p.width), Int32(p.kernelH), Int32(p.kernelW),
@@ -108,7 +108,7 @@ extension CompiledModel {
                     let columns = c.algorithm == .gemm1x1 ? xg : im2col(c, xg, channels: cg, into: scratch[0].pointer)
                     let cols = Shared(pointer: columns), wg = Shared(pointer: w.pointer + g * mg * k), yg = Shared(pointer: yn + g * mg * p)
                     let chunks = (p + 15) / 16
-                    parallelChunks(chunks, workers: threads) { _, range in
+                    parallelChunks(chunks, workers: threads, pool: pool) { _, range in
                         let p0 = range.lowerBound * 16, p1 = min(p, range.upperBound * 16)
                         guard p1 > p0 else { return }
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(mg), Int32(p1 - p0), Int32(k), 1,
@@ -116,7 +116,7 @@ extension CompiledModel {
                     }
                 }
                 let yns = Shared(pointer: yn)
-                parallelChunks(c.outChannels, workers: threads) { _, range in
+                parallelChunks(c.outChannels, workers: threads, pool: pool) { _, range in
                     kiln_epilogue(yns.pointer + range.lowerBound * p, Int32(range.count), Int32(p), bias.map { $0.pointer + range.lowerBound },
                                   residual.map { $0.pointer + n * outImage + range.lowerBound * p }, act.kind, act.alpha, act.low, act.high)
                 }
@@ -139,7 +139,7 @@ extension CompiledModel {
                               act.kind, act.alpha, act.low, act.high)
             }
         }
-        parallelChunks(images, workers: parallel ? threads : 1, body)
+        parallelChunks(images, workers: parallel ? threads : 1, pool: pool, body)
     }
 
     /// Patches of one image (or group) as columns [channels·KH·KW, OH·OW] in `scratch`.
@@ -182,7 +182,7 @@ extension CompiledModel {
                                 c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high, y.pointer + n * outImage)
             }
             if parallel {
-                parallelChunks(images, workers: threads) { worker, range in
+                parallelChunks(images, workers: threads, pool: pool) { worker, range in
                     for n in range {
                         pad(n, into: scratch[worker].pointer)
                         compute(n, scratch[worker].pointer, 0..<blocks)
@@ -191,7 +191,7 @@ extension CompiledModel {
             } else {
                 for n in 0..<images {
                     pad(n, into: scratch[0].pointer)
-                    parallelChunks(blocks, workers: threads) { _, range in compute(n, scratch[0].pointer, range) }
+                    parallelChunks(blocks, workers: threads, pool: pool) { _, range in compute(n, scratch[0].pointer, range) }
                 }
             }
         }
@@ -205,7 +205,7 @@ extension CompiledModel {
         let scratch = self.scratch.map { Shared(pointer: $0) }
         packedWeights[index]!.withUnsafeBufferPointer { packed in
             let u = Shared(pointer: UnsafeMutablePointer(mutating: packed.baseAddress!))
-            parallelChunks(images, workers: threads) { worker, range in
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
                 for n in range {
                     kiln_winograd_conv(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
                                        Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight),
@@ -240,7 +240,7 @@ extension CompiledModel {
         // Split the product over row ranges of A (batch rows) across threads.
         let sa = Shared(pointer: a), sb = Shared(pointer: b), sy = Shared(pointer: y)
         let workers = g.m * g.n * g.k >= 1 << 18 ? threads : 1
-        parallelChunks(g.m, workers: workers) { _, range in
+        parallelChunks(g.m, workers: workers, pool: pool) { _, range in
             guard !range.isEmpty else { return }
             let aOffset = g.transA ? range.lowerBound : range.lowerBound * g.k
             cblas_sgemm(CblasRowMajor, g.transA ? CblasTrans : CblasNoTrans, g.transB ? CblasTrans : CblasNoTrans,

@@ -10,16 +10,26 @@ struct Shared<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
 }
 
-/// Runs `body(worker, range)` over `count` items split into `workers` contiguous chunks.
-@inline(__always)
-func parallelChunks(_ count: Int, workers: Int, _ body: (Int, Range<Int>) -> Void) {
+/// What a pool task needs: the body and how the items split.
+private struct ChunkJob {
+    let body: (Int, Range<Int>) -> Void
+    let count: Int
+    let workers: Int
+}
+
+/// Runs `body(worker, range)` over `count` items split into `workers` contiguous chunks on
+/// `pool` (the caller runs one chunk itself); `worker` is in 0..<workers.
+func parallelChunks(_ count: Int, workers: Int, pool: OpaquePointer?, _ body: (Int, Range<Int>) -> Void) {
     let w = max(1, min(workers, count))
-    if w == 1 { body(0, 0..<count); return }
+    guard w > 1, let pool else { body(0, 0..<count); return }
     withoutActuallyEscaping(body) { b in
-        let box = UnsafeSendable(b)
-        DispatchQueue.concurrentPerform(iterations: w) { i in
-            let lo = count * i / w, hi = count * (i + 1) / w
-            box.value(i, lo..<hi)
+        var job = ChunkJob(body: b, count: count, workers: w)
+        withUnsafeMutablePointer(to: &job) { ptr in
+            kiln_pool_run(pool, Int32(w), { raw, task in
+                let job = raw!.assumingMemoryBound(to: ChunkJob.self).pointee
+                let i = Int(task)
+                job.body(i, (job.count * i / job.workers)..<(job.count * (i + 1) / job.workers))
+            }, ptr)
         }
     }
 }
@@ -40,6 +50,8 @@ public final class CompiledModel: @unchecked Sendable {
     let arena: UnsafeMutablePointer<Float>
     let params: UnsafeMutablePointer<Float>
     let scratch: [UnsafeMutablePointer<Float>]
+    /// Worker threads (threads − 1 of them; the caller is the last).
+    let pool: OpaquePointer?
     /// Per step: index maps (data movement) and BatchNorm scale/shift, built once.
     var maps: [Int: [Int32]] = [:]
     var fills: [Int: Float] = [:]
@@ -78,6 +90,7 @@ public final class CompiledModel: @unchecked Sendable {
         let weights = UnsafeMutablePointer<Float>.allocate(capacity: max(program.parameters.count, 1))
         program.parameters.withUnsafeBufferPointer { if let base = $0.baseAddress { weights.initialize(from: base, count: $0.count) } }
         params = weights
+        pool = self.threads > 1 ? kiln_pool_create(Int32(self.threads)) : nil
         let scratchCount = max(program.scratchCount, 1)
         scratch = (0..<max(1, threads)).map { _ in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
@@ -89,6 +102,7 @@ public final class CompiledModel: @unchecked Sendable {
     }
 
     deinit {
+        if let pool { kiln_pool_destroy(pool) }
         arena.deallocate()
         params.deallocate()
         scratch.forEach { $0.deallocate() }
