@@ -308,7 +308,6 @@ private struct Importer {
             guard case .ints(let v)? = n.attributes.removeValue(forKey: key) else { return nil }
             return v
         }
-        func padInputs(to count: Int) { while n.inputs.count < count { n.inputs.append("") } }
         switch n.op {
         case "Clip" where opset < 11:
             let lo = n.attributes.removeValue(forKey: "min"), hi = n.attributes.removeValue(forKey: "max")
@@ -375,7 +374,6 @@ private struct Importer {
         default:
             break
         }
-        _ = padInputs
         return [n]
     }
 }

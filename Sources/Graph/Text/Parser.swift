@@ -187,7 +187,6 @@ struct Parser {
     }
 
     mutating func parameter(role: ParameterRole) throws(SyntaxError) {
-        let start = tok
         let n = try name("a parameter name")
         try expect(":", "before the parameter's type")
         let typeToken = tok
@@ -238,7 +237,6 @@ struct Parser {
                 throw fail("unknown initialiser '\(rule)'", at: ruleToken)
             }
         }
-        _ = start
         graph.parameters.append(Parameter(name: n, dtype: t.dtype, shape: shape, role: role, initializer: initializer))
     }
 

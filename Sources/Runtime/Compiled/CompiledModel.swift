@@ -156,7 +156,6 @@ public final class CompiledModel: @unchecked Sendable {
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
-                if case .reference(let n) = step.kernel, case .float(let e)? = n.attributes["epsilon"] { eps = Double(e) }
                 if let node = graph.nodes.first(where: { $0.name == step.name }), case .float(let e)? = node.attributes["epsilon"] { eps = Double(e) }
                 var out = [Float](repeating: 0, count: 2 * c)
                 for k in 0..<c {
