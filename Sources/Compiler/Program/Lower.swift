@@ -23,7 +23,7 @@ public enum Lowering {
             if t.dtype == .f32 {
                 let offset = (parameters.count + 15) / 16 * 16
                 parameters += Array(repeating: 0, count: offset - parameters.count)
-                parameters += t.floats
+                t.bytes.withUnsafeBytes { parameters.append(contentsOf: $0.bindMemory(to: Float.self)) }
                 paramTensor[p.name] = Program.Tensor(offset: offset, shape: t.shape, inParameters: true)
             } else {
                 constants[p.name] = t

@@ -19,18 +19,21 @@ public enum ONNXImport {
     public static func load(path: String, constants: [String: TensorData] = [:]) throws(GraphError) -> Graph {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            // Mapped, not read: the protobuf parser copies what it keeps anyway.
+            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
             throw GraphError.file(path: path, message: "cannot read: \(error.localizedDescription)")
         }
-        return try graph(from: [UInt8](data), path: path, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent(),
+        return try graph(from: data, path: path, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent(),
                          constants: constants)
     }
 
-    public static func graph(from bytes: [UInt8], path: String, baseDirectory: URL?,
+    public static func graph(from bytes: some DataProtocol & ContiguousBytes, path: String, baseDirectory: URL?,
                              constants: [String: TensorData] = [:]) throws(GraphError) -> Graph {
         guard !bytes.isEmpty else { throw GraphError.file(path: path, message: "empty file, not an ONNX model") }
-        guard let model = bytes.withUnsafeBufferPointer({ onnx__model_proto__unpack(nil, $0.count, $0.baseAddress) }) else {
+        guard let model = bytes.withUnsafeBytes({ raw in
+            onnx__model_proto__unpack(nil, raw.count, raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }) else {
             throw GraphError.file(path: path, message: "not a valid ONNX model (protobuf parse failed: truncated or not ONNX)")
         }
         defer { onnx__model_proto__free_unpacked(model, nil) }
