@@ -48,9 +48,15 @@ extension CompiledModel {
                 }
             }
         case .dataMovement:
+            // The map covers one image (repeated per image) or the whole batch.
             let map = maps[index]!
+            let x = step.inputs[0].tensor!, out = step.outputs[0]
+            let repeats = out.count / max(map.count, 1)
+            let inStride = x.count / max(repeats, 1)
             map.withUnsafeBufferPointer { m in
-                kiln_gather_map(pointer(step.inputs[0].tensor!), m.baseAddress!, map.count, fills[index] ?? 0, pointer(step.outputs[0]))
+                for n in 0..<repeats {
+                    kiln_gather_map(pointer(x) + n * inStride, m.baseAddress!, map.count, fills[index] ?? 0, pointer(out) + n * map.count)
+                }
             }
         case .concat(let axis):
             let out = step.outputs[0]

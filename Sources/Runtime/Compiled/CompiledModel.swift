@@ -125,20 +125,35 @@ public final class CompiledModel: @unchecked Sendable {
         for (i, step) in program.steps.enumerated() {
             switch step.kernel {
             case .dataMovement(let node):
-                guard let x = step.inputs.first?.tensor else { continue }
+                guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { continue }
+                guard let kernel = referenceKernels[node.op] else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
                 var inputs = step.inputs.map(host)
-                inputs[0] = HostTensor(dtype: .f32, shape: x.shape, f: (0..<x.count).map(Double.init))
-                if node.op == "Pad", inputs.count > 2, let v = inputs[2] {
-                    fills[i] = Float(v.f.first ?? 0)
-                    inputs[2] = HostTensor(dtype: .f32, shape: v.shape, f: [-1])
-                } else if node.op == "Pad" {
-                    fills[i] = 0
-                    if inputs.count < 3 { inputs.append(nil) }
+                if node.op == "Pad" {
+                    fills[i] = Float(inputs.count > 2 ? inputs[2]?.f.first ?? 0 : 0)
+                    while inputs.count < 3 { inputs.append(nil) }
                     inputs[2] = HostTensor(dtype: .f32, shape: [], f: [-1])
                 }
-                let ctx = RefContext(node: node, inputs: inputs, outputTypes: node.outputs.map(\.type))
-                guard let kernel = referenceKernels[node.op] else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
-                maps[i] = try kernel(ctx)[0].f.map { Int32($0) }
+                /// The map for a batch of `n` images: the reference kernel run on element indices.
+                func map(images n: Int) throws -> [Int32] {
+                    var ins = inputs
+                    let shape = [n] + x.shape.dropFirst()
+                    ins[0] = HostTensor(dtype: .f32, shape: shape, f: (0..<shape.reduce(1, *)).map(Double.init))
+                    var types = node.outputs.map(\.type)
+                    types[0].shape[0] = Dim(n)
+                    return try kernel(RefContext(node: node, inputs: ins, outputTypes: types))[0].f.map { Int32($0) }
+                }
+                // Most data movement leaves the batch axis alone: then one image's map serves
+                // every image (checked on two images), which keeps compiling large batches cheap.
+                let batch = x.shape.first ?? 1
+                if batch > 1, out.shape.first == batch {
+                    let one = try map(images: 1), two = try map(images: 2)
+                    let inImage = Int32(x.count / batch)
+                    if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
+                        maps[i] = one
+                        continue
+                    }
+                }
+                maps[i] = try map(images: batch)
             case .conv(let c) where c.algorithm == .direct:
                 guard let w = step.inputs[1].tensor else { continue }
                 var packed = [Float](repeating: 0, count: w.count)
