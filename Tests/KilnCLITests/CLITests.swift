@@ -174,3 +174,36 @@ struct BenchCommandTests {
         }
     }
 }
+
+@Suite("The README's main command", .serialized)
+struct DemoTests {
+    @Test("scripts/demo.sh (what `make demo` runs after building) completes and its checks hold")
+    func demo() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-demo-\(getpid())").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [repositoryRoot.appendingPathComponent("scripts/demo.sh").path, kilnBinary.path]
+        p.currentDirectoryURL = repositoryRoot
+        var env = ProcessInfo.processInfo.environment
+        env["DEMO_OUT"] = out
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = Pipe()
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text.suffix(500))")
+        #expect(text.contains("models/resnet32-cifar.kiln: identical"))
+        #expect(text.contains("trainable parameters: 464,154"))
+        #expect(text.contains("opset 17, producer kiln, checker passed"))
+        // The two comparison lines print errors like 2.31e-07; they must be below 1e-4.
+        let comparisons = text.split(separator: "\n").filter { $0.contains("vs reference kernels: max relative error") }
+        #expect(comparisons.count == 2)
+        for line in comparisons {
+            let value = Double(line.split(separator: " ").last ?? "") ?? 1
+            #expect(value < 1e-4, "\(line)")
+        }
+        #expect(text.contains("kiln/ort"))
+    }
+}
