@@ -100,8 +100,11 @@ extension Kiln {
                     if !missing.isEmpty { emit("expected tests not found: \(missing.sorted().joined(separator: " "))\n") }
                 }
                 emit("\(passed) passed, \(failed) failed, \(skipped) skipped\n")
-                if !regressions.isEmpty || (expect != nil && !missing.isEmpty) {
+                if !regressions.isEmpty {
                     throw fail("\(regressions.count) expected test\(regressions.count == 1 ? "" : "s") did not pass: \(regressions.joined(separator: " "))")
+                }
+                if expect != nil && !missing.isEmpty {
+                    throw fail("\(missing.count) test\(missing.count == 1 ? "" : "s") listed in \(expect!) \(missing.count == 1 ? "was" : "were") not found in the folders given")
                 }
             }
         }

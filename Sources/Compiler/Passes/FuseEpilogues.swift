@@ -15,6 +15,7 @@ public func fuseConvGemmEpilogues(_ graph: Graph) -> Graph {
     var uses: [String: [Int]] = [:]
     for (i, n) in g.nodes.enumerated() { for input in n.inputs where !input.isEmpty { uses[input, default: []].append(i) } }
     let graphOutputs = Set(g.outputs.map(\.name))
+    let types = g.valueTypes
     func soleConsumer(_ value: String) -> Int? {
         guard !graphOutputs.contains(value), let u = uses[value], u.count == 1 else { return nil }
         return u[0]
@@ -34,7 +35,7 @@ public func fuseConvGemmEpilogues(_ graph: Graph) -> Graph {
             let a = g.nodes[ai]
             if a.domain.isEmpty, a.op == "Add", a.inputs.count == 2, a.outputs[0].type == output.type {
                 let other = a.inputs[0] == output.name ? a.inputs[1] : a.inputs[0]
-                if other != output.name, g.valueTypeFast(other, params: params) == output.type {
+                if other != output.name, types[other] == output.type {
                     chain.append("Add")
                     inputs.append(other)
                     members.append(ai)
@@ -72,13 +73,4 @@ public func fuseConvGemmEpilogues(_ graph: Graph) -> Graph {
     }
     g.nodes = g.nodes.enumerated().compactMap { i, n in replacement[i] ?? (removed.contains(i) ? nil : n) }
     return g
-}
-
-extension Graph {
-    func valueTypeFast(_ name: String, params: [String: Parameter]) -> TensorType? {
-        if let p = params[name] { return p.type }
-        if let v = inputs.first(where: { $0.name == name }) { return v.type }
-        for n in nodes { if let o = n.outputs.first(where: { $0.name == name }) { return o.type } }
-        return nil
-    }
 }

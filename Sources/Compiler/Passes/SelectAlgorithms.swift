@@ -18,6 +18,7 @@ extension Pass {
     /// Chooses an algorithm for every (fused) convolution and records it on the node.
     public static let selectAlgorithms = Pass("select-algorithms", summary: "choose the algorithm of every convolution") { g in
         var out = g
+        let types = g.valueTypes
         for i in out.nodes.indices {
             let n = out.nodes[i]
             let isConv = (n.domain.isEmpty && n.op == "Conv") || (n.domain == "kiln" && n.op == "FusedConv")
@@ -29,14 +30,14 @@ extension Pass {
                 node.op = "FusedConv"
                 node.attributes["chain"] = .strings(["Conv"])
             }
-            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g).rawValue)
+            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g, types: types).rawValue)
             out.nodes[i] = node
         }
         return out
     }
 }
 
-func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
+func chooseConvAlgorithm(_ n: Node, _ g: Graph, types: [String: TensorType]? = nil) -> ConvAlgorithm {
     func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
     var group = 1
     if case .int(let v)? = n.attributes["group"] { group = v }
@@ -51,7 +52,7 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
     // Winograd's transforms (NCHW, scalar-heavy for now) pay off only with enough channels
     // and tiles: measured on ResNet-32, it wins for 32 channels at 16×16, ties at 64 × 8×8 and
     // loses at 16 channels. KILN_WINOGRAD=0/1 forces the choice off or on (for measurements).
-    let input = (g.valueTypeFast(n.inputs[0], params: [:])?.shape ?? []).map { $0.value ?? 1 }
+    let input = ((types ?? g.valueTypes)[n.inputs[0]]?.shape ?? []).map { $0.value ?? 1 }
     let forced = ProcessInfo.processInfo.environment["KILN_WINOGRAD"]
     let winogradShape = unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[1] >= 8 && w[2] == 3 && w[3] == 3
     if winogradShape && forced != "0" && (forced == "1" || (w[1] >= 32 && input.count == 4 && input[2] >= 16 && input[3] >= 16)) {

@@ -181,18 +181,29 @@ public enum Lowering {
         return hp * wp + 4 * hp * tw + 16 * c * tpad + 16 * m * tpad + 64
     }
 
+    /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.
+    static let activationCodes: [String: Int32] = ["Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5]
+    static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
+
+    /// How `b` broadcasts into `out` for the binary kernels: (0, 0) same shape, (1, 1) a
+    /// scalar, (C, inner) one axis of size C with `inner` elements after it; nil otherwise.
+    static func broadcastPattern(_ b: [Int], into out: [Int]) -> (period: Int, inner: Int)? {
+        if b == out { return (0, 0) }
+        if b.reduce(1, *) == 1 { return (1, 1) }
+        guard b.count <= out.count else { return nil }
+        let padded = Array(repeating: 1, count: out.count - b.count) + b
+        let nonOne = padded.indices.filter { padded[$0] != 1 }
+        guard nonOne.count == 1, padded[nonOne[0]] == out[nonOne[0]] else { return nil }
+        return (padded[nonOne[0]], out[(nonOne[0] + 1)...].reduce(1, *))
+    }
+
     static func activation(_ n: Node) -> Program.Activation {
         func f(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
         var name = n.op
         if case .string(let a)? = n.attributes["activation"] { name = a }
-        switch name {
-        case "Relu": return .init(kind: 1, alpha: 0, low: 0, high: 0)
-        case "LeakyRelu": return .init(kind: 2, alpha: f("alpha", 0.01), low: 0, high: 0)
-        case "Clip": return .init(kind: 3, alpha: 0, low: f("min", -.infinity), high: f("max", .infinity))
-        case "Sigmoid": return .init(kind: 4, alpha: 0, low: 0, high: 0)
-        case "HardSwish": return .init(kind: 5, alpha: 0, low: 0, high: 0)
-        default: return .none
-        }
+        guard let kind = activationCodes[name] else { return .none }
+        return .init(kind: kind, alpha: name == "LeakyRelu" ? f("alpha", 0.01) : 0,
+                     low: name == "Clip" ? f("min", -.infinity) : 0, high: name == "Clip" ? f("max", .infinity) : 0)
     }
 
     static func selectKernel(_ n: Node, g: Graph, shapeOf: (String) -> [Int], constants: [String: TensorData],
@@ -268,18 +279,10 @@ public enum Lowering {
             }
             return .activation(.init(kind: 3, alpha: 0, low: bounds[0], high: bounds[1]))
         case "Add", "Sub", "Mul", "Div":
-            let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
-            let code: Int32 = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3][n.op]!
-            guard a == out else { return .reference(n) }
-            if b == out { return .binary(op: code, period: 0, inner: 0) }
-            if b.reduce(1, *) == 1 { return .binary(op: code, period: 1, inner: 1) }
-            // b broadcast along one axis: [.., C, 1, 1] against out.
-            let padded = Array(repeating: 1, count: out.count - b.count) + b
-            let nonOne = padded.indices.filter { padded[$0] != 1 }
-            if nonOne.count == 1, padded[nonOne[0]] == out[nonOne[0]] {
-                return .binary(op: code, period: padded[nonOne[0]], inner: out[(nonOne[0] + 1)...].reduce(1, *))
+            guard shapeOf(n.inputs[0]) == out, let (period, inner) = broadcastPattern(shapeOf(n.inputs[1]), into: out) else {
+                return .reference(n)
             }
-            return .reference(n)
+            return .binary(op: arithmeticCodes[n.op]!, period: period, inner: inner)
         case "BatchNormalization":
             guard n.outputs.count == 1, int("training_mode", 0) == 0, n.inputs[1...4].allSatisfy({ params[$0] != nil }) else { return .reference(n) }
             let x = shapeOf(n.inputs[0])
@@ -304,25 +307,14 @@ public enum Lowering {
                   case .floats(let maxs)? = n.attributes["maxs"] else { return .reference(n) }
             var ops: [Program.ElementwiseOp] = []
             for (k, op) in chain.enumerated() {
-                let act = Program.Activation(kind: ["Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5][op] ?? 0,
-                                             alpha: alphas[k], low: mins[k], high: maxs[k])
+                let act = Program.Activation(kind: activationCodes[op] ?? 0, alpha: alphas[k], low: mins[k], high: maxs[k])
                 if operands[k] < 0 {
                     ops.append(.init(kind: 10 + act.kind, swap: false, operand: -1, period: 0, inner: 0, activation: act))
                     continue
                 }
-                let b = shapeOf(n.inputs[operands[k]])
-                var period = 0, inner = 0
-                if b != out {
-                    if b.reduce(1, *) == 1 { period = 1; inner = 1 } else {
-                        let padded = Array(repeating: 1, count: out.count - b.count) + b
-                        let nonOne = padded.indices.filter { padded[$0] != 1 }
-                        guard nonOne.count == 1 else { return .reference(n) }
-                        period = padded[nonOne[0]]
-                        inner = out[(nonOne[0] + 1)...].reduce(1, *)
-                    }
-                }
-                let code: Int32 = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3][op] ?? 0
-                ops.append(.init(kind: code, swap: swaps[k] != 0, operand: operands[k], period: period, inner: inner, activation: .none))
+                guard let (period, inner) = broadcastPattern(shapeOf(n.inputs[operands[k]]), into: out) else { return .reference(n) }
+                ops.append(.init(kind: arithmeticCodes[op] ?? 0, swap: swaps[k] != 0, operand: operands[k], period: period, inner: inner,
+                                 activation: .none))
             }
             return .elementwiseChain(ops)
         default:
