@@ -5,35 +5,40 @@
 
 void kiln_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                  int DH, int DW, int OH, int OW, float *col) {
+    kiln_im2col_rows(x, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, 0, C * KH, col);
+}
+
+void kiln_im2col_rows(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                      int DH, int DW, int OH, int OW, int r_begin, int r_end, float *col) {
+    (void)C;
     const int P = OH * OW;
-    for (int c = 0; c < C; c++) {
+    for (int r = r_begin; r < r_end; r++) {
+        const int c = r / KH, kh = r % KH;
         const float *xc = x + (size_t)c * H * W;
-        for (int kh = 0; kh < KH; kh++) {
-            for (int kw = 0; kw < KW; kw++) {
-                float *row = col + ((size_t)(c * KH + kh) * KW + kw) * P;
-                for (int oh = 0; oh < OH; oh++) {
-                    const int ih = oh * SH - PH + kh * DH;
-                    float *out = row + (size_t)oh * OW;
-                    if (ih < 0 || ih >= H) {
-                        memset(out, 0, sizeof(float) * OW);
-                        continue;
-                    }
-                    const float *xr = xc + (size_t)ih * W;
-                    const int off = kw * DW - PW;
-                    if (SW == 1) {
-                        // Valid range of ow: 0 <= ow + off < W.
-                        int lo = off < 0 ? -off : 0;
-                        int hi = W - off;
-                        if (hi > OW) hi = OW;
-                        if (lo > OW) lo = OW;
-                        for (int ow = 0; ow < lo; ow++) out[ow] = 0.0f;
-                        if (hi > lo) memcpy(out + lo, xr + lo + off, sizeof(float) * (hi - lo));
-                        for (int ow = hi > lo ? hi : lo; ow < OW; ow++) out[ow] = 0.0f;
-                    } else {
-                        for (int ow = 0; ow < OW; ow++) {
-                            const int iw = ow * SW + off;
-                            out[ow] = (iw >= 0 && iw < W) ? xr[iw] : 0.0f;
-                        }
+        for (int kw = 0; kw < KW; kw++) {
+            float *row = col + ((size_t)(c * KH + kh) * KW + kw) * P;
+            for (int oh = 0; oh < OH; oh++) {
+                const int ih = oh * SH - PH + kh * DH;
+                float *out = row + (size_t)oh * OW;
+                if (ih < 0 || ih >= H) {
+                    memset(out, 0, sizeof(float) * OW);
+                    continue;
+                }
+                const float *xr = xc + (size_t)ih * W;
+                const int off = kw * DW - PW;
+                if (SW == 1) {
+                    // Valid range of ow: 0 <= ow + off < W.
+                    int lo = off < 0 ? -off : 0;
+                    int hi = W - off;
+                    if (hi > OW) hi = OW;
+                    if (lo > OW) lo = OW;
+                    for (int ow = 0; ow < lo; ow++) out[ow] = 0.0f;
+                    if (hi > lo) memcpy(out + lo, xr + lo + off, sizeof(float) * (hi - lo));
+                    for (int ow = hi > lo ? hi : lo; ow < OW; ow++) out[ow] = 0.0f;
+                } else {
+                    for (int ow = 0; ow < OW; ow++) {
+                        const int iw = ow * SW + off;
+                        out[ow] = (iw >= 0 && iw < W) ? xr[iw] : 0.0f;
                     }
                 }
             }
@@ -97,27 +102,55 @@ void kiln_activation(const float *x, float *y, size_t n, int act, float alpha, f
     for (size_t i = 0; i < n; i++) y[i] = apply_act(x[i], act, alpha, lo, hi);
 }
 
+static inline float max_nan(float best, float v) { return (v > best || v != v) ? v : best; }
+
 void kiln_maxpool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int PHE, int PWE,
                     int DH, int DW, int OH, int OW, float *y) {
     (void)PHE; (void)PWE;
+    enum { ROW = 4096 };
+    float colmax[W <= ROW ? W : 1];
     for (int oh = 0; oh < OH; oh++) {
         const int ih0 = oh * SH - PH;
-        const int rows_inside = ih0 >= 0 && ih0 + (KH - 1) * DH < H;
+        if (W <= ROW) {
+            // Max over the window's rows first (one vectorisable pass along the row), then over
+            // each window's columns. Padding takes no part; NaN wins, as in the reference.
+            int rows = 0;
+            for (int kh = 0; kh < KH; kh++) {
+                const int ih = ih0 + kh * DH;
+                if (ih < 0 || ih >= H) continue;
+                const float *r = x + (size_t)ih * W;
+                if (rows++ == 0) {
+                    memcpy(colmax, r, sizeof(float) * W);
+                } else {
+                    for (int iw = 0; iw < W; iw++) colmax[iw] = max_nan(colmax[iw], r[iw]);
+                }
+            }
+            float *yr = y + (size_t)oh * OW;
+            if (rows == 0) {
+                for (int ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
+                continue;
+            }
+            for (int ow = 0; ow < OW; ow++) {
+                const int iw0 = ow * SW - PW;
+                float best = -INFINITY;
+                if (iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
+                    for (int kw = 0; kw < KW; kw++) best = max_nan(best, colmax[iw0 + kw * DW]);
+                } else {
+                    int any = 0;
+                    for (int kw = 0; kw < KW; kw++) {
+                        const int iw = iw0 + kw * DW;
+                        if (iw < 0 || iw >= W) continue;
+                        best = any ? max_nan(best, colmax[iw]) : colmax[iw];
+                        any = 1;
+                    }
+                }
+                yr[ow] = best;
+            }
+            continue;
+        }
         for (int ow = 0; ow < OW; ow++) {
             const int iw0 = ow * SW - PW;
             float best = -INFINITY;
-            if (rows_inside && iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
-                // The whole window is inside the image: no bounds checks.
-                for (int kh = 0; kh < KH; kh++) {
-                    const float *r = x + (size_t)(ih0 + kh * DH) * W + iw0;
-                    for (int kw = 0; kw < KW; kw++) {
-                        const float v = r[kw * DW];
-                        best = (v > best || v != v) ? v : best;
-                    }
-                }
-                y[(size_t)oh * OW + ow] = best;
-                continue;
-            }
             int any = 0;
             for (int kh = 0; kh < KH; kh++) {
                 const int ih = ih0 + kh * DH;
@@ -381,143 +414,276 @@ static void winograd_dims(int H, int W, int PH, int PW, int PHE, int PWE, int OH
                           int *TH, int *TW, int *Hp, int *Wp) {
     *TH = (OH + 1) / 2;
     *TW = (OW + 1) / 2;
-    // The padded input must cover every tile's 4×4 patch: 2·T + 2 rows and columns.
+    // The padded input must cover every tile's 4×4 patch (2·T + 2 rows and columns), and the
+    // vector transforms read rows in chunks of 8 tiles: 2·roundup(TW, 8) + 2 columns.
+    const int twv = (*TW + 7) / 8 * 8;
     int hp = H + PH + PHE, wp = W + PW + PWE;
     if (hp < 2 * *TH + 2) hp = 2 * *TH + 2;
-    if (wp < 2 * *TW + 2) wp = 2 * *TW + 2;
+    if (wp < 2 * twv + 2) wp = 2 * twv + 2;
     *Hp = hp;
     *Wp = wp;
 }
 
+// Tiles per (ξ, channel) row of V and Mx: whole 16-tile GEMM chunks, plus slack for the
+// 8-tile vector stores of the last chunk of the last tile row.
+static int winograd_tpad(int T) { return (T + 15) / 16 * 16 + 16; }
+
 int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW) {
     int TH, TW, Hp, Wp;
     winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
-    const int T = TH * TW, Tpad = (T + 31) / 32 * 32;
-    // padded plane (one channel at a time) + row transforms + V + Mx
+    const int Tpad = winograd_tpad(TH * TW);
+    // padded plane (one channel at a time) + row transforms (scalar path) + V + Mx
     return Hp * Wp + 4 * Hp * TW + 16 * C * Tpad + 16 * M * Tpad + 64;
 }
 
-void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
-                        const float *packed, int M, const float *bias, const float *residual,
-                        int act, float alpha, float lo, float hi, float *scratch, float *y) {
-    int TH, TW, Hp, Wp;
-    winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
-    const int T = TH * TW, Tpad = (T + 31) / 32 * 32;
-    float *xp = scratch;                       // [Hp][Wp]
-    float *E = xp + (size_t)Hp * Wp;           // [Hp][4][TW]: the column transform of each row
-    float *V = E + (size_t)4 * Hp * TW;        // [16][C][Tpad]
-    float *Mx = V + (size_t)16 * C * Tpad;     // [16][M][Tpad]
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#define KILN_WINOGRAD_VECTOR 1
+#endif
 
-    // Input transform, channel by channel: V = Bᵀ d B, columns first (per padded row), then rows.
-    for (int c = 0; c < C; c++) {
-        memset(xp, 0, sizeof(float) * Hp * Wp);
-        const float *xc = x + (size_t)c * H * W;
-        for (int h = 0; h < H; h++) memcpy(xp + (size_t)(h + PH) * Wp + PW, xc + (size_t)h * W, sizeof(float) * W);
-        for (int r = 0; r < Hp; r++) {
-            const float *row = xp + (size_t)r * Wp;
-            float *e0 = E + ((size_t)r * 4 + 0) * TW, *e1 = e0 + TW, *e2 = e1 + TW, *e3 = e2 + TW;
-            for (int t = 0; t < TW; t++) {
-                const float a = row[2 * t], b = row[2 * t + 1], cc = row[2 * t + 2], d = row[2 * t + 3];
-                e0[t] = a - cc;
-                e1[t] = b + cc;
-                e2[t] = cc - b;
-                e3[t] = b - d;
+// V = Bᵀ d B for channel c's padded plane xp, into V [16][C][Tpad] at tile th·TW + tw.
+static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c, int Tpad, float *E, float *V) {
+#ifdef KILN_WINOGRAD_VECTOR
+    (void)E;
+    // Eight tiles of a tile row at once: a 16-float load at column 2·j0 holds columns 0 and 1
+    // of each tile's patch (even and odd lanes), the load at 2·j0 + 2 columns 2 and 3.
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (int th = 0; th < TH; th++) {
+        for (int j0 = 0; j0 < TW; j0 += 8) {
+            __m256 e[4][4];
+            for (int r = 0; r < 4; r++) {
+                const float *row = xp + (size_t)(2 * th + r) * Wp + 2 * j0;
+                const __m512 z0 = _mm512_loadu_ps(row), z1 = _mm512_loadu_ps(row + 2);
+                const __m256 a = _mm512_castps512_ps256(_mm512_permutexvar_ps(even, z0));
+                const __m256 b = _mm512_castps512_ps256(_mm512_permutexvar_ps(odd, z0));
+                const __m256 cc = _mm512_castps512_ps256(_mm512_permutexvar_ps(even, z1));
+                const __m256 d = _mm512_castps512_ps256(_mm512_permutexvar_ps(odd, z1));
+                e[r][0] = _mm256_sub_ps(a, cc);
+                e[r][1] = _mm256_add_ps(b, cc);
+                e[r][2] = _mm256_sub_ps(cc, b);
+                e[r][3] = _mm256_sub_ps(b, d);
             }
-        }
-        for (int th = 0; th < TH; th++) {
+            const size_t t = (size_t)th * TW + j0;
             for (int k = 0; k < 4; k++) {
-                const float *r0 = E + ((size_t)(2 * th + 0) * 4 + k) * TW;
-                const float *r1 = E + ((size_t)(2 * th + 1) * 4 + k) * TW;
-                const float *r2 = E + ((size_t)(2 * th + 2) * 4 + k) * TW;
-                const float *r3 = E + ((size_t)(2 * th + 3) * 4 + k) * TW;
-                float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * Tpad + th * TW;
-                float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * Tpad + th * TW;
-                float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * Tpad + th * TW;
-                float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * Tpad + th * TW;
-                for (int t = 0; t < TW; t++) {
-                    v0[t] = r0[t] - r2[t];
-                    v1[t] = r1[t] + r2[t];
-                    v2[t] = r2[t] - r1[t];
-                    v3[t] = r1[t] - r3[t];
-                }
+                _mm256_storeu_ps(V + ((size_t)(0 * 4 + k) * C + c) * Tpad + t, _mm256_sub_ps(e[0][k], e[2][k]));
+                _mm256_storeu_ps(V + ((size_t)(1 * 4 + k) * C + c) * Tpad + t, _mm256_add_ps(e[1][k], e[2][k]));
+                _mm256_storeu_ps(V + ((size_t)(2 * 4 + k) * C + c) * Tpad + t, _mm256_sub_ps(e[2][k], e[1][k]));
+                _mm256_storeu_ps(V + ((size_t)(3 * 4 + k) * C + c) * Tpad + t, _mm256_sub_ps(e[1][k], e[3][k]));
             }
-        }
-        for (int xi = 0; xi < 16; xi++) {
-            float *v = V + ((size_t)xi * C + c) * Tpad;
-            for (int t = T; t < Tpad; t++) v[t] = 0.0f;
         }
     }
+#else
+    // Columns first (per padded row), then rows.
+    const int rows = 2 * TH + 2;
+    for (int r = 0; r < rows; r++) {
+        const float *row = xp + (size_t)r * Wp;
+        float *e0 = E + ((size_t)r * 4 + 0) * TW, *e1 = e0 + TW, *e2 = e1 + TW, *e3 = e2 + TW;
+        for (int t = 0; t < TW; t++) {
+            const float a = row[2 * t], b = row[2 * t + 1], cc = row[2 * t + 2], d = row[2 * t + 3];
+            e0[t] = a - cc;
+            e1[t] = b + cc;
+            e2[t] = cc - b;
+            e3[t] = b - d;
+        }
+    }
+    for (int th = 0; th < TH; th++) {
+        for (int k = 0; k < 4; k++) {
+            const float *r0 = E + ((size_t)(2 * th + 0) * 4 + k) * TW;
+            const float *r1 = E + ((size_t)(2 * th + 1) * 4 + k) * TW;
+            const float *r2 = E + ((size_t)(2 * th + 2) * 4 + k) * TW;
+            const float *r3 = E + ((size_t)(2 * th + 3) * 4 + k) * TW;
+            float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * Tpad + th * TW;
+            float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * Tpad + th * TW;
+            float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * Tpad + th * TW;
+            float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * Tpad + th * TW;
+            for (int t = 0; t < TW; t++) {
+                v0[t] = r0[t] - r2[t];
+                v1[t] = r1[t] + r2[t];
+                v2[t] = r2[t] - r1[t];
+                v3[t] = r1[t] - r3[t];
+            }
+        }
+    }
+#endif
+}
 
-    // Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t]: 8 channels × 32 tiles in registers.
-    const int MB = M / 8;
-    for (int xi = 0; xi < 16; xi++) {
+// Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) for output channel m and the epilogue.
+static void winograd_output(const float *Mx, int M, int m, int Tpad, int TH, int TW, int OH, int OW, float b,
+                            const float *rm, int act, float alpha, float lo, float hi, float *ym) {
+    const float *base = Mx + (size_t)m * Tpad;
+    const size_t xs = (size_t)M * Tpad;  // stride between ξ planes
+#ifdef KILN_WINOGRAD_VECTOR
+    // Eight tiles at once; the two outputs of a tile row interleave into 16 columns.
+    const __m512i mix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512 bv = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
+    for (int th = 0; th < TH; th++) {
+        for (int j0 = 0; j0 < TW; j0 += 8) {
+            const float *p = base + (size_t)th * TW + j0;
+            __m256 s0[4], s1[4];
+            for (int k = 0; k < 4; k++) {
+                const __m256 p0 = _mm256_loadu_ps(p + k * xs), p1 = _mm256_loadu_ps(p + (4 + k) * xs);
+                const __m256 p2 = _mm256_loadu_ps(p + (8 + k) * xs), p3 = _mm256_loadu_ps(p + (12 + k) * xs);
+                s0[k] = _mm256_add_ps(_mm256_add_ps(p0, p1), p2);
+                s1[k] = _mm256_sub_ps(_mm256_sub_ps(p1, p2), p3);
+            }
+            __m256 o[4];
+            o[0] = _mm256_add_ps(_mm256_add_ps(s0[0], s0[1]), s0[2]);
+            o[1] = _mm256_sub_ps(_mm256_sub_ps(s0[1], s0[2]), s0[3]);
+            o[2] = _mm256_add_ps(_mm256_add_ps(s1[0], s1[1]), s1[2]);
+            o[3] = _mm256_sub_ps(_mm256_sub_ps(s1[1], s1[2]), s1[3]);
+            const int col = 2 * j0;
+            const int valid = OW - col < 16 ? OW - col : 16;
+            const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+            for (int i = 0; i < 2; i++) {
+                const int oh = 2 * th + i;
+                if (oh >= OH) break;
+                __m512 v = _mm512_permutex2var_ps(_mm512_castps256_ps512(o[2 * i]), mix, _mm512_castps256_ps512(o[2 * i + 1]));
+                v = _mm512_add_ps(v, bv);
+                const size_t k = (size_t)oh * OW + col;
+                if (rm) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, rm + k));
+                if (act == KILN_ACT_RELU) {
+                    v = _mm512_max_ps(v, zero);
+                } else if (act != KILN_ACT_NONE) {
+                    float tmp[16];
+                    _mm512_storeu_ps(tmp, v);
+                    for (int j = 0; j < valid; j++) tmp[j] = apply_act(tmp[j], act, alpha, lo, hi);
+                    v = _mm512_loadu_ps(tmp);
+                }
+                _mm512_mask_storeu_ps(ym + k, mask, v);
+            }
+        }
+    }
+#else
+    float o[4][TW > 0 ? TW : 1];
+    for (int th = 0; th < TH; th++) {
+        const float *p[16];
+        for (int xi = 0; xi < 16; xi++) p[xi] = base + xi * xs + th * TW;
+        for (int t = 0; t < TW; t++) {
+            float s0[4], s1[4];
+            for (int k = 0; k < 4; k++) {
+                s0[k] = p[k][t] + p[4 + k][t] + p[8 + k][t];
+                s1[k] = p[4 + k][t] - p[8 + k][t] - p[12 + k][t];
+            }
+            o[0][t] = s0[0] + s0[1] + s0[2];
+            o[1][t] = s0[1] - s0[2] - s0[3];
+            o[2][t] = s1[0] + s1[1] + s1[2];
+            o[3][t] = s1[1] - s1[2] - s1[3];
+        }
+        for (int i = 0; i < 2; i++) {
+            const int oh = 2 * th + i;
+            if (oh >= OH) break;
+            float *row = ym + (size_t)oh * OW;
+            const float *ev = o[2 * i], *od = o[2 * i + 1];
+            const int full = OW / 2;
+            for (int t = 0; t < full; t++) {
+                row[2 * t] = ev[t] + b;
+                row[2 * t + 1] = od[t] + b;
+            }
+            if (OW & 1) row[OW - 1] = ev[full] + b;
+            if (rm) {
+                const float *rr = rm + (size_t)oh * OW;
+                for (int j = 0; j < OW; j++) row[j] += rr[j];
+            }
+            if (act == KILN_ACT_RELU) {
+                for (int j = 0; j < OW; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+            } else if (act != KILN_ACT_NONE) {
+                for (int j = 0; j < OW; j++) row[j] = apply_act(row[j], act, alpha, lo, hi);
+            }
+        }
+    }
+#endif
+}
+
+// The scratch of one Winograd call: [xp | E | V | Mx] (see kiln_winograd_scratch).
+typedef struct {
+    int TH, TW, Hp, Wp, T, Tpad;
+    float *xp, *E, *V, *Mx;
+} winograd_plan;
+
+static winograd_plan winograd_layout(const kiln_winograd_shape *s, float *scratch) {
+    winograd_plan p;
+    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &p.TH, &p.TW, &p.Hp, &p.Wp);
+    p.T = p.TH * p.TW;
+    p.Tpad = winograd_tpad(p.T);
+    p.xp = scratch;                                   // [Hp][Wp]
+    p.E = p.xp + (size_t)p.Hp * p.Wp;                 // [Hp][4][TW]: column transforms (scalar path)
+    p.V = p.E + (size_t)4 * p.Hp * p.TW;              // [16][C][Tpad]
+    p.Mx = p.V + (size_t)16 * s->C * p.Tpad;          // [16][M][Tpad]
+    return p;
+}
+
+void kiln_winograd_input(const kiln_winograd_shape *s, const float *x, int c_begin, int c_end, float *own, float *shared) {
+    const winograd_plan mine = winograd_layout(s, own), sh = winograd_layout(s, shared);
+    // Only the border of the padded plane is ever zero, so it is cleared once and the
+    // interior overwritten per channel.
+    memset(mine.xp, 0, sizeof(float) * mine.Hp * mine.Wp);
+    for (int c = c_begin; c < c_end; c++) {
+        const float *xc = x + (size_t)c * s->H * s->W;
+        for (int h = 0; h < s->H; h++)
+            memcpy(mine.xp + (size_t)(h + s->PH) * mine.Wp + s->PW, xc + (size_t)h * s->W, sizeof(float) * s->W);
+        winograd_input(mine.xp, mine.Wp, mine.TH, mine.TW, s->C, c, sh.Tpad, mine.E, sh.V);
+    }
+}
+
+void kiln_winograd_multiply(const kiln_winograd_shape *s, const float *packed, int xi_begin, int xi_end, float *shared) {
+    const winograd_plan p = winograd_layout(s, shared);
+    const int C = s->C, M = s->M, MB = M / 8, Tpad = p.Tpad;
+    // Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t]: 8 channels × 32 (or 16) tiles in registers.
+    // Columns past T hold whatever V held there and are never read back.
+    const int Tcols = (p.T + 15) / 16 * 16;
+    for (int xi = xi_begin; xi < xi_end; xi++) {
         for (int mb = 0; mb < MB; mb++) {
             const float *u = packed + ((size_t)xi * MB + mb) * C * 8;
-            for (int t0 = 0; t0 < Tpad; t0 += 32) {
+            const float *vb = p.V + (size_t)xi * C * Tpad;
+            float *mx = p.Mx + ((size_t)xi * M + mb * 8) * Tpad;
+            int t0 = 0;
+            for (; t0 + 32 <= Tcols; t0 += 32) {
                 kiln_v16 a0[8], a1[8];
                 for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
-                const float *vb = V + (size_t)xi * C * Tpad + t0;
                 for (int c = 0; c < C; c++) {
-                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad);
-                    const kiln_v16 x1 = load16(vb + (size_t)c * Tpad + 16);
+                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad + t0);
+                    const kiln_v16 x1 = load16(vb + (size_t)c * Tpad + t0 + 16);
                     const float *uc = u + c * 8;
 #define KILN_WFMA(i) a0[i] += x0 * uc[i]; a1[i] += x1 * uc[i];
                     KILN_WFMA(0) KILN_WFMA(1) KILN_WFMA(2) KILN_WFMA(3) KILN_WFMA(4) KILN_WFMA(5) KILN_WFMA(6) KILN_WFMA(7)
 #undef KILN_WFMA
                 }
                 for (int i = 0; i < 8; i++) {
-                    float *dst = Mx + ((size_t)xi * M + mb * 8 + i) * Tpad + t0;
-                    memcpy(dst, &a0[i], 64);
-                    memcpy(dst + 16, &a1[i], 64);
+                    memcpy(mx + (size_t)i * Tpad + t0, &a0[i], 64);
+                    memcpy(mx + (size_t)i * Tpad + t0 + 16, &a1[i], 64);
                 }
+            }
+            if (t0 < Tcols) {
+                // One 16-tile chunk left.
+                kiln_v16 a0[8];
+                for (int i = 0; i < 8; i++) a0[i] = (kiln_v16){0};
+                for (int c = 0; c < C; c++) {
+                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad + t0);
+                    const float *uc = u + c * 8;
+                    for (int i = 0; i < 8; i++) a0[i] += x0 * uc[i];
+                }
+                for (int i = 0; i < 8; i++) memcpy(mx + (size_t)i * Tpad + t0, &a0[i], 64);
             }
         }
     }
+}
 
-    // Output transform Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) and the epilogue, a row of
-    // tiles at a time so the loops over tiles run on contiguous memory.
-    float o[4][TW > 0 ? TW : 1];
-    for (int m = 0; m < M; m++) {
-        const float b = bias ? bias[m] : 0.0f;
-        float *ym = y + (size_t)m * OH * OW;
-        const float *rm = residual ? residual + (size_t)m * OH * OW : NULL;
-        const float *base = Mx + (size_t)m * Tpad;
-        const size_t xs = (size_t)M * Tpad;  // stride between ξ planes
-        for (int th = 0; th < TH; th++) {
-            const float *p[16];
-            for (int xi = 0; xi < 16; xi++) p[xi] = base + xi * xs + th * TW;
-            for (int t = 0; t < TW; t++) {
-                float s0[4], s1[4];
-                for (int k = 0; k < 4; k++) {
-                    s0[k] = p[k][t] + p[4 + k][t] + p[8 + k][t];
-                    s1[k] = p[4 + k][t] - p[8 + k][t] - p[12 + k][t];
-                }
-                o[0][t] = s0[0] + s0[1] + s0[2];
-                o[1][t] = s0[1] - s0[2] - s0[3];
-                o[2][t] = s1[0] + s1[1] + s1[2];
-                o[3][t] = s1[1] - s1[2] - s1[3];
-            }
-            for (int i = 0; i < 2; i++) {
-                const int oh = 2 * th + i;
-                if (oh >= OH) break;
-                float *row = ym + (size_t)oh * OW;
-                const float *even = o[2 * i], *odd = o[2 * i + 1];
-                const int full = OW / 2;
-                for (int t = 0; t < full; t++) {
-                    row[2 * t] = even[t] + b;
-                    row[2 * t + 1] = odd[t] + b;
-                }
-                if (OW & 1) row[OW - 1] = even[full] + b;
-                if (rm) {
-                    const float *rr = rm + (size_t)oh * OW;
-                    for (int j = 0; j < OW; j++) row[j] += rr[j];
-                }
-                if (act == KILN_ACT_RELU) {
-                    for (int j = 0; j < OW; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
-                } else if (act != KILN_ACT_NONE) {
-                    for (int j = 0; j < OW; j++) row[j] = apply_act(row[j], act, alpha, lo, hi);
-                }
-            }
-        }
+void kiln_winograd_output(const kiln_winograd_shape *s, int m_begin, int m_end, const float *bias, const float *residual,
+                          int act, float alpha, float lo, float hi, const float *shared, float *y) {
+    const winograd_plan p = winograd_layout(s, (float *)shared);
+    const size_t plane = (size_t)s->OH * s->OW;
+    for (int m = m_begin; m < m_end; m++) {
+        winograd_output(p.Mx, s->M, m, p.Tpad, p.TH, p.TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
+                        residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
     }
+}
+
+void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
+                        const float *packed, int M, const float *bias, const float *residual,
+                        int act, float alpha, float lo, float hi, float *scratch, float *y) {
+    const kiln_winograd_shape s = {C, H, W, PH, PW, PHE, PWE, OH, OW, M};
+    kiln_winograd_input(&s, x, 0, C, scratch, scratch);
+    kiln_winograd_multiply(&s, packed, 0, 16, scratch);
+    kiln_winograd_output(&s, 0, M, bias, residual, act, alpha, lo, hi, scratch, y);
 }

@@ -41,6 +41,22 @@ struct CompiledTests {
               output g
             }
             """),
+        ("winograd: odd sizes, asymmetric pads, rows wider than one vector, residual and leaky relu", """
+            graph t {
+              input x: f32[N, 16, 7, 35]
+              param w1: f32[24, 16, 3, 3] = kaiming_normal(fan_in)
+              param b1: f32[24] = uniform(-0.5, 0.5)
+              param w2: f32[24, 16, 1, 1] = kaiming_normal(fan_in)
+              param w3: f32[32, 24, 3, 3] = kaiming_normal(fan_in)
+              c1 = Conv(x, w1, b1) {pads=[1, 2, 1, 0]}
+              c2 = Conv(x, w2)
+              s = Add(c1, c2)
+              h = LeakyRelu(s) {alpha=0.1}
+              c3 = Conv(h, w3) {pads=[0, 1, 2, 1]}
+              output h
+              output c3
+            }
+            """),
         ("batch norm folding and gemm epilogue", """
             graph t {
               input x: f32[N, 4, 6, 6]
@@ -96,6 +112,19 @@ struct CompiledTests {
                 }
             }
         }
+    }
+
+    @Test("3×3 stride-1 convolutions from 16 input channels run as Winograd, with the residual and activation fused")
+    func winogradChosen() throws {
+        let g = try TextFormat.parse(Self.cases[1].1).materialized(seed: 5)
+        let m = try CompiledModel.compile(g, batch: 1, threads: 2)
+        var seen: [String: Int] = [:]
+        for step in m.program.steps {
+            guard case .conv(let c) = step.kernel else { continue }
+            if c.algorithm == .winograd { seen[step.name] = step.inputs.count }
+        }
+        #expect(seen.keys.sorted() == ["c1", "c3"])
+        #expect(seen["c1"] == 4)  // x, w, bias, residual
     }
 
     @Test("the program cache compiles once per batch size")

@@ -12,6 +12,10 @@ enum kiln_activation { KILN_ACT_NONE = 0, KILN_ACT_RELU = 1, KILN_ACT_LEAKY_RELU
 // Patches of one image x [C, H, W] as columns: col [C*KH*KW, OH*OW]; padding reads zero.
 void kiln_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                  int DH, int DW, int OH, int OW, float *col);
+// The rows of channel-and-kernel-row pairs r = c·KH + kh in [r_begin, r_end) only (the
+// KW·P rows of col each pair fills), so threads can share one image.
+void kiln_im2col_rows(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                      int DH, int DW, int OH, int OW, int r_begin, int r_end, float *col);
 
 // y [M, P] (one image's output planes): y = act(y + bias[m] + residual), in place.
 // bias and residual may be NULL.
@@ -89,6 +93,15 @@ int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, i
 void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
                         const float *packed, int M, const float *bias, const float *residual,
                         int act, float alpha, float lo, float hi, float *scratch, float *y);
+// The same in three phases, so that one image can be spread over threads: the input
+// transform of channels [c_begin, c_end) (own: this thread's scratch, for its padded plane;
+// shared: the scratch holding V and Mx), the 16 products of planes [xi_begin, xi_end), and
+// the output transform with the epilogue of output channels [m_begin, m_end).
+typedef struct { int C, H, W, PH, PW, PHE, PWE, OH, OW, M; } kiln_winograd_shape;
+void kiln_winograd_input(const kiln_winograd_shape *s, const float *x, int c_begin, int c_end, float *own, float *shared);
+void kiln_winograd_multiply(const kiln_winograd_shape *s, const float *packed, int xi_begin, int xi_end, float *shared);
+void kiln_winograd_output(const kiln_winograd_shape *s, int m_begin, int m_end, const float *bias, const float *residual,
+                          int act, float alpha, float lo, float hi, const float *shared, float *y);
 
 // A small thread pool for the executor: workers spin briefly between parallel steps (a
 // kernel call is often tens of microseconds, shorter than waking a sleeping thread) and

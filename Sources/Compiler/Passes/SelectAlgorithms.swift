@@ -18,7 +18,6 @@ extension Pass {
     /// Chooses an algorithm for every (fused) convolution and records it on the node.
     public static let selectAlgorithms = Pass("select-algorithms", summary: "choose the algorithm of every convolution") { g in
         var out = g
-        let types = g.valueTypes
         for i in out.nodes.indices {
             let n = out.nodes[i]
             let isConv = (n.domain.isEmpty && n.op == "Conv") || (n.domain == "kiln" && n.op == "FusedConv")
@@ -30,14 +29,14 @@ extension Pass {
                 node.op = "FusedConv"
                 node.attributes["chain"] = .strings(["Conv"])
             }
-            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g, types: types).rawValue)
+            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g).rawValue)
             out.nodes[i] = node
         }
         return out
     }
 }
 
-func chooseConvAlgorithm(_ n: Node, _ g: Graph, types: [String: TensorType]? = nil) -> ConvAlgorithm {
+func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
     func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
     var group = 1
     if case .int(let v)? = n.attributes["group"] { group = v }
@@ -49,13 +48,13 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph, types: [String: TensorType]? = n
     if case .string(let s)? = n.attributes["auto_pad"] { autoPad = s }
     if oneByOne && unitStride && noPad && group == 1 && (autoPad == "NOTSET" || autoPad == "VALID") { return .gemm1x1 }
     let unitDilation = (ints("dilations") ?? []).allSatisfy { $0 == 1 }
-    // Winograd's transforms (NCHW, scalar-heavy for now) pay off only with enough channels
-    // and tiles: measured on ResNet-32, it wins for 32 channels at 16×16, ties at 64 × 8×8 and
-    // loses at 16 channels. KILN_WINOGRAD=0/1 forces the choice off or on (for measurements).
-    let input = ((types ?? g.valueTypes)[n.inputs[0]]?.shape ?? []).map { $0.value ?? 1 }
+    // Winograd pays off once there are enough input channels for its products to outweigh
+    // its transforms: measured on ResNet-32 and ResNet-18 (BENCHMARKS.md), it beats the
+    // direct kernel from 16 input channels at every spatial size they use (7×7 to 56×56).
+    // KILN_WINOGRAD=0/1 forces the choice off or on (for measurements).
     let forced = ProcessInfo.processInfo.environment["KILN_WINOGRAD"]
     let winogradShape = unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[1] >= 8 && w[2] == 3 && w[3] == 3
-    if winogradShape && forced != "0" && (forced == "1" || (w[1] >= 32 && input.count == 4 && input[2] >= 16 && input[3] >= 16)) {
+    if winogradShape && forced != "0" && (forced == "1" || w[1] >= 16) {
         return .winograd
     }
     if unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[2] * w[3] <= 64 && !oneByOne {

@@ -176,8 +176,9 @@ public enum Lowering {
     /// Floats of per-thread scratch for the Winograd kernel (kiln_winograd_scratch).
     static func winogradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
         let th = (out[0] + 1) / 2, tw = (out[1] + 1) / 2
-        let hp = max(h + pads[0] + pads[2], 2 * th + 2), wp = max(w + pads[1] + pads[3], 2 * tw + 2)
-        let tpad = (th * tw + 31) / 32 * 32
+        let twv = (tw + 7) / 8 * 8
+        let hp = max(h + pads[0] + pads[2], 2 * th + 2), wp = max(w + pads[1] + pads[3], 2 * twv + 2)
+        let tpad = (th * tw + 15) / 16 * 16 + 16
         return hp * wp + 4 * hp * tw + 16 * c * tpad + 16 * m * tpad + 64
     }
 

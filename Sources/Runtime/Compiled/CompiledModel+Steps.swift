@@ -111,7 +111,17 @@ extension CompiledModel {
                 let xn = x.pointer + n * inImage, yn = y.pointer + n * outImage
                 for g in 0..<c.group {
                     let xg = xn + g * cg * c.height * c.width
-                    let columns = c.algorithm == .gemm1x1 ? xg : im2col(c, xg, channels: cg, into: scratch[0].pointer)
+                    if c.algorithm != .gemm1x1 {
+                        // The patch matrix by (channel, kernel row) pairs across threads.
+                        let xs = Shared(pointer: xg), col = scratch[0]
+                        parallelChunks(cg * c.kernelH, workers: threads, pool: pool) { _, range in
+                            kiln_im2col_rows(xs.pointer, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                                             Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                                             Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
+                                             Int32(range.lowerBound), Int32(range.upperBound), col.pointer)
+                        }
+                    }
+                    let columns = c.algorithm == .gemm1x1 ? xg : scratch[0].pointer
                     let cols = Shared(pointer: columns), wg = Shared(pointer: w.pointer + g * mg * k), yg = Shared(pointer: yn + g * mg * p)
                     let chunks = (p + 15) / 16
                     parallelChunks(chunks, workers: threads, pool: pool) { _, range in
@@ -175,8 +185,8 @@ extension CompiledModel {
         let wp = c.width + c.padLeft + c.padRight
         let blocks = c.outChannels / 8
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        packedWeights[index]!.withUnsafeBufferPointer { packed in
-            let w = Shared(pointer: UnsafeMutablePointer(mutating: packed.baseAddress!))
+        do {
+            let w = Shared(pointer: packedWeights[index]!)
             func pad(_ n: Int, into xp: UnsafeMutablePointer<Float>) {
                 kiln_conv_shift_pad(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
                                     Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight), Int32(plane), xp)
@@ -203,22 +213,48 @@ extension CompiledModel {
         }
     }
 
-    /// Winograd F(2×2, 3×3), images spread over threads.
+    /// Winograd F(2×2, 3×3): images spread over threads, or, with fewer images than threads,
+    /// each image's three phases (input transform by channels, products by ξ plane, output
+    /// transform by output channels) spread over threads.
     func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
         let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        packedWeights[index]!.withUnsafeBufferPointer { packed in
-            let u = Shared(pointer: UnsafeMutablePointer(mutating: packed.baseAddress!))
-            parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                for n in range {
-                    kiln_winograd_conv(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
-                                       Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight),
-                                       Int32(c.outHeight), Int32(c.outWidth), u.pointer, Int32(c.outChannels),
-                                       bias?.pointer, residual.map { $0.pointer + n * outImage },
-                                       c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high,
-                                       scratch[worker].pointer, y.pointer + n * outImage)
+        var shape = kiln_winograd_shape(C: Int32(c.channels), H: Int32(c.height), W: Int32(c.width),
+                                        PH: Int32(c.padTop), PW: Int32(c.padLeft), PHE: Int32(c.padBottom), PWE: Int32(c.padRight),
+                                        OH: Int32(c.outHeight), OW: Int32(c.outWidth), M: Int32(c.outChannels))
+        let act = c.activation
+        do {
+            let u = Shared(pointer: packedWeights[index]!)
+            withUnsafePointer(to: &shape) { sp in
+                let s = Shared(pointer: UnsafeMutablePointer(mutating: sp))
+                if images >= threads {
+                    parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                        let own = scratch[worker].pointer
+                        for n in range {
+                            kiln_winograd_input(s.pointer, x.pointer + n * inImage, 0, s.pointer.pointee.C, own, own)
+                            kiln_winograd_multiply(s.pointer, u.pointer, 0, 16, own)
+                            kiln_winograd_output(s.pointer, 0, s.pointer.pointee.M, bias?.pointer, residual.map { $0.pointer + n * outImage },
+                                                 act.kind, act.alpha, act.low, act.high, own, y.pointer + n * outImage)
+                        }
+                    }
+                    return
+                }
+                let shared = scratch[0].pointer
+                for n in 0..<images {
+                    parallelChunks(c.channels, workers: threads, pool: pool) { worker, range in
+                        kiln_winograd_input(s.pointer, x.pointer + n * inImage, Int32(range.lowerBound), Int32(range.upperBound),
+                                            scratch[worker].pointer, shared)
+                    }
+                    parallelChunks(16, workers: threads, pool: pool) { _, range in
+                        kiln_winograd_multiply(s.pointer, u.pointer, Int32(range.lowerBound), Int32(range.upperBound), shared)
+                    }
+                    parallelChunks(c.outChannels, workers: threads, pool: pool) { _, range in
+                        kiln_winograd_output(s.pointer, Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
+                                             residual.map { $0.pointer + n * outImage },
+                                             act.kind, act.alpha, act.low, act.high, shared, y.pointer + n * outImage)
+                    }
                 }
             }
         }

@@ -34,6 +34,14 @@ func parallelChunks(_ count: Int, workers: Int, pool: OpaquePointer?, _ body: (I
     }
 }
 
+/// Zeroed floats at a 64-byte (cache line, AVX-512 vector) boundary.
+func alignedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    let n = max(count, 1)
+    let p = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: 64)
+    memset(p, 0, n * MemoryLayout<Float>.stride)
+    return p.bindMemory(to: Float.self, capacity: n)
+}
+
 struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
     init(_ v: T) { value = v }
@@ -56,8 +64,9 @@ public final class CompiledModel: @unchecked Sendable {
     var maps: [Int: [Int32]] = [:]
     var fills: [Int: Float] = [:]
     var scaleShift: [Int: [Float]] = [:]
-    /// Per step: weights repacked for the direct convolution kernel.
-    var packedWeights: [Int: [Float]] = [:]
+    /// Per step: weights repacked for the direct and Winograd kernels, all in one buffer.
+    var packedWeights: [Int: UnsafeMutablePointer<Float>] = [:]
+    var packedBuffer: UnsafeMutablePointer<Float>?
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -85,18 +94,13 @@ public final class CompiledModel: @unchecked Sendable {
         }
         self.graph = stripped
         self.threads = max(1, threads)
-        arena = .allocate(capacity: max(program.arenaCount, 1))
-        arena.initialize(repeating: 0, count: max(program.arenaCount, 1))
-        let weights = UnsafeMutablePointer<Float>.allocate(capacity: max(program.parameters.count, 1))
-        program.parameters.withUnsafeBufferPointer { if let base = $0.baseAddress { weights.initialize(from: base, count: $0.count) } }
+        arena = alignedFloats(program.arenaCount)
+        let weights = alignedFloats(program.parameters.count)
+        program.parameters.withUnsafeBufferPointer { if let base = $0.baseAddress { weights.update(from: base, count: $0.count) } }
         params = weights
         pool = self.threads > 1 ? kiln_pool_create(Int32(self.threads)) : nil
-        let scratchCount = max(program.scratchCount, 1)
-        scratch = (0..<max(1, threads)).map { _ in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-            p.initialize(repeating: 0, count: scratchCount)
-            return p
-        }
+        let scratchCount = program.scratchCount
+        scratch = (0..<max(1, threads)).map { _ in alignedFloats(scratchCount) }
         try prepare()
         self.program.parameters = []
     }
@@ -106,6 +110,7 @@ public final class CompiledModel: @unchecked Sendable {
         arena.deallocate()
         params.deallocate()
         scratch.forEach { $0.deallocate() }
+        packedBuffer?.deallocate()
     }
 
     func pointer(_ t: Program.Tensor) -> UnsafeMutablePointer<Float> { (t.inParameters ? params : arena) + t.offset }
@@ -122,6 +127,25 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// Index maps from the reference kernel run on element indices; BatchNorm constants.
     func prepare() throws {
+        // One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary.
+        var offsets: [Int: Int] = [:]
+        var total = 0
+        for (i, step) in program.steps.enumerated() {
+            guard case .conv(let c) = step.kernel, step.inputs[1].tensor != nil else { continue }
+            let count: Int
+            switch c.algorithm {
+            case .direct: count = c.outChannels * c.channels * c.kernelH * c.kernelW
+            case .winograd: count = 16 * c.outChannels * c.channels
+            default: continue
+            }
+            offsets[i] = total
+            total += (count + 15) / 16 * 16
+        }
+        if total > 0 {
+            let buffer = alignedFloats(total)
+            packedBuffer = buffer
+            for (i, offset) in offsets { packedWeights[i] = buffer + offset }
+        }
         for (i, step) in program.steps.enumerated() {
             switch step.kernel {
             case .dataMovement(let node):
@@ -155,19 +179,11 @@ public final class CompiledModel: @unchecked Sendable {
                 }
                 maps[i] = try map(images: batch)
             case .conv(let c) where c.algorithm == .direct:
-                guard let w = step.inputs[1].tensor else { continue }
-                var packed = [Float](repeating: 0, count: w.count)
-                packed.withUnsafeMutableBufferPointer { p in
-                    kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p.baseAddress!)
-                }
-                packedWeights[i] = packed
+                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
             case .conv(let c) where c.algorithm == .winograd:
-                guard let w = step.inputs[1].tensor else { continue }
-                var packed = [Float](repeating: 0, count: 16 * c.outChannels * c.channels)
-                packed.withUnsafeMutableBufferPointer { p in
-                    kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), p.baseAddress!)
-                }
-                packedWeights[i] = packed
+                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), p)
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
