@@ -442,19 +442,36 @@ int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, i
 #endif
 
 // V = Bᵀ d B for channel c's padded plane xp, into V [16][C][Tpad] at tile th·TW + tw.
-static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c, int Tpad, float *E, float *V) {
 #ifdef KILN_WINOGRAD_VECTOR
-    (void)E;
-    // Eight tiles of a tile row at once: a 16-float load at column 2·j0 holds columns 0 and 1
-    // of each tile's patch (even and odd lanes), the load at 2·j0 + 2 columns 2 and 3.
+// Lanes l of a 16-float load at column `start` that fall inside [0, W): the rest read as zero
+// padding (masked lanes are not accessed).
+static inline __mmask16 row_mask(int start, int W) {
+    const int lo = start < 0 ? -start : 0;
+    const int hi = W - start < 16 ? W - start : 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+// V = Bᵀ d B for channel plane xc [H][W] straight from the unpadded input, into
+// V [16][C][Tpad] at tile th·TW + tw. Eight tiles of a tile row at once: a 16-float load at
+// column 2·j0 − PW holds columns 0 and 1 of each tile's patch (even and odd lanes), the load
+// two columns on holds columns 2 and 3.
+static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW, int TH, int TW, int C, int c, int Tpad, float *V) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
     for (int th = 0; th < TH; th++) {
         for (int j0 = 0; j0 < TW; j0 += 8) {
+            const int start = 2 * j0 - PW;
+            const __mmask16 m0 = row_mask(start, W), m1 = row_mask(start + 2, W);
             __m256 e[4][4];
             for (int r = 0; r < 4; r++) {
-                const float *row = xp + (size_t)(2 * th + r) * Wp + 2 * j0;
-                const __m512 z0 = _mm512_loadu_ps(row), z1 = _mm512_loadu_ps(row + 2);
+                const int ih = 2 * th + r - PH;
+                if (ih < 0 || ih >= H) {
+                    for (int k = 0; k < 4; k++) e[r][k] = _mm256_setzero_ps();
+                    continue;
+                }
+                const float *row = xc + (size_t)ih * W + start;
+                const __m512 z0 = _mm512_maskz_loadu_ps(m0, row), z1 = _mm512_maskz_loadu_ps(m1, row + 2);
                 const __m256 a = _mm512_castps512_ps256(_mm512_permutexvar_ps(even, z0));
                 const __m256 b = _mm512_castps512_ps256(_mm512_permutexvar_ps(odd, z0));
                 const __m256 cc = _mm512_castps512_ps256(_mm512_permutexvar_ps(even, z1));
@@ -473,7 +490,12 @@ static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c
             }
         }
     }
-#else
+}
+#endif
+
+// V = Bᵀ d B for channel c's padded plane xp (portable path): columns first (per padded
+// row), then rows.
+static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c, int Tpad, float *E, float *V) {
     // Columns first (per padded row), then rows.
     const int rows = 2 * TH + 2;
     for (int r = 0; r < rows; r++) {
@@ -505,7 +527,6 @@ static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c
             }
         }
     }
-#endif
 }
 
 // Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) for output channel m and the epilogue.
@@ -615,6 +636,11 @@ static winograd_plan winograd_layout(const kiln_winograd_shape *s, float *scratc
 
 void kiln_winograd_input(const kiln_winograd_shape *s, const float *x, int c_begin, int c_end, float *own, float *shared) {
     const winograd_plan mine = winograd_layout(s, own), sh = winograd_layout(s, shared);
+#ifdef KILN_WINOGRAD_VECTOR
+    for (int c = c_begin; c < c_end; c++)
+        winograd_input_vector(x + (size_t)c * s->H * s->W, s->H, s->W, s->PH, s->PW, mine.TH, mine.TW, s->C, c, sh.Tpad, sh.V);
+    return;
+#endif
     // Only the border of the padded plane is ever zero, so it is cleared once and the
     // interior overwritten per channel.
     memset(mine.xp, 0, sizeof(float) * mine.Hp * mine.Wp);
@@ -686,4 +712,87 @@ void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int
     kiln_winograd_input(&s, x, 0, C, scratch, scratch);
     kiln_winograd_multiply(&s, packed, 0, 16, scratch);
     kiln_winograd_output(&s, 0, M, bias, residual, act, alpha, lo, hi, scratch, y);
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution as a matrix product with the epilogue fused into the store.
+
+#ifdef KILN_WINOGRAD_VECTOR
+// Stores 8 rows × 16 columns (lanes in `mask`) of accumulators with y = act(acc + bias + residual).
+static inline void gemm_store16(const __m512 *acc, int m0, int n, int N, __mmask16 mask, const float *bias,
+                                const float *residual, int act, float alpha, float lo, float hi, float *y) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < 8; i++) {
+        const size_t k = (size_t)(m0 + i) * N + n;
+        __m512 v = acc[i];
+        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[m0 + i]));
+        if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, residual + k));
+        if (act == KILN_ACT_RELU) {
+            v = _mm512_max_ps(v, zero);
+        } else if (act != KILN_ACT_NONE) {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, v);
+            for (int j = 0; j < 16; j++) tmp[j] = apply_act(tmp[j], act, alpha, lo, hi);
+            v = _mm512_loadu_ps(tmp);
+        }
+        _mm512_mask_storeu_ps(y + k, mask, v);
+    }
+}
+#endif
+
+void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
+                    const float *residual, int act, float alpha, float lo, float hi, float *y) {
+#ifdef KILN_WINOGRAD_VECTOR
+    for (int mb = mb_begin; mb < mb_end; mb++) {
+        const float *u = packed + (size_t)mb * K * 8;
+        int n0 = 0;
+        // 8 rows × 32 columns in 16 registers, then 8 × 16 (masked at the end of the row).
+        for (; n0 + 32 <= N; n0 += 32) {
+            __m512 a0[8], a1[8];
+            for (int i = 0; i < 8; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }
+            const float *bk = b + n0;
+            for (int k = 0; k < K; k++, bk += N) {
+                const __m512 x0 = _mm512_loadu_ps(bk), x1 = _mm512_loadu_ps(bk + 16);
+                const float *uk = u + (size_t)k * 8;
+                for (int i = 0; i < 8; i++) {
+                    const __m512 w = _mm512_set1_ps(uk[i]);
+                    a0[i] = _mm512_fmadd_ps(x0, w, a0[i]);
+                    a1[i] = _mm512_fmadd_ps(x1, w, a1[i]);
+                }
+            }
+            gemm_store16(a0, mb * 8, n0, N, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
+            gemm_store16(a1, mb * 8, n0 + 16, N, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
+        }
+        for (; n0 < N; n0 += 16) {
+            const int valid = N - n0 < 16 ? N - n0 : 16;
+            const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+            __m512 a0[8];
+            for (int i = 0; i < 8; i++) a0[i] = _mm512_setzero_ps();
+            const float *bk = b + n0;
+            for (int k = 0; k < K; k++, bk += N) {
+                const __m512 x0 = _mm512_maskz_loadu_ps(mask, bk);
+                const float *uk = u + (size_t)k * 8;
+                for (int i = 0; i < 8; i++) a0[i] = _mm512_fmadd_ps(x0, _mm512_set1_ps(uk[i]), a0[i]);
+            }
+            gemm_store16(a0, mb * 8, n0, N, mask, bias, residual, act, alpha, lo, hi, y);
+        }
+    }
+#else
+    for (int mb = mb_begin; mb < mb_end; mb++) {
+        const float *u = packed + (size_t)mb * K * 8;
+        for (int i = 0; i < 8; i++) {
+            const int m = mb * 8 + i;
+            float *ym = y + (size_t)m * N;
+            for (int n = 0; n < N; n++) ym[n] = 0.0f;
+            for (int k = 0; k < K; k++) {
+                const float w = u[(size_t)k * 8 + i];
+                const float *bk = b + (size_t)k * N;
+                for (int n = 0; n < N; n++) ym[n] += w * bk[n];
+            }
+            const float bm = bias ? bias[m] : 0.0f;
+            const float *rm = residual ? residual + (size_t)m * N : NULL;
+            for (int n = 0; n < N; n++) ym[n] = apply_act(ym[n] + bm + (rm ? rm[n] : 0.0f), act, alpha, lo, hi);
+        }
+    }
+#endif
 }

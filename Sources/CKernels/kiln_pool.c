@@ -4,20 +4,24 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+// The atomics that spinning threads read sit on cache lines of their own, and the pool is
+// allocated cache-line aligned, so no unrelated write (another heap object's reference
+// count, say) shares a line with them and ping-pongs it between the cores.
 struct kiln_pool {
-    int threads;                 // including the caller
-    pthread_t *workers;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    atomic_uint generation;      // bumped for every job
-    atomic_int next_task;
-    atomic_int remaining;        // workers still inside the current job
-    atomic_int stop;
+    _Alignas(64) atomic_uint generation;  // bumped for every job
+    _Alignas(64) atomic_int next_task;
+    _Alignas(64) atomic_int remaining;    // workers still inside the current job
+    _Alignas(64) atomic_int stop;
+    _Alignas(64) int threads;             // including the caller
     int tasks;
     void (*fn)(void *, int);
     void *ctx;
+    pthread_t *workers;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
 };
 
 static void run_tasks(kiln_pool *p) {
@@ -62,8 +66,10 @@ static void *worker_main(void *arg) {
 }
 
 kiln_pool *kiln_pool_create(int threads) {
-    kiln_pool *p = calloc(1, sizeof *p);
+    const size_t size = (sizeof(kiln_pool) + 63) / 64 * 64;
+    kiln_pool *p = aligned_alloc(64, size);
     if (!p) return NULL;
+    memset(p, 0, size);
     p->threads = threads < 1 ? 1 : threads;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);

@@ -52,7 +52,6 @@ void kiln_scale_shift(const float *x, float *y, int C, int P, const float *scale
 // Softmax or log-softmax of `rows` rows of `n` contiguous values.
 void kiln_softmax_rows(const float *x, float *y, int rows, int n, int log_softmax);
 
-#endif
 
 // Direct convolution, stride 1, dilation 1, one group, output channels in blocks of 8.
 // The input is first copied into a zero-padded scratch image xp [C][plane] with row stride
@@ -111,3 +110,11 @@ typedef struct kiln_pool kiln_pool;
 kiln_pool *kiln_pool_create(int threads);
 void kiln_pool_destroy(kiln_pool *pool);
 void kiln_pool_run(kiln_pool *pool, int tasks, void (*fn)(void *ctx, int task), void *ctx);
+
+// y [M, N] = act(W · B + bias[m] + residual) for output-channel blocks [mb_begin, mb_end):
+// W packed [M/8][K][8] (kiln_conv_shift_pack with C·KH·KW = K), B [K, N] row-major (im2col
+// columns, or the input itself for a 1×1 convolution), residual [M, N] or NULL.
+void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
+                    const float *residual, int act, float alpha, float lo, float hi, float *y);
+
+#endif

@@ -9,7 +9,7 @@ extension CompiledModel {
         switch step.kernel {
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
-        case .conv(let c): conv(c, step, parallel: imageParallel)
+        case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .pool(let p):
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
@@ -53,9 +53,11 @@ extension CompiledModel {
             let x = step.inputs[0].tensor!, out = step.outputs[0]
             let repeats = out.count / max(map.count, 1)
             let inStride = x.count / max(repeats, 1)
+            let xs = Shared(pointer: pointer(x)), ys = Shared(pointer: pointer(out)), fill = fills[index] ?? 0
             map.withUnsafeBufferPointer { m in
-                for n in 0..<repeats {
-                    kiln_gather_map(pointer(x) + n * inStride, m.baseAddress!, map.count, fills[index] ?? 0, pointer(out) + n * map.count)
+                let ms = Shared(pointer: UnsafeMutablePointer(mutating: m.baseAddress!)), count = m.count
+                parallelChunks(repeats, workers: repeats * count >= 1 << 14 ? threads : 1, pool: pool) { _, range in
+                    for n in range { kiln_gather_map(xs.pointer + n * inStride, ms.pointer, count, fill, ys.pointer + n * count) }
                 }
             }
         case .concat(let axis):
@@ -95,7 +97,9 @@ extension CompiledModel {
         }
     }
 
-    func conv(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
+    /// im2col or 1×1 convolution as a matrix product: Kiln's packed kernel with the epilogue
+    /// fused (one group, output channels in blocks of 8), OpenBLAS otherwise.
+    func conv(_ c: Program.Conv, _ step: Program.Step, index: Int, parallel: Bool) {
         let (x, bias, residual, y) = convOperands(step)
         let w = Shared(pointer: pointer(step.inputs[1].tensor!))
         let images = step.outputs[0].shape[0]
@@ -105,6 +109,38 @@ extension CompiledModel {
         let k = cg * c.kernelH * c.kernelW
         let scratch = self.scratch.map { Shared(pointer: $0) }
         let act = c.activation
+        func im2colRows(_ xn: UnsafeMutablePointer<Float>, _ rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+            kiln_im2col_rows(xn, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                             Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                             Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
+                             Int32(rows.lowerBound), Int32(rows.upperBound), col)
+        }
+        if let packed = packedWeights[index] {
+            let u = Shared(pointer: packed), blocks = c.outChannels / 8, oneByOne = c.algorithm == .gemm1x1
+            func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+                kiln_conv_gemm(u.pointer, columns, Int32(k), Int32(p), Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
+                               residual.map { $0.pointer + n * outImage }, act.kind, act.alpha, act.low, act.high, y.pointer + n * outImage)
+            }
+            if parallel {
+                parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                    for n in range {
+                        let xn = x.pointer + n * inImage
+                        if !oneByOne { im2colRows(xn, 0..<cg * c.kernelH, into: scratch[worker].pointer) }
+                        multiply(n, oneByOne ? xn : scratch[worker].pointer, 0..<blocks)
+                    }
+                }
+            } else {
+                for n in 0..<images {
+                    let xn = Shared(pointer: x.pointer + n * inImage)
+                    if !oneByOne {
+                        parallelChunks(cg * c.kernelH, workers: threads, pool: pool) { _, rows in im2colRows(xn.pointer, rows, into: scratch[0].pointer) }
+                    }
+                    let columns = Shared(pointer: oneByOne ? xn.pointer : scratch[0].pointer)
+                    parallelChunks(blocks, workers: threads, pool: pool) { _, range in multiply(n, columns.pointer, range) }
+                }
+            }
+            return
+        }
         if !parallel && threads > 1 {
             // Small batches: one image at a time, the matrix product split over column ranges.
             for n in 0..<images {
@@ -113,13 +149,8 @@ extension CompiledModel {
                     let xg = xn + g * cg * c.height * c.width
                     if c.algorithm != .gemm1x1 {
                         // The patch matrix by (channel, kernel row) pairs across threads.
-                        let xs = Shared(pointer: xg), col = scratch[0]
-                        parallelChunks(cg * c.kernelH, workers: threads, pool: pool) { _, range in
-                            kiln_im2col_rows(xs.pointer, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                                             Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                                             Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
-                                             Int32(range.lowerBound), Int32(range.upperBound), col.pointer)
-                        }
+                        let xs = Shared(pointer: xg)
+                        parallelChunks(cg * c.kernelH, workers: threads, pool: pool) { _, rows in im2colRows(xs.pointer, rows, into: scratch[0].pointer) }
                     }
                     let columns = c.algorithm == .gemm1x1 ? xg : scratch[0].pointer
                     let cols = Shared(pointer: columns), wg = Shared(pointer: w.pointer + g * mg * k), yg = Shared(pointer: yn + g * mg * p)

@@ -131,12 +131,15 @@ public final class CompiledModel: @unchecked Sendable {
         var offsets: [Int: Int] = [:]
         var total = 0
         for (i, step) in program.steps.enumerated() {
-            guard case .conv(let c) = step.kernel, step.inputs[1].tensor != nil else { continue }
+            // Only weights fixed at compile time can be packed (not ones computed or fed at run time).
+            guard case .conv(let c) = step.kernel, step.inputs[1].tensor?.inParameters == true else { continue }
             let count: Int
             switch c.algorithm {
             case .direct: count = c.outChannels * c.channels * c.kernelH * c.kernelW
             case .winograd: count = 16 * c.outChannels * c.channels
-            default: continue
+            case .im2col, .gemm1x1:
+                guard c.group == 1, c.outChannels % 8 == 0 else { continue }
+                count = c.outChannels * c.channels * c.kernelH * c.kernelW
             }
             offsets[i] = total
             total += (count + 15) / 16 * 16
@@ -178,7 +181,7 @@ public final class CompiledModel: @unchecked Sendable {
                     }
                 }
                 maps[i] = try map(images: batch)
-            case .conv(let c) where c.algorithm == .direct:
+            case .conv(let c) where c.algorithm != .winograd:
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
                 kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
             case .conv(let c) where c.algorithm == .winograd:
