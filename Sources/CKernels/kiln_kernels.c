@@ -743,11 +743,12 @@ static inline void gemm_store16(const __m512 *acc, int m0, int n, int N, __mmask
 void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
                     const float *residual, int act, float alpha, float lo, float hi, float *y) {
 #ifdef KILN_WINOGRAD_VECTOR
-    for (int mb = mb_begin; mb < mb_end; mb++) {
-        const float *u = packed + (size_t)mb * K * 8;
-        int n0 = 0;
-        // 8 rows × 32 columns in 16 registers, then 8 × 16 (masked at the end of the row).
-        for (; n0 + 32 <= N; n0 += 32) {
+    // Column chunks outside, channel blocks inside: a chunk of B (K × 32 floats) is read from
+    // memory once and stays in cache for every block of 8 output channels.
+    int n0 = 0;
+    for (; n0 + 32 <= N; n0 += 32) {
+        for (int mb = mb_begin; mb < mb_end; mb++) {
+            const float *u = packed + (size_t)mb * K * 8;
             __m512 a0[8], a1[8];
             for (int i = 0; i < 8; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }
             const float *bk = b + n0;
@@ -763,9 +764,13 @@ void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_be
             gemm_store16(a0, mb * 8, n0, N, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
             gemm_store16(a1, mb * 8, n0 + 16, N, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
         }
-        for (; n0 < N; n0 += 16) {
-            const int valid = N - n0 < 16 ? N - n0 : 16;
-            const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+    }
+    // The rest of the row 16 columns at a time, the last masked.
+    for (; n0 < N; n0 += 16) {
+        const int valid = N - n0 < 16 ? N - n0 : 16;
+        const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+        for (int mb = mb_begin; mb < mb_end; mb++) {
+            const float *u = packed + (size_t)mb * K * 8;
             __m512 a0[8];
             for (int i = 0; i < 8; i++) a0[i] = _mm512_setzero_ps();
             const float *bk = b + n0;
