@@ -30,11 +30,16 @@ public func foldBatchNormalization(_ graph: Graph) -> Graph {
         if case .float(let e)? = bn.attributes["epsilon"] { eps = Double(e) }
         let channels = gamma.count
         let scale = (0..<channels).map { gamma.double(at: $0) / (variance.double(at: $0) + eps).squareRoot() }
-        var wv = w.floats
+        var folded: TensorData
         if p.op == "Conv" {
             guard w.shape[0] == channels else { continue }
             let per = w.count / channels
-            for m in 0..<channels { for k in 0..<per { wv[m * per + k] = Float(Double(wv[m * per + k]) * scale[m]) } }
+            folded = w.mapFloats { src, dst in
+                for m in 0..<channels {
+                    let s = scale[m]
+                    for k in m * per..<(m + 1) * per { dst[k] = Float(Double(src[k]) * s) }
+                }
+            }
         } else {
             // Gemm: output columns are W's rows (transB=1) or columns (transB=0).
             var transB = 0
@@ -45,8 +50,10 @@ public func foldBatchNormalization(_ graph: Graph) -> Graph {
             guard w.shape.count == 2 else { continue }
             let (rows, cols) = (w.shape[0], w.shape[1])
             guard (transB != 0 ? rows : cols) == channels else { continue }
-            for r in 0..<rows { for c in 0..<cols { wv[r * cols + c] = Float(Double(wv[r * cols + c]) * scale[transB != 0 ? r : c]) } }
             if p.inputs.count > 2, !p.inputs[2].isEmpty, let c = params[p.inputs[2]]?.initializer.tensor, c.count != channels { continue }
+            folded = w.mapFloats { src, dst in
+                for r in 0..<rows { for c in 0..<cols { dst[r * cols + c] = Float(Double(src[r * cols + c]) * scale[transB != 0 ? r : c]) } }
+            }
         }
         let oldBias = p.inputs.count > 2 && !p.inputs[2].isEmpty ? params[p.inputs[2]]?.initializer.tensor : nil
         let bias = (0..<channels).map { m in
@@ -54,7 +61,7 @@ public func foldBatchNormalization(_ graph: Graph) -> Graph {
         }
         let wName = uniqueName("\(p.name).weight.folded", params)
         let bName = uniqueName("\(p.name).bias.folded", params)
-        let wp = Parameter(name: wName, role: .param, data: TensorData(floats: wv, shape: w.shape))
+        let wp = Parameter(name: wName, role: .param, data: folded)
         let bp = Parameter(name: bName, role: .param, data: TensorData(floats: bias, shape: [channels]))
         params[wName] = wp
         params[bName] = bp

@@ -15,15 +15,16 @@ public enum Lowering {
     static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
     public static func lower(_ g: Graph, batch: Int) throws -> Program {
-        var parameters: [Float] = []
+        var parameters: [Program.ParameterSlot] = []
+        var parameterCount = 0
         var paramTensor: [String: Program.Tensor] = [:]
         var constants: [String: TensorData] = [:]
         for p in g.parameters {
             guard let t = p.initializer.tensor else { throw CompilerError.lowering("parameter '\(p.name)' has no values") }
             if t.dtype == .f32 {
-                let offset = (parameters.count + 15) / 16 * 16
-                parameters += Array(repeating: 0, count: offset - parameters.count)
-                t.bytes.withUnsafeBytes { parameters.append(contentsOf: $0.bindMemory(to: Float.self)) }
+                let offset = (parameterCount + 15) / 16 * 16
+                parameters.append(Program.ParameterSlot(name: p.name, offset: offset, data: t))
+                parameterCount = offset + t.count
                 paramTensor[p.name] = Program.Tensor(offset: offset, shape: t.shape, inParameters: true)
             } else {
                 constants[p.name] = t
@@ -162,7 +163,7 @@ public enum Lowering {
                          outputs: p.outputs.compactMap(tensor), flops: p.flops)
         }
         let scratch = steps.map { s -> Int in if case .conv(let c) = s.kernel { return c.scratch }; return 0 }.max() ?? 0
-        return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters, parameterCount: parameters.count,
+        return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters, parameterCount: parameterCount,
                        inputs: g.inputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        scratchCount: scratch)

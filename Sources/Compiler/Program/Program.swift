@@ -116,6 +116,13 @@ public struct Program: Sendable {
         public var flops: Int
     }
 
+    public struct ParameterSlot: Sendable {
+        public var name: String
+        /// Offset in floats (a multiple of 16) in the parameter buffer.
+        public var offset: Int
+        public var data: TensorData
+    }
+
     public struct Binding: Sendable {
         public var name: String
         public var tensor: Tensor
@@ -125,8 +132,11 @@ public struct Program: Sendable {
     public var steps: [Step]
     /// Arena size in floats.
     public var arenaCount: Int
-    public var parameters: [Float]
-    /// Size of the parameter buffer in floats (kept when `parameters` is moved out).
+    /// Where each f32 parameter goes in the parameter buffer. The values stay in the graph's
+    /// tensors (shared, not copied) until the runtime fills its buffer, so a model's weights
+    /// are not held one extra time by the program.
+    public var parameters: [ParameterSlot]
+    /// Size of the parameter buffer in floats (kept when `parameters` is released).
     public var parameterCount: Int
     public var inputs: [Binding]
     public var outputs: [Binding]

@@ -125,6 +125,17 @@ public struct TensorData: Sendable, Equatable {
     public var doubles: [Double] { (0..<count).map(double(at:)) }
     public var int64s: [Int64] { (0..<count).map(int64(at:)) }
 
+    /// A tensor of the same shape whose f32 values `body` writes from this one's, on the raw
+    /// buffers (no intermediate arrays).
+    public func mapFloats(_ body: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void) -> TensorData {
+        precondition(dtype == .f32, "mapFloats needs an f32 tensor")
+        var out = [UInt8](repeating: 0, count: bytes.count)
+        bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in body(src.bindMemory(to: Float.self), dst.bindMemory(to: Float.self)) }
+        }
+        return TensorData(dtype: .f32, shape: shape, bytes: out)
+    }
+
     public var floats: [Float] {
         if dtype == .f32 {
             return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

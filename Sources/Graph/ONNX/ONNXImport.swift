@@ -17,25 +17,39 @@ public enum ONNXImport {
     ///   Slice bounds given as inputs): those inputs become constants before verification,
     ///   since Kiln plans static shapes.
     public static func load(path: String, constants: [String: TensorData] = [:]) throws(GraphError) -> Graph {
-        let data: Data
+        // Mapped, not read: the protobuf parser copies what it keeps, and the mapping is
+        // released before the import so the file's pages do not add to peak memory.
+        let model: UnsafeMutablePointer<Onnx__ModelProto>
         do {
-            // Mapped, not read: the protobuf parser copies what it keeps anyway.
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            model = try unpack(data, path: path)
+        } catch let error as GraphError {
+            throw error
         } catch {
             throw GraphError.file(path: path, message: "cannot read: \(error.localizedDescription)")
         }
-        return try graph(from: data, path: path, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent(),
+        return try graph(from: model, path: path, baseDirectory: URL(fileURLWithPath: path).deletingLastPathComponent(),
                          constants: constants)
     }
 
     public static func graph(from bytes: some DataProtocol & ContiguousBytes, path: String, baseDirectory: URL?,
                              constants: [String: TensorData] = [:]) throws(GraphError) -> Graph {
+        try graph(from: unpack(bytes, path: path), path: path, baseDirectory: baseDirectory, constants: constants)
+    }
+
+    private static func unpack(_ bytes: some DataProtocol & ContiguousBytes, path: String) throws(GraphError) -> UnsafeMutablePointer<Onnx__ModelProto> {
         guard !bytes.isEmpty else { throw GraphError.file(path: path, message: "empty file, not an ONNX model") }
         guard let model = bytes.withUnsafeBytes({ raw in
             onnx__model_proto__unpack(nil, raw.count, raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
         }) else {
             throw GraphError.file(path: path, message: "not a valid ONNX model (protobuf parse failed: truncated or not ONNX)")
         }
+        return model
+    }
+
+    /// Imports an unpacked model and frees it.
+    private static func graph(from model: UnsafeMutablePointer<Onnx__ModelProto>, path: String, baseDirectory: URL?,
+                              constants: [String: TensorData]) throws(GraphError) -> Graph {
         defer { onnx__model_proto__free_unpacked(model, nil) }
         do {
             var importer = Importer(model: model, baseDirectory: baseDirectory, constants: constants)
@@ -92,6 +106,12 @@ private struct Importer {
             let name = str(t.pointee.name)
             guard !name.isEmpty else { throw fail("initializer \(i) has no name") }
             let data = try TensorData.fromProto(t, baseDirectory: baseDirectory, what: "initializer '\(name)'")
+            // The parser's copy of the bytes is no longer needed: free it now rather than with
+            // the whole message, so a model's weights are held twice at most while importing.
+            if t.pointee.has_raw_data != 0, let raw = t.pointee.raw_data.data {
+                free(raw)
+                t.pointee.raw_data = ProtobufCBinaryData(len: 0, data: nil)
+            }
             guard initialisers.insert(name).inserted else { throw fail("initializer '\(name)' is defined twice") }
             graph.parameters.append(Parameter(name: name, role: data.dtype.isFloatingPoint ? .param : .const, data: data))
         }

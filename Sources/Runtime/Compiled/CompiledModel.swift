@@ -34,13 +34,29 @@ func parallelChunks(_ count: Int, workers: Int, pool: OpaquePointer?, _ body: (I
     }
 }
 
-/// Zeroed floats at a 64-byte (cache line, AVX-512 vector) boundary.
+/// Zeroed floats at a 64-byte (cache line, AVX-512 vector) boundary. Large buffers come
+/// straight from mmap, whose pages are zero and take no memory until written, so parts that
+/// are never written (weights that only exist packed, say) never count toward RSS.
 func alignedFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
-    let n = max(count, 1)
-    let p = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: 64)
-    memset(p, 0, n * MemoryLayout<Float>.stride)
-    return p.bindMemory(to: Float.self, capacity: n)
+    let bytes = max(count, 1) * MemoryLayout<Float>.stride
+    if bytes >= mappedThreshold {
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            fatalError("out of memory: cannot map \(bytes) bytes")
+        }
+        return p.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+    let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    memset(p, 0, bytes)
+    return p.bindMemory(to: Float.self, capacity: max(count, 1))
 }
+
+/// Releases what `alignedFloats(count)` returned.
+func freeAlignedFloats(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    let bytes = max(count, 1) * MemoryLayout<Float>.stride
+    if bytes >= mappedThreshold { munmap(p, bytes) } else { p.deallocate() }
+}
+
+private let mappedThreshold = 1 << 18
 
 struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
@@ -67,6 +83,7 @@ public final class CompiledModel: @unchecked Sendable {
     /// Per step: weights repacked for the direct and Winograd kernels, all in one buffer.
     var packedWeights: [Int: UnsafeMutablePointer<Float>] = [:]
     var packedBuffer: UnsafeMutablePointer<Float>?
+    var packedCount = 0
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -95,22 +112,21 @@ public final class CompiledModel: @unchecked Sendable {
         self.graph = stripped
         self.threads = max(1, threads)
         arena = alignedFloats(program.arenaCount)
-        let weights = alignedFloats(program.parameters.count)
-        program.parameters.withUnsafeBufferPointer { if let base = $0.baseAddress { weights.update(from: base, count: $0.count) } }
-        params = weights
+        params = alignedFloats(program.parameterCount)
         pool = self.threads > 1 ? kiln_pool_create(Int32(self.threads)) : nil
         let scratchCount = program.scratchCount
         scratch = (0..<max(1, threads)).map { _ in alignedFloats(scratchCount) }
         try prepare()
+        // The graph's tensors are released with the program's references to them.
         self.program.parameters = []
     }
 
     deinit {
         if let pool { kiln_pool_destroy(pool) }
-        arena.deallocate()
-        params.deallocate()
-        scratch.forEach { $0.deallocate() }
-        packedBuffer?.deallocate()
+        freeAlignedFloats(arena, program.arenaCount)
+        freeAlignedFloats(params, program.parameterCount)
+        scratch.forEach { freeAlignedFloats($0, program.scratchCount) }
+        if let packedBuffer { freeAlignedFloats(packedBuffer, packedCount) }
     }
 
     func pointer(_ t: Program.Tensor) -> UnsafeMutablePointer<Float> { (t.inParameters ? params : arena) + t.offset }
@@ -147,7 +163,30 @@ public final class CompiledModel: @unchecked Sendable {
         if total > 0 {
             let buffer = alignedFloats(total)
             packedBuffer = buffer
+            packedCount = total
             for (i, offset) in offsets { packedWeights[i] = buffer + offset }
+        }
+        // Parameter values go into the buffer, except weights that only packed kernels read:
+        // those are packed straight from the graph's tensors and their slots stay untouched.
+        var packedUse = Set<Int>(), otherUse = Set<Int>()
+        for (i, step) in program.steps.enumerated() {
+            for (j, operand) in step.inputs.enumerated() {
+                guard let t = operand.tensor, t.inParameters else { continue }
+                if j == 1 && offsets[i] != nil { packedUse.insert(t.offset) } else { otherUse.insert(t.offset) }
+            }
+        }
+        for b in program.outputs where b.tensor.inParameters { otherUse.insert(b.tensor.offset) }
+        var source: [Int: TensorData] = [:]
+        for slot in program.parameters {
+            if packedUse.contains(slot.offset) { source[slot.offset] = slot.data }
+            if slot.data.count == 0 || (packedUse.contains(slot.offset) && !otherUse.contains(slot.offset)) { continue }
+            slot.data.bytes.withUnsafeBytes { raw in
+                (params + slot.offset).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: slot.data.count)
+            }
+        }
+        func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
+            guard let data = source[w.offset] else { body(pointer(w)); return }
+            data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
         }
         for (i, step) in program.steps.enumerated() {
             switch step.kernel {
@@ -183,10 +222,10 @@ public final class CompiledModel: @unchecked Sendable {
                 maps[i] = try map(images: batch)
             case .conv(let c) where c.algorithm != .winograd:
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
-                kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
+                packSource(w) { kiln_conv_shift_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p) }
             case .conv(let c) where c.algorithm == .winograd:
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
-                kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), p)
+                packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), p) }
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
