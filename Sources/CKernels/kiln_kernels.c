@@ -424,15 +424,19 @@ static void winograd_dims(int H, int W, int PH, int PW, int PHE, int PWE, int OH
     *Wp = wp;
 }
 
-// Tiles per (ξ, channel) row of V and Mx: whole 16-tile GEMM chunks, plus slack for the
-// 8-tile vector stores of the last chunk of the last tile row.
-static int winograd_tpad(int T) { return (T + 15) / 16 * 16 + 16; }
+// Tile rows per block: the three phases run a block at a time so that V and Mx stay in
+// cache; about 64 tiles per block (one row when rows are wider).
+static int winograd_block_rows(int TW) { return TW >= 64 ? 1 : 64 / TW; }
+
+// Tiles per (ξ, channel) row of V and Mx within a block: whole 16-tile GEMM chunks, plus
+// slack for the 8-tile vector loads past the last tile of a row.
+static int winograd_tpad(int TW) { return (winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16; }
 
 int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW) {
     int TH, TW, Hp, Wp;
     winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
-    const int Tpad = winograd_tpad(TH * TW);
-    // padded plane (one channel at a time) + row transforms (scalar path) + V + Mx
+    const int Tpad = winograd_tpad(TW);
+    // padded plane + row transforms (portable path) + V + Mx of one block
     return Hp * Wp + 4 * Hp * TW + 16 * C * Tpad + 16 * M * Tpad + 64;
 }
 
@@ -452,17 +456,19 @@ static inline __mmask16 row_mask(int start, int W) {
     return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-// V = Bᵀ d B for channel plane xc [H][W] straight from the unpadded input, into
-// V [16][C][Tpad] at tile th·TW + tw. Eight tiles of a tile row at once: a 16-float load at
-// column 2·j0 − PW holds columns 0 and 1 of each tile's patch (even and odd lanes), the load
-// two columns on holds columns 2 and 3.
-static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW, int TH, int TW, int C, int c, int Tpad, float *V) {
+// V = Bᵀ d B for tile rows [th0, th1) of channel plane xc [H][W], straight from the
+// unpadded input, into V [16][C][Tpad] at tile th·TW + tw − tbase. Eight tiles of a tile row
+// at once: a 16-float load at column 2·j0 − PW holds columns 0 and 1 of each tile's patch
+// (even and odd lanes), the load two columns on holds columns 2 and 3.
+static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW, int th0, int th1, int TW, int C, int c,
+                                  int Tpad, int tbase, float *V) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
-    for (int th = 0; th < TH; th++) {
+    for (int th = th0; th < th1; th++) {
         for (int j0 = 0; j0 < TW; j0 += 8) {
             const int start = 2 * j0 - PW;
             const __mmask16 m0 = row_mask(start, W), m1 = row_mask(start + 2, W);
+            const __mmask8 keep = TW - j0 >= 8 ? 0xFF : (__mmask8)((1u << (TW - j0)) - 1u);
             __m256 e[4][4];
             for (int r = 0; r < 4; r++) {
                 const int ih = 2 * th + r - PH;
@@ -481,24 +487,23 @@ static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW,
                 e[r][2] = _mm256_sub_ps(cc, b);
                 e[r][3] = _mm256_sub_ps(b, d);
             }
-            const size_t t = (size_t)th * TW + j0;
+            const size_t t = (size_t)th * TW + j0 - tbase;
             for (int k = 0; k < 4; k++) {
-                _mm256_storeu_ps(V + ((size_t)(0 * 4 + k) * C + c) * Tpad + t, _mm256_sub_ps(e[0][k], e[2][k]));
-                _mm256_storeu_ps(V + ((size_t)(1 * 4 + k) * C + c) * Tpad + t, _mm256_add_ps(e[1][k], e[2][k]));
-                _mm256_storeu_ps(V + ((size_t)(2 * 4 + k) * C + c) * Tpad + t, _mm256_sub_ps(e[2][k], e[1][k]));
-                _mm256_storeu_ps(V + ((size_t)(3 * 4 + k) * C + c) * Tpad + t, _mm256_sub_ps(e[1][k], e[3][k]));
+                _mm256_mask_storeu_ps(V + ((size_t)(0 * 4 + k) * C + c) * Tpad + t, keep, _mm256_sub_ps(e[0][k], e[2][k]));
+                _mm256_mask_storeu_ps(V + ((size_t)(1 * 4 + k) * C + c) * Tpad + t, keep, _mm256_add_ps(e[1][k], e[2][k]));
+                _mm256_mask_storeu_ps(V + ((size_t)(2 * 4 + k) * C + c) * Tpad + t, keep, _mm256_sub_ps(e[2][k], e[1][k]));
+                _mm256_mask_storeu_ps(V + ((size_t)(3 * 4 + k) * C + c) * Tpad + t, keep, _mm256_sub_ps(e[1][k], e[3][k]));
             }
         }
     }
 }
 #endif
 
-// V = Bᵀ d B for channel c's padded plane xp (portable path): columns first (per padded
-// row), then rows.
-static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c, int Tpad, float *E, float *V) {
-    // Columns first (per padded row), then rows.
-    const int rows = 2 * TH + 2;
-    for (int r = 0; r < rows; r++) {
+// The portable input transform for tile rows [th0, th1) of channel c's zero-padded plane
+// xp [Hp][Wp]: columns first (per padded row, into E), then rows.
+static void winograd_input(const float *xp, int Wp, int th0, int th1, int TW, int C, int c, int Tpad, int tbase,
+                           float *E, float *V) {
+    for (int r = 2 * th0; r < 2 * th1 + 2; r++) {
         const float *row = xp + (size_t)r * Wp;
         float *e0 = E + ((size_t)r * 4 + 0) * TW, *e1 = e0 + TW, *e2 = e1 + TW, *e3 = e2 + TW;
         for (int t = 0; t < TW; t++) {
@@ -509,36 +514,91 @@ static void winograd_input(const float *xp, int Wp, int TH, int TW, int C, int c
             e3[t] = b - d;
         }
     }
-    for (int th = 0; th < TH; th++) {
+    for (int th = th0; th < th1; th++) {
         for (int k = 0; k < 4; k++) {
             const float *r0 = E + ((size_t)(2 * th + 0) * 4 + k) * TW;
             const float *r1 = E + ((size_t)(2 * th + 1) * 4 + k) * TW;
             const float *r2 = E + ((size_t)(2 * th + 2) * 4 + k) * TW;
             const float *r3 = E + ((size_t)(2 * th + 3) * 4 + k) * TW;
-            float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * Tpad + th * TW;
-            float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * Tpad + th * TW;
-            float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * Tpad + th * TW;
-            float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * Tpad + th * TW;
-            for (int t = 0; t < TW; t++) {
-                v0[t] = r0[t] - r2[t];
-                v1[t] = r1[t] + r2[t];
-                v2[t] = r2[t] - r1[t];
-                v3[t] = r1[t] - r3[t];
+            const size_t t = (size_t)th * TW - tbase;
+            float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * Tpad + t;
+            float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * Tpad + t;
+            float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * Tpad + t;
+            float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * Tpad + t;
+            for (int j = 0; j < TW; j++) {
+                v0[j] = r0[j] - r2[j];
+                v1[j] = r1[j] + r2[j];
+                v2[j] = r2[j] - r1[j];
+                v3[j] = r1[j] - r3[j];
             }
         }
     }
 }
 
-// Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) for output channel m and the epilogue.
-static void winograd_output(const float *Mx, int M, int m, int Tpad, int TH, int TW, int OH, int OW, float b,
-                            const float *rm, int act, float alpha, float lo, float hi, float *ym) {
-    const float *base = Mx + (size_t)m * Tpad;
+// Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t] for output-channel blocks [mb0, mb1) and tiles
+// [0, T): 8 output channels × 32 tiles in registers, then 16 (the last chunk masked).
+static void winograd_multiply(const float *packed, const float *V, int C, int M, int mb0, int mb1, int Tpad, int T, float *Mx) {
+    const int MB = M / 8;
+    for (int xi = 0; xi < 16; xi++) {
+        for (int mb = mb0; mb < mb1; mb++) {
+            const float *u = packed + ((size_t)xi * MB + mb) * C * 8;
+            const float *vb = V + (size_t)xi * C * Tpad;
+            float *mx = Mx + ((size_t)xi * M + mb * 8) * Tpad;
+            int t = 0;
+            for (; t + 32 <= T; t += 32) {
+                kiln_v16 a0[8], a1[8];
+                for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
+                for (int c = 0; c < C; c++) {
+                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad + t);
+                    const kiln_v16 x1 = load16(vb + (size_t)c * Tpad + t + 16);
+                    const float *uc = u + c * 8;
+#define KILN_WFMA(i) a0[i] += x0 * uc[i]; a1[i] += x1 * uc[i];
+                    KILN_WFMA(0) KILN_WFMA(1) KILN_WFMA(2) KILN_WFMA(3) KILN_WFMA(4) KILN_WFMA(5) KILN_WFMA(6) KILN_WFMA(7)
+#undef KILN_WFMA
+                }
+                for (int i = 0; i < 8; i++) {
+                    memcpy(mx + (size_t)i * Tpad + t, &a0[i], 64);
+                    memcpy(mx + (size_t)i * Tpad + t + 16, &a1[i], 64);
+                }
+            }
+#ifdef KILN_WINOGRAD_VECTOR
+            for (; t < T; t += 16) {
+                const int valid = T - t < 16 ? T - t : 16;
+                const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+                __m512 a0[8];
+                for (int i = 0; i < 8; i++) a0[i] = _mm512_setzero_ps();
+                for (int c = 0; c < C; c++) {
+                    const __m512 x0 = _mm512_maskz_loadu_ps(mask, vb + (size_t)c * Tpad + t);
+                    const float *uc = u + c * 8;
+                    for (int i = 0; i < 8; i++) a0[i] = _mm512_fmadd_ps(x0, _mm512_set1_ps(uc[i]), a0[i]);
+                }
+                for (int i = 0; i < 8; i++) _mm512_mask_storeu_ps(mx + (size_t)i * Tpad + t, mask, a0[i]);
+            }
+#else
+            for (; t < T; t++) {
+                for (int i = 0; i < 8; i++) {
+                    float acc = 0.0f;
+                    for (int c = 0; c < C; c++) acc += u[c * 8 + i] * vb[(size_t)c * Tpad + t];
+                    mx[(size_t)i * Tpad + t] = acc;
+                }
+            }
+#endif
+        }
+    }
+}
+
+// Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) for output channel m and tile rows [th0, th1)
+// (Mx columns th·TW + tw − tbase), and the epilogue.
+static void winograd_output(const float *Mx, int M, int m, int Tpad, int th0, int th1, int tbase, int TW, int OH, int OW,
+                            float b, const float *rm, int act, float alpha, float lo, float hi, float *ym) {
+    const float *base = Mx + (size_t)m * Tpad - tbase;
     const size_t xs = (size_t)M * Tpad;  // stride between ξ planes
 #ifdef KILN_WINOGRAD_VECTOR
-    // Eight tiles at once; the two outputs of a tile row interleave into 16 columns.
+    // Eight tiles at once; the two outputs of a tile row interleave into 16 columns. Lanes of
+    // tiles past the row's end fall past OW and are not stored.
     const __m512i mix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512 bv = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
-    for (int th = 0; th < TH; th++) {
+    for (int th = th0; th < th1; th++) {
         for (int j0 = 0; j0 < TW; j0 += 8) {
             const float *p = base + (size_t)th * TW + j0;
             __m256 s0[4], s1[4];
@@ -577,7 +637,7 @@ static void winograd_output(const float *Mx, int M, int m, int Tpad, int TH, int
     }
 #else
     float o[4][TW > 0 ? TW : 1];
-    for (int th = 0; th < TH; th++) {
+    for (int th = th0; th < th1; th++) {
         const float *p[16];
         for (int xi = 0; xi < 16; xi++) p[xi] = base + xi * xs + th * TW;
         for (int t = 0; t < TW; t++) {
@@ -616,92 +676,42 @@ static void winograd_output(const float *Mx, int M, int m, int Tpad, int TH, int
 #endif
 }
 
-// The scratch of one Winograd call: [xp | E | V | Mx] (see kiln_winograd_scratch).
-typedef struct {
-    int TH, TW, Hp, Wp, T, Tpad;
-    float *xp, *E, *V, *Mx;
-} winograd_plan;
+int kiln_winograd_tile_rows(const kiln_winograd_shape *s) { return (s->OH + 1) / 2; }
 
-static winograd_plan winograd_layout(const kiln_winograd_shape *s, float *scratch) {
-    winograd_plan p;
-    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &p.TH, &p.TW, &p.Hp, &p.Wp);
-    p.T = p.TH * p.TW;
-    p.Tpad = winograd_tpad(p.T);
-    p.xp = scratch;                                   // [Hp][Wp]
-    p.E = p.xp + (size_t)p.Hp * p.Wp;                 // [Hp][4][TW]: column transforms (scalar path)
-    p.V = p.E + (size_t)4 * p.Hp * p.TW;              // [16][C][Tpad]
-    p.Mx = p.V + (size_t)16 * s->C * p.Tpad;          // [16][M][Tpad]
-    return p;
-}
-
-void kiln_winograd_input(const kiln_winograd_shape *s, const float *x, int c_begin, int c_end, float *own, float *shared) {
-    const winograd_plan mine = winograd_layout(s, own), sh = winograd_layout(s, shared);
-#ifdef KILN_WINOGRAD_VECTOR
-    for (int c = c_begin; c < c_end; c++)
-        winograd_input_vector(x + (size_t)c * s->H * s->W, s->H, s->W, s->PH, s->PW, mine.TH, mine.TW, s->C, c, sh.Tpad, sh.V);
-    return;
-#endif
-    // Only the border of the padded plane is ever zero, so it is cleared once and the
-    // interior overwritten per channel.
-    memset(mine.xp, 0, sizeof(float) * mine.Hp * mine.Wp);
-    for (int c = c_begin; c < c_end; c++) {
-        const float *xc = x + (size_t)c * s->H * s->W;
-        for (int h = 0; h < s->H; h++)
-            memcpy(mine.xp + (size_t)(h + s->PH) * mine.Wp + s->PW, xc + (size_t)h * s->W, sizeof(float) * s->W);
-        winograd_input(mine.xp, mine.Wp, mine.TH, mine.TW, s->C, c, sh.Tpad, mine.E, sh.V);
-    }
-}
-
-void kiln_winograd_multiply(const kiln_winograd_shape *s, const float *packed, int xi_begin, int xi_end, float *shared) {
-    const winograd_plan p = winograd_layout(s, shared);
-    const int C = s->C, M = s->M, MB = M / 8, Tpad = p.Tpad;
-    // Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t]: 8 channels × 32 (or 16) tiles in registers.
-    // Columns past T hold whatever V held there and are never read back.
-    const int Tcols = (p.T + 15) / 16 * 16;
-    for (int xi = xi_begin; xi < xi_end; xi++) {
-        for (int mb = 0; mb < MB; mb++) {
-            const float *u = packed + ((size_t)xi * MB + mb) * C * 8;
-            const float *vb = p.V + (size_t)xi * C * Tpad;
-            float *mx = p.Mx + ((size_t)xi * M + mb * 8) * Tpad;
-            int t0 = 0;
-            for (; t0 + 32 <= Tcols; t0 += 32) {
-                kiln_v16 a0[8], a1[8];
-                for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
-                for (int c = 0; c < C; c++) {
-                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad + t0);
-                    const kiln_v16 x1 = load16(vb + (size_t)c * Tpad + t0 + 16);
-                    const float *uc = u + c * 8;
-#define KILN_WFMA(i) a0[i] += x0 * uc[i]; a1[i] += x1 * uc[i];
-                    KILN_WFMA(0) KILN_WFMA(1) KILN_WFMA(2) KILN_WFMA(3) KILN_WFMA(4) KILN_WFMA(5) KILN_WFMA(6) KILN_WFMA(7)
-#undef KILN_WFMA
-                }
-                for (int i = 0; i < 8; i++) {
-                    memcpy(mx + (size_t)i * Tpad + t0, &a0[i], 64);
-                    memcpy(mx + (size_t)i * Tpad + t0 + 16, &a1[i], 64);
-                }
-            }
-            if (t0 < Tcols) {
-                // One 16-tile chunk left.
-                kiln_v16 a0[8];
-                for (int i = 0; i < 8; i++) a0[i] = (kiln_v16){0};
-                for (int c = 0; c < C; c++) {
-                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad + t0);
-                    const float *uc = u + c * 8;
-                    for (int i = 0; i < 8; i++) a0[i] += x0 * uc[i];
-                }
-                for (int i = 0; i < 8; i++) memcpy(mx + (size_t)i * Tpad + t0, &a0[i], 64);
-            }
-        }
-    }
-}
-
-void kiln_winograd_output(const kiln_winograd_shape *s, int m_begin, int m_end, const float *bias, const float *residual,
-                          int act, float alpha, float lo, float hi, const float *shared, float *y) {
-    const winograd_plan p = winograd_layout(s, (float *)shared);
+void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const float *packed, int th_begin, int th_end,
+                         int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
+                         float lo, float hi, float *scratch, float *y) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
+    const int Tpad = winograd_tpad(TW), rows = winograd_block_rows(TW);
+    float *xp = scratch;                              // [Hp][Wp] (portable path)
+    float *E = xp + (size_t)Hp * Wp;                  // [Hp][4][TW] (portable path)
+    float *V = E + (size_t)4 * Hp * TW;               // [16][C][Tpad]
+    float *Mx = V + (size_t)16 * s->C * Tpad;         // [16][M][Tpad]
+    if (th_end > TH) th_end = TH;
     const size_t plane = (size_t)s->OH * s->OW;
-    for (int m = m_begin; m < m_end; m++) {
-        winograd_output(p.Mx, s->M, m, p.Tpad, p.TH, p.TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
-                        residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
+#ifndef KILN_WINOGRAD_VECTOR
+    // The zero border of the padded plane is cleared once; the interior is copied per channel
+    // and block (the portable path favours simplicity).
+    memset(xp, 0, sizeof(float) * Hp * Wp);
+#endif
+    for (int b0 = th_begin; b0 < th_end; b0 += rows) {
+        const int b1 = b0 + rows < th_end ? b0 + rows : th_end, tbase = b0 * TW;
+        for (int c = 0; c < s->C; c++) {
+            const float *xc = x + (size_t)c * s->H * s->W;
+#ifdef KILN_WINOGRAD_VECTOR
+            winograd_input_vector(xc, s->H, s->W, s->PH, s->PW, b0, b1, TW, s->C, c, Tpad, tbase, V);
+#else
+            for (int h = 0; h < s->H; h++)
+                memcpy(xp + (size_t)(h + s->PH) * Wp + s->PW, xc + (size_t)h * s->W, sizeof(float) * s->W);
+            winograd_input(xp, Wp, b0, b1, TW, s->C, c, Tpad, tbase, E, V);
+#endif
+        }
+        winograd_multiply(packed, V, s->C, s->M, mb_begin, mb_end, Tpad, (b1 - b0) * TW, Mx);
+        for (int m = mb_begin * 8; m < mb_end * 8; m++) {
+            winograd_output(Mx, s->M, m, Tpad, b0, b1, tbase, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
+                            residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
+        }
     }
 }
 
@@ -709,9 +719,7 @@ void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int
                         const float *packed, int M, const float *bias, const float *residual,
                         int act, float alpha, float lo, float hi, float *scratch, float *y) {
     const kiln_winograd_shape s = {C, H, W, PH, PW, PHE, PWE, OH, OW, M};
-    kiln_winograd_input(&s, x, 0, C, scratch, scratch);
-    kiln_winograd_multiply(&s, packed, 0, 16, scratch);
-    kiln_winograd_output(&s, 0, M, bias, residual, act, alpha, lo, hi, scratch, y);
+    kiln_winograd_block(&s, x, packed, 0, kiln_winograd_tile_rows(&s), 0, M / 8, bias, residual, act, alpha, lo, hi, scratch, y);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -84,23 +84,24 @@ void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op
 
 // Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016): 16 products per
 // 2×2 outputs instead of 36. Weights are transformed once: U = G g Gᵀ, packed
-// [16][M/8][C][8]. Per image the input is transformed into V [16][C][T] (T tiles), then
-// 16 products U[ξ]·V[ξ] give Mx [16][M][T], and Y = Aᵀ m A with the epilogue writes y.
+// [16][M/8][C][8]. The input is transformed into V [16][C][T] (T tiles), then 16 products
+// U[ξ]·V[ξ] give Mx [16][M][T], and Y = Aᵀ m A with the epilogue writes y.
 // Scratch per thread: kiln_winograd_scratch(...) floats.
 void kiln_winograd_pack(const float *w, int M, int C, float *packed);
 int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW);
 void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
                         const float *packed, int M, const float *bias, const float *residual,
                         int act, float alpha, float lo, float hi, float *scratch, float *y);
-// The same in three phases, so that one image can be spread over threads: the input
-// transform of channels [c_begin, c_end) (own: this thread's scratch, for its padded plane;
-// shared: the scratch holding V and Mx), the 16 products of planes [xi_begin, xi_end), and
-// the output transform with the epilogue of output channels [m_begin, m_end).
+// Part of one image: tile rows [th_begin, th_end) (each gives two output rows) and output
+// channel blocks of 8 [mb_begin, mb_end), in blocks of about 64 tiles so V and Mx stay in
+// cache. Threads can share an image by tile rows (no data shared but the input) or, when
+// the transformed weights are large, by channel blocks (each reads only its part of them).
+// scratch: kiln_winograd_scratch(...) floats of this thread's own.
 typedef struct { int C, H, W, PH, PW, PHE, PWE, OH, OW, M; } kiln_winograd_shape;
-void kiln_winograd_input(const kiln_winograd_shape *s, const float *x, int c_begin, int c_end, float *own, float *shared);
-void kiln_winograd_multiply(const kiln_winograd_shape *s, const float *packed, int xi_begin, int xi_end, float *shared);
-void kiln_winograd_output(const kiln_winograd_shape *s, int m_begin, int m_end, const float *bias, const float *residual,
-                          int act, float alpha, float lo, float hi, const float *shared, float *y);
+int kiln_winograd_tile_rows(const kiln_winograd_shape *s);
+void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const float *packed, int th_begin, int th_end,
+                         int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
+                         float lo, float hi, float *scratch, float *y);
 
 // A small thread pool for the executor: workers spin briefly between parallel steps (a
 // kernel call is often tens of microseconds, shorter than waking a sleeping thread) and

@@ -179,7 +179,8 @@ public enum Lowering {
         let th = (out[0] + 1) / 2, tw = (out[1] + 1) / 2
         let twv = (tw + 7) / 8 * 8
         let hp = max(h + pads[0] + pads[2], 2 * th + 2), wp = max(w + pads[1] + pads[3], 2 * twv + 2)
-        let tpad = (th * tw + 15) / 16 * 16 + 16
+        let rows = tw >= 64 ? 1 : 64 / tw  // tile rows per block
+        let tpad = (rows * tw + 15) / 16 * 16 + 16
         return hp * wp + 4 * hp * tw + 16 * c * tpad + 16 * m * tpad + 64
     }
 

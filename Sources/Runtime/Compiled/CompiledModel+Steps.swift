@@ -244,9 +244,9 @@ extension CompiledModel {
         }
     }
 
-    /// Winograd F(2×2, 3×3): images spread over threads, or, with fewer images than threads,
-    /// each image's three phases (input transform by channels, products by ξ plane, output
-    /// transform by output channels) spread over threads.
+    /// Winograd F(2×2, 3×3): images spread over threads; with fewer images than threads, each
+    /// image split by tile rows, or by output-channel blocks when the transformed weights are
+    /// large (so each thread reads only its share of them).
     func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
         let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
@@ -256,36 +256,29 @@ extension CompiledModel {
                                         PH: Int32(c.padTop), PW: Int32(c.padLeft), PHE: Int32(c.padBottom), PWE: Int32(c.padRight),
                                         OH: Int32(c.outHeight), OW: Int32(c.outWidth), M: Int32(c.outChannels))
         let act = c.activation
-        do {
-            let u = Shared(pointer: packedWeights[index]!)
-            withUnsafePointer(to: &shape) { sp in
-                let s = Shared(pointer: UnsafeMutablePointer(mutating: sp))
-                if images >= threads {
-                    parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                        let own = scratch[worker].pointer
-                        for n in range {
-                            kiln_winograd_input(s.pointer, x.pointer + n * inImage, 0, s.pointer.pointee.C, own, own)
-                            kiln_winograd_multiply(s.pointer, u.pointer, 0, 16, own)
-                            kiln_winograd_output(s.pointer, 0, s.pointer.pointee.M, bias?.pointer, residual.map { $0.pointer + n * outImage },
-                                                 act.kind, act.alpha, act.low, act.high, own, y.pointer + n * outImage)
-                        }
-                    }
-                    return
+        let u = Shared(pointer: packedWeights[index]!)
+        let blocks = c.outChannels / 8
+        withUnsafePointer(to: &shape) { sp in
+            let s = Shared(pointer: UnsafeMutablePointer(mutating: sp))
+            let tileRows = Int(kiln_winograd_tile_rows(sp))
+            func run(_ n: Int, rows: Range<Int>, blocks: Range<Int>, worker: Int) {
+                kiln_winograd_block(s.pointer, x.pointer + n * inImage, u.pointer, Int32(rows.lowerBound), Int32(rows.upperBound),
+                                    Int32(blocks.lowerBound), Int32(blocks.upperBound), bias?.pointer,
+                                    residual.map { $0.pointer + n * outImage }, act.kind, act.alpha, act.low, act.high,
+                                    scratch[worker].pointer, y.pointer + n * outImage)
+            }
+            if images >= threads {
+                parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                    for n in range { run(n, rows: 0..<tileRows, blocks: 0..<blocks, worker: worker) }
                 }
-                let shared = scratch[0].pointer
-                for n in 0..<images {
-                    parallelChunks(c.channels, workers: threads, pool: pool) { worker, range in
-                        kiln_winograd_input(s.pointer, x.pointer + n * inImage, Int32(range.lowerBound), Int32(range.upperBound),
-                                            scratch[worker].pointer, shared)
-                    }
-                    parallelChunks(16, workers: threads, pool: pool) { _, range in
-                        kiln_winograd_multiply(s.pointer, u.pointer, Int32(range.lowerBound), Int32(range.upperBound), shared)
-                    }
-                    parallelChunks(c.outChannels, workers: threads, pool: pool) { _, range in
-                        kiln_winograd_output(s.pointer, Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
-                                             residual.map { $0.pointer + n * outImage },
-                                             act.kind, act.alpha, act.low, act.high, shared, y.pointer + n * outImage)
-                    }
+                return
+            }
+            let largeWeights = 16 * c.outChannels * c.channels * 4 > 1 << 20
+            for n in 0..<images {
+                if largeWeights {
+                    parallelChunks(blocks, workers: threads, pool: pool) { worker, range in run(n, rows: 0..<tileRows, blocks: range, worker: worker) }
+                } else {
+                    parallelChunks(tileRows, workers: threads, pool: pool) { worker, range in run(n, rows: range, blocks: 0..<blocks, worker: worker) }
                 }
             }
         }

@@ -225,6 +225,12 @@ public final class CompiledModel: @unchecked Sendable {
                 packSource(w) { kiln_conv_shift_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p) }
             case .conv(let c) where c.algorithm == .winograd:
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                let need = Int(kiln_winograd_scratch(Int32(c.channels), Int32(c.outChannels), Int32(c.height), Int32(c.width),
+                                                     Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight),
+                                                     Int32(c.outHeight), Int32(c.outWidth)))
+                guard need <= program.scratchCount else {
+                    throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
+                }
                 packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), p) }
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
