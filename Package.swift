@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "GraphTests", dependencies: ["Graph"]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Graph"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Runtime", "Compiler", "Graph"]),
         .testTarget(
             name: "KilnCLITests",
             dependencies: ["kiln", "Graph"],

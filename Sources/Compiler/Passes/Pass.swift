@@ -19,11 +19,15 @@ public enum CompilerError: Error, Sendable, CustomStringConvertible {
     case passBrokeGraph(pass: String, error: GraphError)
     /// The graph cannot become a program (a value type or shape the compiled path lacks).
     case lowering(String)
+    /// The graph cannot be turned into a training step (no logits, an op without a
+    /// backward rule, …).
+    case training(String)
 
     public var description: String {
         switch self {
         case let .passBrokeGraph(pass, error): return "pass '\(pass)' produced an invalid graph: \(error)"
         case let .lowering(m): return "cannot compile: \(m)"
+        case let .training(m): return "cannot train: \(m)"
         }
     }
 }

@@ -182,7 +182,7 @@ public func broadcastShapes(_ a: Shape, _ b: Shape) -> Shape? {
 public enum OpCatalogue {
     static let table: [String: OpSchema] = {
         var t: [String: OpSchema] = [:]
-        for s in elementwiseOps + nnOps + tensorOps + kilnOps + kilnElementwiseOps {
+        for s in elementwiseOps + nnOps + tensorOps + kilnOps + kilnElementwiseOps + trainOps {
             t[key(s.domain, s.name)] = s
         }
         return t

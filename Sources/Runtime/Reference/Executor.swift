@@ -64,10 +64,21 @@ public enum ReferenceExecutor {
                 throw RuntimeError.inputMismatch(name: v.name, expected: v.type.description, got: t.type.description)
             }
         }
+        let results = try evaluate(graph, inputs: inputs.mapValues { HostTensor($0) })
+        var out: [String: TensorData] = [:]
+        for (name, t) in results { out[name] = t.data }
+        return out
+    }
+
+    /// Runs the graph in double precision and returns the outputs unrounded. `parameters`
+    /// replaces parameter values (the finite-difference tests perturb weights by less than
+    /// an f32 step).
+    public static func evaluate(_ graph: Graph, inputs: [String: HostTensor], parameters: [String: HostTensor] = [:]) throws -> [String: HostTensor] {
         let g = try graph.specialized(inputShapes: inputs.mapValues(\.shape))
         var env: [String: HostTensor] = [:]
-        for (name, t) in inputs { env[name] = HostTensor(t) }
+        for (name, t) in inputs { env[name] = t }
         for p in g.parameters {
+            if let t = parameters[p.name] { env[p.name] = t; continue }
             guard let t = p.initializer.tensor else { throw RuntimeError.noValues(parameter: p.name) }
             env[p.name] = HostTensor(t)
         }
@@ -89,8 +100,8 @@ public enum ReferenceExecutor {
                 env[out.name] = results[k]
             }
         }
-        var out: [String: TensorData] = [:]
-        for v in g.outputs { out[v.name] = env[v.name]!.data }
+        var out: [String: HostTensor] = [:]
+        for v in g.outputs { out[v.name] = env[v.name]! }
         return out
     }
 }

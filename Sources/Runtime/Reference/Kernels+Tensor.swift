@@ -181,3 +181,4 @@ let tensorKernels: [String: RefKernel] = [
 ]
 
 let referenceKernels: [String: RefKernel] = elementwiseKernels.merging(nnKernels) { a, _ in a }.merging(tensorKernels) { a, _ in a }
+    .merging(trainKernels) { a, _ in a }

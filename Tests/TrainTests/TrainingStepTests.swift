@@ -1,0 +1,81 @@
+import Compiler
+import Foundation
+import Graph
+import Runtime
+import Testing
+
+@Suite("The training step: losses, SGD and a whole network")
+struct TrainingStepTests {
+    @Test("LDAM loss and gradient on a hand-computed case")
+    func ldamByHand() throws {
+        let text = """
+            graph t {
+              input z: f32[2, 3]
+              input labels: i64[2]
+              input w: f32[3]
+              const one: f32[] = [1]
+              loss = kiln.LDAMLoss(z, labels, w) {class_counts=[100, 10, 1], max_m=0.5, scale=10}
+              dz = kiln.LDAMLossGrad(one, z, labels, w) {class_counts=[100, 10, 1], max_m=0.5, scale=10}
+              output loss
+              output dz
+            }
+            """
+        let g = try TextFormat.parse(text)
+        let out = try ReferenceExecutor.evaluate(g, inputs: [
+            "z": HostTensor(dtype: .f32, shape: [2, 3], f: [0.2, -0.1, 0.4, 0.0, 0.3, -0.2]),
+            "labels": HostTensor(dtype: .i64, shape: [2], i: [2, 1]),
+            "w": HostTensor(dtype: .f32, shape: [3], f: [1, 2, 3]),
+        ])
+        // Margins 0.5·n^(−1/4)/max: n = 100, 10, 1 → Δ = 0.158114, 0.281171, 0.5.
+        // Sample 0 (class 2): rows 10·(z − Δ₂e₂) = [2, −1, −1], ℓ = ln(e² + 2e⁻¹) + 1 = 3.094923.
+        // Sample 1 (class 1): rows [0, 10·(0.3 − 0.281171), −2] = [0, 0.188293, −2],
+        // ℓ = ln(1 + e^0.188293 + e⁻²) − 0.188293 = 0.662935.
+        // Weighted mean: (3·3.094923 + 2·0.662935) / 5 = 2.122128.
+        #expect(abs(out["loss"]!.f[0] - 2.122128) < 1e-6)
+        // dz = w_y / Σw · s · (softmax(rows) − onehot): sample 0 = 6·([0.909443, 0.045279, 0.045279] − e₂).
+        let dz = out["dz"]!.f
+        let expected = [5.456658, 0.271671, -5.728329, 1.707561, -1.938654, 0.231093]
+        for (a, b) in zip(dz, expected) { #expect(abs(a - b) < 1e-5, "\(dz)") }
+    }
+
+    @Test("SGD with momentum and weight decay, plain and Nesterov, on a hand-computed case")
+    func sgdByHand() throws {
+        for (nesterov, expected) in [(0, [0.94, -2.005]), (1, [0.895, -2.0275])] {
+            let text = """
+                graph t {
+                  input p: f32[2]
+                  input g: f32[2]
+                  input v: f32[2]
+                  input lr: f32[]
+                  p2, v2 = kiln.SGD(p, g, v, lr) {momentum=0.9, weight_decay=0.01, nesterov=\(nesterov)}
+                  output p2
+                  output v2
+                }
+                """
+            let out = try ReferenceExecutor.evaluate(try TextFormat.parse(text), inputs: [
+                "p": HostTensor(dtype: .f32, shape: [2], f: [1, -2]), "g": HostTensor(dtype: .f32, shape: [2], f: [0.5, 0.25]),
+                "v": HostTensor(dtype: .f32, shape: [2], f: [0.1, -0.2]), "lr": HostTensor(dtype: .f32, shape: [], f: [0.1]),
+            ])
+            // g' = g + 0.01·p = [0.51, 0.23]; v' = 0.9·v + g' = [0.6, 0.05];
+            // p' = p − 0.1·v' = [0.94, −2.005], or with Nesterov p − 0.1·(g' + 0.9·v') = [0.895, −2.0275].
+            // (Attributes are f32: 0.9 and 0.01 carry ~1e-8 relative rounding.)
+            for (a, b) in zip(out["v2"]!.f, [0.6, 0.05]) { #expect(abs(a - b) < 1e-7) }
+            for (a, b) in zip(out["p2"]!.f, expected) { #expect(abs(a - b) < 1e-7, "nesterov \(nesterov)") }
+        }
+    }
+
+    @Test("ResNet-8's whole training step matches finite differences on sampled parameters")
+    func resnet8() throws {
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../models/resnet8-mnist.kiln").standardized, encoding: .utf8)
+        let fd = try FiniteDifferences(text, input: [2, 1, 28, 28], classes: 10)
+        let sampled: Set<String> = ["conv1.weight", "bn1.bias", "layer1.0.conv2.weight", "layer2.0.bn1.weight",
+                                    "layer3.0.conv2.weight", "linear.weight", "linear.bias"]
+        let (checked, bad) = try fd.check(samples: 2, only: sampled)
+        #expect(Set(checked) == sampled)
+        #expect(bad.isEmpty, "\(bad.map { "\($0.0)[\($0.1)] analytic \($0.2) numeric \($0.3)" })")
+        // The step also carries BatchNorm's next running statistics and every velocity.
+        #expect(fd.train.outputs.contains { $0.name == Autodiff.next("bn1.running_mean") })
+        #expect(fd.train.outputs.filter { $0.name.hasSuffix(".velocity.next") }.count == 23)
+    }
+}
