@@ -42,10 +42,14 @@ public enum Lowering {
         func use(_ name: String, at step: Int) {
             if let s = storageOf[name] { storages[s].last = max(storages[s].last, step) }
         }
+        // Integer and bool values live in f32 storage (see Program.Tensor.dtype).
+        let storable: Set<DType> = [.f32, .i64, .i32, .bool]
+        var dtypeOf: [String: DType] = [:]
         for v in g.inputs {
-            guard v.type.dtype == .f32, let shape = v.type.shape.staticSizes else {
-                throw CompilerError.lowering("graph input '\(v.name)' is \(v.type); the compiled path takes static f32 inputs")
+            guard storable.contains(v.type.dtype), let shape = v.type.shape.staticSizes else {
+                throw CompilerError.lowering("graph input '\(v.name)' is \(v.type); the compiled path takes static f32, i64, i32 or bool inputs")
             }
+            dtypeOf[v.name] = v.type.dtype
             newStorage(v.name, shape, at: -1)
         }
 
@@ -90,11 +94,18 @@ public enum Lowering {
                     continue
                 }
             }
-            for o in n.outputs where !o.name.isEmpty && o.type.dtype != .f32 {
-                throw CompilerError.lowering("node '\(n.name)' (\(n.qualifiedOp)) produces \(o.type); the compiled path handles f32 values")
+            for o in n.outputs where !o.name.isEmpty {
+                guard storable.contains(o.type.dtype) else {
+                    throw CompilerError.lowering("node '\(n.name)' (\(n.qualifiedOp)) produces \(o.type); the compiled path handles f32, i64, i32 and bool values")
+                }
+                dtypeOf[o.name] = o.type.dtype
             }
-            let kernel = try selectKernel(n, g: g, shapeOf: { shapeOf[$0] ?? paramTensor[$0]?.shape ?? constants[$0]?.shape ?? [] },
-                                          constants: constants, params: paramTensor, outShapes: outShapes)
+            // Nodes producing integer or bool values run their reference kernel: the fast
+            // kernels are f32 ones.
+            let kernel = n.outputs.contains(where: { !$0.name.isEmpty && $0.type.dtype != .f32 })
+                ? Program.Kernel.reference(n)
+                : try selectKernel(n, g: g, shapeOf: { shapeOf[$0] ?? paramTensor[$0]?.shape ?? constants[$0]?.shape ?? [] },
+                                   constants: constants, params: paramTensor, outShapes: outShapes)
             let liveOutputs = n.outputs.filter { !$0.name.isEmpty }.map(\.name)
             for i in n.inputs where !i.isEmpty { use(i, at: step) }
             // In place: an elementwise result may take its first input's storage when that
@@ -150,7 +161,7 @@ public enum Lowering {
         func tensor(_ name: String) -> Program.Tensor? {
             if let p = paramTensor[name] { return p }
             guard let s = storageOf[name] else { return nil }
-            return Program.Tensor(offset: storages[s].offset, shape: shapeOf[name] ?? [], inParameters: false)
+            return Program.Tensor(offset: storages[s].offset, shape: shapeOf[name] ?? [], inParameters: false, dtype: dtypeOf[name] ?? .f32)
         }
         func operand(_ name: String) -> Program.Operand {
             if name.isEmpty { return .none }

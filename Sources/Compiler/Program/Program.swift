@@ -8,6 +8,9 @@ public struct Program: Sendable {
         public var offset: Int
         public var shape: [Int]
         public var inParameters: Bool
+        /// The element type the value has in the graph. Storage is always f32: integer and
+        /// bool values (labels, dropout masks) are held as floats, exact below 2^24.
+        public var dtype: DType = .f32
         public var count: Int { shape.reduce(1, *) }
     }
 

@@ -137,7 +137,8 @@ public final class CompiledModel: @unchecked Sendable {
         case .constant(let c): return HostTensor(c)
         case .tensor(let t):
             let p = pointer(t)
-            return HostTensor(dtype: .f32, shape: t.shape, f: (0..<t.count).map { Double(p[$0]) })
+            if t.dtype.isFloatingPoint { return HostTensor(dtype: t.dtype, shape: t.shape, f: (0..<t.count).map { Double(p[$0]) }) }
+            return HostTensor(dtype: t.dtype, shape: t.shape, i: (0..<t.count).map { Int64(p[$0]) })
         }
     }
 
@@ -252,18 +253,25 @@ public final class CompiledModel: @unchecked Sendable {
     public func run(_ inputs: [String: TensorData]) throws -> [String: TensorData] {
         for b in program.inputs {
             guard let t = inputs[b.name] else { throw RuntimeError.missingInput(b.name) }
-            guard t.dtype == .f32, t.shape == b.tensor.shape else {
-                throw RuntimeError.inputMismatch(name: b.name, expected: "f32\(b.tensor.shape)", got: t.type.description)
+            guard t.dtype == b.tensor.dtype, t.shape == b.tensor.shape else {
+                throw RuntimeError.inputMismatch(name: b.name, expected: "\(b.tensor.dtype)\(b.tensor.shape)", got: t.type.description)
             }
-            t.bytes.withUnsafeBytes { raw in
-                pointer(b.tensor).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: b.tensor.count)
+            if t.dtype == .f32 {
+                t.bytes.withUnsafeBytes { raw in
+                    pointer(b.tensor).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: b.tensor.count)
+                }
+            } else {
+                let p = pointer(b.tensor)
+                for k in 0..<t.count { p[k] = Float(t.double(at: k)) }
             }
         }
         try execute()
         var out: [String: TensorData] = [:]
         for b in program.outputs {
             let p = pointer(b.tensor)
-            out[b.name] = TensorData(floats: Array(UnsafeBufferPointer(start: p, count: b.tensor.count)), shape: b.tensor.shape)
+            let values = Array(UnsafeBufferPointer(start: p, count: b.tensor.count))
+            out[b.name] = b.tensor.dtype == .f32 ? TensorData(floats: values, shape: b.tensor.shape)
+                                                 : TensorData(dtype: b.tensor.dtype, shape: b.tensor.shape, values: values.map(Double.init))
         }
         return out
     }
