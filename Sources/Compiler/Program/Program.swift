@@ -12,6 +12,13 @@ public struct Program: Sendable {
         /// bool values (labels, dropout masks) are held as floats, exact below 2^24.
         public var dtype: DType = .f32
         public var count: Int { shape.reduce(1, *) }
+
+        public init(offset: Int, shape: [Int], inParameters: Bool, dtype: DType = .f32) {
+            self.offset = offset
+            self.shape = shape
+            self.inParameters = inParameters
+            self.dtype = dtype
+        }
     }
 
     /// An input of a step: a tensor, a compile-time constant (integer shapes, …), or absent.

@@ -84,6 +84,10 @@ public final class CompiledModel: @unchecked Sendable {
     var packedWeights: [Int: UnsafeMutablePointer<Float>] = [:]
     var packedBuffer: UnsafeMutablePointer<Float>?
     var packedCount = 0
+    /// Every f32 parameter's place in the parameter buffer, by name.
+    public private(set) var parameterTensors: [String: Program.Tensor] = [:]
+    /// Parameters in the buffer (others exist only packed).
+    var resident = Set<String>()
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -130,6 +134,34 @@ public final class CompiledModel: @unchecked Sendable {
     }
 
     func pointer(_ t: Program.Tensor) -> UnsafeMutablePointer<Float> { (t.inParameters ? params : arena) + t.offset }
+
+    /// Where parameter `name`'s values live, when they live in the parameter buffer (weights
+    /// that only packed kernels read exist only packed). Writing them takes effect for steps
+    /// reading the buffer at once, and for packed kernels after `repack()`.
+    public func parameterPointer(_ name: String) -> UnsafeMutablePointer<Float>? {
+        guard resident.contains(name), let t = parameterTensors[name] else { return nil }
+        return pointer(t)
+    }
+
+    /// Where output `name` is written by `execute()`.
+    public func outputPointer(_ name: String) -> UnsafeMutablePointer<Float>? {
+        program.outputs.first { $0.name == name }.map { pointer($0.tensor) }
+    }
+
+    /// Packs again the weights packed kernels read, from the parameter buffer (after the
+    /// buffer changed: a training step's update, a loaded checkpoint).
+    public func repack() {
+        let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.offset })
+        for (i, step) in program.steps.enumerated() {
+            guard case .conv(let c) = step.kernel, let w = step.inputs[1].tensor, let p = packedWeights[i],
+                  residentOffsets.contains(w.offset) else { continue }
+            if c.algorithm == .winograd {
+                kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), p)
+            } else {
+                kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
+            }
+        }
+    }
 
     func host(_ o: Program.Operand) -> HostTensor? {
         switch o {
@@ -179,8 +211,10 @@ public final class CompiledModel: @unchecked Sendable {
         for b in program.outputs where b.tensor.inParameters { otherUse.insert(b.tensor.offset) }
         var source: [Int: TensorData] = [:]
         for slot in program.parameters {
+            parameterTensors[slot.name] = Program.Tensor(offset: slot.offset, shape: slot.data.shape, inParameters: true)
             if packedUse.contains(slot.offset) { source[slot.offset] = slot.data }
             if slot.data.count == 0 || (packedUse.contains(slot.offset) && !otherUse.contains(slot.offset)) { continue }
+            resident.insert(slot.name)
             slot.data.bytes.withUnsafeBytes { raw in
                 (params + slot.offset).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: slot.data.count)
             }

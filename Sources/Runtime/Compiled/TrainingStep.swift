@@ -1,0 +1,112 @@
+import Compiler
+import Foundation
+import Graph
+
+/// One compiled SGD step of a model at a fixed batch size: the training graph of
+/// `Autodiff.trainingGraph` (forward in training mode, loss, backward, update) compiled like
+/// any other graph. The trainer feeds a batch, the class weights and the learning rate, runs
+/// the step, reads the loss and logits, and reads or writes the state (parameters, SGD
+/// velocities, BatchNorm running statistics) for checkpoints and export.
+public final class TrainingStep: @unchecked Sendable {
+    public let model: CompiledModel
+    /// The training graph (with values for every parameter it added).
+    public let graph: Graph
+    public let batch: Int
+    public let classes: Int
+    /// The inference graph's first input and its per-image shape.
+    public let inputName: String
+    public let imageShape: [Int]
+    /// The logits' name (the inference graph's first output).
+    public let logitsName: String
+    /// State the step updates: (name, its place in the parameter buffer, the output holding
+    /// its next value).
+    let updates: [(name: String, param: UnsafeMutablePointer<Float>, next: UnsafeMutablePointer<Float>, count: Int)]
+    let labels: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, rate: UnsafeMutablePointer<Float>
+    let images: UnsafeMutablePointer<Float>
+
+    /// Compiles the step. `model` is an inference graph with values (materialised or loaded);
+    /// parameters the step adds (velocities, LDAM's cosine-head weight) are drawn with `seed`.
+    public init(model: Graph, options: TrainingOptions, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                seed: UInt64 = 0) throws {
+        guard batch >= 1 else { throw RuntimeError.kernel(node: "", op: "train", message: "batch must be at least 1") }
+        graph = try Autodiff.trainingGraph(model, options: options).materialized(seed: seed)
+        self.batch = batch
+        let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)
+        self.model = compiled
+        guard let x = model.inputs.first, let sizes = Array(x.type.shape.dropFirst()).staticSizes else {
+            throw RuntimeError.kernel(node: "", op: "train", message: "the model's first input must be [N, …] with static image dimensions")
+        }
+        inputName = x.name
+        imageShape = sizes
+        logitsName = model.outputs[0].name
+        classes = graph.outputs[1].type.shape[1].value ?? 0
+        func input(_ name: String) throws -> UnsafeMutablePointer<Float> {
+            guard let p = compiled.inputPointer(name) else { throw RuntimeError.missingInput(name) }
+            return p
+        }
+        images = try input(inputName)
+        labels = try input(Autodiff.labels)
+        weights = try input(Autodiff.classWeights)
+        rate = try input(Autodiff.learningRate)
+        var updates: [(String, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int)] = []
+        for p in graph.parameters where p.role != .const && p.dtype == .f32 {
+            guard let next = compiled.outputPointer(Autodiff.next(p.name)) else { continue }
+            guard let param = compiled.parameterPointer(p.name) else {
+                throw RuntimeError.kernel(node: p.name, op: "train", message: "the step's state '\(p.name)' is not in the parameter buffer")
+            }
+            updates.append((p.name, param, next, p.count))
+        }
+        self.updates = updates
+    }
+
+    /// Runs one step on `images` (batch × image floats, NCHW), `labels` (class indices),
+    /// class weights and learning rate, then makes the updated state current. Returns the loss.
+    public func run(images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float) throws -> Float {
+        let perImage = imageShape.reduce(1, *)
+        guard images.count == batch * perImage, labels.count == batch, classWeights.count == classes else {
+            throw RuntimeError.inputMismatch(name: "batch", expected: "\(batch) images of \(imageShape), \(batch) labels, \(classes) class weights",
+                                             got: "\(images.count) floats, \(labels.count) labels, \(classWeights.count) weights")
+        }
+        for (k, l) in labels.enumerated() {
+            guard l >= 0 && l < classes else { throw RuntimeError.inputMismatch(name: Autodiff.labels, expected: "0..<\(classes)", got: "\(l) at \(k)") }
+            self.labels[k] = Float(l)
+        }
+        self.images.update(from: images.baseAddress!, count: images.count)
+        weights.update(from: classWeights, count: classes)
+        rate.pointee = learningRate
+        try model.execute()
+        for u in updates { u.param.update(from: u.next, count: u.count) }
+        model.repack()
+        return model.outputPointer(Autodiff.loss)!.pointee
+    }
+
+    /// The logits of the last step (batch × classes), computed before its update.
+    public var logits: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: model.outputPointer(logitsName)!, count: batch * classes)
+    }
+
+    /// The state the step updates, by name: trained parameters, `p.velocity`, BatchNorm
+    /// running statistics.
+    public func state() -> [String: TensorData] {
+        var out: [String: TensorData] = [:]
+        for u in updates {
+            let shape = graph.parameter(named: u.name)?.shape ?? [u.count]
+            out[u.name] = TensorData(floats: Array(UnsafeBufferPointer(start: u.param, count: u.count)), shape: shape)
+        }
+        return out
+    }
+
+    /// Replaces state values (a checkpoint); names it does not hold, or wrong shapes, are errors.
+    public func load(_ values: [String: TensorData]) throws {
+        for (name, t) in values {
+            guard let u = updates.first(where: { $0.name == name }) else {
+                throw RuntimeError.inputMismatch(name: name, expected: "a trained parameter, velocity or running statistic", got: "an unknown name")
+            }
+            guard t.dtype == .f32, t.count == u.count else {
+                throw RuntimeError.inputMismatch(name: name, expected: "f32 with \(u.count) values", got: t.type.description)
+            }
+            t.bytes.withUnsafeBytes { u.param.update(from: $0.bindMemory(to: Float.self).baseAddress!, count: u.count) }
+        }
+        model.repack()
+    }
+}
