@@ -19,6 +19,13 @@ extension Kiln {
                   kiln dump models/resnet18.kiln --stats --batch 16
                   kiln dump models/resnet8-mnist.kiln --format dot | dot -Tsvg -o resnet8.svg
                   kiln dump models/resnet8-mnist.kiln --format json --stats
+                  kiln dump models/resnet8-mnist.kiln --train --loss ldam --class-counts 500,300,180,108,65,39,23,14,8,5
+                  kiln dump models/resnet32-cifar.kiln --train --after all
+                  kiln dump models/resnet32-cifar.kiln --train --program --batch 128
+
+                With --train the graph is the training step: forward with BatchNorm in training
+                mode, the loss (inputs labels, class_weights, lr), the backward graph built by
+                reverse-mode differentiation, and one SGD update per trained parameter.
                 """
         )
 
@@ -54,17 +61,54 @@ extension Kiln {
         @Flag(help: "Print the compiled program: kernels, algorithms, layouts, arena offsets and size (batch from --batch).")
         var program = false
 
+        @Flag(help: "Work on the training step (forward, loss, backward, SGD) instead of the inference graph.")
+        var train = false
+
+        @Option(help: "With --train: the loss, ce (softmax cross-entropy), focal or ldam.")
+        var loss: LossName = .ce
+
+        @Option(help: "With --train --loss ldam: training images per class, comma-separated (they set the margins).")
+        var classCounts: String?
+
+        @Option(help: "With --train --loss focal: the exponent γ.")
+        var gamma: Float = 1
+
+        enum LossName: String, ExpressibleByArgument, CaseIterable {
+            case ce, focal, ldam
+        }
+
+        func trainingOptions() throws -> TrainingOptions {
+            switch loss {
+            case .ce: return TrainingOptions(loss: .crossEntropy)
+            case .focal: return TrainingOptions(loss: .focal(gamma: gamma))
+            case .ldam:
+                guard let text = classCounts else { throw ValidationError("--loss ldam needs --class-counts (training images per class)") }
+                let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                    throw ValidationError("--class-counts must be positive integers separated by commas, got '\(text)'")
+                }
+                return TrainingOptions(loss: .ldam(classCounts: counts.map { $0! }, maxM: 0.5, scale: 30))
+            }
+        }
+
         func validate() throws {
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
             if stats && format == .dot { throw ValidationError("--stats goes with --format text or json, not dot") }
             if let after, after != "all", Pass.named(after) == nil {
                 throw ValidationError("unknown pass '\(after)'; the passes are \(Pass.inferencePipeline.map(\.name).joined(separator: ", ")) (or 'all')")
             }
+            if !train && (loss != .ce || classCounts != nil) { throw ValidationError("--loss and --class-counts go with --train") }
+            if train { _ = try trainingOptions() }
         }
 
         func run() throws {
             try reportingErrors {
                 var graph = try loadGraph(file)
+                if train {
+                    if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
+                    graph = try Autodiff.trainingGraph(graph, options: trainingOptions())
+                    if program || after != nil { graph = try graph.materialized(seed: seed) }
+                }
                 if program {
                     if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
                     emit(try CompiledModel.compile(graph, batch: batch, threads: 1).program.listing)

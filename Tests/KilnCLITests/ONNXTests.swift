@@ -206,6 +206,28 @@ struct CompiledPathTests {
         #expect(err <= 1e-4, "max relative error \(err)")
     }
 
+    @Test("dump --train shows the training step: LDAM loss, backward ops, SGD; after each pass and as a program")
+    func trainingDumps() throws {
+        let counts = "500,300,180,108,65,39,23,14,8,5"
+        let t = try kiln("dump", "models/resnet8-mnist.kiln", "--train", "--loss", "ldam", "--class-counts", counts)
+        #expect(t.status == 0, "\(t.stderr)")
+        for s in ["kiln.NormedLinear(", "kiln.LDAMLoss(linear, labels, class_weights) {class_counts=[500, 300, 180, 108, 65, 39, 23, 14, 8, 5]",
+                  "kiln.BatchNormTraining(", "kiln.ConvGradData(", "kiln.ConvGradWeight(", "kiln.SliceGrad(", "kiln.PadGrad(",
+                  "= kiln.SGD(conv1.weight, conv1.weight.grad", "input lr: f32[]", "output loss: f32[]"] {
+            #expect(t.stdout.contains(s), "missing \(s)")
+        }
+        let all = try kiln("dump", "models/resnet8-mnist.kiln", "--train", "--after", "all")
+        #expect(all.status == 0, "\(all.stderr)")
+        #expect(all.stdout.contains("# after select-algorithms: "))
+        let p = try kiln("dump", "models/resnet8-mnist.kiln", "--train", "--program", "--batch", "4")
+        #expect(p.status == 0, "\(p.stderr)")
+        #expect(p.stdout.hasPrefix("program: batch 4, "))
+        #expect(p.stdout.contains("kiln.SGD 'conv1.weight.sgd'"))
+        let bad = try kiln("dump", "models/resnet8-mnist.kiln", "--train", "--loss", "ldam")
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--loss ldam needs --class-counts"))
+    }
+
     @Test("dump --program lists kernels with algorithms and arena offsets; --after shows fused chains")
     func dumps() throws {
         let p = try kiln("dump", "models/resnet32-cifar.kiln", "--program", "--batch", "4")
