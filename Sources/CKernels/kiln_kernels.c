@@ -499,6 +499,7 @@ static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW,
 }
 #endif
 
+#ifndef KILN_WINOGRAD_VECTOR
 // The portable input transform for tile rows [th0, th1) of channel c's zero-padded plane
 // xp [Hp][Wp]: columns first (per padded row, into E), then rows.
 static void winograd_input(const float *xp, int Wp, int th0, int th1, int TW, int C, int c, int Tpad, int tbase,
@@ -534,6 +535,7 @@ static void winograd_input(const float *xp, int Wp, int th0, int th1, int TW, in
         }
     }
 }
+#endif
 
 // Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t] for output-channel blocks [mb0, mb1) and tiles
 // [0, T): 8 output channels × 32 tiles in registers, then 16 (the last chunk masked).
@@ -808,4 +810,131 @@ void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_be
         }
     }
 #endif
+}
+
+// ---------------------------------------------------------------------------------------
+// Training kernels.
+
+void kiln_col2im_rows(const float *col, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                      int DH, int DW, int OH, int OW, int c_begin, int c_end, float *x) {
+    (void)C;
+    const int P = OH * OW;
+    memset(x + (size_t)c_begin * H * W, 0, sizeof(float) * (size_t)(c_end - c_begin) * H * W);
+    for (int c = c_begin; c < c_end; c++) {
+        float *xc = x + (size_t)c * H * W;
+        for (int kh = 0; kh < KH; kh++) {
+            for (int kw = 0; kw < KW; kw++) {
+                const float *row = col + ((size_t)(c * KH + kh) * KW + kw) * P;
+                for (int oh = 0; oh < OH; oh++) {
+                    const int ih = oh * SH - PH + kh * DH;
+                    if (ih < 0 || ih >= H) continue;
+                    float *xr = xc + (size_t)ih * W;
+                    const float *src = row + (size_t)oh * OW;
+                    const int off = kw * DW - PW;
+                    if (SW == 1) {
+                        int lo = off < 0 ? -off : 0, hi = W - off;
+                        if (hi > OW) hi = OW;
+                        for (int ow = lo; ow < hi; ow++) xr[ow + off] += src[ow];
+                    } else {
+                        for (int ow = 0; ow < OW; ow++) {
+                            const int iw = ow * SW + off;
+                            if (iw >= 0 && iw < W) xr[iw] += src[ow];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void kiln_channel_sums(const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums) {
+    for (int c = c_begin; c < c_end; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * inner;
+            float t = 0;
+            for (int k = 0; k < inner; k++) t += p[k];
+            s += t;
+        }
+        sums[c] = (float)s;
+    }
+}
+
+void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *scale, const float *bias,
+                          const float *run_mean, const float *run_var, float eps, float momentum, int c_begin, int c_end,
+                          float *y, float *mean, float *invstd, float *next_mean, float *next_var) {
+    const double count = (double)N * inner;
+    for (int c = c_begin; c < c_end; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * inner;
+            float t = 0;
+            for (int k = 0; k < inner; k++) t += p[k];
+            s += t;
+        }
+        const float mu = (float)(s / count);
+        double q = 0;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * inner;
+            float t = 0;
+            for (int k = 0; k < inner; k++) { const float d = p[k] - mu; t += d * d; }
+            q += t;
+        }
+        const double var = q / count;
+        const float inv = (float)(1.0 / sqrt(var + eps));
+        const float a = inv * scale[c], b = bias[c] - mu * a;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * inner;
+            float *o = y + ((size_t)n * C + c) * inner;
+            for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
+        }
+        mean[c] = mu;
+        invstd[c] = inv;
+        next_mean[c] = momentum * run_mean[c] + (1 - momentum) * mu;
+        const double unbiased = count > 1 ? var * count / (count - 1) : var;
+        next_var[c] = (float)(momentum * run_var[c] + (1 - momentum) * unbiased);
+    }
+}
+
+void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inner, const float *scale, const float *mean,
+                         const float *invstd, int c_begin, int c_end, float *dx, float *dscale, float *dbias) {
+    const float m = (float)N * inner;
+    for (int c = c_begin; c < c_end; c++) {
+        const float mu = mean[c], inv = invstd[c];
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++) {
+            const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
+            float t = 0, u = 0;
+            for (int k = 0; k < inner; k++) { t += g[k]; u += g[k] * (p[k] - mu); }
+            sdy += t;
+            sdyx += u;
+        }
+        const float sumDy = (float)sdy, sumDyXhat = (float)(sdyx * inv);
+        dbias[c] = sumDy;
+        dscale[c] = sumDyXhat;
+        const float k0 = scale[c] * inv / m;
+        for (int n = 0; n < N; n++) {
+            const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
+            float *o = dx + ((size_t)n * C + c) * inner;
+            for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
+        }
+    }
+}
+
+void kiln_relu_grad(const float *dy, const float *y, size_t n, float *dx) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr, float momentum, float wd, int nesterov,
+              float *p_next, float *v_next) {
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] + wd * p[i];
+        const float vi = momentum * v[i] + gi;
+        v_next[i] = vi;
+        p_next[i] = p[i] - lr * (nesterov ? gi + momentum * vi : vi);
+    }
+}
+
+void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx) {
+    for (size_t k = 0; k < n; k++) if (map[k] >= 0) dx[map[k]] += dy[k];
 }

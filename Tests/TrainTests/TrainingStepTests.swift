@@ -88,42 +88,65 @@ struct CompiledStepTests {
         return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
     }
 
+    /// One step through the compiled `TrainingStep` and through the reference kernels on the
+    /// same graph; every state tensor compared. Returns the number compared.
+    @discardableResult
+    static func compare(_ model: Graph, options: TrainingOptions, batch: Int, threads: Int, label: String) throws -> Int {
+        let step = try TrainingStep(model: model, options: options, batch: batch, threads: threads, seed: 4)
+        let classes = step.classes
+        var state: UInt32 = 99
+        let images = (0..<(batch * step.imageShape.reduce(1, *))).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / Float(1 << 23) - 1
+        }
+        let labels = (0..<batch).map { ($0 * 7 + 3) % classes }, weights: [Float] = (0..<classes).map { 0.5 + Float($0) * 0.1 }
+        let before = step.state()
+        let loss = try images.withUnsafeBufferPointer { try step.run(images: $0, labels: labels, classWeights: weights, learningRate: 0.1) }
+        let after = step.state()
+
+        let reference = try ReferenceExecutor.evaluate(step.graph, inputs: [
+            step.inputName: HostTensor(dtype: .f32, shape: [batch] + step.imageShape, f: images.map(Double.init)),
+            Autodiff.labels: HostTensor(dtype: .i64, shape: [batch], i: labels.map(Int64.init)),
+            Autodiff.classWeights: HostTensor(dtype: .f32, shape: [classes], f: weights.map(Double.init)),
+            Autodiff.learningRate: HostTensor(dtype: .f32, shape: [], f: [Double(Float(0.1))]),
+        ])
+        #expect(abs(Double(loss) - reference[Autodiff.loss]!.f[0]) <= 1e-4 * abs(reference[Autodiff.loss]!.f[0]), "\(label): loss")
+        var checked = 0, worst = (0.0, "")
+        for (name, b) in before {
+            let p0 = b.floats.map(Double.init), p1 = after[name]!.floats.map(Double.init)
+            let r = reference[Autodiff.next(name)]!.f
+            let e = relative(p1, r)
+            if e > worst.0 { worst = (e, name) }
+            #expect(e <= 1e-4, "\(label) \(name): updated values differ by \(e)")
+            // The update itself (p' − p), which finite differences vouch for in the reference,
+            // agrees too.
+            let delta = relative(zip(p1, p0).map { $0 - $1 }, zip(r, p0).map { $0 - $1 })
+            #expect(delta <= 1e-3, "\(label) \(name): update differs by \(delta)")
+            checked += 1
+        }
+        #expect(checked == before.count)
+        print("\(label): \(checked) tensors, worst \(worst)")
+        return checked
+    }
+
     @Test("one LDAM SGD step of ResNet-32: the compiled step's updates equal the reference kernels' through the same graph")
     func resnet32Step() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models/resnet32-cifar.kiln").standardized
         let model = try TextFormat.parse(String(contentsOf: url, encoding: .utf8)).materialized(seed: 21)
         let counts = [500, 300, 180, 108, 65, 39, 23, 14, 8, 5]
         let options = TrainingOptions(loss: .ldam(classCounts: counts, maxM: 0.5, scale: 30), momentum: 0.9, weightDecay: 2e-4)
-        let batch = 2
-        let step = try TrainingStep(model: model, options: options, batch: batch, threads: 2, seed: 4)
-        var state: UInt32 = 99
-        let images = (0..<(batch * 3 * 32 * 32)).map { _ -> Float in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 23) - 1 }
-        let labels = [3, 9], weights: [Float] = (0..<10).map { 0.5 + Float($0) * 0.1 }
-        let before = step.state()
-        let loss = try images.withUnsafeBufferPointer { try step.run(images: $0, labels: labels, classWeights: weights, learningRate: 0.1) }
-        let after = step.state()
+        // Batch 2 on 2 threads splits each image over threads; batch 3 spreads images.
+        #expect(try Self.compare(model, options: options, batch: 2, threads: 2, label: "resnet32 batch 2") > 60)
+        try Self.compare(model, options: options, batch: 3, threads: 2, label: "resnet32 batch 3")
+    }
 
-        let reference = try ReferenceExecutor.evaluate(step.graph, inputs: [
-            step.inputName: HostTensor(dtype: .f32, shape: [batch, 3, 32, 32], f: images.map(Double.init)),
-            Autodiff.labels: HostTensor(dtype: .i64, shape: [batch], i: labels.map(Int64.init)),
-            Autodiff.classWeights: HostTensor(dtype: .f32, shape: [10], f: weights.map(Double.init)),
-            Autodiff.learningRate: HostTensor(dtype: .f32, shape: [], f: [Double(Float(0.1))]),
-        ])
-        #expect(abs(Double(loss) - reference[Autodiff.loss]!.f[0]) <= 1e-4 * abs(reference[Autodiff.loss]!.f[0]))
-        var checked = 0, worst = (0.0, "")
-        for (name, b) in before {
-            let p0 = b.floats.map(Double.init), p1 = after[name]!.floats.map(Double.init)
-            let r = reference[Autodiff.next(name)]!.f
-            let e = Self.relative(p1, r)
-            if e > worst.0 { worst = (e, name) }
-            #expect(e <= 1e-4, "\(name): updated values differ by \(e)")
-            // The update itself (p' − p), which finite differences already vouch for in the
-            // reference, agrees too.
-            let delta = Self.relative(zip(p1, p0).map { $0 - $1 }, zip(r, p0).map { $0 - $1 })
-            #expect(delta <= 1e-3, "\(name): update differs by \(delta)")
-            checked += 1
+    @Test("the backward kernels on the finite-difference graphs (strides, pads, dilation, pools, shortcuts), compiled against reference")
+    func gradientGraphs() throws {
+        for (label, shape, _, text) in GradientTests.cases {
+            let model = try TextFormat.parse(text).materialized(seed: 3)
+            for batch in [shape[0], shape[0] + 1] {
+                try Self.compare(model, options: TrainingOptions(momentum: 0.9, weightDecay: 1e-3, nesterov: true), batch: batch, threads: 2, label: "\(label), batch \(batch)")
+            }
         }
-        #expect(checked == before.count && checked > 60)
-        print("resnet32 step: \(checked) tensors, worst \(worst)")
     }
 }

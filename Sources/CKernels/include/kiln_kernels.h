@@ -118,4 +118,28 @@ void kiln_pool_run(kiln_pool *pool, int tasks, void (*fn)(void *ctx, int task), 
 void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
                     const float *residual, int act, float alpha, float lo, float hi, float *y);
 
+// Training kernels (layout NCHW, f32).
+// col [C·KH·KW, OH·OW] (im2col's layout) summed back into x [C, H, W] for channels
+// [c_begin, c_end) (cleared first): the adjoint of kiln_im2col.
+void kiln_col2im_rows(const float *col, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                      int DH, int DW, int OH, int OW, int c_begin, int c_end, float *x);
+// sums[c] = Σ over n and inner of x [N, C, inner], channels [c_begin, c_end).
+void kiln_channel_sums(const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums);
+// Training-mode BatchNorm over x [N, C, inner] for channels [c_begin, c_end): batch mean,
+// 1/√(var + ε), y, and running statistics momentum·running + (1 − momentum)·batch
+// (unbiased variance).
+void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *scale, const float *bias,
+                          const float *run_mean, const float *run_var, float eps, float momentum, int c_begin, int c_end,
+                          float *y, float *mean, float *invstd, float *next_mean, float *next_var);
+// Its backward: dx, dscale, dbias for channels [c_begin, c_end).
+void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inner, const float *scale, const float *mean,
+                         const float *invstd, int c_begin, int c_end, float *dx, float *dscale, float *dbias);
+// dx = dy where y > 0, else 0 (dx may equal dy).
+void kiln_relu_grad(const float *dy, const float *y, size_t n, float *dx);
+// PyTorch's SGD: g = grad + wd·p; v' = momentum·v + g; p' = p − lr·(nesterov ? g + momentum·v' : v').
+void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr, float momentum, float wd, int nesterov,
+              float *p_next, float *v_next);
+// dx[map[k]] += dy[k] for map[k] ≥ 0 (the adjoint of kiln_gather_map; dx cleared by the caller).
+void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx);
+
 #endif

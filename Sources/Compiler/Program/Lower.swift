@@ -14,6 +14,12 @@ public enum Lowering {
 
     static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
+    /// Nodes whose output shares its (first) input's storage: reshapes, and the training
+    /// step's ReshapeLike (the gradient of a reshape).
+    static func isView(_ n: Node) -> Bool {
+        (n.domain.isEmpty && views.contains(n.op)) || (n.domain == "kiln" && n.op == "ReshapeLike")
+    }
+
     public static func lower(_ g: Graph, batch: Int) throws -> Program {
         var parameters: [Program.ParameterSlot] = []
         var parameterCount = 0
@@ -71,7 +77,7 @@ public enum Lowering {
         var lastReader: [String: Int] = [:]
         for (i, n) in g.nodes.enumerated() {
             for input in n.inputs where !input.isEmpty { lastReader[rootOf(input)] = i }
-            if n.domain.isEmpty && views.contains(n.op), let src = n.inputs.first, paramTensor[src] == nil { root[n.outputs[0].name] = src }
+            if isView(n), let src = n.inputs.first, paramTensor[src] == nil { root[n.outputs[0].name] = src }
         }
         for o in g.outputs { lastReader[rootOf(o.name)] = Int.max }
 
@@ -82,7 +88,7 @@ public enum Lowering {
             }
             let step = pending.count
             // Views share the storage of their input.
-            if n.domain.isEmpty && views.contains(n.op), n.outputs[0].type.dtype == .f32, let src = n.inputs.first {
+            if isView(n), n.outputs[0].type.dtype == .f32, let src = n.inputs.first {
                 if let s = storageOf[src] {
                     storageOf[n.outputs[0].name] = s
                     shapeOf[n.outputs[0].name] = outShapes[0]
@@ -173,7 +179,12 @@ public enum Lowering {
             Program.Step(name: p.name, op: p.op, kernel: p.kernel, inputs: p.inputs.map(operand),
                          outputs: p.outputs.compactMap(tensor), flops: p.flops)
         }
-        let scratch = steps.map { s -> Int in if case .conv(let c) = s.kernel { return c.scratch }; return 0 }.max() ?? 0
+        let scratch = steps.map { s -> Int in
+            switch s.kernel {
+            case .conv(let c), .convGradData(let c), .convGradWeight(let c): return c.scratch
+            default: return 0
+            }
+        }.max() ?? 0
         return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters, parameterCount: parameterCount,
                        inputs: g.inputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
@@ -228,7 +239,46 @@ public enum Lowering {
         func string(_ k: String) -> String { if case .string(let v)? = n.attributes[k] { return v }; return "" }
         let op = n.domain.isEmpty ? n.op : "\(n.domain).\(n.op)"
         let out = outShapes.first ?? []
+        /// The forward convolution's descriptor, from x's and w's shapes (one group, 2-D).
+        func convGeometry(x: [Int], w: [Int], scratch: (Int, Int) -> Int) throws -> Program.Conv? {
+            guard x.count == 4, w.count == 4, int("group", 1) == 1 else { return nil }
+            let geometry = try WindowGeometry.resolve(input: [x[2], x[3]], kernel: [w[2], w[3]], strides: ints("strides"),
+                                                      dilations: ints("dilations"), pads: ints("pads"),
+                                                      autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
+            let k = x[1] * w[2] * w[3], p = geometry.output[0] * geometry.output[1]
+            return Program.Conv(
+                algorithm: .im2col, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
+                outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
+                strideH: geometry.strides[0], strideW: geometry.strides[1], padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1],
+                padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
+                dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: 1, activation: .none, scratch: scratch(k, p))
+        }
         switch op {
+        case "kiln.ConvGradData":
+            // Per thread: the columns Wᵀ·dy of one image.
+            return try convGeometry(x: shapeOf(n.inputs[2]), w: shapeOf(n.inputs[1])) { k, p in k * p }.map { .convGradData($0) } ?? .reference(n)
+        case "kiln.ConvGradWeight":
+            // Per thread: one image's columns and a dW accumulator.
+            let w = shapeOf(n.inputs[2])
+            return try convGeometry(x: shapeOf(n.inputs[0]), w: w) { k, p in k * p + w[0] * k }.map { .convGradWeight($0) } ?? .reference(n)
+        case "kiln.ConvGradBias":
+            let d = shapeOf(n.inputs[0])
+            return .channelSum(channels: d[1], inner: d[2...].reduce(1, *))
+        case "kiln.BatchNormTraining":
+            let x = shapeOf(n.inputs[0])
+            return .batchNormTraining(channels: x[1], inner: x[2...].reduce(1, *), epsilon: float("epsilon", 1e-5), momentum: float("momentum", 0.9))
+        case "kiln.BatchNormGrad":
+            let x = shapeOf(n.inputs[1])
+            return .batchNormGrad(channels: x[1], inner: x[2...].reduce(1, *))
+        case "kiln.ReluGrad":
+            return .reluGrad
+        case "kiln.GlobalAveragePoolGrad":
+            let x = shapeOf(n.inputs[1])
+            return .globalAveragePoolGrad(planes: x[0] * x[1], size: x[2...].reduce(1, *))
+        case "kiln.SliceGrad", "kiln.PadGrad":
+            return .scatter(n)
+        case "kiln.SGD":
+            return .sgd(momentum: float("momentum", 0.9), weightDecay: float("weight_decay", 0), nesterov: int("nesterov", 0) != 0)
         case "kiln.FusedConv", "Conv":
             let x = shapeOf(n.inputs[0]), w = shapeOf(n.inputs[1])
             guard x.count == 4 else { return .reference(n) }
@@ -297,6 +347,9 @@ public enum Lowering {
                 return .reference(n)
             }
             return .binary(op: arithmeticCodes[n.op]!, period: period, inner: inner)
+        case "Sum" where n.inputs.count == 2 && shapeOf(n.inputs[0]) == out && shapeOf(n.inputs[1]) == out:
+            // Gradient accumulation in the training step.
+            return .binary(op: 0, period: 0, inner: 0)
         case "BatchNormalization":
             guard n.outputs.count == 1, int("training_mode", 0) == 0, n.inputs[1...4].allSatisfy({ params[$0] != nil }) else { return .reference(n) }
             let x = shapeOf(n.inputs[0])

@@ -87,6 +87,19 @@ public struct Program: Sendable {
         case elementwiseChain([ElementwiseOp])
         /// Runs the reference kernel of the node (ops without a fast kernel).
         case reference(Node)
+        /// Training: Conv's data gradient (Wᵀ·dy per image, then col2im) or weight gradient
+        /// (dy·im2col(x)ᵀ summed over images); the geometry is the forward convolution's.
+        case convGradData(Conv)
+        case convGradWeight(Conv)
+        /// Sum over every axis but 1 of [N, C, inner] (Conv's bias gradient).
+        case channelSum(channels: Int, inner: Int)
+        case batchNormTraining(channels: Int, inner: Int, epsilon: Float, momentum: Float)
+        case batchNormGrad(channels: Int, inner: Int)
+        case reluGrad
+        case globalAveragePoolGrad(planes: Int, size: Int)
+        /// SliceGrad / PadGrad: dy added back where the forward op read it (the forward map).
+        case scatter(Node)
+        case sgd(momentum: Float, weightDecay: Float, nesterov: Bool)
 
         public var name: String {
             switch self {
@@ -98,6 +111,15 @@ public struct Program: Sendable {
             case .binary: return "binary"
             case .scaleShift: return "scale-shift"
             case .dataMovement: return "gather-map"
+            case .convGradData: return "conv-grad/data"
+            case .convGradWeight: return "conv-grad/weight"
+            case .channelSum: return "channel-sum"
+            case .batchNormTraining: return "batchnorm-train"
+            case .batchNormGrad: return "batchnorm-grad"
+            case .reluGrad: return "relu-grad"
+            case .globalAveragePoolGrad: return "global-avgpool-grad"
+            case .scatter: return "scatter-map"
+            case .sgd: return "sgd"
             case .concat: return "concat"
             case .softmax: return "softmax"
             case .elementwiseChain: return "elementwise-chain"

@@ -6,6 +6,7 @@ import Graph
 
 extension CompiledModel {
     func run(_ step: Program.Step, index: Int, imageParallel: Bool) throws {
+        if try runTraining(step, index: index, imageParallel: imageParallel) { return }
         switch step.kernel {
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
@@ -84,6 +85,9 @@ extension CompiledModel {
             }
         case .softmax(let log, let rows, let length):
             kiln_softmax_rows(pointer(step.inputs[0].tensor!), pointer(step.outputs[0]), Int32(rows), Int32(length), log ? 1 : 0)
+        case .convGradData, .convGradWeight, .channelSum, .batchNormTraining, .batchNormGrad, .reluGrad, .globalAveragePoolGrad,
+             .scatter, .sgd:
+            break  // runTraining ran it
         case .reference(let node):
             guard let kernel = referenceKernels[node.domain.isEmpty ? node.op : "\(node.domain).\(node.op)"] else {
                 throw RuntimeError.unsupported(node: node.name, op: node.qualifiedOp)

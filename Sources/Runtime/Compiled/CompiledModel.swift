@@ -80,6 +80,8 @@ public final class CompiledModel: @unchecked Sendable {
     var maps: [Int: [Int32]] = [:]
     var fills: [Int: Float] = [:]
     var scaleShift: [Int: [Float]] = [:]
+    /// Per step: the forward index map a SliceGrad / PadGrad scatters through.
+    var scatterMaps: [Int: [Int32]] = [:]
     /// Per step: weights repacked for the direct and Winograd kernels, all in one buffer.
     var packedWeights: [Int: UnsafeMutablePointer<Float>] = [:]
     var packedBuffer: UnsafeMutablePointer<Float>?
@@ -267,6 +269,8 @@ public final class CompiledModel: @unchecked Sendable {
                     throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
                 }
                 packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), p) }
+            case .scatter(let node):
+                scatterMaps[i] = try scatterMap(node, step)
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5

@@ -1,0 +1,186 @@
+import CBLAS
+import CKernels
+import Compiler
+import Foundation
+import Graph
+
+// The fast kernels of the training step (docs/TRAINING.md): convolution gradients through
+// OpenBLAS products and col2im, training-mode BatchNorm and its backward, ReLU's backward,
+// the adjoint of the index maps, and the SGD update, spread over the pool.
+extension CompiledModel {
+    /// Runs `step` if its kernel is a training kernel; false otherwise.
+    func runTraining(_ step: Program.Step, index: Int, imageParallel: Bool) throws -> Bool {
+        switch step.kernel {
+        case .convGradData(let c): convGradData(c, step, parallel: imageParallel)
+        case .convGradWeight(let c): convGradWeight(c, step, parallel: imageParallel)
+        case .channelSum(let channels, let inner):
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+            let images = step.inputs[0].tensor!.shape[0]
+            parallelChunks(channels, workers: threads, pool: pool) { _, r in
+                kiln_channel_sums(x.pointer, Int32(images), Int32(channels), Int32(inner), Int32(r.lowerBound), Int32(r.upperBound), y.pointer)
+            }
+        case .batchNormTraining(let channels, let inner, let eps, let momentum):
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), images = step.inputs[0].tensor!.shape[0]
+            let ins = (1...4).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
+            let outs = step.outputs.map { Shared(pointer: pointer($0)) }
+            parallelChunks(channels, workers: threads, pool: pool) { _, r in
+                kiln_batchnorm_train(x.pointer, Int32(images), Int32(channels), Int32(inner), ins[0].pointer, ins[1].pointer, ins[2].pointer,
+                                     ins[3].pointer, eps, momentum, Int32(r.lowerBound), Int32(r.upperBound),
+                                     outs[0].pointer, outs[1].pointer, outs[2].pointer, outs[3].pointer, outs[4].pointer)
+            }
+        case .batchNormGrad(let channels, let inner):
+            let ins = (0...4).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
+            let images = step.inputs[1].tensor!.shape[0]
+            let outs = step.outputs.map { Shared(pointer: pointer($0)) }
+            parallelChunks(channels, workers: threads, pool: pool) { _, r in
+                kiln_batchnorm_grad(ins[0].pointer, ins[1].pointer, Int32(images), Int32(channels), Int32(inner), ins[2].pointer,
+                                    ins[3].pointer, ins[4].pointer, Int32(r.lowerBound), Int32(r.upperBound),
+                                    outs[0].pointer, outs[1].pointer, outs[2].pointer)
+            }
+        case .reluGrad:
+            let dy = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.inputs[1].tensor!))
+            let dx = Shared(pointer: pointer(step.outputs[0])), n = step.outputs[0].count
+            parallelChunks((n + 4095) / 4096, workers: threads, pool: pool) { _, r in
+                let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
+                if hi > lo { kiln_relu_grad(dy.pointer + lo, y.pointer + lo, hi - lo, dx.pointer + lo) }
+            }
+        case .globalAveragePoolGrad(let planes, let size):
+            let dy = pointer(step.inputs[0].tensor!), dx = pointer(step.outputs[0])
+            let scale = 1 / Float(size)
+            for p in 0..<planes { (dx + p * size).update(repeating: dy[p] * scale, count: size) }
+        case .scatter:
+            let dy = Shared(pointer: pointer(step.inputs[0].tensor!)), dx = pointer(step.outputs[0])
+            dx.update(repeating: 0, count: step.outputs[0].count)
+            let dxs = Shared(pointer: dx)
+            scatterMaps[index]!.withUnsafeBufferPointer { m in
+                let ms = Shared(pointer: UnsafeMutablePointer(mutating: m.baseAddress!)), n = m.count
+                // The forward maps are injective (each input element read at most once), so
+                // chunks of dy write disjoint elements of dx.
+                parallelChunks((n + 4095) / 4096, workers: threads, pool: pool) { _, r in
+                    let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
+                    if hi > lo { kiln_scatter_add_map(dy.pointer + lo, ms.pointer + lo, hi - lo, dxs.pointer) }
+                }
+            }
+        case .sgd(let momentum, let wd, let nesterov):
+            let ins = (0...2).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
+            let lr = pointer(step.inputs[3].tensor!).pointee
+            let outs = step.outputs.map { Shared(pointer: pointer($0)) }, n = step.outputs[0].count
+            parallelChunks((n + 16383) / 16384, workers: n >= 1 << 15 ? threads : 1, pool: pool) { _, r in
+                let lo = r.lowerBound * 16384, hi = min(n, r.upperBound * 16384)
+                if hi > lo {
+                    kiln_sgd(ins[0].pointer + lo, ins[1].pointer + lo, ins[2].pointer + lo, hi - lo, lr, momentum, wd, nesterov ? 1 : 0,
+                             outs[0].pointer + lo, outs[1].pointer + lo)
+                }
+            }
+        default:
+            return false
+        }
+        return true
+    }
+
+    func im2colRows(_ c: Program.Conv, _ x: UnsafeMutablePointer<Float>, _ rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
+        kiln_im2col_rows(x, Int32(c.channels), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                         Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                         Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
+                         Int32(rows.lowerBound), Int32(rows.upperBound), col)
+    }
+
+    func col2im(_ c: Program.Conv, _ col: UnsafeMutablePointer<Float>, _ channels: Range<Int>, into x: UnsafeMutablePointer<Float>) {
+        kiln_col2im_rows(col, Int32(c.channels), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                         Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                         Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
+                         Int32(channels.lowerBound), Int32(channels.upperBound), x)
+    }
+
+    /// dx_n = col2im(Wᵀ · dy_n): inputs dy, W, x (shape only).
+    func convGradData(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
+        let dy = Shared(pointer: pointer(step.inputs[0].tensor!)), w = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let dx = Shared(pointer: pointer(step.outputs[0]))
+        let images = step.outputs[0].shape[0]
+        let k = c.channels * c.kernelH * c.kernelW, p = c.outHeight * c.outWidth, m = c.outChannels
+        let inImage = c.channels * c.height * c.width, outImage = m * p
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        if parallel {
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                let col = scratch[worker].pointer
+                for n in range {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(k), Int32(p), Int32(m), 1, w.pointer, Int32(k),
+                                dy.pointer + n * outImage, Int32(p), 0, col, Int32(p))
+                    self.col2im(c, col, 0..<c.channels, into: dx.pointer + n * inImage)
+                }
+            }
+            return
+        }
+        let col = scratch[0]
+        for n in 0..<images {
+            parallelChunks(k, workers: threads, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r.count), Int32(p), Int32(m), 1, w.pointer + r.lowerBound, Int32(k),
+                            dy.pointer + n * outImage, Int32(p), 0, col.pointer + r.lowerBound * p, Int32(p))
+            }
+            parallelChunks(c.channels, workers: threads, pool: pool) { _, r in self.col2im(c, col.pointer, r, into: dx.pointer + n * inImage) }
+        }
+    }
+
+    /// dW = Σ_n dy_n · im2col(x_n)ᵀ: inputs x, dy, W (shape only).
+    func convGradWeight(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
+        let x = Shared(pointer: pointer(step.inputs[0].tensor!)), dy = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let dw = Shared(pointer: pointer(step.outputs[0]))
+        let images = step.inputs[0].tensor!.shape[0]
+        let k = c.channels * c.kernelH * c.kernelW, p = c.outHeight * c.outWidth, m = c.outChannels
+        let inImage = c.channels * c.height * c.width, outImage = m * p
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        if parallel {
+            // Each worker sums its images into its own accumulator; then the accumulators add up.
+            let workers = min(threads, images)
+            parallelChunks(images, workers: workers, pool: pool) { worker, range in
+                let col = scratch[worker].pointer, acc = scratch[worker].pointer + k * p
+                for (i, n) in range.enumerated() {
+                    self.im2colRows(c, x.pointer + n * inImage, 0..<(c.channels * c.kernelH), into: col)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(p), 1, dy.pointer + n * outImage, Int32(p),
+                                col, Int32(p), i == 0 ? 0 : 1, acc, Int32(k))
+                }
+            }
+            let total = m * k
+            parallelChunks((total + 4095) / 4096, workers: threads, pool: pool) { _, r in
+                let lo = r.lowerBound * 4096, hi = min(total, r.upperBound * 4096)
+                guard hi > lo else { return }
+                (dw.pointer + lo).update(from: scratch[0].pointer + k * p + lo, count: hi - lo)
+                for wk in 1..<max(workers, 1) {
+                    let src = scratch[wk].pointer + k * p
+                    for j in lo..<hi { dw.pointer[j] += src[j] }
+                }
+            }
+            return
+        }
+        let col = scratch[0]
+        for n in 0..<images {
+            parallelChunks(c.channels * c.kernelH, workers: threads, pool: pool) { _, rows in self.im2colRows(c, x.pointer + n * inImage, rows, into: col.pointer) }
+            parallelChunks(m, workers: threads, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(k), Int32(p), 1, dy.pointer + n * outImage + r.lowerBound * p,
+                            Int32(p), col.pointer, Int32(p), n == 0 ? 0 : 1, dw.pointer + r.lowerBound * k, Int32(k))
+            }
+        }
+    }
+
+    /// The forward op's index map over the whole batch, for SliceGrad / PadGrad.
+    func scatterMap(_ node: Node, _ step: Program.Step) throws -> [Int32] {
+        let forwardOp = node.op == "SliceGrad" ? "Slice" : "Pad"
+        guard let kernel = referenceKernels[forwardOp], let x = step.inputs[1].tensor else {
+            throw RuntimeError.kernel(node: node.name, op: node.qualifiedOp, message: "no forward map")
+        }
+        var inputs: [HostTensor?] = [HostTensor(dtype: .f32, shape: x.shape, f: (0..<x.count).map(Double.init))]
+        if forwardOp == "Slice" {
+            inputs += step.inputs[2...].map(host)
+        } else {
+            inputs += [host(step.inputs[2]), HostTensor(dtype: .f32, shape: [], f: [-1])]
+        }
+        var forward = node
+        forward.domain = ""
+        forward.op = forwardOp
+        let dy = step.inputs[0].tensor!
+        let out = try kernel(RefContext(node: forward, inputs: inputs, outputTypes: [TensorType(.f32, dy.shape.map { Dim($0) })]))
+        return out[0].f.map { Int32($0) }
+    }
+}
