@@ -938,3 +938,33 @@ void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr
 void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx) {
     for (size_t k = 0; k < n; k++) if (map[k] >= 0) dx[map[k]] += dy[k];
 }
+
+void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed) {
+    // The data gradient of a 3×3 stride-1 convolution is the convolution of dy with the
+    // kernel rotated by 180° and its channel axes swapped: g[c][m] = rot180(w[m][c]).
+    float g[9];
+    for (int c = 0; c < C; c++) {
+        for (int m = 0; m < M; m++) {
+            const float *src = w + ((size_t)m * C + c) * 9;
+            for (int t = 0; t < 9; t++) g[t] = src[8 - t];
+            float t3[4][3];
+            for (int j = 0; j < 3; j++) {
+                t3[0][j] = g[0 * 3 + j];
+                t3[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
+                t3[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
+                t3[3][j] = g[2 * 3 + j];
+            }
+            for (int i = 0; i < 4; i++) {
+                float u[4];
+                u[0] = t3[i][0];
+                u[1] = 0.5f * (t3[i][0] + t3[i][1] + t3[i][2]);
+                u[2] = 0.5f * (t3[i][0] - t3[i][1] + t3[i][2]);
+                u[3] = t3[i][2];
+                for (int k = 0; k < 4; k++) {
+                    const int xi = i * 4 + k;
+                    packed[(((size_t)xi * (C / 8) + c / 8) * M + m) * 8 + (c % 8)] = u[k];
+                }
+            }
+        }
+    }
+}

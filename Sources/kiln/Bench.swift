@@ -1,7 +1,9 @@
 import ArgumentParser
+import Compiler
 import Foundation
 import Graph
 import Runtime
+import Train
 
 extension Kiln {
     struct Bench: ParsableCommand {
@@ -15,9 +17,18 @@ extension Kiln {
                 model is first written as ONNX with seeded weights), and Kiln's load time is
                 reading that file plus compiling. Medians are reported.
 
+                With --train it times the compiled training step instead (forward, loss,
+                backward, SGD update; LDAM on a cosine head by default, class counts of the
+                exp ratio-100 profile), and --compare-torch runs the same step in PyTorch
+                (bench/torch_train.py: eager, channels_last and torch.compile, interleaved)
+                from the venv in $KILN_TORCH_VENV (default ~/.cache/kiln/venv-torch; create it
+                with scripts/setup-torch.sh). PyTorch builds its own ResNet-32, so the
+                comparison is for models/resnet32-cifar.kiln.
+
                 Examples:
                   kiln bench models/resnet32-cifar.kiln --batch 128 --threads 2 --compare-ort
                   kiln bench models/resnet18.kiln --batch 1 --rounds 10
+                  kiln bench models/resnet32-cifar.kiln --train --batch 128 --threads 2 --compare-torch
                 """
         )
 
@@ -48,6 +59,15 @@ extension Kiln {
         @Flag(help: "Also print time per kernel against its FLOPs (one extra timed pass of --runs runs).")
         var profile = false
 
+        @Flag(help: "Time the training step (forward, loss, backward, SGD) instead of inference.")
+        var train = false
+
+        @Option(help: "With --train: the loss, ce, focal or ldam.")
+        var loss: Dump.LossName = .ldam
+
+        @Flag(help: "With --train: run PyTorch's ResNet-32 step (eager, channels_last, torch.compile) in the same run.")
+        var compareTorch = false
+
         func validate() throws {
             guard batch >= 1, threads >= 1, rounds >= 1, runs >= 1, warmup >= 0 else {
                 throw ValidationError("--batch, --threads, --rounds and --runs must be at least 1")
@@ -55,6 +75,7 @@ extension Kiln {
         }
 
         func run() throws {
+            if train { return try reportingErrors { try runTraining() } }
             try reportingErrors {
                 // Kiln and onnxruntime load the same ONNX file. A .kiln network is first written
                 // as ONNX with seeded weights by a child `kiln convert`, so neither the drawing
@@ -121,28 +142,100 @@ extension Kiln {
                     emit("(throughput ratio > 1 and the other ratios < 1 favour Kiln)\n")
                     ort.close()
                 }
-                if profile {
-                    var perStep = [Double](repeating: 0, count: compiled.program.steps.count)
-                    for _ in 0..<runs { try compiled.execute { i, seconds in perStep[i] += seconds } }
-                    let total = perStep.reduce(0, +)
-                    emit("\nprofile (median-free mean over \(runs) runs): step, kernel, ms, % of time, GFLOP/s\n")
-                    var byKernel: [String: (Double, Int)] = [:]
-                    for (i, s) in compiled.program.steps.enumerated() {
-                        let ms = perStep[i] / Double(runs) * 1e3
-                        let gf = Double(s.flops) / (perStep[i] / Double(runs)) / 1e9
-                        emit(String(format: "  %3d %-16@ %9.3f %6.1f%% %8.1f  %@ %@\n", i, s.kernel.name as NSString, ms, perStep[i] / total * 100, gf,
-                                    s.name as NSString, "\(s.outputs.first?.shape ?? [])" as NSString))
-                        let key = s.kernel.name
-                        byKernel[key] = ((byKernel[key]?.0 ?? 0) + perStep[i], (byKernel[key]?.1 ?? 0) + s.flops)
-                    }
-                    emit("by kernel:\n")
-                    for (k, v) in byKernel.sorted(by: { $0.value.0 > $1.value.0 }) {
-                        emit(String(format: "  %-16@ %9.3f ms %6.1f%% %8.1f GFLOP/s\n", k as NSString, v.0 / Double(runs) * 1e3, v.0 / total * 100,
-                                    Double(v.1) / (v.0 / Double(runs)) / 1e9))
-                    }
-                }
+                if profile { try printProfile(compiled) }
                 let gflop = Double(graph.stats(batch: batch).denseFlops) / 1e9
                 emit(String(format: "kiln: %.1f GFLOP/s on conv+gemm (%.4f GFLOP per batch)\n", gflop / k.p50, gflop))
+            }
+        }
+
+        /// The training step: Kiln's compiled step and, with --compare-torch, PyTorch's modes in
+        /// rounds interleaved with it.
+        func runTraining() throws {
+            let loadStart = Date()
+            var graph = try loadGraph(model)
+            if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
+            guard let classes = graph.outputs.first?.type.shape.last?.value else { throw CLIError("the model's first output must be logits [N, C]") }
+            let counts = LongTail.counts(classes: classes, nMax: 5000, profile: .exp, ratio: 100)
+            let options: TrainingOptions
+            switch loss {
+            case .ce: options = TrainingOptions(loss: .crossEntropy)
+            case .focal: options = TrainingOptions(loss: .focal(gamma: 1))
+            case .ldam: options = TrainingOptions(loss: .ldam(classCounts: counts, maxM: 0.5, scale: 30))
+            }
+            let step = try TrainingStep(model: graph, options: options, batch: batch, threads: threads, seed: seed)
+            let loadSeconds = Date().timeIntervalSince(loadStart)
+            var rng = KilnRandom(seed: 1)
+            let images = (0..<(batch * step.imageShape.reduce(1, *))).map { _ in Float(rng.normal()) }
+            let labels = (0..<batch).map { _ in Int(rng.next() % UInt64(classes)) }
+            let weights = LongTail.classBalancedWeights(counts: counts).map(Float.init)
+            func once() throws -> Double {
+                let t = DispatchTime.now().uptimeNanoseconds
+                let l = try images.withUnsafeBufferPointer { try step.run(images: $0, labels: labels, classWeights: weights, learningRate: 0.01) }
+                guard l.isFinite else { throw CLIError("the loss became \(l) during the benchmark") }
+                return Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
+            }
+            var torch: TorchServer? = nil
+            if compareTorch { torch = try TorchServer(batch: batch, threads: threads, loss: loss.rawValue, classes: classes) }
+            for _ in 0..<warmup { _ = try once() }
+            if let torch { try torch.warmup(warmup) }
+            var kilnTimes: [Double] = []
+            var torchTimes: [String: [Double]] = [:]
+            for round in 0..<rounds {
+                for _ in 0..<runs { kilnTimes.append(try once()) }
+                if let torch {
+                    for mode in torch.modes {
+                        usleep(100_000)
+                        torchTimes[mode, default: []] += try torch.run(mode, runs)
+                    }
+                    usleep(100_000)
+                }
+                FileHandle.standardError.write(Data("round \(round + 1)/\(rounds)\r".utf8))
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+            let k = Summary(kilnTimes, batch: batch)
+            emit("training step (\(loss.rawValue)) of \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
+            emit(pad("", 22) + pad("images/s", 13, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
+                 + pad("p99 ms", 11, right: true) + pad("peak RSS MiB", 13, right: true) + pad("load s", 13, right: true) + "\n")
+            emit(pad("kiln", 10) + row("", k, peakRSS(), loadSeconds))
+            if let torch {
+                var best: (String, Summary)? = nil
+                for mode in torch.modes {
+                    guard let t = torchTimes[mode], !t.isEmpty else { continue }
+                    let s = Summary(t, batch: batch)
+                    emit(pad("torch \(mode)", 10) + row("", s, torch.peakRSS[mode] ?? 0, torch.loadSeconds[mode] ?? 0))
+                    if best == nil || s.throughput > best!.1.throughput { best = (mode, s) }
+                }
+                if let (mode, s) = best {
+                    emit(String(format: "kiln / fastest PyTorch (%@): throughput %.2f×, peak RSS %.2f×\n", mode as NSString,
+                                k.throughput / s.throughput, Double(peakRSS()) / Double(max(torch.peakRSS[mode] ?? 1, 1))))
+                }
+                torch.close()
+            }
+            if profile { try printProfile(step.model) }
+        }
+
+        /// Time per step and per kernel kind against FLOPs, over --runs runs.
+        func printProfile(_ compiled: CompiledModel, between: () throws -> Void = {}) throws {
+            var perStep = [Double](repeating: 0, count: compiled.program.steps.count)
+            for _ in 0..<runs {
+                try between()
+                try compiled.execute { i, seconds in perStep[i] += seconds }
+            }
+            let total = perStep.reduce(0, +)
+            emit("\nprofile (median-free mean over \(runs) runs): step, kernel, ms, % of time, GFLOP/s\n")
+            var byKernel: [String: (Double, Int)] = [:]
+            for (i, s) in compiled.program.steps.enumerated() {
+                let ms = perStep[i] / Double(runs) * 1e3
+                let gf = Double(s.flops) / (perStep[i] / Double(runs)) / 1e9
+                emit(String(format: "  %3d %-16@ %9.3f %6.1f%% %8.1f  %@ %@\n", i, s.kernel.name as NSString, ms, perStep[i] / total * 100, gf,
+                            s.name as NSString, "\(s.outputs.first?.shape ?? [])" as NSString))
+                let key = s.kernel.name
+                byKernel[key] = ((byKernel[key]?.0 ?? 0) + perStep[i], (byKernel[key]?.1 ?? 0) + s.flops)
+            }
+            emit("by kernel:\n")
+            for (k, v) in byKernel.sorted(by: { $0.value.0 > $1.value.0 }) {
+                emit(String(format: "  %-16@ %9.3f ms %6.1f%% %8.1f GFLOP/s\n", k as NSString, v.0 / Double(runs) * 1e3, v.0 / total * 100,
+                            Double(v.1) / (v.0 / Double(runs)) / 1e9))
             }
         }
 
@@ -224,6 +317,69 @@ final class ORTServer {
     func peakRSS() throws -> Int {
         input.fileHandleForWriting.write(Data("rss\n".utf8))
         return try readJSON()["peak_rss_bytes"] as? Int ?? 0
+    }
+
+    func close() {
+        input.fileHandleForWriting.write(Data("quit\n".utf8))
+        process.waitUntilExit()
+    }
+}
+
+/// PyTorch's ResNet-32 training step in a Python child process (bench/torch_train.py),
+/// driven line by line like ORTServer: "warmup N", "run MODE N", "quit".
+final class TorchServer {
+    let process = Process()
+    let input = Pipe(), output = Pipe()
+    var buffer = Data()
+    var modes: [String] = []
+    var loadSeconds: [String: Double] = [:]
+    var peakRSS: [String: Int] = [:]
+
+    init(batch: Int, threads: Int, loss: String, classes: Int) throws {
+        let venv = ProcessInfo.processInfo.environment["KILN_TORCH_VENV"] ?? (NSHomeDirectory() + "/.cache/kiln/venv-torch")
+        let python = venv + "/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw CLIError("--compare-torch needs PyTorch in the venv at \(venv) (run scripts/setup-torch.sh or set KILN_TORCH_VENV)")
+        }
+        let script = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("../../../bench/torch_train.py").standardized.path
+        let path = FileManager.default.fileExists(atPath: script) ? script : "bench/torch_train.py"
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [path, "--batch", String(batch), "--threads", String(threads), "--loss", loss, "--classes", String(classes)]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let ready = try readJSON()
+        modes = ready["modes"] as? [String] ?? []
+        loadSeconds = ready["load_seconds"] as? [String: Double] ?? [:]
+    }
+
+    func readJSON() throws -> [String: Any] {
+        while true {
+            if let nl = buffer.firstIndex(of: 10) {
+                let line = buffer[..<nl]
+                buffer.removeSubrange(...nl)
+                guard let obj = try JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw CLIError("PyTorch: bad reply") }
+                if let e = obj["error"] as? String { throw CLIError("PyTorch: \(e)") }
+                return obj
+            }
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw CLIError("the PyTorch benchmark exited early") }
+            buffer.append(chunk)
+        }
+    }
+
+    func warmup(_ n: Int) throws {
+        input.fileHandleForWriting.write(Data("warmup \(n)\n".utf8))
+        let reply = try readJSON()
+        loadSeconds = reply["load_seconds"] as? [String: Double] ?? loadSeconds
+    }
+
+    func run(_ mode: String, _ n: Int) throws -> [Double] {
+        input.fileHandleForWriting.write(Data("run \(mode) \(n)\n".utf8))
+        let reply = try readJSON()
+        if let rss = reply["peak_rss_bytes"] as? Int { peakRSS[mode] = rss }
+        return reply["seconds"] as? [Double] ?? []
     }
 
     func close() {

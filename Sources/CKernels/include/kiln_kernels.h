@@ -142,4 +142,9 @@ void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr
 // dx[map[k]] += dy[k] for map[k] ≥ 0 (the adjoint of kiln_gather_map; dx cleared by the caller).
 void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx);
 
+// Winograd-packed weights of the data gradient of a 3×3 stride-1 convolution with weights
+// w [M, C, 3, 3]: the convolution of dy (M channels) by rot180(w) with channels swapped,
+// giving C channels (C a multiple of 8); same layout as kiln_winograd_pack(…, C, M, …).
+void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed);
+
 #endif

@@ -1,3 +1,4 @@
+import Foundation
 import Graph
 
 
@@ -13,6 +14,15 @@ public enum Lowering {
     }
 
     static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
+
+    /// Multiply-adds × 2 of the training kernels the graph statistics do not know.
+    static func flops(of kernel: Program.Kernel, batch: Int) -> Int? {
+        switch kernel {
+        case .convGradData(let c), .convGradWeight(let c):
+            return 2 * batch * c.outChannels * c.channels * c.kernelH * c.kernelW * c.outHeight * c.outWidth
+        default: return nil
+        }
+    }
 
     /// Nodes whose output shares its (first) input's storage: reshapes, and the training
     /// step's ReshapeLike (the gradient of a reshape).
@@ -131,7 +141,7 @@ public enum Lowering {
                 for (k, o) in n.outputs.enumerated() where !o.name.isEmpty { newStorage(o.name, outShapes[k], at: step) }
             }
             pending.append(Pending(name: n.name, op: n.qualifiedOp, kernel: kernel, inputs: n.inputs, outputs: liveOutputs,
-                                   flops: nodeFlops[n.name] ?? 0))
+                                   flops: flops(of: kernel, batch: batch) ?? nodeFlops[n.name] ?? 0))
         }
         for o in g.outputs {
             guard let s = storageOf[o.name] else {
@@ -256,11 +266,26 @@ public enum Lowering {
         switch op {
         case "kiln.ConvGradData":
             // Per thread: the columns Wᵀ·dy of one image.
-            return try convGeometry(x: shapeOf(n.inputs[2]), w: shapeOf(n.inputs[1])) { k, p in k * p }.map { .convGradData($0) } ?? .reference(n)
+            guard var c = try convGeometry(x: shapeOf(n.inputs[2]), w: shapeOf(n.inputs[1]), scratch: { k, p in k * p }) else { return .reference(n) }
+            // A 3×3 stride-1 convolution's data gradient is itself a 3×3 stride-1 convolution
+            // (dy by the rotated, channel-swapped kernel, pads 2 − p): Winograd, described as
+            // that convolution.
+            let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
+            if c.kernelH == 3, c.kernelW == 3, c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1,
+               pads.allSatisfy({ $0 <= 2 }), c.channels % 8 == 0, c.outChannels >= 16,
+               ProcessInfo.processInfo.environment["KILN_WINOGRAD"] != "0" {
+                let t = pads.map { 2 - $0 }
+                c = Program.Conv(algorithm: .winograd, channels: c.outChannels, height: c.outHeight, width: c.outWidth,
+                                 outChannels: c.channels, outHeight: c.height, outWidth: c.width, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
+                                 padTop: t[0], padLeft: t[1], padBottom: t[2], padRight: t[3], dilationH: 1, dilationW: 1, group: 1,
+                                 activation: .none,
+                                 scratch: winogradScratch(c: c.outChannels, m: c.channels, h: c.outHeight, w: c.outWidth, pads: t, out: [c.height, c.width]))
+            }
+            return .convGradData(c)
         case "kiln.ConvGradWeight":
             // Per thread: one image's columns and a dW accumulator.
             let w = shapeOf(n.inputs[2])
-            return try convGeometry(x: shapeOf(n.inputs[0]), w: w) { k, p in k * p + w[0] * k }.map { .convGradWeight($0) } ?? .reference(n)
+            return try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in k * p + w[0] * k }).map { .convGradWeight($0) } ?? .reference(n)
         case "kiln.ConvGradBias":
             let d = shapeOf(n.inputs[0])
             return .channelSum(channels: d[1], inner: d[2...].reduce(1, *))

@@ -253,7 +253,10 @@ extension CompiledModel {
     /// large (so each thread reads only its share of them).
     func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
         let (x, bias, residual, y) = convOperands(step)
-        let images = step.outputs[0].shape[0]
+        winogradConv(c, x: x, bias: bias, residual: residual, y: y, index: index, images: step.outputs[0].shape[0])
+    }
+
+    func winogradConv(_ c: Program.Conv, x: Shared<Float>, bias: Shared<Float>?, residual: Shared<Float>?, y: Shared<Float>, index: Int, images: Int) {
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
         let scratch = self.scratch.map { Shared(pointer: $0) }
         var shape = kiln_winograd_shape(C: Int32(c.channels), H: Int32(c.height), W: Int32(c.width),

@@ -11,6 +11,10 @@ extension CompiledModel {
     /// Runs `step` if its kernel is a training kernel; false otherwise.
     func runTraining(_ step: Program.Step, index: Int, imageParallel: Bool) throws -> Bool {
         switch step.kernel {
+        case .convGradData(let c) where c.algorithm == .winograd:
+            // dx = the Winograd convolution of dy by the flipped kernel (packed each step).
+            winogradConv(c, x: Shared(pointer: pointer(step.inputs[0].tensor!)), bias: nil, residual: nil,
+                         y: Shared(pointer: pointer(step.outputs[0])), index: index, images: step.outputs[0].shape[0])
         case .convGradData(let c): convGradData(c, step, parallel: imageParallel)
         case .convGradWeight(let c): convGradWeight(c, step, parallel: imageParallel)
         case .channelSum(let channels, let inner):

@@ -155,6 +155,10 @@ public final class CompiledModel: @unchecked Sendable {
     public func repack() {
         let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.offset })
         for (i, step) in program.steps.enumerated() {
+            if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, let w = step.inputs[1].tensor, let p = packedWeights[i] {
+                kiln_winograd_pack_flipped(pointer(w), Int32(c.channels), Int32(c.outChannels), p)
+                continue
+            }
             guard case .conv(let c) = step.kernel, let w = step.inputs[1].tensor, let p = packedWeights[i],
                   residentOffsets.contains(w.offset) else { continue }
             if c.algorithm == .winograd {
@@ -182,6 +186,11 @@ public final class CompiledModel: @unchecked Sendable {
         var offsets: [Int: Int] = [:]
         var total = 0
         for (i, step) in program.steps.enumerated() {
+            if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, step.inputs[1].tensor?.inParameters == true {
+                offsets[i] = total
+                total += (16 * c.outChannels * c.channels + 15) / 16 * 16
+                continue
+            }
             // Only weights fixed at compile time can be packed (not ones computed or fed at run time).
             guard case .conv(let c) = step.kernel, step.inputs[1].tensor?.inParameters == true else { continue }
             let count: Int
@@ -271,6 +280,10 @@ public final class CompiledModel: @unchecked Sendable {
                 packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), p) }
             case .scatter(let node):
                 scatterMaps[i] = try scatterMap(node, step)
+            case .convGradData(let c) where c.algorithm == .winograd:
+                // c describes the transposed convolution: channels = the forward's M.
+                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                packSource(w) { kiln_winograd_pack_flipped($0, Int32(c.channels), Int32(c.outChannels), p) }
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
