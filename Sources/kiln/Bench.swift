@@ -194,15 +194,19 @@ extension Kiln {
             FileHandle.standardError.write(Data("\n".utf8))
             let k = Summary(kilnTimes, batch: batch)
             emit("training step (\(loss.rawValue)) of \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
-            emit(pad("", 22) + pad("images/s", 13, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
+            emit(pad("", 23) + pad("images/s", 12, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
                  + pad("p99 ms", 11, right: true) + pad("peak RSS MiB", 13, right: true) + pad("load s", 13, right: true) + "\n")
-            emit(pad("kiln", 10) + row("", k, peakRSS(), loadSeconds))
+            func line(_ name: String, _ s: Summary, _ rss: Int, _ load: Double) -> String {
+                pad(name, 22) + String(format: " %12.1f %10.3f %10.3f %10.3f %12.1f %12.3f\n", s.throughput, s.p50 * 1e3, s.p90 * 1e3,
+                                       s.p99 * 1e3, Double(rss) / 1048576, load)
+            }
+            emit(line("kiln", k, peakRSS(), loadSeconds))
             if let torch {
                 var best: (String, Summary)? = nil
                 for mode in torch.modes {
                     guard let t = torchTimes[mode], !t.isEmpty else { continue }
                     let s = Summary(t, batch: batch)
-                    emit(pad("torch \(mode)", 10) + row("", s, torch.peakRSS[mode] ?? 0, torch.loadSeconds[mode] ?? 0))
+                    emit(line("torch \(mode)", s, torch.peakRSS[mode] ?? 0, torch.loadSeconds[mode] ?? 0))
                     if best == nil || s.throughput > best!.1.throughput { best = (mode, s) }
                 }
                 if let (mode, s) = best {
