@@ -16,6 +16,9 @@ void kiln_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, in
 // KW·P rows of col each pair fills), so threads can share one image.
 void kiln_im2col_rows(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                       int DH, int DW, int OH, int OW, int r_begin, int r_end, float *col);
+// The same with rows `ld` floats apart (several images' columns side by side).
+void kiln_im2col_rows_ld(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                         int DH, int DW, int OH, int OW, int r_begin, int r_end, int ld, float *col);
 
 // y [M, P] (one image's output planes): y = act(y + bias[m] + residual), in place.
 // bias and residual may be NULL.
@@ -146,5 +149,9 @@ void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx);
 // w [M, C, 3, 3]: the convolution of dy (M channels) by rot180(w) with channels swapped,
 // giving C channels (C a multiple of 8); same layout as kiln_winograd_pack(…, C, M, …).
 void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed);
+
+// dw [M, K] += dy [M, P] · colᵀ (col [K, P]) for output channels [m_begin, m_end): the
+// weight gradient of a convolution from its output gradient and im2col patches.
+void kiln_weight_grad(const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw);
 
 #endif

@@ -15,6 +15,11 @@ public enum Lowering {
 
     static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
 
+    /// Images whose patches the weight gradient takes at once: enough for ~512 positions.
+    public static func weightGradGroup(batch: Int, p: Int) -> Int {
+        max(1, min(batch, 8, 512 / max(p, 1)))
+    }
+
     /// Multiply-adds × 2 of the training kernels the graph statistics do not know.
     static func flops(of kernel: Program.Kernel, batch: Int) -> Int? {
         switch kernel {
@@ -120,7 +125,7 @@ public enum Lowering {
             // kernels are f32 ones.
             let kernel = n.outputs.contains(where: { !$0.name.isEmpty && $0.type.dtype != .f32 })
                 ? Program.Kernel.reference(n)
-                : try selectKernel(n, g: g, shapeOf: { shapeOf[$0] ?? paramTensor[$0]?.shape ?? constants[$0]?.shape ?? [] },
+                : try selectKernel(n, g: g, batch: batch, shapeOf: { shapeOf[$0] ?? paramTensor[$0]?.shape ?? constants[$0]?.shape ?? [] },
                                    constants: constants, params: paramTensor, outShapes: outShapes)
             let liveOutputs = n.outputs.filter { !$0.name.isEmpty }.map(\.name)
             for i in n.inputs where !i.isEmpty { use(i, at: step) }
@@ -241,7 +246,7 @@ public enum Lowering {
                      low: name == "Clip" ? f("min", -.infinity) : 0, high: name == "Clip" ? f("max", .infinity) : 0)
     }
 
-    static func selectKernel(_ n: Node, g: Graph, shapeOf: (String) -> [Int], constants: [String: TensorData],
+    static func selectKernel(_ n: Node, g: Graph, batch: Int, shapeOf: (String) -> [Int], constants: [String: TensorData],
                              params: [String: Program.Tensor], outShapes: [[Int]]) throws -> Program.Kernel {
         func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
         func int(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
@@ -285,7 +290,11 @@ public enum Lowering {
         case "kiln.ConvGradWeight":
             // Per thread: one image's columns and a dW accumulator.
             let w = shapeOf(n.inputs[2])
-            return try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in k * p + w[0] * k }).map { .convGradWeight($0) } ?? .reference(n)
+            // Per thread: a dW accumulator, and the patches and dy of a group of images side by
+            // side (so each dot product runs over at least ~512 positions).
+            return try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in
+                w[0] * k + weightGradGroup(batch: batch, p: p) * (k * p + w[0] * p)
+            }).map { .convGradWeight($0) } ?? .reference(n)
         case "kiln.ConvGradBias":
             let d = shapeOf(n.inputs[0])
             return .channelSum(channels: d[1], inner: d[2...].reduce(1, *))

@@ -135,35 +135,44 @@ extension CompiledModel {
         let inImage = c.channels * c.height * c.width, outImage = m * p
         let scratch = self.scratch.map { Shared(pointer: $0) }
         if parallel {
-            // Each worker sums its images into its own accumulator; then the accumulators add up.
+            // Each worker sums its images into its own accumulator, a group of images' patches
+            // and dy side by side at a time; then the accumulators add up.
             let workers = min(threads, images)
+            let group = Lowering.weightGradGroup(batch: images, p: p)
             parallelChunks(images, workers: workers, pool: pool) { worker, range in
-                let col = scratch[worker].pointer, acc = scratch[worker].pointer + k * p
-                for (i, n) in range.enumerated() {
-                    self.im2colRows(c, x.pointer + n * inImage, 0..<(c.channels * c.kernelH), into: col)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(k), Int32(p), 1, dy.pointer + n * outImage, Int32(p),
-                                col, Int32(p), i == 0 ? 0 : 1, acc, Int32(k))
+                let acc = scratch[worker].pointer, col = acc + m * k, dyRows = col + k * group * p
+                acc.update(repeating: 0, count: m * k)
+                for g0 in stride(from: range.lowerBound, to: range.upperBound, by: group) {
+                    let g = min(group, range.upperBound - g0), ld = g * p
+                    for j in 0..<g {
+                        let n = g0 + j
+                        kiln_im2col_rows_ld(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width), Int32(c.kernelH),
+                                            Int32(c.kernelW), Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
+                                            Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
+                                            0, Int32(c.channels * c.kernelH), Int32(ld), col + j * p)
+                        for mi in 0..<m { (dyRows + mi * ld + j * p).update(from: dy.pointer + n * outImage + mi * p, count: p) }
+                    }
+                    kiln_weight_grad(dyRows, col, Int32(m), Int32(k), Int32(ld), 0, Int32(m), acc)
                 }
             }
             let total = m * k
             parallelChunks((total + 4095) / 4096, workers: threads, pool: pool) { _, r in
                 let lo = r.lowerBound * 4096, hi = min(total, r.upperBound * 4096)
                 guard hi > lo else { return }
-                (dw.pointer + lo).update(from: scratch[0].pointer + k * p + lo, count: hi - lo)
+                (dw.pointer + lo).update(from: scratch[0].pointer + lo, count: hi - lo)
                 for wk in 1..<max(workers, 1) {
-                    let src = scratch[wk].pointer + k * p
+                    let src = scratch[wk].pointer
                     for j in lo..<hi { dw.pointer[j] += src[j] }
                 }
             }
             return
         }
         let col = scratch[0]
+        dw.pointer.update(repeating: 0, count: m * k)
         for n in 0..<images {
             parallelChunks(c.channels * c.kernelH, workers: threads, pool: pool) { _, rows in self.im2colRows(c, x.pointer + n * inImage, rows, into: col.pointer) }
             parallelChunks(m, workers: threads, pool: pool) { _, r in
-                guard !r.isEmpty else { return }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r.count), Int32(k), Int32(p), 1, dy.pointer + n * outImage + r.lowerBound * p,
-                            Int32(p), col.pointer, Int32(p), n == 0 ? 0 : 1, dw.pointer + r.lowerBound * k, Int32(k))
+                kiln_weight_grad(dy.pointer + n * outImage, col.pointer, Int32(m), Int32(k), Int32(p), Int32(r.lowerBound), Int32(r.upperBound), dw.pointer)
             }
         }
     }
