@@ -866,7 +866,7 @@ void kiln_channel_sums(const float *x, int N, int C, int inner, int c_begin, int
 }
 
 void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *scale, const float *bias,
-                          const float *run_mean, const float *run_var, float eps, float momentum, int c_begin, int c_end,
+                          const float *run_mean, const float *run_var, float eps, float momentum, int relu, int c_begin, int c_end,
                           float *y, float *mean, float *invstd, float *next_mean, float *next_var) {
     const double count = (double)N * inner;
     for (int c = c_begin; c < c_end; c++) {
@@ -891,7 +891,11 @@ void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *
         for (int n = 0; n < N; n++) {
             const float *p = x + ((size_t)n * C + c) * inner;
             float *o = y + ((size_t)n * C + c) * inner;
-            for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
+            if (relu) {
+                for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v > 0.0f ? v : 0.0f; }
+            } else {
+                for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
+            }
         }
         mean[c] = mu;
         invstd[c] = inv;
@@ -902,7 +906,7 @@ void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *
 }
 
 void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inner, const float *scale, const float *mean,
-                         const float *invstd, int c_begin, int c_end, float *dx, float *dscale, float *dbias) {
+                         const float *invstd, const float *relu_out, int c_begin, int c_end, float *dx, float *dscale, float *dbias) {
     const float m = (float)N * inner;
     for (int c = c_begin; c < c_end; c++) {
         const float mu = mean[c], inv = invstd[c];
@@ -910,7 +914,12 @@ void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inne
         for (int n = 0; n < N; n++) {
             const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
             float t = 0, u = 0;
-            for (int k = 0; k < inner; k++) { t += g[k]; u += g[k] * (p[k] - mu); }
+            if (relu_out) {
+                const float *r = relu_out + ((size_t)n * C + c) * inner;
+                for (int k = 0; k < inner; k++) { const float gk = g[k] * (float)(r[k] > 0.0f); t += gk; u += gk * (p[k] - mu); }
+            } else {
+                for (int k = 0; k < inner; k++) { t += g[k]; u += g[k] * (p[k] - mu); }
+            }
             sdy += t;
             sdyx += u;
         }
@@ -921,7 +930,15 @@ void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inne
         for (int n = 0; n < N; n++) {
             const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
             float *o = dx + ((size_t)n * C + c) * inner;
-            for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
+            if (relu_out) {
+                const float *r = relu_out + ((size_t)n * C + c) * inner;
+                for (int k = 0; k < inner; k++) {
+                    const float gk = g[k] * (float)(r[k] > 0.0f);
+                    o[k] = k0 * (m * gk - sumDy - (p[k] - mu) * inv * sumDyXhat);
+                }
+            } else {
+                for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
+            }
         }
     }
 }

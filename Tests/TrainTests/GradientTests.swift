@@ -181,6 +181,18 @@ struct GradientTests {
         #expect(train.outputs.map(\.name).prefix(2) == ["loss", "y"])
     }
 
+    @Test("fuse-training (ReLU into training BatchNorm, its mask into BatchNorm backward) changes no value")
+    func fusedTrainingOps() throws {
+        let (_, shape, classes, text) = Self.cases[0]
+        let fd = try FiniteDifferences(text, input: shape, classes: classes)
+        let fused = try Pipeline.run(fd.train, passes: [.fuseTraining])
+        #expect(fused.nodes.contains { $0.op == "BatchNormTraining" && $0.attributes["activation"] == .string("Relu") })
+        #expect(fused.nodes.contains { $0.op == "BatchNormGrad" && $0.inputs.count == 6 })
+        #expect(!fused.nodes.contains { $0.op == "ReluGrad" })
+        let a = try ReferenceExecutor.evaluate(fd.train, inputs: fd.inputs), b = try ReferenceExecutor.evaluate(fused, inputs: fd.inputs)
+        for (name, t) in a { #expect(t.f == b[name]!.f, "\(name)") }
+    }
+
     @Test("an op without a backward rule is named with its node")
     func unsupported() throws {
         let text = """

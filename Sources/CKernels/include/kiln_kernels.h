@@ -130,13 +130,14 @@ void kiln_col2im_rows(const float *col, int C, int H, int W, int KH, int KW, int
 void kiln_channel_sums(const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums);
 // Training-mode BatchNorm over x [N, C, inner] for channels [c_begin, c_end): batch mean,
 // 1/√(var + ε), y, and running statistics momentum·running + (1 − momentum)·batch
-// (unbiased variance).
+// (unbiased variance); relu ≠ 0 applies ReLU to y.
 void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *scale, const float *bias,
-                          const float *run_mean, const float *run_var, float eps, float momentum, int c_begin, int c_end,
+                          const float *run_mean, const float *run_var, float eps, float momentum, int relu, int c_begin, int c_end,
                           float *y, float *mean, float *invstd, float *next_mean, float *next_var);
-// Its backward: dx, dscale, dbias for channels [c_begin, c_end).
+// Its backward: dx, dscale, dbias for channels [c_begin, c_end); with relu_out (a ReLU's
+// output) dy counts only where relu_out > 0.
 void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inner, const float *scale, const float *mean,
-                         const float *invstd, int c_begin, int c_end, float *dx, float *dscale, float *dbias);
+                         const float *invstd, const float *relu_out, int c_begin, int c_end, float *dx, float *dscale, float *dbias);
 // dx = dy where y > 0, else 0 (dx may equal dy).
 void kiln_relu_grad(const float *dy, const float *y, size_t n, float *dx);
 // PyTorch's SGD: g = grad + wd·p; v' = momentum·v + g; p' = p − lr·(nesterov ? g + momentum·v' : v').

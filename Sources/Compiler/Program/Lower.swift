@@ -300,7 +300,8 @@ public enum Lowering {
             return .channelSum(channels: d[1], inner: d[2...].reduce(1, *))
         case "kiln.BatchNormTraining":
             let x = shapeOf(n.inputs[0])
-            return .batchNormTraining(channels: x[1], inner: x[2...].reduce(1, *), epsilon: float("epsilon", 1e-5), momentum: float("momentum", 0.9))
+            return .batchNormTraining(channels: x[1], inner: x[2...].reduce(1, *), epsilon: float("epsilon", 1e-5), momentum: float("momentum", 0.9),
+                                      relu: string("activation") == "Relu")
         case "kiln.BatchNormGrad":
             let x = shapeOf(n.inputs[1])
             return .batchNormGrad(channels: x[1], inner: x[2...].reduce(1, *))

@@ -93,7 +93,7 @@ public struct Program: Sendable {
         case convGradWeight(Conv)
         /// Sum over every axis but 1 of [N, C, inner] (Conv's bias gradient).
         case channelSum(channels: Int, inner: Int)
-        case batchNormTraining(channels: Int, inner: Int, epsilon: Float, momentum: Float)
+        case batchNormTraining(channels: Int, inner: Int, epsilon: Float, momentum: Float, relu: Bool)
         case batchNormGrad(channels: Int, inner: Int)
         case reluGrad
         case globalAveragePoolGrad(planes: Int, size: Int)

@@ -84,9 +84,11 @@ let trainOps: [OpSchema] = lossOps() + [
     // Training-mode BatchNormalization: x, scale, B, running mean, running var → y, batch
     // mean, batch 1/√(var + ε), new running mean, new running var (PyTorch's update:
     // running = momentum·running + (1 − momentum)·batch, the variance unbiased).
+    // With activation="Relu" (the fuse-training pass), y is ReLU of the normalised value.
     OpSchema("BatchNormTraining", domain: "kiln", inputs: 5...5, outputs: 5...5,
-             attributes: [.float("epsilon", 1e-5), .float("momentum", 0.9)]) { ctx in
+             attributes: [.float("epsilon", 1e-5), .float("momentum", 0.9), .string("activation", "")]) { ctx in
         let x = try ctx.input(0)
+        guard ["", "Relu"].contains(ctx.string("activation")) else { throw ctx.error("activation must be \"\" or \"Relu\"") }
         try ctx.requireFloat(x, "x")
         guard x.rank >= 2 else { throw ctx.error("x must be [N, C, …], got \(x.shape.text)") }
         let c = TensorType(x.dtype, [x.shape[1]])
@@ -97,8 +99,9 @@ let trainOps: [OpSchema] = lossOps() + [
         ctx.setOutput(0, x)
         for i in 1...4 { ctx.setOutput(i, c) }
     },
-    // dy, x, scale, batch mean, batch 1/√(var + ε) → dx, dscale, dB
-    OpSchema("BatchNormGrad", domain: "kiln", inputs: 5...5, outputs: 3...3) { ctx in
+    // dy, x, scale, batch mean, batch 1/√(var + ε), [y] → dx, dscale, dB; with y (a ReLU's
+    // output, fused by fuse-training) dy counts only where y > 0.
+    OpSchema("BatchNormGrad", domain: "kiln", inputs: 5...6, outputs: 3...3) { ctx in
         let x = try ctx.input(1), s = try ctx.input(2)
         ctx.setOutput(0, x)
         ctx.setOutput(1, s)

@@ -23,22 +23,23 @@ extension CompiledModel {
             parallelChunks(channels, workers: threads, pool: pool) { _, r in
                 kiln_channel_sums(x.pointer, Int32(images), Int32(channels), Int32(inner), Int32(r.lowerBound), Int32(r.upperBound), y.pointer)
             }
-        case .batchNormTraining(let channels, let inner, let eps, let momentum):
+        case .batchNormTraining(let channels, let inner, let eps, let momentum, let relu):
             let x = Shared(pointer: pointer(step.inputs[0].tensor!)), images = step.inputs[0].tensor!.shape[0]
             let ins = (1...4).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
             let outs = step.outputs.map { Shared(pointer: pointer($0)) }
             parallelChunks(channels, workers: threads, pool: pool) { _, r in
                 kiln_batchnorm_train(x.pointer, Int32(images), Int32(channels), Int32(inner), ins[0].pointer, ins[1].pointer, ins[2].pointer,
-                                     ins[3].pointer, eps, momentum, Int32(r.lowerBound), Int32(r.upperBound),
+                                     ins[3].pointer, eps, momentum, relu ? 1 : 0, Int32(r.lowerBound), Int32(r.upperBound),
                                      outs[0].pointer, outs[1].pointer, outs[2].pointer, outs[3].pointer, outs[4].pointer)
             }
         case .batchNormGrad(let channels, let inner):
             let ins = (0...4).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
+            let mask = step.inputs.count > 5 ? step.inputs[5].tensor.map { Shared(pointer: pointer($0)) } : nil
             let images = step.inputs[1].tensor!.shape[0]
             let outs = step.outputs.map { Shared(pointer: pointer($0)) }
             parallelChunks(channels, workers: threads, pool: pool) { _, r in
                 kiln_batchnorm_grad(ins[0].pointer, ins[1].pointer, Int32(images), Int32(channels), Int32(inner), ins[2].pointer,
-                                    ins[3].pointer, ins[4].pointer, Int32(r.lowerBound), Int32(r.upperBound),
+                                    ins[3].pointer, ins[4].pointer, mask?.pointer, Int32(r.lowerBound), Int32(r.upperBound),
                                     outs[0].pointer, outs[1].pointer, outs[2].pointer)
             }
         case .reluGrad:

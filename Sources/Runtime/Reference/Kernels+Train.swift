@@ -207,7 +207,11 @@ private func batchNormTraining(_ ctx: RefContext) throws -> [HostTensor] {
         let mu = values.reduce(0, +) / Double(count)
         let variance = values.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(count)
         let inv = 1 / sqrt(variance + eps)
-        for k in 0..<count { y.f[at(ch, k)] = (values[k] - mu) * inv * scale.f[ch] + bias.f[ch] }
+        let relu = ctx.string("activation") == "Relu"
+        for k in 0..<count {
+            let v = (values[k] - mu) * inv * scale.f[ch] + bias.f[ch]
+            y.f[at(ch, k)] = relu ? max(v, 0) : v
+        }
         mean.f[ch] = mu
         invstd.f[ch] = inv
         newMean.f[ch] = momentum * runMean.f[ch] + (1 - momentum) * mu
@@ -219,7 +223,9 @@ private func batchNormTraining(_ ctx: RefContext) throws -> [HostTensor] {
 
 // x̂ = (x − μ)·inv; dB = Σ dy; dscale = Σ dy·x̂; dx = scale·inv/M · (M·dy − dB − x̂·dscale).
 private func batchNormGrad(_ ctx: RefContext) throws -> [HostTensor] {
-    let dy = try ctx.input(0), x = try ctx.input(1), scale = try ctx.input(2), mean = try ctx.input(3), invstd = try ctx.input(4)
+    var dy = try ctx.input(0)
+    let x = try ctx.input(1), scale = try ctx.input(2), mean = try ctx.input(3), invstd = try ctx.input(4)
+    if let y = ctx.optional(5) { for k in 0..<dy.count where !(y.f[k] > 0) { dy.f[k] = 0 } }
     let c = x.shape[1]
     let (count, at) = channelElements(x.shape)
     var dx = HostTensor.zeros(x.dtype, x.shape), ds = HostTensor.zeros(x.dtype, [c]), db = HostTensor.zeros(x.dtype, [c])

@@ -1,0 +1,46 @@
+import Graph
+
+extension Pass {
+    /// Training-step fusions: ReLU into the training-mode BatchNorm before it, and ReLU's
+    /// backward mask into the BatchNorm backward after it — one pass over memory each.
+    public static let fuseTraining = Pass("fuse-training", summary: "fuse ReLU into training BatchNorm and its mask into BatchNorm backward") { g in
+        fuseTrainingSteps(g)
+    }
+}
+
+/// `Relu(BatchNormTraining(x, …))` becomes `BatchNormTraining(x, …) {activation="Relu"}`
+/// producing the ReLU's output, and `BatchNormGrad(ReluGrad(dy, y), …)` becomes
+/// `BatchNormGrad(dy, …, y)`, each when the intermediate has no other reader.
+public func fuseTrainingSteps(_ graph: Graph) -> Graph {
+    var g = graph
+    var uses: [String: [Int]] = [:]
+    for (i, n) in g.nodes.enumerated() { for input in n.inputs where !input.isEmpty { uses[input, default: []].append(i) } }
+    let graphOutputs = Set(g.outputs.map(\.name))
+    func soleConsumer(_ value: String) -> Int? {
+        guard !graphOutputs.contains(value), let u = uses[value], u.count == 1 else { return nil }
+        return u[0]
+    }
+    var removed = Set<Int>()
+    for (bi, bn) in g.nodes.enumerated() where bn.domain == "kiln" && bn.op == "BatchNormTraining" && bn.attributes["activation"] == nil {
+        guard let ri = soleConsumer(bn.outputs[0].name) else { continue }
+        let r = g.nodes[ri]
+        guard r.domain.isEmpty, r.op == "Relu", r.outputs.count == 1 else { continue }
+        var fused = bn
+        fused.outputs[0] = r.outputs[0]
+        fused.attributes["activation"] = .string("Relu")
+        g.nodes[bi] = fused
+        removed.insert(ri)
+    }
+    for (gi, grad) in g.nodes.enumerated() where grad.domain == "kiln" && grad.op == "BatchNormGrad" && grad.inputs.count == 5 {
+        guard let ri = uses[grad.inputs[0]].flatMap({ _ in g.nodes.firstIndex { $0.outputs.first?.name == grad.inputs[0] } }),
+              soleConsumer(grad.inputs[0]) == gi else { continue }
+        let r = g.nodes[ri]
+        guard r.domain == "kiln", r.op == "ReluGrad" else { continue }
+        var fused = grad
+        fused.inputs = [r.inputs[0]] + Array(grad.inputs[1...]) + [r.inputs[1]]
+        g.nodes[gi] = fused
+        removed.insert(ri)
+    }
+    g.nodes = g.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    return g
+}
