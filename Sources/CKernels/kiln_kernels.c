@@ -852,17 +852,20 @@ void kiln_col2im_rows(const float *col, int C, int H, int W, int KH, int KW, int
     }
 }
 
-void kiln_channel_sums(const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums) {
-    for (int c = c_begin; c < c_end; c++) {
-        double s = 0;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * inner;
-            float t = 0;
-            for (int k = 0; k < inner; k++) t += p[k];
-            s += t;
-        }
-        sums[c] = (float)s;
+// Σ of channel c of x [N, C, inner]: f32 within an image's plane, f64 across images.
+static double channel_sum(const float *x, int N, int C, int inner, int c) {
+    double s = 0;
+    for (int n = 0; n < N; n++) {
+        const float *p = x + ((size_t)n * C + c) * inner;
+        float t = 0;
+        for (int k = 0; k < inner; k++) t += p[k];
+        s += t;
     }
+    return s;
+}
+
+void kiln_channel_sums(const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums) {
+    for (int c = c_begin; c < c_end; c++) sums[c] = (float)channel_sum(x, N, C, inner, c);
 }
 
 void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *scale, const float *bias,
@@ -870,14 +873,7 @@ void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *
                           float *y, float *mean, float *invstd, float *next_mean, float *next_var) {
     const double count = (double)N * inner;
     for (int c = c_begin; c < c_end; c++) {
-        double s = 0;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * inner;
-            float t = 0;
-            for (int k = 0; k < inner; k++) t += p[k];
-            s += t;
-        }
-        const float mu = (float)(s / count);
+        const float mu = (float)(channel_sum(x, N, C, inner, c) / count);
         double q = 0;
         for (int n = 0; n < N; n++) {
             const float *p = x + ((size_t)n * C + c) * inner;

@@ -274,120 +274,101 @@ func peakRSS() -> Int {
     return 0
 }
 
-/// onnxruntime in a Python child process (bench/ort_server.py), driven line by line.
-final class ORTServer {
+/// A benchmark anchor in a Python child process (a script in bench/), driven line by line:
+/// one JSON object per reply, `{"error": …}` for a failure.
+class PythonChild {
     let process = Process()
     let input = Pipe(), output = Pipe()
-    var loadSeconds = 0.0
     var buffer = Data()
+    let what: String
 
-    init(model: String, batch: Int, threads: Int) throws {
-        let venv = ProcessInfo.processInfo.environment["KILN_VENV"] ?? (NSHomeDirectory() + "/.cache/kiln/venv")
+    /// Starts `bench/<script>` with the venv named by `venvVariable` (or `defaultVenv` under
+    /// the home directory); `missing` says how to create the venv.
+    init(what: String, venvVariable: String, defaultVenv: String, missing: String, script: String, arguments: [String]) throws {
+        self.what = what
+        let venv = ProcessInfo.processInfo.environment[venvVariable] ?? (NSHomeDirectory() + "/" + defaultVenv)
         let python = venv + "/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw CLIError("--compare-ort needs the Python venv at \(venv) (run scripts/setup.sh or set KILN_VENV)")
-        }
-        let script = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("../../../bench/ort_server.py").standardized.path
-        let path = FileManager.default.fileExists(atPath: script) ? script : "bench/ort_server.py"
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw CLIError(missing.replacingOccurrences(of: "$VENV", with: venv)) }
+        let installed = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("../../../bench/\(script)").standardized.path
+        let path = FileManager.default.fileExists(atPath: installed) ? installed : "bench/\(script)"
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [path, model, String(batch), String(threads)]
+        process.arguments = [path] + arguments
         process.standardInput = input
         process.standardOutput = output
         try process.run()
-        let ready = try readJSON()
-        loadSeconds = ready["load_seconds"] as? Double ?? 0
     }
+
+    func send(_ line: String) { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
 
     func readJSON() throws -> [String: Any] {
         while true {
             if let nl = buffer.firstIndex(of: 10) {
                 let line = buffer[..<nl]
                 buffer.removeSubrange(...nl)
-                guard let obj = try JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw CLIError("onnxruntime: bad reply") }
+                guard let obj = try JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw CLIError("\(what): bad reply") }
+                if let e = obj["error"] as? String { throw CLIError("\(what): \(e)") }
                 return obj
             }
             let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw CLIError("onnxruntime exited (is the model valid for onnxruntime?)") }
+            if chunk.isEmpty { throw CLIError("\(what) exited early (is the model valid for it?)") }
             buffer.append(chunk)
         }
     }
 
-    func run(_ n: Int) throws -> [Double] {
-        input.fileHandleForWriting.write(Data("run \(n)\n".utf8))
-        return try readJSON()["seconds"] as? [Double] ?? []
-    }
-
-    func peakRSS() throws -> Int {
-        input.fileHandleForWriting.write(Data("rss\n".utf8))
-        return try readJSON()["peak_rss_bytes"] as? Int ?? 0
-    }
-
     func close() {
-        input.fileHandleForWriting.write(Data("quit\n".utf8))
+        send("quit")
         process.waitUntilExit()
     }
 }
 
-/// PyTorch's ResNet-32 training step in a Python child process (bench/torch_train.py),
-/// driven line by line like ORTServer: "warmup N", "run MODE N", "quit".
-final class TorchServer {
-    let process = Process()
-    let input = Pipe(), output = Pipe()
-    var buffer = Data()
+/// onnxruntime (bench/ort_server.py): "run N", "rss", "quit".
+final class ORTServer: PythonChild {
+    var loadSeconds = 0.0
+
+    init(model: String, batch: Int, threads: Int) throws {
+        try super.init(what: "onnxruntime", venvVariable: "KILN_VENV", defaultVenv: ".cache/kiln/venv",
+                       missing: "--compare-ort needs the Python venv at $VENV (run scripts/setup.sh or set KILN_VENV)",
+                       script: "ort_server.py", arguments: [model, String(batch), String(threads)])
+        loadSeconds = try readJSON()["load_seconds"] as? Double ?? 0
+    }
+
+    func run(_ n: Int) throws -> [Double] {
+        send("run \(n)")
+        return try readJSON()["seconds"] as? [Double] ?? []
+    }
+
+    func peakRSS() throws -> Int {
+        send("rss")
+        return try readJSON()["peak_rss_bytes"] as? Int ?? 0
+    }
+}
+
+/// PyTorch's ResNet-32 training step (bench/torch_train.py): "warmup N", "run MODE N", "quit".
+final class TorchServer: PythonChild {
     var modes: [String] = []
     var loadSeconds: [String: Double] = [:]
     var peakRSS: [String: Int] = [:]
 
     init(batch: Int, threads: Int, loss: String, classes: Int) throws {
-        let venv = ProcessInfo.processInfo.environment["KILN_TORCH_VENV"] ?? (NSHomeDirectory() + "/.cache/kiln/venv-torch")
-        let python = venv + "/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw CLIError("--compare-torch needs PyTorch in the venv at \(venv) (run scripts/setup-torch.sh or set KILN_TORCH_VENV)")
-        }
-        let script = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("../../../bench/torch_train.py").standardized.path
-        let path = FileManager.default.fileExists(atPath: script) ? script : "bench/torch_train.py"
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [path, "--batch", String(batch), "--threads", String(threads), "--loss", loss, "--classes", String(classes)]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
+        try super.init(what: "PyTorch", venvVariable: "KILN_TORCH_VENV", defaultVenv: ".cache/kiln/venv-torch",
+                       missing: "--compare-torch needs PyTorch in the venv at $VENV (run scripts/setup-torch.sh or set KILN_TORCH_VENV)",
+                       script: "torch_train.py",
+                       arguments: ["--batch", String(batch), "--threads", String(threads), "--loss", loss, "--classes", String(classes)])
         let ready = try readJSON()
         modes = ready["modes"] as? [String] ?? []
         loadSeconds = ready["load_seconds"] as? [String: Double] ?? [:]
     }
 
-    func readJSON() throws -> [String: Any] {
-        while true {
-            if let nl = buffer.firstIndex(of: 10) {
-                let line = buffer[..<nl]
-                buffer.removeSubrange(...nl)
-                guard let obj = try JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw CLIError("PyTorch: bad reply") }
-                if let e = obj["error"] as? String { throw CLIError("PyTorch: \(e)") }
-                return obj
-            }
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { throw CLIError("the PyTorch benchmark exited early") }
-            buffer.append(chunk)
-        }
-    }
-
     func warmup(_ n: Int) throws {
-        input.fileHandleForWriting.write(Data("warmup \(n)\n".utf8))
-        let reply = try readJSON()
-        loadSeconds = reply["load_seconds"] as? [String: Double] ?? loadSeconds
+        send("warmup \(n)")
+        loadSeconds = try readJSON()["load_seconds"] as? [String: Double] ?? loadSeconds
     }
 
     func run(_ mode: String, _ n: Int) throws -> [Double] {
-        input.fileHandleForWriting.write(Data("run \(mode) \(n)\n".utf8))
+        send("run \(mode) \(n)")
         let reply = try readJSON()
         if let rss = reply["peak_rss_bytes"] as? Int { peakRSS[mode] = rss }
         return reply["seconds"] as? [Double] ?? []
-    }
-
-    func close() {
-        input.fileHandleForWriting.write(Data("quit\n".utf8))
-        process.waitUntilExit()
     }
 }
