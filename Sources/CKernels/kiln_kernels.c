@@ -1030,3 +1030,71 @@ void kiln_weight_grad(const float *dy, const float *col, int M, int K, int P, in
     }
 #endif
 }
+
+void kiln_pad_rows(const float *dy, int M, int OH, int OW, int Wp, float *dyp) {
+    for (int m = 0; m < M; m++) {
+        for (int oh = 0; oh < OH; oh++) {
+            float *dst = dyp + ((size_t)m * OH + oh) * Wp;
+            memcpy(dst, dy + ((size_t)m * OH + oh) * OW, sizeof(float) * OW);
+            for (int j = OW; j < Wp; j++) dst[j] = 0.0f;
+        }
+    }
+}
+
+void kiln_weight_grad_shift(const float *dyp, const float *xp, int G, int M, int C, int KH, int KW, int Wp, int Q, int plane,
+                            int m_begin, int m_end, float *dw) {
+    const int T = KH * KW, K = C * T;
+    // Row k = (c, kh, kw) of the (virtual) patch matrix of image g is xp_g[c] shifted by
+    // kh·Wp + kw; dy sits on the same padded grid with zero junk columns.
+#define KILN_XROW(g, k) (xp + ((size_t)(g) * C + (k) / T) * plane + ((k) % T) / KW * Wp + ((k) % T) % KW)
+#ifdef KILN_WINOGRAD_VECTOR
+    const int m4 = m_begin + (m_end - m_begin) / 4 * 4;
+    int k0 = 0;
+    for (; k0 + 4 <= K; k0 += 4) {
+        for (int m0 = m_begin; m0 < m4; m0 += 4) {
+            __m512 acc[4][4];
+            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+            for (int g = 0; g < G; g++) {
+                const float *a0 = dyp + ((size_t)g * M + m0) * Q;
+                const float *b0 = KILN_XROW(g, k0), *b1 = KILN_XROW(g, k0 + 1), *b2 = KILN_XROW(g, k0 + 2), *b3 = KILN_XROW(g, k0 + 3);
+                for (int q = 0; q < Q; q += 16) {
+                    const __mmask16 mask = Q - q >= 16 ? 0xFFFF : (__mmask16)((1u << (Q - q)) - 1u);
+                    __m512 a[4], b[4];
+                    for (int i = 0; i < 4; i++) a[i] = _mm512_maskz_loadu_ps(mask, a0 + (size_t)i * Q + q);
+                    b[0] = _mm512_maskz_loadu_ps(mask, b0 + q);
+                    b[1] = _mm512_maskz_loadu_ps(mask, b1 + q);
+                    b[2] = _mm512_maskz_loadu_ps(mask, b2 + q);
+                    b[3] = _mm512_maskz_loadu_ps(mask, b3 + q);
+                    for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(a[i], b[j], acc[i][j]);
+                }
+            }
+            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) dw[(size_t)(m0 + i) * K + k0 + j] += _mm512_reduce_add_ps(acc[i][j]);
+        }
+    }
+    for (int m = m_begin; m < m_end; m++) {
+        for (int k = m < m4 ? k0 : 0; k < K; k++) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int g = 0; g < G; g++) {
+                const float *a = dyp + ((size_t)g * M + m) * Q, *b = KILN_XROW(g, k);
+                for (int q = 0; q < Q; q += 16) {
+                    const __mmask16 mask = Q - q >= 16 ? 0xFFFF : (__mmask16)((1u << (Q - q)) - 1u);
+                    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + q), _mm512_maskz_loadu_ps(mask, b + q), acc);
+                }
+            }
+            dw[(size_t)m * K + k] += _mm512_reduce_add_ps(acc);
+        }
+    }
+#else
+    for (int m = m_begin; m < m_end; m++) {
+        for (int k = 0; k < K; k++) {
+            float acc = 0;
+            for (int g = 0; g < G; g++) {
+                const float *a = dyp + ((size_t)g * M + m) * Q, *b = KILN_XROW(g, k);
+                for (int q = 0; q < Q; q++) acc += a[q] * b[q];
+            }
+            dw[(size_t)m * K + k] += acc;
+        }
+    }
+#endif
+#undef KILN_XROW
+}

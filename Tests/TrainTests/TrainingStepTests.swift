@@ -140,9 +140,26 @@ struct CompiledStepTests {
         try Self.compare(model, options: options, batch: 3, threads: 2, label: "resnet32 batch 3")
     }
 
+    static let stride1 = ("stride-1 convolutions with asymmetric pads and a 5×3 kernel (shifted-row weight gradient)", [2, 8, 9, 7], 3, """
+        graph t {
+          input x: f32[N, 8, 9, 7]
+          param w1: f32[8, 8, 3, 3] = kaiming_normal(fan_in)
+          param w2: f32[16, 8, 5, 3] = kaiming_normal(fan_in)
+          param fw: f32[3, 16] = kaiming_uniform
+          c1 = Conv(x, w1) {pads=[0, 2, 1, 0]}
+          r1 = Relu(c1)
+          c2 = Conv(r1, w2) {pads=[2, 1, 2, 1]}
+          r2 = Relu(c2)
+          g = GlobalAveragePool(r2)
+          f = Flatten(g)
+          y = Gemm(f, fw) {transB=1}
+          output y
+        }
+        """)
+
     @Test("the backward kernels on the finite-difference graphs (strides, pads, dilation, pools, shortcuts), compiled against reference")
     func gradientGraphs() throws {
-        for (label, shape, _, text) in GradientTests.cases {
+        for (label, shape, _, text) in GradientTests.cases + [Self.stride1] {
             let model = try TextFormat.parse(text).materialized(seed: 3)
             for batch in [shape[0], shape[0] + 1] {
                 try Self.compare(model, options: TrainingOptions(momentum: 0.9, weightDecay: 1e-3, nesterov: true), batch: batch, threads: 2, label: "\(label), batch \(batch)")

@@ -155,4 +155,12 @@ void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed);
 // weight gradient of a convolution from its output gradient and im2col patches.
 void kiln_weight_grad(const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw);
 
+// dy [M, OH, OW] → dyp [M, OH, Wp]: rows on a padded grid, the columns past OW zero.
+void kiln_pad_rows(const float *dy, int M, int OH, int OW, int Wp, float *dyp);
+// The weight gradient of a stride-1 convolution without patches: dw [M, C·KH·KW] +=
+// Σ over G images of dyp_g [M, Q] · (xp_g shifted per tap), where xp_g [C][plane] is the
+// image zero-padded by kiln_conv_shift_pad (row stride Wp) and Q = OH·Wp.
+void kiln_weight_grad_shift(const float *dyp, const float *xp, int G, int M, int C, int KH, int KW, int Wp, int Q, int plane,
+                            int m_begin, int m_end, float *dw);
+
 #endif

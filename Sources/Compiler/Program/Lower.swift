@@ -292,9 +292,19 @@ public enum Lowering {
             let w = shapeOf(n.inputs[2])
             // Per thread: a dW accumulator, and the patches and dy of a group of images side by
             // side (so each dot product runs over at least ~512 positions).
-            return try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in
+            guard var c = try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in
                 w[0] * k + weightGradGroup(batch: batch, p: p) * (k * p + w[0] * p)
-            }).map { .convGradWeight($0) } ?? .reference(n)
+            }) else { return .reference(n) }
+            if c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1 {
+                // Stride 1: no patches at all — the image zero-padded once and dy on the same
+                // grid, every tap a shifted row (algorithm "direct_shift", as in the forward).
+                let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
+                let plane = directPlane(h: c.height, w: c.width, kw: c.kernelW, pads: pads)
+                let q = c.outHeight * (c.width + c.padLeft + c.padRight)
+                c.algorithm = .direct
+                c.scratch = w[0] * c.channels * c.kernelH * c.kernelW + weightGradGroup(batch: batch, p: q) * (c.channels * plane + w[0] * q)
+            }
+            return .convGradWeight(c)
         case "kiln.ConvGradBias":
             let d = shapeOf(n.inputs[0])
             return .channelSum(channels: d[1], inner: d[2...].reduce(1, *))

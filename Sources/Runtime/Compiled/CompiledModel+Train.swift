@@ -135,6 +135,10 @@ extension CompiledModel {
         let k = c.channels * c.kernelH * c.kernelW, p = c.outHeight * c.outWidth, m = c.outChannels
         let inImage = c.channels * c.height * c.width, outImage = m * p
         let scratch = self.scratch.map { Shared(pointer: $0) }
+        if c.algorithm == .direct {
+            convGradWeightShift(c, x: x, dy: dy, dw: dw, images: images, parallel: parallel)
+            return
+        }
         if parallel {
             // Each worker sums its images into its own accumulator, a group of images' patches
             // and dy side by side at a time; then the accumulators add up.
@@ -175,6 +179,56 @@ extension CompiledModel {
             parallelChunks(m, workers: threads, pool: pool) { _, r in
                 kiln_weight_grad(dy.pointer + n * outImage, col.pointer, Int32(m), Int32(k), Int32(p), Int32(r.lowerBound), Int32(r.upperBound), dw.pointer)
             }
+        }
+    }
+
+    /// The stride-1 weight gradient from padded images and dy on the same grid (no patches).
+    func convGradWeightShift(_ c: Program.Conv, x: Shared<Float>, dy: Shared<Float>, dw: Shared<Float>, images: Int, parallel: Bool) {
+        let m = c.outChannels, k = c.channels * c.kernelH * c.kernelW
+        let wp = c.width + c.padLeft + c.padRight, q = c.outHeight * wp
+        let plane = Int(kiln_conv_shift_plane(Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                                              Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight)))
+        let inImage = c.channels * c.height * c.width, outImage = m * c.outHeight * c.outWidth
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        let group = Lowering.weightGradGroup(batch: images, p: q)
+        func prepare(_ n: Int, _ j: Int, xp: UnsafeMutablePointer<Float>, dyp: UnsafeMutablePointer<Float>) {
+            kiln_conv_shift_pad(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
+                                Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight), Int32(plane), xp + j * c.channels * plane)
+            kiln_pad_rows(dy.pointer + n * outImage, Int32(m), Int32(c.outHeight), Int32(c.outWidth), Int32(wp), dyp + j * m * q)
+        }
+        func accumulate(_ g: Int, xp: UnsafeMutablePointer<Float>, dyp: UnsafeMutablePointer<Float>, _ r: Range<Int>, into acc: UnsafeMutablePointer<Float>) {
+            kiln_weight_grad_shift(dyp, xp, Int32(g), Int32(m), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), Int32(wp), Int32(q),
+                                   Int32(plane), Int32(r.lowerBound), Int32(r.upperBound), acc)
+        }
+        if parallel {
+            let workers = min(threads, images)
+            parallelChunks(images, workers: workers, pool: pool) { worker, range in
+                let acc = scratch[worker].pointer, xp = acc + m * k, dyp = xp + group * c.channels * plane
+                acc.update(repeating: 0, count: m * k)
+                for g0 in stride(from: range.lowerBound, to: range.upperBound, by: group) {
+                    let g = min(group, range.upperBound - g0)
+                    for j in 0..<g { prepare(g0 + j, j, xp: xp, dyp: dyp) }
+                    accumulate(g, xp: xp, dyp: dyp, 0..<m, into: acc)
+                }
+            }
+            let total = m * k
+            parallelChunks((total + 4095) / 4096, workers: threads, pool: pool) { _, r in
+                let lo = r.lowerBound * 4096, hi = min(total, r.upperBound * 4096)
+                guard hi > lo else { return }
+                (dw.pointer + lo).update(from: scratch[0].pointer + lo, count: hi - lo)
+                for wk in 1..<max(workers, 1) {
+                    let src = scratch[wk].pointer
+                    for j in lo..<hi { dw.pointer[j] += src[j] }
+                }
+            }
+            return
+        }
+        let xp = scratch[0].pointer + m * k, dyp = xp + group * c.channels * plane
+        let xs = Shared(pointer: xp), dys = Shared(pointer: dyp)
+        dw.pointer.update(repeating: 0, count: m * k)
+        for n in 0..<images {
+            prepare(n, 0, xp: xp, dyp: dyp)
+            parallelChunks(m, workers: threads, pool: pool) { _, r in accumulate(1, xp: xs.pointer, dyp: dys.pointer, r, into: dw.pointer) }
         }
     }
 
