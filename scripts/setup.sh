@@ -26,15 +26,9 @@ fi
 
 # The Python tools (onnx for test data and checks, onnxruntime as the reference runtime) live
 # in a venv outside the repository; it is rebuilt when scripts/requirements.txt changes.
-VENV=${KILN_VENV:-$HOME/.cache/kiln/venv}
-REQ="$(cd "$(dirname "$0")" && pwd)/requirements.txt"
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.kiln-requirements"; then
-  echo "setup: creating the Python venv $VENV (onnx, onnxruntime)"
-  rm -rf "$VENV"
-  /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
-  cp "$REQ" "$VENV/.kiln-requirements"
-fi
+HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/venv.sh"
+make_venv "${KILN_VENV:-$HOME/.cache/kiln/venv}" "$HERE/requirements.txt" "onnx, onnxruntime"
 
 if ! command -v swift >/dev/null 2>&1; then
   echo "setup: the Swift toolchain (6.1 or later) is not on PATH; install it from swift.org" >&2

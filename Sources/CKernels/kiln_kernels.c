@@ -988,47 +988,8 @@ void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed) {
 }
 
 void kiln_weight_grad(const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw) {
-    (void)M;
-#ifdef KILN_WINOGRAD_VECTOR
-    // 4 patch rows × 4 output channels of dot products along P in 16 registers, reduced once
-    // per block. Patch rows outside (4 of them stay in L1), channels inside (dy stays in L2).
-    const int m4 = m_begin + (m_end - m_begin) / 4 * 4;
-    int k0 = 0;
-    for (; k0 + 4 <= K; k0 += 4) {
-        for (int m0 = m_begin; m0 < m4; m0 += 4) {
-            __m512 acc[4][4];
-            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
-            for (int p = 0; p < P; p += 16) {
-                const __mmask16 mask = P - p >= 16 ? 0xFFFF : (__mmask16)((1u << (P - p)) - 1u);
-                __m512 a[4], b[4];
-                for (int i = 0; i < 4; i++) a[i] = _mm512_maskz_loadu_ps(mask, dy + (size_t)(m0 + i) * P + p);
-                for (int j = 0; j < 4; j++) b[j] = _mm512_maskz_loadu_ps(mask, col + (size_t)(k0 + j) * P + p);
-                for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(a[i], b[j], acc[i][j]);
-            }
-            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) dw[(size_t)(m0 + i) * K + k0 + j] += _mm512_reduce_add_ps(acc[i][j]);
-        }
-    }
-    // Leftover patch rows and channels, one dot product at a time.
-    for (int m = m_begin; m < m_end; m++) {
-        for (int k = m < m4 ? k0 : 0; k < K; k++) {
-            __m512 acc = _mm512_setzero_ps();
-            for (int p = 0; p < P; p += 16) {
-                const __mmask16 mask = P - p >= 16 ? 0xFFFF : (__mmask16)((1u << (P - p)) - 1u);
-                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, dy + (size_t)m * P + p),
-                                      _mm512_maskz_loadu_ps(mask, col + (size_t)k * P + p), acc);
-            }
-            dw[(size_t)m * K + k] += _mm512_reduce_add_ps(acc);
-        }
-    }
-#else
-    for (int m = m_begin; m < m_end; m++) {
-        for (int k = 0; k < K; k++) {
-            float acc = 0;
-            for (int p = 0; p < P; p++) acc += dy[(size_t)m * P + p] * col[(size_t)k * P + p];
-            dw[(size_t)m * K + k] += acc;
-        }
-    }
-#endif
+    // Patches as rows are the shifted-row case with one image, one tap and no padding.
+    kiln_weight_grad_shift(dy, col, 1, M, K, 1, 1, P, P, P, m_begin, m_end, dw);
 }
 
 void kiln_pad_rows(const float *dy, int M, int OH, int OW, int Wp, float *dyp) {

@@ -160,16 +160,7 @@ extension CompiledModel {
                     kiln_weight_grad(dyRows, col, Int32(m), Int32(k), Int32(ld), 0, Int32(m), acc)
                 }
             }
-            let total = m * k
-            parallelChunks((total + 4095) / 4096, workers: threads, pool: pool) { _, r in
-                let lo = r.lowerBound * 4096, hi = min(total, r.upperBound * 4096)
-                guard hi > lo else { return }
-                (dw.pointer + lo).update(from: scratch[0].pointer + lo, count: hi - lo)
-                for wk in 1..<max(workers, 1) {
-                    let src = scratch[wk].pointer
-                    for j in lo..<hi { dw.pointer[j] += src[j] }
-                }
-            }
+            sumAccumulators(workers: workers, count: m * k, into: dw)
             return
         }
         let col = scratch[0]
@@ -178,6 +169,20 @@ extension CompiledModel {
             parallelChunks(c.channels * c.kernelH, workers: threads, pool: pool) { _, rows in self.im2colRows(c, x.pointer + n * inImage, rows, into: col.pointer) }
             parallelChunks(m, workers: threads, pool: pool) { _, r in
                 kiln_weight_grad(dy.pointer + n * outImage, col.pointer, Int32(m), Int32(k), Int32(p), Int32(r.lowerBound), Int32(r.upperBound), dw.pointer)
+            }
+        }
+    }
+
+    /// dw = the sum of the first `count` floats of the first `workers` threads' scratch.
+    func sumAccumulators(workers: Int, count total: Int, into dw: Shared<Float>) {
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        parallelChunks((total + 4095) / 4096, workers: threads, pool: pool) { _, r in
+            let lo = r.lowerBound * 4096, hi = min(total, r.upperBound * 4096)
+            guard hi > lo else { return }
+            (dw.pointer + lo).update(from: scratch[0].pointer + lo, count: hi - lo)
+            for wk in 1..<max(workers, 1) {
+                let src = scratch[wk].pointer
+                for j in lo..<hi { dw.pointer[j] += src[j] }
             }
         }
     }
@@ -211,16 +216,7 @@ extension CompiledModel {
                     accumulate(g, xp: xp, dyp: dyp, 0..<m, into: acc)
                 }
             }
-            let total = m * k
-            parallelChunks((total + 4095) / 4096, workers: threads, pool: pool) { _, r in
-                let lo = r.lowerBound * 4096, hi = min(total, r.upperBound * 4096)
-                guard hi > lo else { return }
-                (dw.pointer + lo).update(from: scratch[0].pointer + lo, count: hi - lo)
-                for wk in 1..<max(workers, 1) {
-                    let src = scratch[wk].pointer
-                    for j in lo..<hi { dw.pointer[j] += src[j] }
-                }
-            }
+            sumAccumulators(workers: workers, count: m * k, into: dw)
             return
         }
         let xp = scratch[0].pointer + m * k, dyp = xp + group * c.channels * plane
