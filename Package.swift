@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Graph", dependencies: ["COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph"]),
         .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
-        .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime"]),
+        .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "CZlib"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -42,6 +42,11 @@ let package = Package(
             name: "CBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         .systemLibrary(
             name: "CProtobufC",

@@ -3,7 +3,7 @@
 # Called by `make demo` and `make test`; safe to run again.
 set -euo pipefail
 
-APT_PACKAGES=(libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev
+APT_PACKAGES=(libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev zlib1g-dev
               pkg-config graphviz python3-venv)
 
 missing=()

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+import Train
+
+@Suite("Dataset readers: MNIST IDX (plain and gzipped) and CIFAR binary files")
+struct DatasetTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+
+    func scratch(_ name: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-datasets-\(getpid())-\(name)")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// An IDX file of unsigned bytes, written by hand: magic 0x0000 08 rank, sizes big-endian.
+    func idx(_ dims: [Int], _ data: [UInt8]) -> Data {
+        var bytes: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
+        for d in dims { bytes += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
+        return Data(bytes + data)
+    }
+
+    func gzip(_ path: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        p.arguments = ["-kf", path]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test("the shared 5,000-image MNIST sample: 28×28 images, 500 per class (its README)")
+    func mnistSample() throws {
+        let path = Self.root.appendingPathComponent("../shared/data/mnist5k/mnist5k-images-idx3-ubyte.gz").standardized.path
+        try #require(FileManager.default.fileExists(atPath: path), "the shared data is missing at \(path)")
+        let d = try MNIST.load(images: path)
+        #expect(d.imageShape == [1, 28, 28])
+        #expect(d.count == 5000)
+        #expect(d.pixels.count == 5000 * 784)
+        #expect(d.classCounts == Array(repeating: 500, count: 10))
+        #expect(d.pixels.contains(255) && d.pixels.contains(0))
+    }
+
+    @Test("IDX files read the same plain and gzipped; labels are found by the MNIST naming")
+    func idxRoundTrip() throws {
+        let dir = try scratch("idx")
+        let pixels = (0..<(3 * 4 * 5)).map { UInt8($0 * 7 % 256) }
+        let images = dir.appendingPathComponent("toy-images-idx3-ubyte").path
+        let labels = dir.appendingPathComponent("toy-labels-idx1-ubyte").path
+        try idx([3, 4, 5], pixels).write(to: URL(fileURLWithPath: images))
+        try idx([3], [2, 0, 1]).write(to: URL(fileURLWithPath: labels))
+        let plain = try MNIST.load(images: images)
+        #expect(plain.imageShape == [1, 4, 5])
+        #expect(plain.pixels == pixels)
+        #expect(plain.labels == [2, 0, 1])
+        #expect(plain.classes == 3)
+        try gzip(images)
+        try gzip(labels)
+        let zipped = try MNIST.load(images: images + ".gz")
+        #expect(zipped == plain)
+        #expect(plain.subset([2, 0]).labels == [1, 2])
+        #expect(plain.subset([2, 0]).pixels == Array(pixels[40..<60] + pixels[0..<20]))
+    }
+
+    @Test("malformed IDX files are clear errors")
+    func idxErrors() throws {
+        let dir = try scratch("idx-bad")
+        let cases: [(String, Data, String)] = [
+            ("magic-images-idx3-ubyte", Data([1, 2, 3, 4, 5]), "not an IDX file (bad magic)"),
+            ("type-images-idx3-ubyte", Data([0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0]), "is not unsigned bytes"),
+            ("short-images-idx3-ubyte", idx([2, 2, 2], [1, 2, 3]), "dimensions [2, 2, 2] need 8 bytes, the file holds 3"),
+            ("header-images-idx3-ubyte", Data([0, 0, 8, 3, 0, 0]), "truncated IDX header"),
+        ]
+        for (name, data, message) in cases {
+            let path = dir.appendingPathComponent(name).path
+            try data.write(to: URL(fileURLWithPath: path))
+            #expect { try MNIST.load(images: path) } throws: { "\($0)".contains(message) }
+        }
+        let corrupt = dir.appendingPathComponent("corrupt-images-idx3-ubyte.gz").path
+        try Data([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]).write(to: URL(fileURLWithPath: corrupt))
+        #expect { try MNIST.load(images: corrupt) } throws: { "\($0)".contains("gzip") }
+        #expect { try MNIST.load(images: dir.appendingPathComponent("nothing-images-idx3-ubyte").path) } throws: { "\($0)".contains("no such file") }
+        #expect { try MNIST.load(images: dir.path) } throws: { "\($0)".contains("…-images-idx3-ubyte") }
+    }
+
+    @Test("CIFAR-10 and CIFAR-100 binary records, files and folders")
+    func cifar() throws {
+        let dir = try scratch("cifar")
+        func record(_ labels: [UInt8], fill: UInt8) -> [UInt8] { labels + (0..<3072).map { UInt8((Int($0) + Int(fill)) % 256) } }
+        for b in 1...5 {
+            let bytes = record([UInt8(b)], fill: UInt8(b)) + record([9], fill: 100)
+            try Data(bytes).write(to: dir.appendingPathComponent("data_batch_\(b).bin"))
+        }
+        let c10 = try CIFAR.load(path: dir.path)
+        #expect(c10.count == 10)
+        #expect(c10.labels == [1, 9, 2, 9, 3, 9, 4, 9, 5, 9])
+        #expect(c10.imageShape == [3, 32, 32])
+        #expect(Array(c10.pixels[0..<3]) == [1, 2, 3])
+        #expect(c10.pixels[3072] == 100)
+        let c100path = dir.appendingPathComponent("train.bin").path
+        try Data(record([3, 77], fill: 0) + record([19, 5], fill: 1)).write(to: URL(fileURLWithPath: c100path))
+        let c100 = try CIFAR.load(path: c100path)
+        #expect(c100.labels == [77, 5])
+        #expect(c100.classes == 100)
+        let bad = dir.appendingPathComponent("bad.bin").path
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: bad))
+        #expect { try CIFAR.load(path: bad) } throws: { "\($0)".contains("not a whole number of 3073-byte CIFAR records") }
+        #expect { try CIFAR.load(path: try scratch("empty").path) } throws: { "\($0)".contains("no CIFAR binary files here") }
+    }
+
+    @Test("the demo's long-tailed MNIST counts (ratio 100 from 400 per class) match the sample's README")
+    func mnistLongTail() {
+        #expect(LongTail.counts(classes: 10, nMax: 400, profile: .exp, ratio: 100) == [400, 239, 143, 86, 51, 30, 18, 11, 6, 4])
+    }
+}
