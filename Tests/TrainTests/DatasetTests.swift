@@ -113,3 +113,31 @@ struct DatasetTests {
         #expect(LongTail.counts(classes: 10, nMax: 400, profile: .exp, ratio: 100) == [400, 239, 143, 86, 51, 30, 18, 11, 6, 4])
     }
 }
+
+@Suite("Long-tailed subsets and the demo's split")
+struct SubsetTests {
+    @Test("the MNIST sample splits into a 400-per-class pool and a 100-per-class test set, in file order")
+    func split() throws {
+        let path = DatasetTests.root.appendingPathComponent("../shared/data/mnist5k/mnist5k-images-idx3-ubyte.gz").standardized.path
+        try #require(FileManager.default.fileExists(atPath: path), "the shared data is missing at \(path)")
+        let d = try MNIST.load(images: path)
+        let (pool, test) = d.splitPerClass(first: 400)
+        #expect(pool.classCounts == Array(repeating: 400, count: 10))
+        #expect(test.classCounts == Array(repeating: 100, count: 10))
+        // The pool's first image of class 3 is the file's first image of class 3.
+        let firstInFile = d.labels.firstIndex(of: 3)!, firstInPool = pool.labels.firstIndex(of: 3)!
+        #expect(Array(pool.pixels[(firstInPool * 784)..<((firstInPool + 1) * 784)]) == Array(d.pixels[(firstInFile * 784)..<((firstInFile + 1) * 784)]))
+
+        let counts = LongTail.counts(classes: 10, nMax: 400, profile: .exp, ratio: 100)
+        let indices = try LongTail.subsetIndices(labels: pool.labels, counts: counts, seed: 7)
+        let lt = pool.subset(indices)
+        #expect(lt.classCounts == counts)
+        #expect(lt.count == 988)  // 400 + 239 + 143 + 86 + 51 + 30 + 18 + 11 + 6 + 4
+        #expect(try LongTail.subsetIndices(labels: pool.labels, counts: counts, seed: 7) == indices)
+        #expect(try LongTail.subsetIndices(labels: pool.labels, counts: counts, seed: 8) != indices)
+        #expect(indices == indices.sorted() && Set(indices).count == indices.count)
+        #expect { try LongTail.subsetIndices(labels: pool.labels, counts: [401] + counts.dropFirst(), seed: 7) } throws: {
+            "\($0)".contains("class 0 has 400 images, the long-tailed profile asks for 401")
+        }
+    }
+}

@@ -27,6 +27,18 @@ public struct ImageDataset: Sendable, Equatable {
         return counts
     }
 
+    /// Splits every class: its first `first` images (in dataset order) and the rest — the
+    /// shared MNIST sample's training pool (400) and balanced test set (100).
+    public func splitPerClass(first: Int) -> (head: ImageDataset, rest: ImageDataset) {
+        var seen = [Int](repeating: 0, count: classes)
+        var head: [Int] = [], rest: [Int] = []
+        for (i, l) in labels.enumerated() {
+            if seen[l] < first { head.append(i) } else { rest.append(i) }
+            seen[l] += 1
+        }
+        return (subset(head), subset(rest))
+    }
+
     /// The images at `indices`, in that order.
     public func subset(_ indices: [Int]) -> ImageDataset {
         var px = [UInt8]()

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// How a long-tailed subset thins the classes, in natural class order.
 public enum LongTailProfile: String, Sendable, CaseIterable {
@@ -34,6 +35,33 @@ public enum LongTail {
         let raw = counts.map { (1 - beta) / (1 - pow(beta, Double($0))) }
         let total = raw.reduce(0, +)
         return raw.map { $0 / total * Double(counts.count) }
+    }
+
+    /// The images of a long-tailed subset: per class i, its images in a shuffle seeded by
+    /// `seed` (one generator, classes in label order), the first `counts[i]` kept; returned in
+    /// the dataset's order. A class with fewer images than asked for is an error.
+    public static func subsetIndices(labels: [Int], counts: [Int], seed: UInt64) throws -> [Int] {
+        var byClass = [[Int]](repeating: [], count: counts.count)
+        for (i, l) in labels.enumerated() where l < counts.count { byClass[l].append(i) }
+        var rng = KilnRandom(seed: seed)
+        var keep: [Int] = []
+        for (c, want) in counts.enumerated() {
+            var pool = byClass[c]
+            guard pool.count >= want else {
+                throw DatasetError(path: "", message: "class \(c) has \(pool.count) images, the long-tailed profile asks for \(want)")
+            }
+            // Fisher–Yates with an unbiased bounded draw.
+            if pool.count > 1 {
+                for i in stride(from: pool.count - 1, to: 0, by: -1) {
+                    let bound = UInt64(i + 1), limit = UInt64.max - UInt64.max % bound
+                    var r = rng.next()
+                    while r >= limit { r = rng.next() }
+                    pool.swapAt(i, Int(r % bound))
+                }
+            }
+            keep += pool.prefix(want)
+        }
+        return keep.sorted()
     }
 
     /// LDAM margins Δ_j = C · n_j^(−1/4), with C chosen so the rarest class gets `maxMargin`.
