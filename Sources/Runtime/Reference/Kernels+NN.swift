@@ -75,58 +75,70 @@ private func conv(_ ctx: RefContext) throws -> [HostTensor] {
     return [y]
 }
 
+/// Every window of a pool over x [N, C, D…]: its output index, the input positions inside the
+/// image in tap order (the flat row-major index into x, and the same with the spatial
+/// dimensions column-major, for storage_order = 1), and how many taps fall inside the padded
+/// input.
+func forEachWindow(_ ctx: RefContext, x: HostTensor, _ body: (_ out: Int, _ positions: [(flat: Int, column: Int)], _ padded: Int) -> Void) throws {
+    let n = x.shape[0], c = x.shape[1], spatial = Array(x.shape[2...])
+    guard let kernel = ctx.ints("kernel_shape") else { throw ctx.fail("missing kernel_shape") }
+    let g = try windowGeometry(ctx, spatial: spatial, kernel: kernel, ceil: ctx.int("ceil_mode") != 0)
+    let outPlane = g.output.reduce(1, *), inPlane = spatial.reduce(1, *)
+    let inStrides = strides(spatial)
+    var colStrides = Array(repeating: 1, count: spatial.count)
+    for d in 1..<max(1, spatial.count) { colStrides[d] = colStrides[d - 1] * spatial[d - 1] }
+    var taps: [[Int]] = []
+    forEachIndex(kernel) { taps.append($0) }
+    var outCoords: [[Int]] = []
+    forEachIndex(g.output) { outCoords.append($0) }
+    for plane in 0..<(n * c) {
+        for (oi, o) in outCoords.enumerated() {
+            var positions: [(flat: Int, column: Int)] = [], padded = 0
+            for t in taps {
+                var offset = 0, colOffset = 0, inside = true, inPadded = true
+                for d in 0..<spatial.count {
+                    let p = o[d] * g.strides[d] - g.padsBegin[d] + t[d] * g.dilations[d]
+                    if p < -g.padsBegin[d] || p >= spatial[d] + g.padsEnd[d] { inPadded = false }
+                    if p < 0 || p >= spatial[d] { inside = false } else {
+                        offset += p * inStrides[d]
+                        colOffset += p * colStrides[d]
+                    }
+                }
+                if inPadded { padded += 1 }
+                if inside { positions.append((plane * inPlane + offset, plane * inPlane + colOffset)) }
+            }
+            body(plane * outPlane + oi, positions, padded)
+        }
+    }
+}
+
 // MaxPool / AveragePool: x [N, C, D…] → y [N, C, D'…]; MaxPool's Indices index x flat
 // (row-major, or column-major over the spatial dims with storage_order=1).
 private func pool(max isMax: Bool) -> RefKernel {
     { ctx in
         let x = try ctx.input(0)
-        let n = x.shape[0], c = x.shape[1], spatial = Array(x.shape[2...])
         guard let kernel = ctx.ints("kernel_shape") else { throw ctx.fail("missing kernel_shape") }
+        let spatial = Array(x.shape[2...])
         let g = try windowGeometry(ctx, spatial: spatial, kernel: kernel, ceil: ctx.int("ceil_mode") != 0)
-        let outPlane = g.output.reduce(1, *), inPlane = spatial.reduce(1, *)
-        var y = HostTensor.zeros(x.dtype, [n, c] + g.output)
-        var indices = HostTensor.zeros(.i64, [n, c] + g.output)
-        let inStrides = strides(spatial)
-        // Column-major strides for storage_order = 1.
-        var colStrides = Array(repeating: 1, count: spatial.count)
-        for d in 1..<max(1, spatial.count) { colStrides[d] = colStrides[d - 1] * spatial[d - 1] }
+        var y = HostTensor.zeros(x.dtype, [x.shape[0], x.shape[1]] + g.output)
+        var indices = HostTensor.zeros(.i64, [x.shape[0], x.shape[1]] + g.output)
         let colMajor = ctx.int("storage_order") == 1
         let includePad = ctx.int("count_include_pad") != 0
-        var taps: [[Int]] = []
-        forEachIndex(kernel) { taps.append($0) }
-        var outCoords: [[Int]] = []
-        forEachIndex(g.output) { outCoords.append($0) }
-        for plane in 0..<(n * c) {
-            for (oi, o) in outCoords.enumerated() {
-                var best = -Double.infinity, bestIndex = -1
-                var sum = 0.0, valid = 0, padded = 0
-                for t in taps {
-                    var offset = 0, colOffset = 0, inside = true, inPadded = true
-                    for d in 0..<spatial.count {
-                        let p = o[d] * g.strides[d] - g.padsBegin[d] + t[d] * g.dilations[d]
-                        if p < -g.padsBegin[d] || p >= spatial[d] + g.padsEnd[d] { inPadded = false }
-                        if p < 0 || p >= spatial[d] { inside = false } else {
-                            offset += p * inStrides[d]
-                            colOffset += p * colStrides[d]
-                        }
-                    }
-                    if inPadded { padded += 1 }
-                    guard inside else { continue }
-                    let v = x.value(plane * inPlane + offset)
-                    valid += 1
-                    sum += v
-                    if v > best || bestIndex < 0 {
-                        best = v
-                        bestIndex = plane * inPlane + (colMajor ? colOffset : offset)
-                    }
+        try forEachWindow(ctx, x: x) { k, positions, padded in
+            var best = -Double.infinity, bestIndex = -1, sum = 0.0
+            for p in positions {
+                let v = x.value(p.flat)
+                sum += v
+                if v > best || bestIndex < 0 {
+                    best = v
+                    bestIndex = colMajor ? p.column : p.flat
                 }
-                let k = plane * outPlane + oi
-                if isMax {
-                    if x.isFloat { y.f[k] = best } else { y.i[k] = Int64(best) }
-                    indices.i[k] = Int64(bestIndex)
-                } else {
-                    y.f[k] = sum / Double(includePad ? padded : max(valid, 1))
-                }
+            }
+            if isMax {
+                if x.isFloat { y.f[k] = best } else { y.i[k] = Int64(best) }
+                indices.i[k] = Int64(bestIndex)
+            } else {
+                y.f[k] = sum / Double(includePad ? padded : max(positions.count, 1))
             }
         }
         return isMax ? [y, indices] : [y]

@@ -274,41 +274,12 @@ private func convGradBias(_ ctx: RefContext) throws -> [HostTensor] {
     return [db]
 }
 
-/// For every window of a pool over x: the input positions it counts, and its output index.
-private func forEachWindow(_ ctx: RefContext, x: HostTensor, _ body: (_ out: Int, _ positions: [Int], _ padded: Int) -> Void) throws {
-    let n = x.shape[0], c = x.shape[1], spatial = Array(x.shape[2...])
-    guard let kernel = ctx.ints("kernel_shape") else { throw ctx.fail("missing kernel_shape") }
-    let g = try windowGeometry(ctx, spatial: spatial, kernel: kernel, ceil: ctx.int("ceil_mode") != 0)
-    let outPlane = g.output.reduce(1, *), inPlane = spatial.reduce(1, *)
-    let inStrides = strides(spatial)
-    var taps: [[Int]] = []
-    forEachIndex(kernel) { taps.append($0) }
-    var outCoords: [[Int]] = []
-    forEachIndex(g.output) { outCoords.append($0) }
-    for plane in 0..<(n * c) {
-        for (oi, o) in outCoords.enumerated() {
-            var positions: [Int] = [], padded = 0
-            for t in taps {
-                var offset = 0, inside = true, inPadded = true
-                for d in 0..<spatial.count {
-                    let p = o[d] * g.strides[d] - g.padsBegin[d] + t[d] * g.dilations[d]
-                    if p < -g.padsBegin[d] || p >= spatial[d] + g.padsEnd[d] { inPadded = false }
-                    if p < 0 || p >= spatial[d] { inside = false } else { offset += p * inStrides[d] }
-                }
-                if inPadded { padded += 1 }
-                if inside { positions.append(plane * inPlane + offset) }
-            }
-            body(plane * outPlane + oi, positions, padded)
-        }
-    }
-}
-
 private func maxPoolGrad(_ ctx: RefContext) throws -> [HostTensor] {
     let dy = try ctx.input(0), x = try ctx.input(1)
     var dx = HostTensor.zeros(x.dtype, x.shape)
     try forEachWindow(ctx, x: x) { out, positions, _ in
-        guard var best = positions.first else { return }
-        for p in positions.dropFirst() where x.f[p] > x.f[best] { best = p }
+        guard var best = positions.first?.flat else { return }
+        for p in positions.dropFirst() where x.f[p.flat] > x.f[best] { best = p.flat }
         dx.f[best] += dy.f[out]
     }
     return [dx]
@@ -321,7 +292,7 @@ private func averagePoolGrad(_ ctx: RefContext) throws -> [HostTensor] {
     try forEachWindow(ctx, x: x) { out, positions, padded in
         let count = Double(includePad ? padded : positions.count)
         guard count > 0 else { return }
-        for p in positions { dx.f[p] += dy.f[out] / count }
+        for p in positions { dx.f[p.flat] += dy.f[out] / count }
     }
     return [dx]
 }
