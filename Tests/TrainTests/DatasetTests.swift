@@ -1,3 +1,4 @@
+import Runtime
 import Foundation
 import Testing
 import Train
@@ -139,5 +140,51 @@ struct SubsetTests {
         #expect { try LongTail.subsetIndices(labels: pool.labels, counts: [401] + counts.dropFirst(), seed: 7) } throws: {
             "\($0)".contains("class 0 has 400 images, the long-tailed profile asks for 401")
         }
+    }
+}
+
+@Suite("Batches: normalisation and augmentation")
+struct BatchTests {
+    @Test("normalisation statistics of a hand-made set")
+    func fit() {
+        let d = ImageDataset(imageShape: [1, 1, 2], pixels: [0, 255, 255, 255], labels: [0, 1], classes: 2)
+        let n = Normalization.fit(d)
+        // Values 0, 1, 1, 1: mean 0.75, variance (0.5625 + 3 · 0.0625) / 4 = 0.1875.
+        #expect(abs(n.mean[0] - 0.75) < 1e-6)
+        #expect(abs(n.std[0] - 0.4330127) < 1e-6)
+    }
+
+    /// The 3×3 window at (1 + dy, 1 + dx) of the image zero-padded to 5×5, built explicitly.
+    func shifted(_ img: [Float], dy: Int, dx: Int, mirror: Bool) -> [Float] {
+        var padded = [[Float]](repeating: [Float](repeating: 0, count: 5), count: 5)
+        for y in 0..<3 { for x in 0..<3 { padded[y + 1][x + 1] = img[y * 3 + x] } }
+        var crop: [Float] = []
+        for y in 0..<3 { for x in 0..<3 { crop.append(padded[1 + dy + y][1 + dx + x]) } }
+        return mirror ? (0..<9).map { crop[($0 / 3) * 3 + 2 - $0 % 3] } : crop
+    }
+
+    @Test("random crops with zero padding and horizontal flips follow the generator's draws")
+    func augment() {
+        let pixels = (1...9).map(UInt8.init)
+        let d = ImageDataset(imageShape: [1, 3, 3], pixels: pixels, labels: [4], classes: 5)
+        let identity = Normalization(mean: [0], std: [Float(1) / 255])  // out = pixel value
+        var seen = Set<String>()
+        for seed in 0..<40 {
+            var rng = KilnRandom(seed: UInt64(seed)), draws = KilnRandom(seed: UInt64(seed))
+            var out = [Float](repeating: -1, count: 9)
+            let labels = out.withUnsafeMutableBufferPointer {
+                d.batch([0], augmentation: Augmentation(cropPadding: 1, flip: true), normalization: identity, rng: &rng, into: $0.baseAddress!)
+            }
+            #expect(labels == [4])
+            let dy = Int(draws.next() % 3) - 1, dx = Int(draws.next() % 3) - 1, mirror = draws.next() & 1 == 1
+            let want = shifted(pixels.map(Float.init), dy: dy, dx: dx, mirror: mirror)
+            for (a, b) in zip(out, want) { #expect(abs(a - b) < 1e-4, "seed \(seed): \(out) vs \(want)") }
+            seen.insert("\(dy),\(dx),\(mirror)")
+        }
+        #expect(seen.count >= 12)  // most of the 18 crop/flip combinations occur
+        var rng = KilnRandom(seed: 1)
+        var plain = [Float](repeating: 0, count: 9)
+        _ = plain.withUnsafeMutableBufferPointer { d.batch([0], augmentation: .none, normalization: identity, rng: &rng, into: $0.baseAddress!) }
+        #expect(plain.map { Int($0.rounded()) } == Array(1...9))
     }
 }

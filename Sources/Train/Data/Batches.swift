@@ -1,0 +1,83 @@
+import Foundation
+import Runtime
+
+/// Per-channel normalisation: x = (pixel/255 − mean[c]) / std[c].
+public struct Normalization: Sendable, Equatable {
+    public var mean: [Float]
+    public var std: [Float]
+
+    public init(mean: [Float], std: [Float]) {
+        self.mean = mean
+        self.std = std
+    }
+
+    /// Mean and (population) standard deviation of every channel over a dataset, in [0, 1] units.
+    public static func fit(_ d: ImageDataset) -> Normalization {
+        let channels = d.imageShape[0], plane = d.imageSize / max(channels, 1)
+        var sum = [Double](repeating: 0, count: channels), squares = sum
+        for i in 0..<d.count {
+            for c in 0..<channels {
+                let base = i * d.imageSize + c * plane
+                var s = 0.0, q = 0.0
+                for k in 0..<plane {
+                    let v = Double(d.pixels[base + k]) / 255
+                    s += v
+                    q += v * v
+                }
+                sum[c] += s
+                squares[c] += q
+            }
+        }
+        let n = Double(max(d.count * plane, 1))
+        let mean = sum.map { $0 / n }
+        let std = zip(squares, mean).map { (max($0 / n - $1 * $1, 0)).squareRoot() }
+        return Normalization(mean: mean.map(Float.init), std: std.map { Float(max($0, 1e-6)) })
+    }
+}
+
+/// Training-time augmentation: a random crop of the image zero-padded by `cropPadding`
+/// pixels on each side (0: none), and a random horizontal flip.
+public struct Augmentation: Sendable, Equatable {
+    public var cropPadding: Int
+    public var flip: Bool
+
+    public init(cropPadding: Int = 0, flip: Bool = false) {
+        self.cropPadding = cropPadding
+        self.flip = flip
+    }
+
+    public static let none = Augmentation()
+}
+
+extension ImageDataset {
+    /// Writes images `indices` as normalised floats (NCHW) into `out`, augmented with draws
+    /// from `rng` (per image: crop offset y, x, then flip), and returns their labels.
+    public func batch(_ indices: [Int], augmentation: Augmentation, normalization: Normalization, rng: inout KilnRandom,
+                      into out: UnsafeMutablePointer<Float>) -> [Int] {
+        let channels = imageShape[0], h = imageShape[1], w = imageShape[2]
+        let pad = augmentation.cropPadding
+        let scale = normalization.std.map { 1 / ($0 * 255) }, shift = zip(normalization.mean, normalization.std).map { -$0 / $1 }
+        for (b, i) in indices.enumerated() {
+            var dy = 0, dx = 0, mirror = false
+            if pad > 0 {
+                dy = Int(rng.next() % UInt64(2 * pad + 1)) - pad
+                dx = Int(rng.next() % UInt64(2 * pad + 1)) - pad
+            }
+            if augmentation.flip { mirror = rng.next() & 1 == 1 }
+            for c in 0..<channels {
+                let src = i * imageSize + c * h * w
+                let dst = out + b * imageSize + c * h * w
+                for y in 0..<h {
+                    let sy = y + dy
+                    for x in 0..<w {
+                        let sx = (mirror ? w - 1 - x : x) + dx
+                        // Outside the image is the zero padding (0 before normalisation).
+                        let v: Float = sy >= 0 && sy < h && sx >= 0 && sx < w ? Float(pixels[src + sy * w + sx]) : 0
+                        dst[y * w + x] = v * scale[c] + shift[c]
+                    }
+                }
+            }
+        }
+        return indices.map { labels[$0] }
+    }
+}
