@@ -188,3 +188,36 @@ struct BatchTests {
         #expect(plain.map { Int($0.rounded()) } == Array(1...9))
     }
 }
+
+@Suite("Epoch orders")
+struct EpochOrderTests {
+    @Test("a shuffle visits every image once; the same seed gives the same order")
+    func shuffle() {
+        var a = KilnRandom(seed: 3), b = KilnRandom(seed: 3), c = KilnRandom(seed: 4)
+        let order = EpochOrder.shuffled(count: 1000, rng: &a)
+        #expect(order.sorted() == Array(0..<1000))
+        #expect(order != Array(0..<1000))
+        #expect(EpochOrder.shuffled(count: 1000, rng: &b) == order)
+        #expect(EpochOrder.shuffled(count: 1000, rng: &c) != order)
+    }
+
+    @Test("class-balanced resampling draws every class about equally often, with replacement")
+    func balanced() {
+        // 10 classes with 400, 239, …, 4 images (the demo's LT-100 counts).
+        let counts = [400, 239, 143, 86, 51, 30, 18, 11, 6, 4]
+        let labels = counts.enumerated().flatMap { c, n in Array(repeating: c, count: n) }
+        var rng = KilnRandom(seed: 9)
+        var drawn = [Int](repeating: 0, count: 10)
+        var total = 0
+        for _ in 0..<50 {
+            let order = EpochOrder.classBalanced(labels: labels, classes: 10, rng: &rng)
+            #expect(order.count == labels.count)
+            for i in order { drawn[labels[i]] += 1 }
+            total += order.count
+        }
+        // 49,400 draws, p = 0.1 per class: σ ≈ 67, so ±5 % (±247) is more than 3.5σ.
+        for d in drawn { #expect(abs(Double(d) / Double(total) - 0.1) < 0.005, "\(drawn)") }
+        // The rarest class (4 images) was drawn thousands of times: with replacement.
+        #expect(drawn[9] > 4000)
+    }
+}

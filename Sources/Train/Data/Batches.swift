@@ -81,3 +81,36 @@ extension ImageDataset {
         return indices.map { labels[$0] }
     }
 }
+
+/// The order of one epoch's images, from one seeded generator: a shuffle of every image
+/// (each once), or — the `resample` rule — class-balanced sampling with replacement: each
+/// draw picks a class uniformly, then an image of that class uniformly; as many draws as
+/// there are images.
+public enum EpochOrder {
+    public static func shuffled(count: Int, rng: inout KilnRandom) -> [Int] {
+        var order = Array(0..<count)
+        if count > 1 {
+            for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, draw(below: i + 1, &rng)) }
+        }
+        return order
+    }
+
+    public static func classBalanced(labels: [Int], classes: Int, rng: inout KilnRandom) -> [Int] {
+        var byClass = [[Int]](repeating: [], count: classes)
+        for (i, l) in labels.enumerated() { byClass[l].append(i) }
+        let present = byClass.indices.filter { !byClass[$0].isEmpty }
+        guard !present.isEmpty else { return [] }
+        return (0..<labels.count).map { _ in
+            let members = byClass[present[draw(below: present.count, &rng)]]
+            return members[draw(below: members.count, &rng)]
+        }
+    }
+
+    /// A uniform integer in 0..<bound without modulo bias.
+    static func draw(below bound: Int, _ rng: inout KilnRandom) -> Int {
+        let b = UInt64(bound), limit = UInt64.max - UInt64.max % b
+        var r = rng.next()
+        while r >= limit { r = rng.next() }
+        return Int(r % b)
+    }
+}

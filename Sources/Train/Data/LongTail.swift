@@ -50,15 +50,7 @@ public enum LongTail {
             guard pool.count >= want else {
                 throw DatasetError(path: "", message: "class \(c) has \(pool.count) images, the long-tailed profile asks for \(want)")
             }
-            // Fisher–Yates with an unbiased bounded draw.
-            if pool.count > 1 {
-                for i in stride(from: pool.count - 1, to: 0, by: -1) {
-                    let bound = UInt64(i + 1), limit = UInt64.max - UInt64.max % bound
-                    var r = rng.next()
-                    while r >= limit { r = rng.next() }
-                    pool.swapAt(i, Int(r % bound))
-                }
-            }
+            pool = EpochOrder.shuffled(count: pool.count, rng: &rng).map { pool[$0] }
             keep += pool.prefix(want)
         }
         return keep.sorted()
