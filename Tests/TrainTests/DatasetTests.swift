@@ -30,10 +30,10 @@ struct DatasetTests {
         #expect(p.terminationStatus == 0)
     }
 
-    @Test("the shared 5,000-image MNIST sample: 28×28 images, 500 per class (its README)")
+    @Test("the 5,000-image MNIST sample in data/: 28×28 images, 500 per class (its README)")
     func mnistSample() throws {
-        let path = Self.root.appendingPathComponent("../shared/data/mnist5k/mnist5k-images-idx3-ubyte.gz").standardized.path
-        try #require(FileManager.default.fileExists(atPath: path), "the shared data is missing at \(path)")
+        let path = Self.root.appendingPathComponent("data/mnist5k/mnist5k-images-idx3-ubyte.gz").standardized.path
+        try #require(FileManager.default.fileExists(atPath: path), "the MNIST sample is missing at \(path)")
         let d = try MNIST.load(images: path)
         #expect(d.imageShape == [1, 28, 28])
         #expect(d.count == 5000)
@@ -119,8 +119,8 @@ struct DatasetTests {
 struct SubsetTests {
     @Test("the MNIST sample splits into a 400-per-class pool and a 100-per-class test set, in file order")
     func split() throws {
-        let path = DatasetTests.root.appendingPathComponent("../shared/data/mnist5k/mnist5k-images-idx3-ubyte.gz").standardized.path
-        try #require(FileManager.default.fileExists(atPath: path), "the shared data is missing at \(path)")
+        let path = DatasetTests.root.appendingPathComponent("data/mnist5k/mnist5k-images-idx3-ubyte.gz").standardized.path
+        try #require(FileManager.default.fileExists(atPath: path), "the MNIST sample is missing at \(path)")
         let d = try MNIST.load(images: path)
         let (pool, test) = d.splitPerClass(first: 400)
         #expect(pool.classCounts == Array(repeating: 400, count: 10))
