@@ -156,13 +156,7 @@ extension Kiln {
             if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
             guard let classes = graph.outputs.first?.type.shape.last?.value else { throw CLIError("the model's first output must be logits [N, C]") }
             let counts = LongTail.counts(classes: classes, nMax: 5000, profile: .exp, ratio: 100)
-            let options: TrainingOptions
-            switch loss {
-            case .ce: options = TrainingOptions(loss: .crossEntropy)
-            case .focal: options = TrainingOptions(loss: .focal(gamma: 1))
-            case .ldam: options = TrainingOptions(loss: .ldam(classCounts: counts, maxM: 0.5, scale: 30))
-            }
-            let step = try TrainingStep(model: graph, options: options, batch: batch, threads: threads, seed: seed)
+            let step = try TrainingStep(model: graph, options: loss.options(classCounts: counts, gamma: 1), batch: batch, threads: threads, seed: seed)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             var rng = KilnRandom(seed: 1)
             let images = (0..<(batch * step.imageShape.reduce(1, *))).map { _ in Float(rng.normal()) }

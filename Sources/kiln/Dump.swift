@@ -75,20 +75,25 @@ extension Kiln {
 
         enum LossName: String, ExpressibleByArgument, CaseIterable {
             case ce, focal, ldam
+
+            /// The step's options with this loss (LDAM: max margin 0.5, scale 30, as the paper).
+            func options(classCounts: [Int], gamma: Float) -> TrainingOptions {
+                switch self {
+                case .ce: return TrainingOptions(loss: .crossEntropy)
+                case .focal: return TrainingOptions(loss: .focal(gamma: gamma))
+                case .ldam: return TrainingOptions(loss: .ldam(classCounts: classCounts, maxM: 0.5, scale: 30))
+                }
+            }
         }
 
         func trainingOptions() throws -> TrainingOptions {
-            switch loss {
-            case .ce: return TrainingOptions(loss: .crossEntropy)
-            case .focal: return TrainingOptions(loss: .focal(gamma: gamma))
-            case .ldam:
-                guard let text = classCounts else { throw ValidationError("--loss ldam needs --class-counts (training images per class)") }
-                let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
-                    throw ValidationError("--class-counts must be positive integers separated by commas, got '\(text)'")
-                }
-                return TrainingOptions(loss: .ldam(classCounts: counts.map { $0! }, maxM: 0.5, scale: 30))
+            guard loss == .ldam else { return loss.options(classCounts: [], gamma: gamma) }
+            guard let text = classCounts else { throw ValidationError("--loss ldam needs --class-counts (training images per class)") }
+            let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--class-counts must be positive integers separated by commas, got '\(text)'")
             }
+            return loss.options(classCounts: counts.map { $0! }, gamma: gamma)
         }
 
         func validate() throws {

@@ -12,9 +12,7 @@ extension Pass {
 public func fuseElementwiseChains(_ graph: Graph) -> Graph {
     var g = graph
     let params = Dictionary(g.parameters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    var uses: [String: [Int]] = [:]
-    for (i, n) in g.nodes.enumerated() { for input in n.inputs where !input.isEmpty { uses[input, default: []].append(i) } }
-    let graphOutputs = Set(g.outputs.map(\.name))
+    let consumers = Consumers(g)
     let types = g.valueTypes
 
     /// The input the chain runs through, or nil when the node cannot join a chain.
@@ -45,11 +43,10 @@ public func fuseElementwiseChains(_ graph: Graph) -> Graph {
         var members = [i]
         var links = [first]
         var current = g.nodes[i].outputs[0].name
-        while !graphOutputs.contains(current), let u = uses[current], u.count == 1, !removed.contains(u[0]),
-              let link = chainInput(g.nodes[u[0]]), link.value == current {
-            members.append(u[0])
+        while let next = consumers.sole(current), !removed.contains(next), let link = chainInput(g.nodes[next]), link.value == current {
+            members.append(next)
             links.append(link)
-            current = g.nodes[u[0]].outputs[0].name
+            current = g.nodes[next].outputs[0].name
         }
         guard members.count >= 2 else { continue }
         var inputs = [first.value]

@@ -12,14 +12,8 @@ extension Pass {
 public func fuseConvGemmEpilogues(_ graph: Graph) -> Graph {
     var g = graph
     let params = Dictionary(g.parameters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    var uses: [String: [Int]] = [:]
-    for (i, n) in g.nodes.enumerated() { for input in n.inputs where !input.isEmpty { uses[input, default: []].append(i) } }
-    let graphOutputs = Set(g.outputs.map(\.name))
+    let consumers = Consumers(g)
     let types = g.valueTypes
-    func soleConsumer(_ value: String) -> Int? {
-        guard !graphOutputs.contains(value), let u = uses[value], u.count == 1 else { return nil }
-        return u[0]
-    }
     var removed = Set<Int>()
     var replacement: [Int: Node] = [:]
     for (pi, p) in g.nodes.enumerated() where p.domain.isEmpty && (p.op == "Conv" || p.op == "Gemm") && !removed.contains(pi) {
@@ -31,7 +25,7 @@ public func fuseConvGemmEpilogues(_ graph: Graph) -> Graph {
         if p.op == "Gemm", let a = attributes.removeValue(forKey: "alpha") { attributes["alpha_gemm"] = a }
         var members = [pi]
         var output = p.outputs[0]
-        if let ai = soleConsumer(output.name), !removed.contains(ai) {
+        if let ai = consumers.sole(output.name), !removed.contains(ai) {
             let a = g.nodes[ai]
             if a.domain.isEmpty, a.op == "Add", a.inputs.count == 2, a.outputs[0].type == output.type {
                 let other = a.inputs[0] == output.name ? a.inputs[1] : a.inputs[0]
@@ -43,7 +37,7 @@ public func fuseConvGemmEpilogues(_ graph: Graph) -> Graph {
                 }
             }
         }
-        if let ri = soleConsumer(output.name), !removed.contains(ri) {
+        if let ri = consumers.sole(output.name), !removed.contains(ri) {
             let r = g.nodes[ri]
             if r.domain.isEmpty, fusableActivations.contains(r.op), r.outputs.count == 1, r.inputs.first == output.name {
                 var ok = true

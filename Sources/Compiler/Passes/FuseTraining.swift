@@ -13,16 +13,12 @@ extension Pass {
 /// `BatchNormGrad(dy, …, y)`, each when the intermediate has no other reader.
 public func fuseTrainingSteps(_ graph: Graph) -> Graph {
     var g = graph
-    var uses: [String: [Int]] = [:]
-    for (i, n) in g.nodes.enumerated() { for input in n.inputs where !input.isEmpty { uses[input, default: []].append(i) } }
-    let graphOutputs = Set(g.outputs.map(\.name))
-    func soleConsumer(_ value: String) -> Int? {
-        guard !graphOutputs.contains(value), let u = uses[value], u.count == 1 else { return nil }
-        return u[0]
-    }
+    let consumers = Consumers(g)
+    var producer: [String: Int] = [:]
+    for (i, n) in g.nodes.enumerated() { for o in n.outputs { producer[o.name] = i } }
     var removed = Set<Int>()
     for (bi, bn) in g.nodes.enumerated() where bn.domain == "kiln" && bn.op == "BatchNormTraining" && bn.attributes["activation"] == nil {
-        guard let ri = soleConsumer(bn.outputs[0].name) else { continue }
+        guard let ri = consumers.sole(bn.outputs[0].name) else { continue }
         let r = g.nodes[ri]
         guard r.domain.isEmpty, r.op == "Relu", r.outputs.count == 1 else { continue }
         var fused = bn
@@ -32,8 +28,7 @@ public func fuseTrainingSteps(_ graph: Graph) -> Graph {
         removed.insert(ri)
     }
     for (gi, grad) in g.nodes.enumerated() where grad.domain == "kiln" && grad.op == "BatchNormGrad" && grad.inputs.count == 5 {
-        guard let ri = uses[grad.inputs[0]].flatMap({ _ in g.nodes.firstIndex { $0.outputs.first?.name == grad.inputs[0] } }),
-              soleConsumer(grad.inputs[0]) == gi else { continue }
+        guard consumers.sole(grad.inputs[0]) == gi, let ri = producer[grad.inputs[0]] else { continue }
         let r = g.nodes[ri]
         guard r.domain == "kiln", r.op == "ReluGrad" else { continue }
         var fused = grad
