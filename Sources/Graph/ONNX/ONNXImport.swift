@@ -5,7 +5,7 @@ import Foundation
 ///
 /// Opsets 7 to 28 of the default domain are accepted (the later ones only widen type
 /// constraints of the catalogue's ops); attributes that later opsets moved to
-/// inputs (Clip, Pad, Slice, Squeeze/Unsqueeze, Dropout) become constant inputs, ReduceMean-18's
+/// inputs (Clip, Pad, Slice, Squeeze/Unsqueeze, Dropout) become constant inputs, ReduceMean-18's and ReduceL2-18's
 /// axes input becomes the attribute, pre-13 Softmax/LogSoftmax become Flatten → Softmax →
 /// Reshape, and BatchNormalization drops its retired attributes.
 public enum ONNXImport {
@@ -351,14 +351,14 @@ private struct Importer {
             if let axes = takeInts("axes") { n.inputs.append(ints("\(n.name).axes", axes)) }
         case "Squeeze" where opset < 13, "Unsqueeze" where opset < 13:
             if let axes = takeInts("axes") { n.inputs = [n.inputs.first ?? "", ints("\(n.name).axes", axes)] }
-        case "ReduceMean" where opset >= 18:
+        case "ReduceMean" where opset >= 18, "ReduceL2" where opset >= 18:
             let noop: Bool
             if case .int(let v)? = n.attributes.removeValue(forKey: "noop_with_empty_axes") { noop = v != 0 } else { noop = false }
             var axes: [Int] = []
             if n.inputs.count > 1 && !n.inputs[1].isEmpty {
                 guard let p = extraParameters.first(where: { $0.name == n.inputs[1] }) ?? graph.parameters.first(where: { $0.name == n.inputs[1] }),
                       let t = p.initializer.tensor else {
-                    throw UpgradeProblem.unsupported("ReduceMean-\(opset) with computed axes")
+                    throw UpgradeProblem.unsupported("\(n.op)-\(opset) with computed axes")
                 }
                 axes = t.int64s.map { Int($0) }
             }

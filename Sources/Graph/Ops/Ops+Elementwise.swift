@@ -8,6 +8,23 @@ private func unary(_ name: String, attributes: [AttributeSpec] = [], floatOnly: 
     }
 }
 
+private func variadicBroadcast(_ name: String, floatOnly: Bool = false) -> OpSchema {
+    OpSchema(name, inputs: 1...variadic) { ctx in
+        var t = try ctx.input(0)
+        if floatOnly { try ctx.requireFloat(t, "input 0") }
+        guard t.dtype != .bool else { throw ctx.error("\(name) is not defined on bool tensors") }
+        for i in 1..<ctx.inputCount {
+            let u = try ctx.input(i)
+            try ctx.requireSameType(t, u, "inputs 0 and \(i)")
+            guard let s = broadcastShapes(t.shape, u.shape) else {
+                throw ctx.error("shapes \(t.shape.text) and \(u.shape.text) (input \(i)) do not broadcast")
+            }
+            t.shape = s
+        }
+        ctx.setOutput(0, t)
+    }
+}
+
 private func binary(_ name: String) -> OpSchema {
     OpSchema(name, inputs: 2...2) { ctx in
         let a = try ctx.input(0), b = try ctx.input(1)
@@ -29,23 +46,14 @@ let elementwiseOps: [OpSchema] = [
     unary("HardSwish"),
     binary("Add"), binary("Sub"), binary("Mul"), binary("Div"),
 
+    // Max-13 and Min-13: elementwise over any number of broadcasting inputs.
+    variadicBroadcast("Max"), variadicBroadcast("Min"),
+
     OpSchema("Identity", inputs: 1...1) { ctx in
         ctx.setOutput(0, try ctx.input(0), known: ctx.known(0))
     },
 
-    OpSchema("Sum", inputs: 1...variadic) { ctx in
-        var t = try ctx.input(0)
-        try ctx.requireFloat(t, "input 0")
-        for i in 1..<ctx.inputCount {
-            let u = try ctx.input(i)
-            try ctx.requireSameType(t, u, "inputs 0 and \(i)")
-            guard let s = broadcastShapes(t.shape, u.shape) else {
-                throw ctx.error("shapes \(t.shape.text) and \(u.shape.text) (input \(i)) do not broadcast")
-            }
-            t.shape = s
-        }
-        ctx.setOutput(0, t)
-    },
+    variadicBroadcast("Sum", floatOnly: true),
 
     // Clip-13: min and max are optional scalar inputs of the input's type.
     OpSchema("Clip", inputs: 1...3) { ctx in

@@ -1,5 +1,5 @@
 // Shape and data-movement ops: Reshape, Flatten, Transpose, Squeeze/Unsqueeze, Slice, Pad,
-// Concat, Gather, Shape, Constant, ConstantOfShape, Cast, ReduceMean.
+// Concat, Gather, Shape, Constant, ConstantOfShape, Cast, ReduceMean, ReduceL2.
 
 /// ONNX Slice semantics for one axis: the first index and the element count.
 public func sliceRange(start: Int, end: Int, step: Int, dim: Int) -> (start: Int, count: Int) {
@@ -270,9 +270,15 @@ let tensorOps: [OpSchema] = [
         ctx.setOutput(0, TensorType(x.dtype, shape), known: known)
     },
 
-    // ReduceMean-13: axes is an attribute (all axes when absent).
-    OpSchema("ReduceMean", inputs: 1...1, attributes: [.optional("axes", .ints), .int("keepdims", 1)]) { ctx in
+    // ReduceMean-13 and ReduceL2-13: axes is an attribute (all axes when absent).
+    reduction("ReduceMean"),
+    reduction("ReduceL2"),
+]
+
+private func reduction(_ name: String) -> OpSchema {
+    OpSchema(name, inputs: 1...1, attributes: [.optional("axes", .ints), .int("keepdims", 1)]) { ctx in
         let x = try ctx.input(0)
+        try ctx.requireFloat(x, "input")
         let axes = try (ctx.ints("axes") ?? Array(0..<x.rank)).map { try ctx.axis($0, rank: x.rank, what: "axes value") }
         let keep = ctx.int("keepdims") != 0
         var shape: Shape = []
@@ -280,5 +286,5 @@ let tensorOps: [OpSchema] = [
             if axes.contains(i) { if keep { shape.append(Dim(1)) } } else { shape.append(d) }
         }
         ctx.setOutput(0, TensorType(x.dtype, shape))
-    },
-]
+    }
+}

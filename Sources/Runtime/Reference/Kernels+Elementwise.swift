@@ -24,6 +24,27 @@ private func binary(_ ff: @escaping @Sendable (Double, Double) -> Double, _ fi: 
     }
 }
 
+/// Max and Min over broadcasting inputs; NaN propagates (as numpy's maximum does).
+private func extremum(max isMax: Bool) -> RefKernel {
+    { ctx in
+        let xs = try (0..<ctx.inputs.count).map { try ctx.input($0) }
+        let shape = broadcastShape(xs.map(\.shape))
+        var out = HostTensor.zeros(xs[0].dtype, shape)
+        for (n, x) in xs.enumerated() {
+            let idx = broadcastIndices(from: x.shape, to: shape)
+            if x.isFloat {
+                for k in 0..<idx.count {
+                    let a = out.f[k], b = x.f[idx[k]]
+                    out.f[k] = n == 0 || b.isNaN ? b : a.isNaN ? a : isMax ? Swift.max(a, b) : Swift.min(a, b)
+                }
+            } else {
+                for k in 0..<idx.count { out.i[k] = n == 0 ? x.i[idx[k]] : isMax ? Swift.max(out.i[k], x.i[idx[k]]) : Swift.min(out.i[k], x.i[idx[k]]) }
+            }
+        }
+        return [out]
+    }
+}
+
 /// Integer results wrap to the element type, as numpy's fixed-width arithmetic does.
 func wrap(_ v: Int64, _ t: DType) -> Int64 {
     switch t {
@@ -49,6 +70,8 @@ let elementwiseKernels: [String: RefKernel] = [
     "Sub": binary(-, { $0 &- $1 }),
     "Mul": binary(*, { $0 &* $1 }),
     "Div": binary(/, { b, d in d == 0 ? 0 : b / d }),
+    "Max": extremum(max: true),
+    "Min": extremum(max: false),
     "Sum": { ctx in
         let xs = try (0..<ctx.inputs.count).map { try ctx.input($0) }
         let shape = broadcastShape(xs.map(\.shape))

@@ -127,22 +127,27 @@ private func gather(_ ctx: RefContext) throws -> [HostTensor] {
     return [x.gather(idx, shape: ctx.outShape())]
 }
 
-private func reduceMean(_ ctx: RefContext) throws -> [HostTensor] {
-    let x = try ctx.input(0)
-    let r = x.shape.count
-    let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
-    let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
-    let keptStrides = strides(keptShape)
-    var sums = [Double](repeating: 0, count: keptShape.reduce(1, *))
-    var k = 0
-    forEachIndex(x.shape) { c in
-        var o = 0
-        for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
-        sums[o] += x.value(k)
-        k += 1
+/// ReduceMean and ReduceL2: `finish` turns the sum over the reduced axes (of x, or of x² for
+/// L2) into the result.
+private func reduction(squares: Bool, _ finish: @escaping @Sendable (Double, Double) -> Double) -> RefKernel {
+    { ctx in
+        let x = try ctx.input(0)
+        let r = x.shape.count
+        let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
+        let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
+        let keptStrides = strides(keptShape)
+        var sums = [Double](repeating: 0, count: keptShape.reduce(1, *))
+        var k = 0
+        forEachIndex(x.shape) { c in
+            var o = 0
+            for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
+            let v = x.value(k)
+            sums[o] += squares ? v * v : v
+            k += 1
+        }
+        let n = Double(axes.reduce(1) { $0 * x.shape[$1] })
+        return [HostTensor(dtype: x.dtype, shape: ctx.outShape(), f: sums.map { finish($0, n) })]
     }
-    let n = Double(axes.reduce(1) { $0 * x.shape[$1] })
-    return [HostTensor(dtype: x.dtype, shape: ctx.outShape(), f: sums.map { $0 / n })]
 }
 
 let tensorKernels: [String: RefKernel] = [
@@ -152,7 +157,8 @@ let tensorKernels: [String: RefKernel] = [
     "Pad": pad,
     "Concat": concat,
     "Gather": gather,
-    "ReduceMean": reduceMean,
+    "ReduceMean": reduction(squares: false) { sum, n in sum / n },
+    "ReduceL2": reduction(squares: true) { sum, _ in sum.squareRoot() },
     "Shape": { ctx in
         let x = try ctx.input(0)
         let r = x.shape.count
