@@ -107,7 +107,7 @@ extension Kiln {
                 if let dir = output {
                     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 }
-                let classNames = graph.metadata["kiln.class_names"]?.split(separator: ",").map(String.init)
+                let classNames = graph.metadata["kiln.class_names"].map(metadataList)
                 for v in graph.outputs {
                     let t = outputs[v.name]!
                     let s = t.summary
@@ -143,4 +143,11 @@ extension Kiln.Run {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
+}
+
+/// A list stored in model metadata: a JSON array of strings (what `kiln export` writes), or
+/// comma-separated text.
+func metadataList(_ text: String) -> [String] {
+    if let d = text.data(using: .utf8), let list = try? JSONDecoder().decode([String].self, from: d) { return list }
+    return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
 }

@@ -75,8 +75,9 @@ public enum Autodiff {
         return try builder.g.verified()
     }
 
-    /// Replaces a Gemm head producing `logits` with NormedLinear (no bias).
-    static func cosineHead(_ graph: Graph, logits: String) throws -> Graph {
+    /// Replaces a Gemm head producing `logits` with NormedLinear (no bias) and a fresh weight
+    /// [F, C] drawn by the `unitColumns` rule; a NormedLinear head is kept as it is.
+    public static func cosineHead(_ graph: Graph, logits: String) throws -> Graph {
         var g = graph
         guard let i = g.nodes.firstIndex(where: { $0.outputs.first?.name == logits }) else {
             throw CompilerError.training("the logits '\(logits)' are a graph input, not a head")

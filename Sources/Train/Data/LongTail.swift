@@ -2,7 +2,7 @@ import Foundation
 import Runtime
 
 /// How a long-tailed subset thins the classes, in natural class order.
-public enum LongTailProfile: String, Sendable, CaseIterable {
+public enum LongTailProfile: String, Codable, Sendable, CaseIterable {
     /// n_i = ⌊n_max · (1/ratio)^(i/(C−1))⌋
     case exp
     /// The first ⌊C/2⌋ classes keep n_max, the rest ⌊n_max/ratio⌋.

@@ -1,0 +1,87 @@
+import Foundation
+import Graph
+
+/// Writes a run's last checkpoint as an ONNX model with Kiln's metadata (docs/TRAINING.md).
+public enum Exporter {
+    /// The inference model of `checkpoint`, with metadata.
+    public static func graph(from checkpoint: Checkpoint) throws -> Graph {
+        let h = checkpoint.header
+        var g = try TextFormat.parse(h.model, file: Checkpoint.fileName)
+        for i in g.parameters.indices where g.parameters[i].dtype == .f32 {
+            guard let t = checkpoint.tensors[g.parameters[i].name] else {
+                throw TrainError("the checkpoint holds no value for parameter '\(g.parameters[i].name)'")
+            }
+            g.parameters[i].initializer = .data(t)
+        }
+        return try InferenceModel.build(model: g, values: checkpoint.tensors, scale: Float(h.config.scale), metadata: metadata(h, graph: g))
+    }
+
+    static func json<T: Encodable>(_ v: T) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? e.encode(v)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    static func metadata(_ h: Checkpoint.Header, graph: Graph) -> [String: String] {
+        let input = graph.inputs.first.flatMap { Array($0.type.shape.dropFirst()).staticSizes } ?? []
+        let cosine = graph.nodes.contains { $0.domain == "kiln" && $0.op == "NormedLinear" }
+        return [
+            "kiln.class_names": json(h.classNames),
+            "kiln.class_counts": json(h.classCounts),
+            "kiln.input_size": json(input),
+            "kiln.layout": "NCHW",
+            "kiln.resize": "direct",
+            "kiln.pixel_scale": "1/255",
+            "kiln.mean": json(h.mean),
+            "kiln.std": json(h.std),
+            "kiln.logits": cosine ? "scale·cosine (LDAM cosine head, scale \(h.config.scale)); softmax gives probabilities" : "linear",
+            "kiln.training": json(h.config),
+            "kiln.epochs_trained": String(h.epoch),
+        ]
+    }
+
+    /// Reads `runDirectory`'s checkpoint, writes `path` atomically, and returns a line to print.
+    public static func export(runDirectory: String, to path: String) throws -> String {
+        let cp = try Checkpoint.read(runDirectory: runDirectory)
+        let g = try graph(from: cp)
+        try AtomicFile.write(try ONNXExport.bytes(g), to: path)
+        return "exported \(path): epoch \(cp.header.epoch) of \(cp.header.config.epochs), \(cp.header.classCounts.count) classes, \(cp.header.config.loss.rawValue) head\n"
+    }
+}
+
+/// `metrics.jsonl`: one JSON object per finished epoch. On resume the lines of epochs after
+/// the checkpoint (written before a kill) are dropped.
+public struct MetricsLog {
+    public static let fileName = "metrics.jsonl"
+    let path: String
+
+    public init(runDirectory: String, keepingEpochs kept: Int) throws {
+        path = (runDirectory as NSString).appendingPathComponent(Self.fileName)
+        var lines: [String] = []
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                guard let d = line.data(using: .utf8), let r = try? JSONDecoder().decode(EpochReport.self, from: d), r.epoch <= kept else { continue }
+                lines.append(String(line))
+            }
+        }
+        try AtomicFile.write(Array(lines.map { $0 + "\n" }.joined().utf8), to: path)
+    }
+
+    /// The reports in the file, in order.
+    public func reports() -> [EpochReport] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochReport.self, from: Data($0.utf8)) }
+    }
+
+    public func append(_ r: EpochReport) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        var line = try e.encode(r)
+        line.append(0x0A)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let ok = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) == $0.count }
+        guard ok, fsync(fd) == 0 else { throw TrainError("\(path): cannot write: \(String(cString: strerror(errno)))") }
+    }
+}
