@@ -8,11 +8,21 @@ struct Kiln: ParsableCommand {
         commandName: "kiln",
         abstract: "Compile, run and train image classifiers on the CPU, with long-tailed data in mind.",
         discussion: """
-            Kiln reads networks as text IR (.kiln files, see docs/IR.md). Start with:
+            Kiln reads networks as text IR (.kiln files, see docs/IR.md) or ONNX.
+            Start with:
 
-              kiln dump models/resnet32-cifar.kiln --stats     # parameters and FLOPs per layer
-              kiln dump models/resnet8-mnist.kiln              # the text IR
-              kiln models resnet50 > my-resnet50.kiln          # write out a built-in network
+              kiln dump models/resnet32-cifar.kiln --stats   # parameters, FLOPs
+              kiln dump models/resnet8-mnist.kiln            # the text IR
+              kiln models resnet50 > my-resnet50.kiln        # a built-in network
+
+            Train LDAM-DRW on the long-tailed MNIST sample, then export to ONNX:
+
+              kiln train --model models/resnet8-mnist.kiln \\
+                --data data/mnist5k/mnist5k-images-idx3-ubyte.gz \\
+                --split-first 400 --lt-profile exp --lt-ratio 100 \\
+                --loss ldam --rule drw --epochs 100 --crop-padding 2 \\
+                --out runs/ldam-drw
+              kiln export runs/ldam-drw -o ldam-drw.onnx
 
             Run `kiln help SUBCOMMAND` for the options of each subcommand.
             """,

@@ -13,25 +13,11 @@ extension Kiln {
             commandName: "train",
             abstract: "Train a classifier with LDAM-DRW (or CE/Focal, with any balancing rule), checkpointing every epoch.",
             discussion: """
-                Data: --data takes an MNIST IDX images file (labels found beside it by the standard
-                naming, …-images-idx3-ubyte[.gz] → …-labels-idx1-ubyte[.gz]) or CIFAR-10/100 binary
-                files (a .bin file or the folder holding data_batch_1…5.bin / train.bin); --val the
-                same (a CIFAR folder gives its test file). --split-first N trains on the first N
-                images of each class of --data and validates on the rest. --lt-profile exp|step
-                --lt-ratio R takes the long-tailed subset of the training images (n_max = the largest
-                class; counts as in Cao et al. 2019), with its own seed (--lt-seed) so every --seed
-                trains on the same split.
+                Data: --data takes an MNIST IDX images file (labels found beside it by the standard naming, …-images-idx3-ubyte[.gz] → …-labels-idx1-ubyte[.gz]) or CIFAR-10/100 binary files (a .bin file or the folder holding data_batch_1…5.bin / train.bin); --val the same (a CIFAR folder gives its test file). --split-first N trains on the first N images of each class of --data and validates on the rest. --lt-profile exp|step --lt-ratio R takes the long-tailed subset of the training images (n_max = the largest class; counts as in Cao et al. 2019), with its own seed (--lt-seed) so every --seed trains on the same split.
 
-                Schedule (the paper's, scaled to --epochs): linear warm-up over --warmup epochs, LR
-                ×0.01 from 80 % and ×1e-4 from 90 % of the epochs, DRW's class-balanced weights
-                (β = 0.9999, normalised to sum to the number of classes) from the first decay.
+                Schedule (the paper's, scaled to --epochs): linear warm-up over --warmup epochs, LR ×0.01 from 80 % and ×1e-4 from 90 % of the epochs, DRW's class-balanced weights (β = 0.9999, normalised to sum to the number of classes) from the first decay.
 
-                Every epoch prints loss, train and validation accuracy (overall, mean per class,
-                many/medium/few-shot: > 100, 20–100, < 20 training images), LR and images/s, appends
-                one JSON object to OUT/metrics.jsonl (keys in docs/TRAINING.md), and writes
-                OUT/checkpoint.kcp atomically. A killed run continues with `kiln train --out OUT
-                --resume` and ends bit-identical to an uninterrupted one (same --threads). The end
-                of the run exports OUT/model.onnx (as `kiln export OUT`).
+                Every epoch prints loss, train and validation accuracy (overall, mean per class, many/medium/few-shot: > 100, 20–100, < 20 training images), LR and images/s, appends one JSON object to OUT/metrics.jsonl (keys in docs/TRAINING.md), and writes OUT/checkpoint.kcp atomically. A killed run continues with `kiln train --out OUT --resume` and ends bit-identical to an uninterrupted one (same --threads). The end of the run exports OUT/model.onnx (as `kiln export OUT`).
 
                 Examples:
                   kiln train --model models/resnet8-mnist.kiln \\
@@ -263,12 +249,7 @@ extension Kiln {
             commandName: "export",
             abstract: "Export a training run's weights as a standard ONNX model.",
             discussion: """
-                Reads RUN_DIR/checkpoint.kcp (the last finished epoch) and writes ONNX opset 17:
-                BatchNormalization in inference form (running statistics), LDAM's cosine head as
-                ReduceL2 → Max(ε) → Div → MatMul (unit weight columns) → Mul(s), so the logits are
-                s·cos θ; metadata_props hold the class names and counts, the preprocessing
-                (kiln.input_size, kiln.layout, kiln.mean, kiln.std, kiln.resize) and the
-                training configuration (kiln.training). `kiln run` and onnxruntime load it.
+                Reads RUN_DIR/checkpoint.kcp (the last finished epoch) and writes ONNX opset 17: BatchNormalization in inference form (running statistics), LDAM's cosine head as ReduceL2 → Max(ε) → Div → MatMul (unit weight columns) → Mul(s), so the logits are s·cos θ; metadata_props hold the class names and counts, the preprocessing (kiln.input_size, kiln.layout, kiln.mean, kiln.std, kiln.resize) and the training configuration (kiln.training). `kiln run` and onnxruntime load it.
 
                 Example:
                   kiln export runs/ldam-drw -o ldam-drw.onnx

@@ -63,7 +63,7 @@ struct CLITests {
         for s in ["dump", "run", "convert", "conformance", "models", "kiln dump models/resnet32-cifar.kiln --stats"] { #expect(r.stdout.contains(s)) }
     }
 
-    @Test("each subcommand's help says what it does with an example", arguments: ["dump", "run", "convert", "conformance", "models"])
+    @Test("each subcommand's help says what it does with an example", arguments: ["dump", "run", "bench", "train", "export", "convert", "conformance", "models"])
     func subcommandHelp(_ name: String) throws {
         let r = try kiln("help", name)
         #expect(r.status == 0)
