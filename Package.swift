@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Compiler", targets: ["Compiler"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Train", targets: ["Train"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,10 +27,11 @@ let package = Package(
         .target(name: "Compiler", dependencies: ["Graph"]),
         .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
         .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "CZlib"]),
+        .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "Graph", "Compiler", "Runtime", "Train",
+                "Graph", "Compiler", "Runtime", "Train", "Imaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +40,9 @@ let package = Package(
         // protobuf-c code generated from proto/onnx-kiln.proto by scripts/gen-proto.sh.
         .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
         .target(name: "CKernels", cSettings: nativeC),
+        // PNG and JPEG decoding through Debian's libpng16 and libjpeg-turbo (libpng-dev, libjpeg-dev).
+        .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
@@ -59,6 +64,7 @@ let package = Package(
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Graph"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Runtime", "Compiler", "Graph"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Graph"]),
         .testTarget(
             name: "KilnCLITests",
             dependencies: ["kiln", "Graph"],

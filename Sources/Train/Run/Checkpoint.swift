@@ -61,6 +61,18 @@ public struct Checkpoint: Sendable {
         self.tensors = tensors
     }
 
+    /// The architecture with its f32 values from the tensors.
+    public func architecture() throws -> Graph {
+        var g = try TextFormat.parse(header.model, file: Self.fileName)
+        for i in g.parameters.indices where g.parameters[i].dtype == .f32 {
+            guard let t = tensors[g.parameters[i].name] else {
+                throw TrainError("the checkpoint holds no value for parameter '\(g.parameters[i].name)'")
+            }
+            g.parameters[i].initializer = .data(t)
+        }
+        return g
+    }
+
     public var rng: KilnRandomState? {
         let words = header.rng.compactMap { UInt64($0, radix: 16) }
         return words.count == 4 ? (words[0], words[1], words[2], words[3]) : nil

@@ -6,13 +6,7 @@ public enum Exporter {
     /// The inference model of `checkpoint`, with metadata.
     public static func graph(from checkpoint: Checkpoint) throws -> Graph {
         let h = checkpoint.header
-        var g = try TextFormat.parse(h.model, file: Checkpoint.fileName)
-        for i in g.parameters.indices where g.parameters[i].dtype == .f32 {
-            guard let t = checkpoint.tensors[g.parameters[i].name] else {
-                throw TrainError("the checkpoint holds no value for parameter '\(g.parameters[i].name)'")
-            }
-            g.parameters[i].initializer = .data(t)
-        }
+        let g = try checkpoint.architecture()
         return try InferenceModel.build(model: g, values: checkpoint.tensors, scale: Float(h.config.scale), metadata: metadata(h, graph: g))
     }
 

@@ -74,13 +74,7 @@ public final class Trainer {
         guard data.train.classCounts == checkpoint.header.classCounts else {
             throw TrainError("the training data changed since the checkpoint: class counts \(data.train.classCounts), the run trained on \(checkpoint.header.classCounts)")
         }
-        var g = try TextFormat.parse(checkpoint.header.model, file: Checkpoint.fileName)
-        for i in g.parameters.indices where g.parameters[i].dtype == .f32 {
-            guard let t = checkpoint.tensors[g.parameters[i].name] else {
-                throw TrainError("the checkpoint holds no value for parameter '\(g.parameters[i].name)'")
-            }
-            g.parameters[i].initializer = .data(t)
-        }
+        let g = try checkpoint.architecture()
         guard let words = checkpoint.rng else { throw TrainError("the checkpoint's generator state is damaged") }
         try self.init(config: config, data: data, normalization: Normalization(mean: checkpoint.header.mean, std: checkpoint.header.std),
                       model: g, runDirectory: runDirectory, epoch: checkpoint.header.epoch, rng: KilnRandom(state: words),
