@@ -39,6 +39,14 @@ echo "== The LDAM-DRW model exported to ONNX, checked with kiln run and onnxrunt
 "$KILN" run "$OUT/ldam-drw.onnx" --input "image=$OUT/check/test.npy" --output "$OUT/check/kiln" | sed -n '1,3p' | sed 's/^/   /'
 "$VENV/bin/python" scripts/demo_check.py compare "$OUT/ldam-drw.onnx" "$OUT/check" "$OUT/check/kiln/linear.npy"
 echo
+echo "== The test set as a folder of PNG files: kiln eval and kiln infer with the exported model =="
+rm -rf "$OUT/test-png"
+"$VENV/bin/python" scripts/demo_check.py pngs "$IMAGES" 400 "$OUT/test-png"
+"$KILN" eval "$OUT/ldam-drw.onnx" "$OUT/test-png" --report "$OUT/eval.json" | sed 's/^/   /'
+"$KILN" infer "$OUT/ldam-drw.onnx" "$OUT/test-png" --top-k 3 --output "$OUT/predictions.csv"
+echo "   first rows of $OUT/predictions.csv:"
+head -n 4 "$OUT/predictions.csv" | sed 's/^/     /'
+echo
 echo "Its IR (the cosine head lowered to standard ops), last lines:"
 "$KILN" dump "$OUT/ldam-drw.onnx" | tail -n 8 | sed 's/^/   /'
 

@@ -9,6 +9,9 @@
       Kiln's logits (max relative error <= 1e-4, top-1 identical on every image); prints the
       accuracy onnxruntime's logits give. Exit code 1 when a check fails.
 
+  python demo_check.py pngs IMAGES.idx3-ubyte.gz FIRST OUT_DIR
+      Writes the same test images as 8-bit grey PNGs (Pillow) in OUT_DIR/<label>/<index>.png.
+
 Preprocessing is written here from the metadata, not taken from Kiln, so a wrong stored
 mean/std or a layout mistake shows up as an accuracy difference.
 """
@@ -50,6 +53,21 @@ def prepare(model_path, images_path, first, out_dir):
     print(f"   {len(keep)} test images, normalised with the model's stored mean {mean} and std {std}")
 
 
+def pngs(images_path, first, out_dir):
+    from PIL import Image
+    images = read_idx(images_path)
+    labels = read_idx(images_path.replace("-images-idx3-ubyte", "-labels-idx1-ubyte"))
+    seen = np.zeros(10, int)
+    written = 0
+    for i, label in enumerate(labels):
+        if seen[label] >= first:
+            os.makedirs(os.path.join(out_dir, str(label)), exist_ok=True)
+            Image.fromarray(images[i], "L").save(os.path.join(out_dir, str(label), f"{i:04d}.png"))
+            written += 1
+        seen[label] += 1
+    print(f"   {written} test images written as PNG files to {out_dir}/<class>/")
+
+
 def compare(model_path, out_dir, kiln_logits):
     model = onnx.load(model_path)
     onnx.checker.check_model(model, full_check=True)
@@ -74,6 +92,8 @@ def compare(model_path, out_dir, kiln_logits):
 if __name__ == "__main__":
     if sys.argv[1] == "prepare":
         prepare(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif sys.argv[1] == "pngs":
+        pngs(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif sys.argv[1] == "compare":
         sys.exit(0 if compare(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)
     else:

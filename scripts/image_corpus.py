@@ -135,6 +135,13 @@ def main():
     ):
         image.save(os.path.join(out, name), "JPEG", **options)
         names.append(name)
+    # Resampling references: Pillow's bilinear resize of a float image (mode F: the same filter
+    # weights as for 8-bit images, without the rounding to 8 bits between the passes).
+    src = np.clip(base[:, :, 0], 0, 255).astype(np.float32)
+    np.save(os.path.join(out, "resize_source.npy"), src)
+    for w2, h2 in ((16, 20), (45, 37), (90, 50), (7, 60)):
+        resized = np.asarray(Image.fromarray(src, "F").resize((w2, h2), Image.Resampling.BILINEAR))
+        np.save(os.path.join(out, f"resize_{w2}x{h2}.npy"), resized.astype(np.float32))
     for name in names:
         np.save(os.path.join(out, name + ".npy"), pillow_pixels(os.path.join(out, name)))
     with open(os.path.join(out, "corpus.txt"), "w") as f:

@@ -48,14 +48,18 @@ int kiln_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, kiln_
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, png_fail, png_warn);
     if (!png) { snprintf(error, error_size, "out of memory"); return 1; }
     png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        snprintf(error, error_size, "out of memory");
+        return 1;
+    }
     // Volatile: assigned after setjmp and read after a longjmp back to it.
     uint8_t *volatile pixels = NULL;
     png_bytep *volatile rows = NULL;
-    if (!info || setjmp(failure.jump)) {
+    if (setjmp(failure.jump)) {
         free(pixels);
         free(rows);
-        png_destroy_read_struct(&png, info ? &info : NULL, NULL);
-        if (!info) snprintf(error, error_size, "out of memory");
+        png_destroy_read_struct(&png, &info, NULL);
         return 1;
     }
     png_source source = {data, size, 0};

@@ -105,3 +105,18 @@ struct DecodeTests {
         }
     }
 }
+
+@Suite("Resizing against Pillow")
+struct ResizeTests {
+    @Test("bilinear resampling (antialiased when shrinking) equals Pillow's resize of a float image within 1e-3",
+          arguments: [(16, 20), (45, 37), (90, 50), (7, 60)])
+    func resize(_ w: Int, _ h: Int) throws {
+        let (dir, _) = try corpus.get()
+        let source = try NPY.read(path: "\(dir)/resize_source.npy")
+        let expected = try NPY.read(path: "\(dir)/resize_\(w)x\(h).npy")
+        let got = Preprocessing.resample(source.floats, width: source.shape[1], height: source.shape[0], toWidth: w, toHeight: h)
+        #expect(expected.shape == [h, w])
+        let worst = zip(got, expected.floats).map { abs($0 - $1) }.max() ?? 1
+        #expect(worst < 1e-3, "worst difference \(worst) grey levels")
+    }
+}

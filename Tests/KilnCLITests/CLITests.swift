@@ -205,6 +205,18 @@ struct DemoTests {
         #expect(text.contains("onnx.checker (full check) passed"))
         #expect(text.contains("same top-1 on 1000 of 1000 images"))
         #expect(text.contains("= ReduceL2(flatten)"))
+        // kiln eval on the test set written as PNG files reproduces the accuracies the trainer
+        // printed for the final epoch: overall and every class.
+        let metrics = try String(contentsOfFile: out + "/ldam-drw/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let last = try JSONSerialization.jsonObject(with: Data(metrics.last!.utf8)) as! [String: Any]
+        let val = last["val"] as! [String: Any]
+        let eval = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/eval.json"))) as! [String: Any]
+        #expect(eval["images"] as? Int == 1000)
+        #expect(eval["top1"] as? Double == val["top1"] as? Double)
+        #expect(eval["perClass"] as? [Double] == val["perClass"] as? [Double])
+        #expect(eval["few"] as? Double == val["few"] as? Double)
+        let predictions = try String(contentsOfFile: out + "/predictions.csv", encoding: .utf8).split(separator: "\n")
+        #expect(predictions.count == 1001)
         #expect(text.contains("models/resnet32-cifar.kiln: identical"))
         #expect(text.contains("trainable parameters: 464,154"))
         #expect(text.contains("opset 17, producer kiln, checker passed"))

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import Graph
+import Imaging
+
+extension Preprocessing.Resize: ExpressibleByArgument {}
+
+extension Kiln {
+    struct Infer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Classify every PNG and JPEG under a folder, in batches.",
+            discussion: """
+                Walks DIR recursively in sorted order (hidden entries skipped, symbolic links followed, loops reported), decodes images in parallel while the model runs the previous batch, and writes one row per image: its path and the top-k classes with probabilities (softmax of the scores). Preprocessing comes from the model's metadata (written by `kiln export`); a model without it is resized directly to its input size with pixels in [0, 1], which is said on stderr.
+
+                Files that cannot be used — empty, truncated, not an image, content not matching the extension, unsupported format, too many pixels, unreadable, symbolic-link loops — are skipped with one line each on stderr (and in --errors, by default OUTPUT.errors.txt next to --output); every good image is still classified. Exit code 0: all files used; 2: some skipped; 1: the run failed.
+
+                Examples:
+                  kiln infer model.onnx photos/ --output predictions.csv
+                  kiln infer model.onnx photos/ --top-k 3 --output predictions.jsonl --batch 64
+                """
+        )
+
+        @Argument(help: "The model (.onnx or .kiln with weights).")
+        var model: String
+        @Argument(help: "The folder of images.")
+        var directory: String
+        @Option(help: "Images per batch.")
+        var batch: Int = 128
+        @Option(name: .customLong("top-k"), help: "Classes per image in the output.")
+        var topK: Int = 5
+        @Option(help: "Output file: .csv or .jsonl (default: CSV on stdout).")
+        var output: String?
+        @Option(help: "File listing skipped files (default: OUTPUT.errors.txt when --output is given).")
+        var errors: String?
+        @Option(help: "Threads (default: all cores).")
+        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @OptionGroup var preprocess: PreprocessOptions
+
+        func run() throws {
+            var skipped = 0
+            try reportingErrors {
+                guard topK >= 1 else { throw CLIError("--top-k must be at least 1") }
+                let format: String
+                switch output.map({ URL(fileURLWithPath: $0).pathExtension.lowercased() }) {
+                case nil, "csv"?: format = "csv"
+                case "jsonl"?: format = "jsonl"
+                default: throw CLIError("\(output!): the output must be .csv or .jsonl")
+                }
+                let graph = try loadClassifier(model)
+                let p = try preprocess.preprocessing(for: graph)
+                let listing = try FolderListing.walk(directory)
+                let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
+                let (names, _) = modelClasses(graph, classes: engine.classes)
+                let report = try SkipReport(errorsFile: errors ?? output.map { $0 + ".errors.txt" })
+                listing.problems.forEach(report.add)
+                if listing.ignored > 0 { FileHandle.standardError.write(Data("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n".utf8)) }
+                let sink = try OutputSink(path: output)
+                let k = min(topK, engine.classes)
+                if format == "csv" {
+                    sink.write("path," + (1...k).map { "label\($0),probability\($0)" }.joined(separator: ",") + "\n")
+                }
+                let bar = ProgressBar()
+                let start = DispatchTime.now().uptimeNanoseconds
+                var done = 0
+                try engine.run(listing.files) { results in
+                    var text = ""
+                    for r in results {
+                        guard let logits = r.logits else { report.add(r.error!); continue }
+                        let probs = probabilities(logits)
+                        let top = probs.indices.sorted { probs[$0] > probs[$1] || probs[$0] == probs[$1] && $0 < $1 }.prefix(k)
+                        if format == "csv" {
+                            text += csvField(r.path) + "," + top.map { "\(csvField(names[$0])),\(String(format: "%.6f", probs[$0]))" }.joined(separator: ",") + "\n"
+                        } else {
+                            let entries = top.map { "{\"label\":\(jsonString(names[$0])),\"index\":\($0),\"probability\":\(String(format: "%.6f", probs[$0]))}" }
+                            text += "{\"path\":\(jsonString(r.path)),\"top\":[\(entries.joined(separator: ","))]}\n"
+                        }
+                    }
+                    sink.write(text)
+                    done += results.count
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    let rate = Double(done) / max(seconds, 1e-9)
+                    bar.show(String(format: "%d/%d images  %.0f img/s  ETA %@", done, listing.files.count, rate,
+                                    duration(Double(listing.files.count - done) / max(rate, 1e-9))),
+                             fraction: Double(done) / Double(max(listing.files.count, 1)))
+                }
+                bar.clear()
+                try sink.close()
+                report.finish()
+                skipped = report.count
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                FileHandle.standardError.write(Data(String(format: "kiln: %d images classified in %.2f s (%.0f images/s)%@\n", listing.files.count - (report.count - listing.problems.count),
+                                                           seconds, Double(listing.files.count) / max(seconds, 1e-9), output.map { ", written to \($0)" } ?? "").utf8))
+            }
+            if skipped > 0 { throw ExitCode(2) }
+        }
+    }
+}
+
+/// Writes rows to a file (atomically: a temporary file renamed at the end) or to stdout.
+final class OutputSink {
+    let path: String?
+    let temporary: String?
+    let handle: FileHandle
+
+    init(path: String?) throws {
+        self.path = path
+        if let path {
+            let tmp = path + ".partial-\(getpid())"
+            guard FileManager.default.createFile(atPath: tmp, contents: nil), let h = FileHandle(forWritingAtPath: tmp) else {
+                throw CLIError("\(path): cannot write here")
+            }
+            temporary = tmp
+            handle = h
+        } else {
+            temporary = nil
+            handle = FileHandle.standardOutput
+        }
+    }
+
+    func write(_ s: String) { handle.write(Data(s.utf8)) }
+
+    func close() throws {
+        guard let path, let temporary else { return }
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary, path) == 0 else { throw CLIError("\(path): cannot move the finished output into place") }
+    }
+}
+
+func csvField(_ s: String) -> String {
+    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
+
+func jsonString(_ s: String) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.withoutEscapingSlashes]
+    return String(decoding: (try? e.encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+}
