@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Graph", dependencies: ["COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph"]),
         .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
-        .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "CZlib"]),
+        .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         .executableTarget(
             name: "kiln",

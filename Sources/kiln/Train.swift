@@ -13,7 +13,7 @@ extension Kiln {
             commandName: "train",
             abstract: "Train a classifier with LDAM-DRW (or CE/Focal, with any balancing rule), checkpointing every epoch.",
             discussion: """
-                Data: --data takes an MNIST IDX images file (labels found beside it by the standard naming, …-images-idx3-ubyte[.gz] → …-labels-idx1-ubyte[.gz]) or CIFAR-10/100 binary files (a .bin file or the folder holding data_batch_1…5.bin / train.bin); --val the same (a CIFAR folder gives its test file). --split-first N trains on the first N images of each class of --data and validates on the rest. --lt-profile exp|step --lt-ratio R takes the long-tailed subset of the training images (n_max = the largest class; counts as in Cao et al. 2019), with its own seed (--lt-seed) so every --seed trains on the same split.
+                Data: --data takes an MNIST IDX images file (labels found beside it by the standard naming, …-images-idx3-ubyte[.gz] → …-labels-idx1-ubyte[.gz]), CIFAR-10/100 binary files (a .bin file or the folder holding data_batch_1…5.bin / train.bin), or a folder with one subfolder of PNG/JPEG images per class (class names = subfolder names; images decoded once into memory, resized to the first one's size); --val the same (a CIFAR folder gives its test file). --split-first N trains on the first N images of each class of --data and validates on the rest. --lt-profile exp|step --lt-ratio R takes the long-tailed subset of the training images (n_max = the largest class; counts as in Cao et al. 2019), with its own seed (--lt-seed) so every --seed trains on the same split.
 
                 Schedule (the paper's, scaled to --epochs): linear warm-up over --warmup epochs, LR ×0.01 from 80 % and ×1e-4 from 90 % of the epochs, DRW's class-balanced weights (β = 0.9999, normalised to sum to the number of classes) from the first decay.
 
@@ -37,7 +37,7 @@ extension Kiln {
         var recipe: Recipe?
         @Option(help: "The network (.kiln or .onnx); its first output must be logits [N, classes].")
         var model: String?
-        @Option(help: "Training images (MNIST IDX images file, CIFAR .bin file or folder).")
+        @Option(help: "Training images (MNIST IDX images file, CIFAR .bin file or folder, class-per-subfolder image folder).")
         var data: String?
         @Option(help: "Validation images (same formats).")
         var val: String?

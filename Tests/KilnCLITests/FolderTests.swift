@@ -74,3 +74,28 @@ struct FolderTests {
         #expect(r.stderr.contains(message), "\(r.stderr)")
     }
 }
+
+@Suite("Training on an image folder", .serialized)
+struct FolderTrainingTests {
+    @Test("kiln train --data takes a class-per-subfolder folder of PNGs; bad files are skipped and named; eval reads the same folder")
+    func trainOnFolder() throws {
+        let dir = try scratch("folder-train")
+        let images = dir.appendingPathComponent("digits").path
+        let w = try run(python, [repositoryRoot.appendingPathComponent("scripts/demo_check.py").path, "pngs",
+                                 repositoryRoot.appendingPathComponent("data/mnist5k/mnist5k-images-idx3-ubyte.gz").path, "450", images])
+        try #require(w.status == 0, "\(w.stderr)")
+        try Data("not a png".utf8).write(to: URL(fileURLWithPath: images + "/3/broken.png"))
+        let out = dir.appendingPathComponent("run").path
+        let r = try kiln("train", "--model", "models/resnet8-mnist.kiln", "--data", images, "--val", images, "--epochs", "1", "--out", out)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("data: 500 training images of [1, 28, 28], 10 classes, per class [50, 50, 50, 50, 50, 50, 50, 50, 50, 50]"), "\(r.stdout)")
+        #expect(r.stderr.contains("broken.png: not a PNG or JPEG file"))
+        let e = try kiln("eval", out + "/model.onnx", images, "--report", dir.appendingPathComponent("eval.json").path)
+        #expect(e.status == 2, "the broken file is reported: \(e.stderr)")
+        #expect(e.stdout.contains("500 images in 10 classes"))
+        let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let val = (try JSONSerialization.jsonObject(with: Data(metrics.utf8)) as! [String: Any])["val"] as! [String: Any]
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("eval.json"))) as! [String: Any]
+        #expect(report["top1"] as? Double == val["top1"] as? Double)
+    }
+}

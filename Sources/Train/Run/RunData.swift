@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// The images a run trains and validates on, built from its configuration.
 public struct RunData: Sendable {
@@ -52,11 +53,14 @@ public enum DatasetFile {
             let d = try MNIST.load(images: path)
             return (d, (0..<d.classes).map(String.init))
         }
+        if isDirectory.boolValue && ImageFolder.isClassFolder(path) {
+            return try ImageFolder.load(path)
+        }
         if isDirectory.boolValue || path.hasSuffix(".bin") {
             let d = try CIFAR.load(path: path, train: train)
             return (d, CIFAR.classNames(near: path, classes: d.classes))
         }
-        throw DatasetError(path: path, message: "not a dataset Kiln reads: expected an MNIST images file (…-images-idx3-ubyte[.gz], labels beside it as …-labels-idx1-ubyte[.gz]) or CIFAR-10/100 binary files (a .bin file or their folder)")
+        throw DatasetError(path: path, message: "not a dataset Kiln reads: expected an MNIST images file (…-images-idx3-ubyte[.gz], labels beside it as …-labels-idx1-ubyte[.gz]), CIFAR-10/100 binary files (a .bin file or their folder), or a folder with one subfolder of PNG/JPEG images per class")
     }
 }
 
@@ -77,4 +81,77 @@ extension CIFAR {
         }
         return classes == 10 ? cifar10Names : (0..<classes).map(String.init)
     }
+}
+
+/// A class-per-subfolder folder of PNG and JPEG images (the class names are the subfolder
+/// names, sorted) as an in-memory dataset: every image decoded once, converted to the
+/// channels of the first (grey if all are grey, RGB otherwise) and resized to its size when
+/// it differs. Files that cannot be used are reported on stderr and left out.
+public enum ImageFolder {
+    /// True when `path` holds subfolders (and no CIFAR binary files).
+    public static func isClassFolder(_ path: String) -> Bool {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: path) else { return false }
+        if names.contains(where: { $0.hasSuffix(".bin") }) { return false }
+        return names.contains { n in
+            var d: ObjCBool = false
+            return !n.hasPrefix(".") && fm.fileExists(atPath: path + "/" + n, isDirectory: &d) && d.boolValue
+        }
+    }
+
+    public static func load(_ path: String) throws -> (ImageDataset, [String]) {
+        let fm = FileManager.default
+        let classes = try fm.contentsOfDirectory(atPath: path).filter { n in
+            var d: ObjCBool = false
+            return !n.hasPrefix(".") && fm.fileExists(atPath: path + "/" + n, isDirectory: &d) && d.boolValue
+        }.sorted()
+        var files: [(String, Int)] = []
+        var problems: [ImageError] = []
+        for (label, name) in classes.enumerated() {
+            do {
+                let listing = try FolderListing.walk(path + "/" + name)
+                files += listing.files.map { ($0, label) }
+                problems += listing.problems
+            } catch {
+                problems.append(error)
+            }
+        }
+        let paths = files.map(\.0)
+        var decoded = [Image?](repeating: nil, count: files.count)
+        var errors = [ImageError?](repeating: nil, count: files.count)
+        decoded.withUnsafeMutableBufferPointer { d in
+            errors.withUnsafeMutableBufferPointer { e in
+                let dp = UnsafeSendablePointer(d.baseAddress!), ep = UnsafeSendablePointer(e.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: files.count) { k in
+                    do throws(ImageError) { (dp.value + k).pointee = try ImageDecoder.decodeChecked(path: paths[k]) } catch { (ep.value + k).pointee = error }
+                }
+            }
+        }
+        problems += errors.compactMap { $0 }
+        for p in problems { FileHandle.standardError.write(Data("kiln: skipped \(p.path): \(p.reason)\n".utf8)) }
+        let good = decoded.indices.filter { decoded[$0] != nil }
+        guard let first = good.first.flatMap({ decoded[$0] }) else { throw DatasetError(path: path, message: "no usable PNG or JPEG images in its class subfolders") }
+        let channels = good.contains { decoded[$0]!.channels >= 3 } ? 3 : 1
+        let (w, h) = (first.width, first.height)
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(good.count * channels * w * h)
+        for k in good {
+            var image = decoded[k]!.converted(to: channels)
+            if image.width != w || image.height != h {
+                let planes = (0..<channels).map { c in (0..<(image.width * image.height)).map { Float(image.pixels[$0 * channels + c]) } }
+                let resized = planes.map { Preprocessing.resample($0, width: image.width, height: image.height, toWidth: w, toHeight: h) }
+                image = Image(width: w, height: h, channels: channels,
+                              pixels: (0..<(w * h * channels)).map { i in UInt8(max(0, min(255, resized[i % channels][i / channels].rounded()))) })
+            }
+            // HWC → CHW
+            for c in 0..<channels { for i in 0..<(w * h) { pixels.append(image.pixels[i * channels + c]) } }
+        }
+        let d = ImageDataset(imageShape: [channels, h, w], pixels: pixels, labels: good.map { files[$0].1 }, classes: classes.count)
+        return (d, classes)
+    }
+}
+
+struct UnsafeSendablePointer<T>: @unchecked Sendable {
+    let value: UnsafeMutablePointer<T>
+    init(_ v: UnsafeMutablePointer<T>) { value = v }
 }
