@@ -3,7 +3,7 @@
 Usage: python image_corpus.py OUT_DIR
 PNGs are written by the small encoder below (every colour type and bit depth of the PNG
 specification, Adam7-interlaced or not, with and without tRNS), JPEGs by Pillow (baseline,
-progressive, 4:4:4 and 4:2:0 subsampling, grayscale, CMYK). For each file NAME it writes
+progressive, 4:4:4 and 4:2:0 subsampling, grayscale, CMYK, EXIF orientations 2-8). For each file NAME it writes
 NAME.npy: Pillow's pixels as uint8 H×W×C — 16-bit samples reduced to their high byte,
 palettes expanded to RGB (RGBA with transparency), 1-bit grey as 0/255, grey or RGB with a
 tRNS colour key as LA / RGBA, 16-bit grey + alpha (which Pillow opens as RGBA with equal
@@ -16,7 +16,7 @@ import sys
 import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -72,7 +72,7 @@ def png(samples, color, depth, interlace=False, palette=None, trns=None):
 
 
 def pillow_pixels(path):
-    im = Image.open(path)
+    im = ImageOps.exif_transpose(Image.open(path))
     im.load()
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -142,6 +142,14 @@ def main():
     for w2, h2 in ((16, 20), (45, 37), (90, 50), (7, 60)):
         resized = np.asarray(Image.fromarray(src, "F").resize((w2, h2), Image.Resampling.BILINEAR))
         np.save(os.path.join(out, f"resize_{w2}x{h2}.npy"), resized.astype(np.float32))
+    # EXIF orientations 2-8 on a non-square image; the expected pixels are Pillow's
+    # ImageOps.exif_transpose of the file (the image as displayed).
+    for o in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = o
+        name = f"jpeg_orientation_{o}.jpg"
+        rgb.save(os.path.join(out, name), "JPEG", quality=95, exif=exif.tobytes())
+        names.append(name)
     for name in names:
         np.save(os.path.join(out, name + ".npy"), pillow_pixels(os.path.join(out, name)))
     with open(os.path.join(out, "corpus.txt"), "w") as f:

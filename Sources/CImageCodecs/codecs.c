@@ -123,6 +123,32 @@ static void jpeg_warning(j_common_ptr cinfo, int level) {
     if (level < 0) jpeg_fail(cinfo);
 }
 
+// The Orientation tag (0x0112) of an APP1 "Exif" segment's first IFD, or 1.
+static int exif_orientation(const uint8_t *d, unsigned n) {
+    if (n < 14 || memcmp(d, "Exif\0\0", 6) != 0) return 1;
+    const uint8_t *t = d + 6;
+    unsigned len = n - 6;
+    int little = t[0] == 'I' && t[1] == 'I';
+    if (!little && !(t[0] == 'M' && t[1] == 'M')) return 1;
+#define U16(p) (little ? (unsigned)((p)[0] | (p)[1] << 8) : (unsigned)((p)[0] << 8 | (p)[1]))
+#define U32(p) (little ? ((uint32_t)(p)[0] | (uint32_t)(p)[1] << 8 | (uint32_t)(p)[2] << 16 | (uint32_t)(p)[3] << 24) \
+                       : ((uint32_t)(p)[0] << 24 | (uint32_t)(p)[1] << 16 | (uint32_t)(p)[2] << 8 | (uint32_t)(p)[3]))
+    uint32_t ifd = U32(t + 4);
+    if (ifd > len - 2) return 1;
+    unsigned count = U16(t + ifd);
+    for (unsigned i = 0; i < count; i++) {
+        uint32_t e = ifd + 2 + 12 * i;
+        if (e + 12 > len) return 1;
+        if (U16(t + e) == 0x0112) {
+            unsigned v = U16(t + e + 8);
+            return v >= 1 && v <= 8 ? (int)v : 1;
+        }
+    }
+#undef U16
+#undef U32
+    return 1;
+}
+
 int kiln_jpeg_decode(const uint8_t *data, size_t size, uint64_t max_pixels, kiln_image *out, char *error, size_t error_size) {
     memset(out, 0, sizeof *out);
     if (size < 3 || data[0] != 0xFF || data[1] != 0xD8) {
@@ -142,7 +168,15 @@ int kiln_jpeg_decode(const uint8_t *data, size_t size, uint64_t max_pixels, kiln
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(&cinfo, TRUE);
+    out->orientation = 1;
+    for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
+        if (m->marker == JPEG_APP0 + 1) {
+            int o = exif_orientation(m->data, m->data_length);
+            if (o != 1) { out->orientation = o; break; }
+        }
+    }
     if ((uint64_t)cinfo.image_width * cinfo.image_height > max_pixels) {
         snprintf(error, error_size, "%ux%u pixels is more than the limit of %llu", cinfo.image_width, cinfo.image_height,
                  (unsigned long long)max_pixels);

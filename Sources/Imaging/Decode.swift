@@ -34,7 +34,8 @@ public enum ImageDecoder {
 
     /// Decodes a PNG or JPEG file (chosen by content, not by extension) to 8-bit samples:
     /// 16-bit PNG samples keep their high byte, palettes and sub-byte greys expand, a tRNS
-    /// chunk becomes alpha; JPEG CMYK becomes RGB (Adobe's inverted CMYK undone).
+    /// chunk becomes alpha; JPEG CMYK becomes RGB (Adobe's inverted CMYK undone) and a JPEG's
+    /// EXIF orientation is applied.
     public static func decode(path: String, pixelLimit: Int = defaultPixelLimit) throws(ImageError) -> Image {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
@@ -89,9 +90,9 @@ public enum ImageDecoder {
                 rgb[3 * i + 1] = UInt8((s.1 * s.3 + 127) / 255)
                 rgb[3 * i + 2] = UInt8((s.2 * s.3 + 127) / 255)
             }
-            return Image(width: w, height: h, channels: 3, pixels: rgb)
+            return Image(width: w, height: h, channels: 3, pixels: rgb).oriented(Int(raw.orientation))
         }
-        return Image(width: w, height: h, channels: c, pixels: pixels)
+        return Image(width: w, height: h, channels: c, pixels: pixels).oriented(Int(raw.orientation))
     }
 
     /// A guess at what a non-image file is, for the error message.
@@ -106,6 +107,33 @@ public enum ImageDecoder {
 }
 
 extension Image {
+    /// The image as displayed under EXIF orientation `o` (1–8; others: unchanged): mirrored
+    /// (2, 4), rotated (3: 180°, 6: 90° clockwise, 8: 90° counter-clockwise) or transposed
+    /// across a diagonal (5, 7).
+    public func oriented(_ o: Int) -> Image {
+        guard (2...8).contains(o) else { return self }
+        let swap = o >= 5
+        let ow = swap ? height : width, oh = swap ? width : height
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        for y in 0..<oh {
+            for x in 0..<ow {
+                let (sx, sy): (Int, Int)
+                switch o {
+                case 2: (sx, sy) = (width - 1 - x, y)
+                case 3: (sx, sy) = (width - 1 - x, height - 1 - y)
+                case 4: (sx, sy) = (x, height - 1 - y)
+                case 5: (sx, sy) = (y, x)
+                case 6: (sx, sy) = (y, height - 1 - x)
+                case 7: (sx, sy) = (width - 1 - y, height - 1 - x)
+                default: (sx, sy) = (width - 1 - y, x)
+                }
+                let src = (sy * width + sx) * channels, dst = (y * ow + x) * channels
+                for c in 0..<channels { out[dst + c] = pixels[src + c] }
+            }
+        }
+        return Image(width: ow, height: oh, channels: channels, pixels: out)
+    }
+
     /// The image with `channels` channels: grey ↔ RGB (grey = ITU-R 601-2 luma
     /// (299·R + 587·G + 114·B)/1000, rounded as Pillow does), alpha dropped.
     public func converted(to target: Int) -> Image {

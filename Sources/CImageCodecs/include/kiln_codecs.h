@@ -15,6 +15,9 @@ typedef struct {
     // 1 when a JPEG's samples are CMYK (Adobe files store them inverted: see `inverted`).
     int cmyk;
     int inverted;
+    // EXIF orientation of a JPEG (1–8; 1 when absent): how the stored pixels must be
+    // rotated or mirrored for display.
+    int orientation;
     // width × height × channels × depth/8 bytes, row-major, interleaved; free with free().
     uint8_t *pixels;
 } kiln_image;
