@@ -34,14 +34,9 @@ struct PreprocessOptions: ParsableArguments {
         }
         if let resize { p.resize = resize; assumed.removeAll { $0.hasPrefix("resize") } }
         if let resizeSize { p.resizeSize = resizeSize }
-        func floats(_ s: String, _ flag: String) throws -> [Float] {
-            let v = s.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == p.channels, v.allSatisfy({ $0 != nil }) else { throw CLIError("\(flag) takes \(p.channels) comma-separated numbers, got '\(s)'") }
-            return v.map { $0! }
-        }
-        if let mean { p.mean = try floats(mean, "--mean") }
+        if let mean { p.mean = try parseFloats(mean, flag: "--mean", count: p.channels) }
         if let std {
-            p.std = try floats(std, "--std")
+            p.std = try parseFloats(std, flag: "--std", count: p.channels)
             guard p.std.allSatisfy({ $0 > 0 }) else { throw CLIError("--std values must be positive") }
         }
         if mean != nil || std != nil { assumed.removeAll { $0.hasPrefix("pixels") } }

@@ -133,8 +133,8 @@ extension Kiln {
             if let v = ltSeed { c.ltSeed = v }
             if let v = cropPadding { c.cropPadding = v }
             if let v = flip { c.flip = v }
-            if let v = mean { c.mean = try floats(v, "--mean") }
-            if let v = std { c.std = try floats(v, "--std") }
+            if let v = mean { c.mean = try parseFloats(v, flag: "--mean") }
+            if let v = std { c.std = try parseFloats(v, flag: "--std") }
             if let v = seed { c.seed = v }
             if let v = threads { c.threads = v }
             let problems = c.problems()
@@ -142,11 +142,6 @@ extension Kiln {
             return c
         }
 
-        func floats(_ s: String, _ flag: String) throws -> [Float] {
-            let v = s.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { throw CLIError("\(flag) takes comma-separated numbers, got '\(s)'") }
-            return v.map { $0! }
-        }
 
         func run() throws {
             try reportingErrors {
@@ -297,6 +292,15 @@ func checkSpace(_ path: String, bytes: Int) throws {
         throw CLIError("\(path) cannot hold the run's files (\(bytes >> 20) MiB needed for checkpoints and the export): \(e.message)")
     }
     unlink(probe)
+}
+
+/// Comma-separated numbers of an option (`count` of them when given).
+func parseFloats(_ s: String, flag: String, count: Int? = nil) throws -> [Float] {
+    let v = s.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+    guard !v.isEmpty, v.allSatisfy({ $0 != nil }), count == nil || v.count == count else {
+        throw CLIError("\(flag) takes \(count.map { "\($0) " } ?? "")comma-separated numbers, got '\(s)'")
+    }
+    return v.map { $0! }
 }
 
 func duration(_ seconds: Double) -> String {

@@ -38,13 +38,20 @@ struct DecodeTests {
         for o in 2...8 { #expect(names.contains("jpeg_orientation_\(o).jpg")) }
     }
 
-    @Test("every PNG decodes to exactly Pillow's pixels")
-    func png() throws {
+    /// Kiln's decode and Pillow's pixels of every corpus file ending in `suffix`.
+    func eachDecoded(_ suffix: String, _ body: (String, Image, TensorData) throws -> Void) throws {
         let (dir, names) = try corpus.get()
-        for name in names where name.hasSuffix(".png") {
+        for name in names where name.hasSuffix(suffix) {
             let image = try ImageDecoder.decode(path: "\(dir)/\(name)")
             let expected = try NPY.read(path: "\(dir)/\(name).npy")
-            #expect([image.height, image.width, image.channels] == expected.shape, "\(name)")
+            try #require([image.height, image.width, image.channels] == expected.shape, "\(name)")
+            try body(name, image, expected)
+        }
+    }
+
+    @Test("every PNG decodes to exactly Pillow's pixels")
+    func png() throws {
+        try eachDecoded(".png") { name, image, expected in
             let same = image.pixels == expected.bytes
             #expect(same, "\(name): pixels differ from Pillow's")
         }
@@ -52,11 +59,7 @@ struct DecodeTests {
 
     @Test("every JPEG decodes within a mean of 1 grey level per channel of Pillow's decode (EXIF orientation applied as ImageOps.exif_transpose does)")
     func jpeg() throws {
-        let (dir, names) = try corpus.get()
-        for name in names where name.hasSuffix(".jpg") {
-            let image = try ImageDecoder.decode(path: "\(dir)/\(name)")
-            let expected = try NPY.read(path: "\(dir)/\(name).npy")
-            try #require([image.height, image.width, image.channels] == expected.shape, "\(name)")
+        try eachDecoded(".jpg") { name, image, expected in
             for c in 0..<image.channels {
                 var total = 0
                 for i in 0..<(image.width * image.height) {
