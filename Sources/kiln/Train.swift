@@ -73,7 +73,7 @@ extension Kiln {
         var ltProfile: LongTailProfile?
         @Option(name: .customLong("lt-ratio"), help: "Long-tailed imbalance ratio n_max/n_min, e.g. 100.")
         var ltRatio: Double?
-        @Option(name: .customLong("lt-seed"), help: "Seed of the long-tailed subset (default 0).")
+        @Option(name: .customLong("lt-seed"), help: "Seed of the long-tailed subset (numpy's legacy generator, as the reference code; default 0).")
         var ltSeed: UInt64?
         @Option(name: .customLong("crop-padding"), help: "Random crop of the image zero-padded by P pixels (default 0: no crop).")
         var cropPadding: Int?

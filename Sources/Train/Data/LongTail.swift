@@ -37,20 +37,25 @@ public enum LongTail {
         return raw.map { $0 / total * Double(counts.count) }
     }
 
-    /// The images of a long-tailed subset: per class i, its images in a shuffle seeded by
-    /// `seed` (one generator, classes in label order), the first `counts[i]` kept; returned in
-    /// the dataset's order. A class with fewer images than asked for is an error.
+    /// The images of a long-tailed subset, chosen as the LDAM-DRW reference code chooses
+    /// them: numpy's legacy generator seeded with `seed`, then per class in label order its
+    /// indices (in dataset order) shuffled by `np.random.shuffle` and the first `counts[i]`
+    /// kept; returned in the dataset's order. A class with fewer images than asked for is an
+    /// error.
     public static func subsetIndices(labels: [Int], counts: [Int], seed: UInt64) throws -> [Int] {
         var byClass = [[Int]](repeating: [], count: counts.count)
         for (i, l) in labels.enumerated() where l < counts.count { byClass[l].append(i) }
-        var rng = KilnRandom(seed: seed)
+        guard seed <= UInt64(UInt32.max) else {
+            throw DatasetError(path: "", message: "the long-tailed subset's seed must be below 2^32 (numpy's), got \(seed)")
+        }
+        var rng = NumpyLegacyRandom(seed: UInt32(seed))
         var keep: [Int] = []
         for (c, want) in counts.enumerated() {
             var pool = byClass[c]
             guard pool.count >= want else {
                 throw DatasetError(path: "", message: "class \(c) has \(pool.count) images, the long-tailed profile asks for \(want)")
             }
-            pool = EpochOrder.shuffled(count: pool.count, rng: &rng).map { pool[$0] }
+            rng.shuffle(&pool)
             keep += pool.prefix(want)
         }
         return keep.sorted()
