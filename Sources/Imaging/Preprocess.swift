@@ -71,33 +71,40 @@ public struct Preprocessing: Sendable, Equatable {
     /// Writes the model's input for `image` (C × H × W floats) into `out`.
     public func apply(_ image: Image, into out: UnsafeMutablePointer<Float>) {
         let img = image.converted(to: channels)
-        var planes = (0..<channels).map { c in (0..<(img.width * img.height)).map { Float(img.pixels[$0 * channels + c]) } }
-        var w = img.width, h = img.height
+        var (w, h) = (img.width, img.height)
+        var target = (w, h)
         switch resize {
         case .direct:
-            if w != width || h != height {
-                planes = planes.map { Self.resample($0, width: w, height: h, toWidth: width, toHeight: height) }
-                (w, h) = (width, height)
-            }
+            target = (width, height)
         case .shorterSide:
             let s = resizeSize ?? Int((Double(min(height, width)) / 0.875).rounded())
-            let (nw, nh) = w <= h ? (s, Int(Double(s) * Double(h) / Double(w))) : (Int(Double(s) * Double(w) / Double(h)), s)
-            if nw != w || nh != h {
-                planes = planes.map { Self.resample($0, width: w, height: h, toWidth: nw, toHeight: nh) }
-                (w, h) = (nw, nh)
+            target = w <= h ? (s, Int(Double(s) * Double(h) / Double(w))) : (Int(Double(s) * Double(w) / Double(h)), s)
+        }
+        // Resized planes (floats), or nil to read the 8-bit pixels directly.
+        var planes: [[Float]]? = nil
+        if target != (w, h) {
+            planes = (0..<channels).map { c in
+                let plane = (0..<(w * h)).map { Float(img.pixels[$0 * channels + c]) }
+                return Self.resample(plane, width: w, height: h, toWidth: target.0, toHeight: target.1)
             }
+            (w, h) = target
         }
         // Centre crop (or zero-pad an image smaller than the input), torchvision's rounding.
         let top = Int((Double(h - height) / 2).rounded()), left = Int((Double(w - width) / 2).rounded())
-        for c in 0..<channels {
-            let scale = 1 / (255 * std[c]), shift = -mean[c] / std[c]
-            let o = out + c * height * width
-            for y in 0..<height {
-                let sy = y + top
-                for x in 0..<width {
-                    let sx = x + left
-                    let v: Float = sy >= 0 && sy < h && sx >= 0 && sx < w ? planes[c][sy * w + sx] : 0
-                    o[y * width + x] = v * scale + shift
+        img.pixels.withUnsafeBufferPointer { px in
+            for c in 0..<channels {
+                let scale = 1 / (255 * std[c]), shift = -mean[c] / std[c]
+                let o = out + c * height * width
+                for y in 0..<height {
+                    let sy = y + top
+                    for x in 0..<width {
+                        let sx = x + left
+                        var v: Float = 0
+                        if sy >= 0 && sy < h && sx >= 0 && sx < w {
+                            v = planes.map { $0[c][sy * w + sx] } ?? Float(px[(sy * w + sx) * channels + c])
+                        }
+                        o[y * width + x] = v * scale + shift
+                    }
                 }
             }
         }

@@ -69,9 +69,9 @@ extension Kiln {
                         let probs = probabilities(logits)
                         let top = probs.indices.sorted { probs[$0] > probs[$1] || probs[$0] == probs[$1] && $0 < $1 }.prefix(k)
                         if format == "csv" {
-                            text += csvField(r.path) + "," + top.map { "\(csvField(names[$0])),\(String(format: "%.6f", probs[$0]))" }.joined(separator: ",") + "\n"
+                            text += csvField(r.path) + "," + top.map { "\(csvField(names[$0])),\(fixed6(probs[$0]))" }.joined(separator: ",") + "\n"
                         } else {
-                            let entries = top.map { "{\"label\":\(jsonString(names[$0])),\"index\":\($0),\"probability\":\(String(format: "%.6f", probs[$0]))}" }
+                            let entries = top.map { "{\"label\":\(jsonString(names[$0])),\"index\":\($0),\"probability\":\(fixed6(probs[$0]))}" }
                             text += "{\"path\":\(jsonString(r.path)),\"top\":[\(entries.joined(separator: ","))]}\n"
                         }
                     }
@@ -135,4 +135,12 @@ func jsonString(_ s: String) -> String {
     let e = JSONEncoder()
     e.outputFormatting = [.withoutEscapingSlashes]
     return String(decoding: (try? e.encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+}
+
+/// A probability in [0, 1] with six decimals ("0.012345"), without Foundation's formatter
+/// (it dominated the time of writing a row).
+func fixed6(_ p: Float) -> String {
+    let micro = Int((Double(min(max(p, 0), 1)) * 1e6).rounded())
+    let fraction = String(micro % 1_000_000)
+    return "\(micro / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
 }
