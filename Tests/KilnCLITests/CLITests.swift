@@ -217,6 +217,25 @@ struct DemoTests {
         #expect(eval["few"] as? Double == val["few"] as? Double)
         let predictions = try String(contentsOfFile: out + "/predictions.csv", encoding: .utf8).split(separator: "\n")
         #expect(predictions.count == 1001)
+
+        // Post-hoc logit adjustment: kiln eval --logit-adjust 1 on the PNG folder against numpy's
+        // argmax(logits − log prior) over the demo's Python-preprocessed test tensor, the prior
+        // from the class counts in the model's metadata.
+        let adjusted = try kiln("eval", out + "/ldam-drw.onnx", out + "/test-png", "--logit-adjust", "1", "--report", out + "/adjusted.json")
+        #expect(adjusted.status == 0, "\(adjusted.stderr)")
+        let numpy = try run(python, ["-c", """
+            import json, sys, numpy as np, onnx
+            d = sys.argv[1]
+            meta = {p.key: p.value for p in onnx.load(d + "/ldam-drw.onnx").metadata_props}
+            counts = np.array(json.loads(meta["kiln.class_counts"]), np.float64)
+            logits = np.load(d + "/check/kiln/linear.npy").astype(np.float64)
+            labels = np.load(d + "/check/labels.npy")
+            print(float((np.argmax(logits - np.log(counts / counts.sum()), 1) == labels).mean()))
+            """, out])
+        #expect(numpy.status == 0, "\(numpy.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/adjusted.json"))) as! [String: Any]
+        let want = Double(numpy.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(abs((report["top1"] as? Double ?? -2) - want) < 1e-9, "kiln eval \(report["top1"] ?? "–"), numpy \(want)")
         #expect(text.contains("models/resnet32-cifar.kiln: identical"))
         #expect(text.contains("trainable parameters: 464,154"))
         #expect(text.contains("opset 17, producer kiln, checker passed"))
