@@ -117,6 +117,8 @@ final class OutputSink {
         }
     }
 
+    var finished = false
+
     func write(_ s: String) { handle.write(Data(s.utf8)) }
 
     func close() throws {
@@ -124,6 +126,15 @@ final class OutputSink {
         try handle.synchronize()
         try handle.close()
         guard rename(temporary, path) == 0 else { throw CLIError("\(path): cannot move the finished output into place") }
+        finished = true
+    }
+
+    /// A run that failed leaves no partial file behind (an earlier complete output stays).
+    deinit {
+        if let temporary, !finished {
+            try? handle.close()
+            unlink(temporary)
+        }
     }
 }
 
