@@ -137,6 +137,11 @@ extension Kiln {
             if let v = std { c.std = try parseFloats(v, flag: "--std") }
             if let v = seed { c.seed = v }
             if let v = threads { c.threads = v }
+            // Stored absolute, so `--resume` and `kiln export` work from any directory.
+            func absolute(_ p: String) -> String { p.hasPrefix("builtin:") ? p : URL(fileURLWithPath: p).standardizedFileURL.path }
+            c.model = absolute(c.model)
+            c.data = absolute(c.data)
+            c.val = c.val.map(absolute)
             let problems = c.problems()
             guard problems.isEmpty else { throw CLIError(problems.joined(separator: "; ")) }
             return c

@@ -12,7 +12,7 @@ public enum Exporter {
 
     static func json<T: Encodable>(_ v: T) -> String {
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? e.encode(v)) ?? Data("null".utf8), as: UTF8.self)
     }
 
