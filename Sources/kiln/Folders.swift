@@ -57,7 +57,7 @@ struct FolderResult {
 /// Batched inference over files: decoding (in parallel) of the next batch overlaps the
 /// compiled model's run of the current one; at most two batches are in memory.
 final class FolderInference: @unchecked Sendable {
-    let model: CompiledModel
+    let model: BatchModel
     let input: UnsafeMutablePointer<Float>
     let output: UnsafeMutablePointer<Float>
     let batch: Int, classes: Int
@@ -70,7 +70,7 @@ final class FolderInference: @unchecked Sendable {
         guard let out = graph.outputs.first, out.type.rank == 2, let c = out.type.shape[1].value else {
             throw CLIError("the model's first output must be class scores [N, C], got \(graph.outputs.first?.type.description ?? "none")")
         }
-        model = try CompiledModel.compile(graph, batch: batch, threads: threads)
+        model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads)
         guard let i = model.inputPointer(graph.inputs[0].name), let o = model.outputPointer(out.name) else {
             throw CLIError("the compiled model has no image input or class-score output")
         }

@@ -114,6 +114,26 @@ struct CompiledTests {
         }
     }
 
+    @Test("a batch run in chunks per thread (30 images: 7 chunks of 4 and a partial one) equals the reference kernels' outputs on ResNet-8")
+    func chunked() throws {
+        let g = try ModelZoo.model(named: "resnet8-mnist")!.materialized(seed: 6)
+        let x = random([30, 1, 28, 28], seed: 9)
+        let reference = try ReferenceExecutor.run(g, inputs: [g.inputs[0].name: x])[g.outputs[0].name]!
+        let m = try ChunkedModel(graph: g, batch: 30, chunk: 4, threads: 2)
+        m.inputPointer(g.inputs[0].name)!.update(from: x.floats, count: x.count)
+        try m.execute()
+        let got = TensorData(floats: Array(UnsafeBufferPointer(start: m.outputPointer(g.outputs[0].name)!, count: 30 * 10)), shape: [30, 10])
+        #expect(maxRelativeError(got, reference) <= 1e-4, "\(maxRelativeError(got, reference))")
+        // Each image's row is its own: image 29 (in the partial chunk) alone gives the same row.
+        let single = try ReferenceExecutor.run(g, inputs: [g.inputs[0].name: TensorData(floats: Array(x.floats[(29 * 784)...]), shape: [1, 1, 28, 28])])
+        let row29 = TensorData(floats: Array(got.floats[290...]), shape: [1, 10])
+        #expect(maxRelativeError(row29, single[g.outputs[0].name]!) <= 1e-4)
+        // forThroughput picks chunks for ResNet-32 at batch 128 on 2 threads, one program at batch 1.
+        let r32 = try ModelZoo.model(named: "resnet32-cifar")!.materialized(seed: 1)
+        #expect(try CompiledModel.forThroughput(r32, batch: 128, threads: 2) is ChunkedModel)
+        #expect(try CompiledModel.forThroughput(r32, batch: 1, threads: 2) is CompiledModel)
+    }
+
     @Test("3×3 stride-1 convolutions from 16 input channels run as Winograd, with the residual and activation fused")
     func winogradChosen() throws {
         let g = try TextFormat.parse(Self.cases[1].1).materialized(seed: 5)

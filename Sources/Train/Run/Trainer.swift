@@ -229,13 +229,13 @@ public final class Trainer {
 
 /// Batched top-1 prediction with a compiled inference graph.
 struct Predictor {
-    let model: CompiledModel
+    let model: BatchModel
     let input: UnsafeMutablePointer<Float>
     let output: UnsafeMutablePointer<Float>
     let batch: Int, classes: Int
 
     init(graph: Graph, threads: Int, batch: Int) throws {
-        model = try CompiledModel.compile(graph, batch: batch, threads: threads)
+        model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads)
         guard let i = model.inputPointer(graph.inputs[0].name), let o = model.outputPointer(graph.outputs[0].name),
               let c = graph.outputs[0].type.shape.last?.value else {
             throw TrainError("the inference model has no image input or logits output")
