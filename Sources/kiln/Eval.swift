@@ -88,16 +88,18 @@ extension Kiln {
                     files += listing.files
                     labels += [Int](repeating: names.firstIndex(of: f)!, count: listing.files.count)
                 }
-                let label = Dictionary(uniqueKeysWithValues: zip(files, labels))
+                // Results arrive in file order: the k-th result is files[k], labelled labels[k].
+                var position = 0
                 var predictions: [Int] = [], truth: [Int] = [], top5 = 0
                 var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
                 let bar = ProgressBar()
                 try engine.run(files) { results in
                     for r in results {
+                        let y = labels[position]
+                        position += 1
                         guard var scores = r.logits else { reportSkips.add(r.error!); continue }
                         if let prior { for j in 0..<classes { scores[j] -= prior[j] } }
                         let ranked = scores.indices.sorted { scores[$0] > scores[$1] || scores[$0] == scores[$1] && $0 < $1 }
-                        let y = label[r.path]!
                         predictions.append(ranked[0])
                         truth.append(y)
                         if ranked.prefix(5).contains(y) { top5 += 1 }
