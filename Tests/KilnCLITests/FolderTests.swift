@@ -62,6 +62,34 @@ struct FolderTests {
         }
     }
 
+    @Test("an unreadable file is skipped as 'permission denied' (as root, the run drops to user nobody, since root reads any file)")
+    func unreadable() throws {
+        let dir = try scratch("unreadable")
+        let fm = FileManager.default
+        let images = dir.appendingPathComponent("images").path
+        try fm.createDirectory(atPath: images, withIntermediateDirectories: true)
+        // A good PNG from the bad-folder script's generator, and a copy nobody may read.
+        let (folder, _) = try badFolder()
+        let good = try Data(contentsOf: URL(fileURLWithPath: folder + "/a/digit003.png"))
+        try good.write(to: URL(fileURLWithPath: images + "/good.png"))
+        try good.write(to: URL(fileURLWithPath: images + "/locked.png"))
+        chmod(images + "/locked.png", 0)
+        // The binary and model copied where user nobody can reach them; the folder writable.
+        let binary = dir.appendingPathComponent("kiln").path, model = dir.appendingPathComponent("m.kiln").path
+        try fm.copyItem(atPath: kilnBinary.path, toPath: binary)
+        try fm.copyItem(atPath: repositoryRoot.appendingPathComponent("models/resnet8-mnist.kiln").path, toPath: model)
+        for (path, mode) in [(dir.path, 0o777), (images, 0o755), (binary, 0o755), (model, 0o644)] { chmod(path, mode_t(mode)) }
+        let out = dir.appendingPathComponent("out.csv").path
+        let args = ["infer", model, images, "--output", out]
+        let r = geteuid() == 0
+            ? try run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", binary] + args)
+            : try run(URL(fileURLWithPath: binary), args)
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("locked.png: permission denied"), "\(r.stderr)")
+        let rows = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == 2 && rows[1].hasPrefix(images + "/good.png"))
+    }
+
     @Test("usage errors are one line and exit 1", arguments: [
         (["infer", "models/resnet8-mnist.kiln", "/nonexistent-folder"], "/nonexistent-folder"),
         (["infer", "models/resnet8-mnist.kiln", "models", "--output", "x.txt"], "must be .csv or .jsonl"),
