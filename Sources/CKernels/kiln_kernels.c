@@ -363,9 +363,13 @@ void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, 
 }
 
 void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op *ops, int count) {
+    kiln_elementwise_chain_range(x, y, 0, n, ops, count);
+}
+
+void kiln_elementwise_chain_range(const float *x, float *y, size_t begin, size_t end, const kiln_ew_op *ops, int count) {
     enum { BLOCK = 2048 };
-    for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
-        const size_t len = n - b0 < BLOCK ? n - b0 : BLOCK;
+    for (size_t b0 = begin; b0 < end; b0 += BLOCK) {
+        const size_t len = end - b0 < BLOCK ? end - b0 : BLOCK;
         float *v = y + b0;
         if (v != x + b0) memcpy(v, x + b0, sizeof(float) * len);
         for (int k = 0; k < count; k++) {
@@ -374,9 +378,22 @@ void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op
                 kiln_activation(v, v, len, op->kind - 10, op->alpha, op->lo, op->hi);
                 continue;
             }
+            if (op->period == 0) {
+                // A same-shape operand: one vectorisable loop per operation.
+                const float *o = op->operand + b0;
+                switch (op->kind * 2 + (op->swap ? 1 : 0)) {
+                case 0: case 1: for (size_t j = 0; j < len; j++) v[j] = v[j] + o[j]; break;
+                case 2: for (size_t j = 0; j < len; j++) v[j] = v[j] - o[j]; break;
+                case 3: for (size_t j = 0; j < len; j++) v[j] = o[j] - v[j]; break;
+                case 4: case 5: for (size_t j = 0; j < len; j++) v[j] = v[j] * o[j]; break;
+                case 6: for (size_t j = 0; j < len; j++) v[j] = v[j] / o[j]; break;
+                default: for (size_t j = 0; j < len; j++) v[j] = o[j] / v[j]; break;
+                }
+                continue;
+            }
             for (size_t j = 0; j < len; j++) {
                 const size_t i = b0 + j;
-                const float o = op->period == 0 ? op->operand[i] : op->operand[(i / op->inner) % op->period];
+                const float o = op->operand[(i / op->inner) % op->period];
                 const float a = op->swap ? o : v[j], c = op->swap ? v[j] : o;
                 switch (op->kind) {
                 case 0: v[j] = a + c; break;

@@ -84,6 +84,8 @@ typedef struct {
 
 // y[i] = chain(x[i]) for n values, in blocks that stay in L1 (one pass over memory).
 void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op *ops, int count);
+// The same over elements [begin, end) only (threads take ranges).
+void kiln_elementwise_chain_range(const float *x, float *y, size_t begin, size_t end, const kiln_ew_op *ops, int count);
 
 // Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016): 16 products per
 // 2×2 outputs instead of 36. Weights are transformed once: U = G g Gᵀ, packed

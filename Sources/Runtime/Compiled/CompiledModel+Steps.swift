@@ -38,7 +38,17 @@ extension CompiledModel {
             kiln_activation(x, pointer(step.outputs[0]), step.outputs[0].count, a.kind, a.alpha, a.low, a.high)
         case .binary(let op, let period, let inner):
             guard let a = step.inputs[0].tensor, let b = step.inputs[1].tensor else { throw RuntimeError.kernel(node: step.name, op: step.op, message: "constant operand") }
-            kiln_binary(pointer(a), pointer(b), pointer(step.outputs[0]), step.outputs[0].count, op, period, inner)
+            let n = step.outputs[0].count
+            if period == 0 && n >= 1 << 16 && threads > 1 {
+                // Same shapes: threads take ranges of 4,096 elements.
+                let sa = Shared(pointer: pointer(a)), sb = Shared(pointer: pointer(b)), sy = Shared(pointer: pointer(step.outputs[0]))
+                parallelChunks((n + 4095) / 4096, workers: threads, pool: pool) { _, r in
+                    let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
+                    if hi > lo { kiln_binary(sa.pointer + lo, sb.pointer + lo, sy.pointer + lo, hi - lo, op, 0, inner) }
+                }
+            } else {
+                kiln_binary(pointer(a), pointer(b), pointer(step.outputs[0]), n, op, period, inner)
+            }
         case .scaleShift(let c, let inner):
             let table = scaleShift[index]!
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
@@ -81,7 +91,14 @@ extension CompiledModel {
                     buffer[k] = kiln_ew_op(kind: op.kind, swap: op.swap ? 1 : 0, operand: operand, period: op.period, inner: op.inner,
                                            alpha: op.activation.alpha, lo: op.activation.low, hi: op.activation.high)
                 }
-                kiln_elementwise_chain(x, y, step.outputs[0].count, buffer.baseAddress!, Int32(ops.count))
+                // Threads take ranges of 2,048-element blocks (the kernel's unit) when the tensor is large.
+                let n = step.outputs[0].count, blocks = (n + 2047) / 2048
+                let sx = Shared(pointer: UnsafeMutablePointer(mutating: x)), sy = Shared(pointer: y)
+                let sops = Shared(pointer: buffer.baseAddress!), count = Int32(ops.count)
+                parallelChunks(blocks, workers: n >= 1 << 16 ? threads : 1, pool: pool) { _, r in
+                    guard !r.isEmpty else { return }
+                    kiln_elementwise_chain_range(sx.pointer, sy.pointer, r.lowerBound * 2048, min(n, r.upperBound * 2048), sops.pointer, count)
+                }
             }
         case .softmax(let log, let rows, let length):
             kiln_softmax_rows(pointer(step.inputs[0].tensor!), pointer(step.outputs[0]), Int32(rows), Int32(length), log ? 1 : 0)
