@@ -83,10 +83,7 @@ public struct Preprocessing: Sendable, Equatable {
         // Resized planes (floats), or nil to read the 8-bit pixels directly.
         var planes: [[Float]]? = nil
         if target != (w, h) {
-            planes = (0..<channels).map { c in
-                let plane = (0..<(w * h)).map { Float(img.pixels[$0 * channels + c]) }
-                return Self.resample(plane, width: w, height: h, toWidth: target.0, toHeight: target.1)
-            }
+            planes = img.resampledPlanes(width: target.0, height: target.1)
             (w, h) = target
         }
         // Centre crop (or zero-pad an image smaller than the input), torchvision's rounding.
@@ -144,6 +141,16 @@ public struct Preprocessing: Sendable, Equatable {
             let total = w.reduce(0, +)
             if total > 0 { w = w.map { $0 / total } }
             return (lo, w.map(Float.init))
+        }
+    }
+}
+
+extension Image {
+    /// Each channel as a plane of floats, resampled to width × height (`Preprocessing.resample`).
+    public func resampledPlanes(width toWidth: Int, height toHeight: Int) -> [[Float]] {
+        (0..<channels).map { c in
+            let plane = (0..<(width * height)).map { Float(pixels[$0 * channels + c]) }
+            return Preprocessing.resample(plane, width: width, height: height, toWidth: toWidth, toHeight: toHeight)
         }
     }
 }

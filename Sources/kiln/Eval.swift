@@ -61,10 +61,7 @@ extension Kiln {
                 let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
                 let classes = engine.classes
                 var (names, counts) = modelClasses(graph, classes: classes)
-                let folders = try FileManager.default.contentsOfDirectory(atPath: directory).filter { name in
-                    var isDirectory: ObjCBool = false
-                    return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
-                }.sorted()
+                let folders = try ImageFolder.classFolders(directory)
                 guard !folders.isEmpty else { throw CLIError("\(directory): no class subfolders") }
                 if graph.metadata["kiln.class_names"] == nil {
                     guard folders.count <= classes else { throw CLIError("\(directory) has \(folders.count) class folders, the model \(classes) classes") }
@@ -122,7 +119,7 @@ extension Kiln {
                 if let report {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                    try Data(try enc.encode(r)).write(to: URL(fileURLWithPath: report), options: .atomic)
+                    try AtomicFile.write([UInt8](try enc.encode(r)), to: report)
                     emit("report written to \(report)\n")
                 }
             }

@@ -152,11 +152,6 @@ final class FolderInference: @unchecked Sendable {
     }
 }
 
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
-}
-
 /// Class names and training counts stored by `kiln export`, when present.
 func modelClasses(_ graph: Graph, classes: Int) -> (names: [String], counts: [Int]?) {
     var names = graph.metadata["kiln.class_names"].map(metadataList) ?? []

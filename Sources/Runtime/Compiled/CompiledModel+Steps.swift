@@ -42,9 +42,8 @@ extension CompiledModel {
             if period == 0 && n >= 1 << 16 && threads > 1 {
                 // Same shapes: threads take ranges of 4,096 elements.
                 let sa = Shared(pointer: pointer(a)), sb = Shared(pointer: pointer(b)), sy = Shared(pointer: pointer(step.outputs[0]))
-                parallelChunks((n + 4095) / 4096, workers: threads, pool: pool) { _, r in
-                    let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
-                    if hi > lo { kiln_binary(sa.pointer + lo, sb.pointer + lo, sy.pointer + lo, hi - lo, op, 0, inner) }
+                parallelRanges(n, block: 4096, workers: threads, pool: pool) { lo, hi in
+                    kiln_binary(sa.pointer + lo, sb.pointer + lo, sy.pointer + lo, hi - lo, op, 0, inner)
                 }
             } else {
                 kiln_binary(pointer(a), pointer(b), pointer(step.outputs[0]), n, op, period, inner)
@@ -92,12 +91,11 @@ extension CompiledModel {
                                            alpha: op.activation.alpha, lo: op.activation.low, hi: op.activation.high)
                 }
                 // Threads take ranges of 2,048-element blocks (the kernel's unit) when the tensor is large.
-                let n = step.outputs[0].count, blocks = (n + 2047) / 2048
+                let n = step.outputs[0].count
                 let sx = Shared(pointer: UnsafeMutablePointer(mutating: x)), sy = Shared(pointer: y)
                 let sops = Shared(pointer: buffer.baseAddress!), count = Int32(ops.count)
-                parallelChunks(blocks, workers: n >= 1 << 16 ? threads : 1, pool: pool) { _, r in
-                    guard !r.isEmpty else { return }
-                    kiln_elementwise_chain_range(sx.pointer, sy.pointer, r.lowerBound * 2048, min(n, r.upperBound * 2048), sops.pointer, count)
+                parallelRanges(n, block: 2048, workers: n >= 1 << 16 ? threads : 1, pool: pool) { lo, hi in
+                    kiln_elementwise_chain_range(sx.pointer, sy.pointer, lo, hi, sops.pointer, count)
                 }
             }
         case .softmax(let log, let rows, let length):

@@ -45,9 +45,8 @@ extension CompiledModel {
         case .reluGrad:
             let dy = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.inputs[1].tensor!))
             let dx = Shared(pointer: pointer(step.outputs[0])), n = step.outputs[0].count
-            parallelChunks((n + 4095) / 4096, workers: threads, pool: pool) { _, r in
-                let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
-                if hi > lo { kiln_relu_grad(dy.pointer + lo, y.pointer + lo, hi - lo, dx.pointer + lo) }
+            parallelRanges(n, block: 4096, workers: threads, pool: pool) { lo, hi in
+                kiln_relu_grad(dy.pointer + lo, y.pointer + lo, hi - lo, dx.pointer + lo)
             }
         case .globalAveragePoolGrad(let planes, let size):
             let dy = pointer(step.inputs[0].tensor!), dx = pointer(step.outputs[0])
@@ -61,21 +60,17 @@ extension CompiledModel {
                 let ms = Shared(pointer: UnsafeMutablePointer(mutating: m.baseAddress!)), n = m.count
                 // The forward maps are injective (each input element read at most once), so
                 // chunks of dy write disjoint elements of dx.
-                parallelChunks((n + 4095) / 4096, workers: threads, pool: pool) { _, r in
-                    let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
-                    if hi > lo { kiln_scatter_add_map(dy.pointer + lo, ms.pointer + lo, hi - lo, dxs.pointer) }
+                parallelRanges(n, block: 4096, workers: threads, pool: pool) { lo, hi in
+                    kiln_scatter_add_map(dy.pointer + lo, ms.pointer + lo, hi - lo, dxs.pointer)
                 }
             }
         case .sgd(let momentum, let wd, let nesterov):
             let ins = (0...2).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
             let lr = pointer(step.inputs[3].tensor!).pointee
             let outs = step.outputs.map { Shared(pointer: pointer($0)) }, n = step.outputs[0].count
-            parallelChunks((n + 16383) / 16384, workers: n >= 1 << 15 ? threads : 1, pool: pool) { _, r in
-                let lo = r.lowerBound * 16384, hi = min(n, r.upperBound * 16384)
-                if hi > lo {
-                    kiln_sgd(ins[0].pointer + lo, ins[1].pointer + lo, ins[2].pointer + lo, hi - lo, lr, momentum, wd, nesterov ? 1 : 0,
-                             outs[0].pointer + lo, outs[1].pointer + lo)
-                }
+            parallelRanges(n, block: 16384, workers: n >= 1 << 15 ? threads : 1, pool: pool) { lo, hi in
+                kiln_sgd(ins[0].pointer + lo, ins[1].pointer + lo, ins[2].pointer + lo, hi - lo, lr, momentum, wd, nesterov ? 1 : 0,
+                         outs[0].pointer + lo, outs[1].pointer + lo)
             }
         default:
             return false

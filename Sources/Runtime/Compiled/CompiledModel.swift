@@ -19,6 +19,15 @@ private struct ChunkJob {
 
 /// Runs `body(worker, range)` over `count` items split into `workers` contiguous chunks on
 /// `pool` (the caller runs one chunk itself); `worker` is in 0..<workers.
+/// `body(lo, hi)` over the elements [0, n) in blocks of `block`, the blocks split across
+/// `workers` threads.
+func parallelRanges(_ n: Int, block: Int, workers: Int, pool: OpaquePointer?, _ body: (Int, Int) -> Void) {
+    parallelChunks((n + block - 1) / block, workers: workers, pool: pool) { _, r in
+        let lo = r.lowerBound * block, hi = min(n, r.upperBound * block)
+        if hi > lo { body(lo, hi) }
+    }
+}
+
 func parallelChunks(_ count: Int, workers: Int, pool: OpaquePointer?, _ body: (Int, Range<Int>) -> Void) {
     let w = max(1, min(workers, count))
     guard w > 1, let pool else { body(0, 0..<count); return }
@@ -58,9 +67,11 @@ func freeAlignedFloats(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
 
 private let mappedThreshold = 1 << 18
 
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
+/// A value (usually a pointer) handed to concurrently running closures that write disjoint
+/// parts of what it points to.
+public struct UnsafeSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ v: T) { value = v }
 }
 
 /// A graph compiled for one batch size: the program, its arena, packed weights and per-thread

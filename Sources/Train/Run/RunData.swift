@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import Runtime
 
 /// The images a run trains and validates on, built from its configuration.
 public struct RunData: Sendable {
@@ -90,21 +91,22 @@ extension CIFAR {
 public enum ImageFolder {
     /// True when `path` holds subfolders (and no CIFAR binary files).
     public static func isClassFolder(_ path: String) -> Bool {
-        let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: path) else { return false }
-        if names.contains(where: { $0.hasSuffix(".bin") }) { return false }
-        return names.contains { n in
-            var d: ObjCBool = false
-            return !n.hasPrefix(".") && fm.fileExists(atPath: path + "/" + n, isDirectory: &d) && d.boolValue
-        }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path),
+              !names.contains(where: { $0.hasSuffix(".bin") }) else { return false }
+        return (try? classFolders(path))?.isEmpty == false
     }
 
-    public static func load(_ path: String) throws -> (ImageDataset, [String]) {
+    /// The subfolders of `path` (hidden ones left out), sorted: the class names.
+    public static func classFolders(_ path: String) throws -> [String] {
         let fm = FileManager.default
-        let classes = try fm.contentsOfDirectory(atPath: path).filter { n in
+        return try fm.contentsOfDirectory(atPath: path).filter { n in
             var d: ObjCBool = false
             return !n.hasPrefix(".") && fm.fileExists(atPath: path + "/" + n, isDirectory: &d) && d.boolValue
         }.sorted()
+    }
+
+    public static func load(_ path: String) throws -> (ImageDataset, [String]) {
+        let classes = try classFolders(path)
         var files: [(String, Int)] = []
         var problems: [ImageError] = []
         for (label, name) in classes.enumerated() {
@@ -121,7 +123,7 @@ public enum ImageFolder {
         var errors = [ImageError?](repeating: nil, count: files.count)
         decoded.withUnsafeMutableBufferPointer { d in
             errors.withUnsafeMutableBufferPointer { e in
-                let dp = UnsafeSendablePointer(d.baseAddress!), ep = UnsafeSendablePointer(e.baseAddress!)
+                let dp = UnsafeSendable(d.baseAddress!), ep = UnsafeSendable(e.baseAddress!)
                 DispatchQueue.concurrentPerform(iterations: files.count) { k in
                     do throws(ImageError) { (dp.value + k).pointee = try ImageDecoder.decodeChecked(path: paths[k]) } catch { (ep.value + k).pointee = error }
                 }
@@ -136,22 +138,15 @@ public enum ImageFolder {
         var pixels = [UInt8]()
         pixels.reserveCapacity(good.count * channels * w * h)
         for k in good {
-            var image = decoded[k]!.converted(to: channels)
+            let image = decoded[k]!.converted(to: channels)
             if image.width != w || image.height != h {
-                let planes = (0..<channels).map { c in (0..<(image.width * image.height)).map { Float(image.pixels[$0 * channels + c]) } }
-                let resized = planes.map { Preprocessing.resample($0, width: image.width, height: image.height, toWidth: w, toHeight: h) }
-                image = Image(width: w, height: h, channels: channels,
-                              pixels: (0..<(w * h * channels)).map { i in UInt8(max(0, min(255, resized[i % channels][i / channels].rounded()))) })
+                for plane in image.resampledPlanes(width: w, height: h) { pixels += plane.map { UInt8(max(0, min(255, $0.rounded()))) } }
+            } else {
+                // HWC → CHW
+                for c in 0..<channels { for i in 0..<(w * h) { pixels.append(image.pixels[i * channels + c]) } }
             }
-            // HWC → CHW
-            for c in 0..<channels { for i in 0..<(w * h) { pixels.append(image.pixels[i * channels + c]) } }
         }
         let d = ImageDataset(imageShape: [channels, h, w], pixels: pixels, labels: good.map { files[$0].1 }, classes: classes.count)
         return (d, classes)
     }
-}
-
-struct UnsafeSendablePointer<T>: @unchecked Sendable {
-    let value: UnsafeMutablePointer<T>
-    init(_ v: UnsafeMutablePointer<T>) { value = v }
 }
