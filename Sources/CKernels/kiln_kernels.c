@@ -482,7 +482,7 @@ static inline __mmask16 row_mask(int start, int W) {
 // unpadded input, into V [16][C][Tpad] at tile th·TW + tw − tbase. Eight tiles of a tile row
 // at once: a 16-float load at column 2·j0 − PW holds columns 0 and 1 of each tile's patch
 // (even and odd lanes), the load two columns on holds columns 2 and 3.
-static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW, int th0, int th1, int TW, int C, int c,
+static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW, int th0, int th1, int TW, size_t xs, int c,
                                   int Tpad, int tbase, float *V) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -511,10 +511,10 @@ static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW,
             }
             const size_t t = (size_t)th * TW + j0 - tbase;
             for (int k = 0; k < 4; k++) {
-                _mm256_mask_storeu_ps(V + ((size_t)(0 * 4 + k) * C + c) * Tpad + t, keep, _mm256_sub_ps(e[0][k], e[2][k]));
-                _mm256_mask_storeu_ps(V + ((size_t)(1 * 4 + k) * C + c) * Tpad + t, keep, _mm256_add_ps(e[1][k], e[2][k]));
-                _mm256_mask_storeu_ps(V + ((size_t)(2 * 4 + k) * C + c) * Tpad + t, keep, _mm256_sub_ps(e[2][k], e[1][k]));
-                _mm256_mask_storeu_ps(V + ((size_t)(3 * 4 + k) * C + c) * Tpad + t, keep, _mm256_sub_ps(e[1][k], e[3][k]));
+                _mm256_mask_storeu_ps(V + (0 * 4 + k) * xs + (size_t)c * Tpad + t, keep, _mm256_sub_ps(e[0][k], e[2][k]));
+                _mm256_mask_storeu_ps(V + (1 * 4 + k) * xs + (size_t)c * Tpad + t, keep, _mm256_add_ps(e[1][k], e[2][k]));
+                _mm256_mask_storeu_ps(V + (2 * 4 + k) * xs + (size_t)c * Tpad + t, keep, _mm256_sub_ps(e[2][k], e[1][k]));
+                _mm256_mask_storeu_ps(V + (3 * 4 + k) * xs + (size_t)c * Tpad + t, keep, _mm256_sub_ps(e[1][k], e[3][k]));
             }
         }
     }
@@ -724,7 +724,7 @@ void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const flo
         for (int c = 0; c < s->C; c++) {
             const float *xc = x + (size_t)c * s->H * s->W;
 #ifdef KILN_WINOGRAD_VECTOR
-            winograd_input_vector(xc, s->H, s->W, s->PH, s->PW, b0, b1, TW, s->C, c, Tpad, tbase, V);
+            winograd_input_vector(xc, s->H, s->W, s->PH, s->PW, b0, b1, TW, (size_t)s->C * Tpad, c, Tpad, tbase, V);
 #else
             for (int h = 0; h < s->H; h++)
                 memcpy(xp + (size_t)(h + s->PH) * Wp + s->PW, xc + (size_t)h * s->W, sizeof(float) * s->W);
@@ -744,6 +744,290 @@ void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int
                         int act, float alpha, float lo, float hi, float *scratch, float *y) {
     const kiln_winograd_shape s = {C, H, W, PH, PW, PHE, PWE, OH, OW, M};
     kiln_winograd_block(&s, x, packed, 0, kiln_winograd_tile_rows(&s), 0, M / 8, bias, residual, act, alpha, lo, hi, scratch, y);
+}
+
+// ---------------------------------------------------------------------------------------
+// Winograd F(2×2, 3×3) weight gradient. The forward is y_tile = Aᵀ [Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)] A,
+// so its adjoint in the weights is dg = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dy_tile Aᵀ)] G: the forward's
+// input transform, dy's 2×2 tiles spread to 4×4 by A, 16 products summed over tiles
+// (dU[ξ][c][m], 16/36 of direct convolution's multiply-adds), and G on the 4×4 sums at the end.
+// The vector path first transposes the rows of x and dy a block needs to channels-last, so
+// that both transforms run on 16 channels per vector and write their results channels-last
+// (Vt [16][T][C], Dt [16][T][M]) — the layout the 16 products want, with no transpose of the
+// 4× larger transformed data.
+
+#ifndef KILN_WGRAD_TILES
+#define KILN_WGRAD_TILES 64
+#endif
+static int wgrad_block_rows(int TW) { return TW >= KILN_WGRAD_TILES ? 1 : KILN_WGRAD_TILES / TW; }
+
+int kiln_winograd_wgrad_scratch(const kiln_winograd_shape *s) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
+    const int R = wgrad_block_rows(TW), Tb = R * TW;
+    // xt [2R + 2][2TW + 2][C], dyt [2R][2TW][M], Vt [16][Tb][C] and Dt [16][Tb][M], planes
+    // padded by one cache line.
+    return (2 * R + 2) * (2 * TW + 2) * s->C + 2 * R * 2 * TW * s->M + 16 * (Tb * s->C + 16) + 16 * (Tb * s->M + 16) + 64;
+}
+
+#ifdef KILN_WINOGRAD_VECTOR
+// Rows 0..15 of a 16×16 block (r[i] = row i) transposed in registers.
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+// dst[i·K + k] = src[k·ks + i] for channels k < K and positions i < n (one row of K planes
+// to channels-last).
+static void rows_to_channels_last(const float *src, size_t ks, int K, int n, float *dst) {
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        const __mmask16 in = lanes(n - i0);
+        const int rows = n - i0 < 16 ? n - i0 : 16;
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            const int kk = K - k0 < 16 ? K - k0 : 16;
+            __m512 r[16];
+            for (int k = 0; k < 16; k++) r[k] = k < kk ? _mm512_maskz_loadu_ps(in, src + (k0 + k) * ks + i0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dst + (size_t)(i0 + i) * K + k0, lanes(kk), r[i]);
+        }
+    }
+}
+
+// Tile rows [th0, th1) of one image into Vt and Dt at tile offset toff: x's input rows and
+// dy's output rows to channels-last (zero outside the image), then the transforms, 16
+// channels per vector.
+static void wgrad_transform_rows(const kiln_winograd_shape *s, int TW, const float *x, const float *dy, int th0, int th1,
+                                 float *xt, float *dyt, float *Vt, size_t vs, float *Dt, size_t ds, int toff) {
+    const int C = s->C, M = s->M, Wt = 2 * TW + 2, Wd = 2 * TW;
+    const size_t inPlane = (size_t)s->H * s->W, outPlane = (size_t)s->OH * s->OW;
+    const int r0 = 2 * th0 - s->PH, rows = 2 * (th1 - th0) + 2;
+    for (int r = 0; r < rows; r++) {
+        float *dst = xt + (size_t)r * Wt * C;
+        const int ih = r0 + r;
+        if (ih < 0 || ih >= s->H) { memset(dst, 0, sizeof(float) * Wt * C); continue; }
+        memset(dst, 0, sizeof(float) * s->PW * C);
+        rows_to_channels_last(x + (size_t)ih * s->W, inPlane, C, s->W, dst + (size_t)s->PW * C);
+        memset(dst + (size_t)(s->PW + s->W) * C, 0, sizeof(float) * (Wt - s->PW - s->W) * C);
+    }
+    for (int a = 0; a < 2 * (th1 - th0); a++) {
+        float *dst = dyt + (size_t)a * Wd * M;
+        const int oh = 2 * th0 + a;
+        if (oh >= s->OH) { memset(dst, 0, sizeof(float) * Wd * M); continue; }
+        rows_to_channels_last(dy + (size_t)oh * s->OW, outPlane, M, s->OW, dst);
+        memset(dst + (size_t)s->OW * M, 0, sizeof(float) * (Wd - s->OW) * M);
+    }
+    for (int th = th0; th < th1; th++) {
+        const float *xr = xt + (size_t)2 * (th - th0) * Wt * C;
+        const float *dr = dyt + (size_t)2 * (th - th0) * Wd * M;
+        for (int tw = 0; tw < TW; tw++) {
+            const size_t t = (size_t)toff + (th - th0) * TW + tw;
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                const __mmask16 k = lanes(C - c0);
+                __m512 e[4][4];
+                for (int r = 0; r < 4; r++) {
+                    const float *p = xr + ((size_t)r * Wt + 2 * tw) * C + c0;
+                    const __m512 p0 = _mm512_maskz_loadu_ps(k, p), p1 = _mm512_maskz_loadu_ps(k, p + C);
+                    const __m512 p2 = _mm512_maskz_loadu_ps(k, p + 2 * C), p3 = _mm512_maskz_loadu_ps(k, p + 3 * C);
+                    e[r][0] = _mm512_sub_ps(p0, p2);
+                    e[r][1] = _mm512_add_ps(p1, p2);
+                    e[r][2] = _mm512_sub_ps(p2, p1);
+                    e[r][3] = _mm512_sub_ps(p1, p3);
+                }
+                float *v = Vt + t * C + c0;
+                for (int j = 0; j < 4; j++) {
+                    _mm512_mask_storeu_ps(v + (0 * 4 + j) * vs, k, _mm512_sub_ps(e[0][j], e[2][j]));
+                    _mm512_mask_storeu_ps(v + (1 * 4 + j) * vs, k, _mm512_add_ps(e[1][j], e[2][j]));
+                    _mm512_mask_storeu_ps(v + (2 * 4 + j) * vs, k, _mm512_sub_ps(e[2][j], e[1][j]));
+                    _mm512_mask_storeu_ps(v + (3 * 4 + j) * vs, k, _mm512_sub_ps(e[1][j], e[3][j]));
+                }
+            }
+            for (int m0 = 0; m0 < M; m0 += 16) {
+                const __mmask16 k = lanes(M - m0);
+                __m512 q[2][4];
+                for (int a = 0; a < 2; a++) {
+                    const float *p = dr + ((size_t)a * Wd + 2 * tw) * M + m0;
+                    const __m512 d0 = _mm512_maskz_loadu_ps(k, p), d1 = _mm512_maskz_loadu_ps(k, p + M);
+                    q[a][0] = d0;
+                    q[a][1] = _mm512_add_ps(d0, d1);
+                    q[a][2] = _mm512_sub_ps(d0, d1);
+                    q[a][3] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
+                }
+                float *d = Dt + t * M + m0;
+                for (int j = 0; j < 4; j++) {
+                    _mm512_mask_storeu_ps(d + (0 * 4 + j) * ds, k, q[0][j]);
+                    _mm512_mask_storeu_ps(d + (1 * 4 + j) * ds, k, _mm512_add_ps(q[0][j], q[1][j]));
+                    _mm512_mask_storeu_ps(d + (2 * 4 + j) * ds, k, _mm512_sub_ps(q[0][j], q[1][j]));
+                    _mm512_mask_storeu_ps(d + (3 * 4 + j) * ds, k, _mm512_sub_ps(_mm512_setzero_ps(), q[1][j]));
+                }
+            }
+        }
+    }
+}
+
+// dU[ξ][c][m] += Σ_t Vt[ξ][t][c] · Dt[ξ][t][m] over tiles [0, T): 8 channels × 32 (or 16)
+// output channels in registers, Dt the vector operand, Vt broadcast.
+static void wgrad_multiply(const float *Vt, size_t vs, const float *Dt, size_t ds, int C, int M, int T, float *dU) {
+    for (int xi = 0; xi < 16; xi++) {
+        const float *vb = Vt + xi * vs, *db = Dt + xi * ds;
+        float *u = dU + (size_t)xi * C * M;
+        for (int c0 = 0; c0 < C; c0 += 8) {
+            for (int m0 = 0; m0 < M; m0 += 32) {
+                const int rem = M - m0;
+                const __mmask16 k0 = lanes(rem);
+                if (rem > 16) {
+                    const __mmask16 k1 = lanes(rem - 16);
+                    __m512 a0[8], a1[8];
+                    for (int j = 0; j < 8; j++) {
+                        a0[j] = _mm512_maskz_loadu_ps(k0, u + (size_t)(c0 + j) * M + m0);
+                        a1[j] = _mm512_maskz_loadu_ps(k1, u + (size_t)(c0 + j) * M + m0 + 16);
+                    }
+                    for (int t = 0; t < T; t++) {
+                        const __m512 d0 = _mm512_maskz_loadu_ps(k0, db + (size_t)t * M + m0);
+                        const __m512 d1 = _mm512_maskz_loadu_ps(k1, db + (size_t)t * M + m0 + 16);
+                        const float *v = vb + (size_t)t * C + c0;
+                        for (int j = 0; j < 8; j++) {
+                            const __m512 b = _mm512_set1_ps(v[j]);
+                            a0[j] = _mm512_fmadd_ps(d0, b, a0[j]);
+                            a1[j] = _mm512_fmadd_ps(d1, b, a1[j]);
+                        }
+                    }
+                    for (int j = 0; j < 8; j++) {
+                        _mm512_mask_storeu_ps(u + (size_t)(c0 + j) * M + m0, k0, a0[j]);
+                        _mm512_mask_storeu_ps(u + (size_t)(c0 + j) * M + m0 + 16, k1, a1[j]);
+                    }
+                } else {
+                    __m512 a0[8];
+                    for (int j = 0; j < 8; j++) a0[j] = _mm512_maskz_loadu_ps(k0, u + (size_t)(c0 + j) * M + m0);
+                    for (int t = 0; t < T; t++) {
+                        const __m512 d0 = _mm512_maskz_loadu_ps(k0, db + (size_t)t * M + m0);
+                        const float *v = vb + (size_t)t * C + c0;
+                        for (int j = 0; j < 8; j++) a0[j] = _mm512_fmadd_ps(d0, _mm512_set1_ps(v[j]), a0[j]);
+                    }
+                    for (int j = 0; j < 8; j++) _mm512_mask_storeu_ps(u + (size_t)(c0 + j) * M + m0, k0, a0[j]);
+                }
+            }
+        }
+    }
+}
+#endif
+
+void kiln_winograd_wgrad_accumulate(const kiln_winograd_shape *s, const float *x, const float *dy, int G, float *dU, float *scratch) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
+    const int C = s->C, M = s->M, R = wgrad_block_rows(TW);
+    const size_t inImage = (size_t)C * s->H * s->W, outPlane = (size_t)s->OH * s->OW;
+    // Blocks of R whole tile rows (about 64 tiles), possibly from several images.
+    const int rowsTotal = G * TH;
+#ifdef KILN_WINOGRAD_VECTOR
+    // Planes of Vt and Dt one cache line longer than their data, so that the 16 ξ planes do
+    // not fall on the same cache sets when the block's size is a multiple of 1,024 floats.
+    const int Tb = R * TW;
+    const size_t vs = (size_t)Tb * C + 16, ds = (size_t)Tb * M + 16;
+    float *xt = scratch, *dyt = xt + (size_t)(2 * R + 2) * (2 * TW + 2) * C, *Vt = dyt + (size_t)2 * R * 2 * TW * M, *Dt = Vt + 16 * vs;
+    for (int r0 = 0; r0 < rowsTotal; r0 += R) {
+        const int r1 = r0 + R < rowsTotal ? r0 + R : rowsTotal;
+        // The block's rows image by image.
+        for (int r = r0; r < r1;) {
+            const int g = r / TH, th0 = r % TH, th1 = (r1 - g * TH) < TH ? r1 - g * TH : TH;
+            wgrad_transform_rows(s, TW, x + (size_t)g * inImage, dy + (size_t)g * M * outPlane, th0, th1, xt, dyt, Vt, vs, Dt, ds,
+                                 (r - r0) * TW);
+            r += th1 - th0;
+        }
+        wgrad_multiply(Vt, vs, Dt, ds, C, M, (r1 - r0) * TW, dU);
+    }
+#else
+    (void)scratch;
+    // Portable path: one tile at a time, scalar.
+    for (int r = 0; r < rowsTotal; r++) {
+        const int g = r / TH, th = r % TH;
+        const float *xg = x + (size_t)g * inImage, *dyg = dy + (size_t)g * M * outPlane;
+        for (int tw = 0; tw < TW; tw++) {
+            for (int c = 0; c < C; c++) {
+                float d[4][4], e[4][4], v[16];
+                for (int i = 0; i < 4; i++) {
+                    for (int j = 0; j < 4; j++) {
+                        const int ih = 2 * th + i - s->PH, iw = 2 * tw + j - s->PW;
+                        d[i][j] = ih >= 0 && ih < s->H && iw >= 0 && iw < s->W ? xg[((size_t)c * s->H + ih) * s->W + iw] : 0.0f;
+                    }
+                }
+                for (int i = 0; i < 4; i++) {  // Bᵀ d B as in the forward: columns, then rows
+                    e[i][0] = d[i][0] - d[i][2];
+                    e[i][1] = d[i][1] + d[i][2];
+                    e[i][2] = d[i][2] - d[i][1];
+                    e[i][3] = d[i][1] - d[i][3];
+                }
+                for (int k = 0; k < 4; k++) {
+                    v[0 * 4 + k] = e[0][k] - e[2][k];
+                    v[1 * 4 + k] = e[1][k] + e[2][k];
+                    v[2 * 4 + k] = e[2][k] - e[1][k];
+                    v[3 * 4 + k] = e[1][k] - e[3][k];
+                }
+                for (int m = 0; m < M; m++) {
+                    float q[2][2], rr[2][4];
+                    for (int a = 0; a < 2; a++) {
+                        for (int b = 0; b < 2; b++) {
+                            const int oh = 2 * th + a, ow = 2 * tw + b;
+                            q[a][b] = oh < s->OH && ow < s->OW ? dyg[(size_t)m * outPlane + (size_t)oh * s->OW + ow] : 0.0f;
+                        }
+                        rr[a][0] = q[a][0];
+                        rr[a][1] = q[a][0] + q[a][1];
+                        rr[a][2] = q[a][0] - q[a][1];
+                        rr[a][3] = -q[a][1];
+                    }
+                    for (int k = 0; k < 4; k++) {
+                        dU[((size_t)(0 * 4 + k) * C + c) * M + m] += v[0 * 4 + k] * rr[0][k];
+                        dU[((size_t)(1 * 4 + k) * C + c) * M + m] += v[1 * 4 + k] * (rr[0][k] + rr[1][k]);
+                        dU[((size_t)(2 * 4 + k) * C + c) * M + m] += v[2 * 4 + k] * (rr[0][k] - rr[1][k]);
+                        dU[((size_t)(3 * 4 + k) * C + c) * M + m] += v[3 * 4 + k] * (-rr[1][k]);
+                    }
+                }
+            }
+        }
+    }
+#endif
+}
+
+void kiln_winograd_wgrad_finish(const float *dU, int M, int C, float *dw) {
+    for (int m = 0; m < M; m++) {
+        for (int c = 0; c < C; c++) {
+            float u[4][4], t[3][4];
+            for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[((size_t)xi * C + c) * M + m];
+            for (int k = 0; k < 4; k++) {  // Gᵀ u
+                t[0][k] = u[0][k] + 0.5f * (u[1][k] + u[2][k]);
+                t[1][k] = 0.5f * (u[1][k] - u[2][k]);
+                t[2][k] = 0.5f * (u[1][k] + u[2][k]) + u[3][k];
+            }
+            float *g = dw + ((size_t)m * C + c) * 9;
+            for (int a = 0; a < 3; a++) {  // (Gᵀ u) G
+                g[a * 3 + 0] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+                g[a * 3 + 1] += 0.5f * (t[a][1] - t[a][2]);
+                g[a * 3 + 2] += 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -137,10 +137,21 @@ struct CompiledStepTests {
         let options = TrainingOptions(loss: .ldam(classCounts: counts, maxM: 0.5, scale: 30), momentum: 0.9, weightDecay: 2e-4)
         // Batch 2 on 2 threads splits each image over threads; batch 3 spreads images.
         #expect(try Self.compare(model, options: options, batch: 2, threads: 2, label: "resnet32 batch 2") > 60)
+        // Every 3×3 stride-1 weight gradient (28 of the 31 convolutions: the stem has 3 input
+        // channels, two are stride 2) ran as Winograd, so the comparison above covers it.
+        let step = try TrainingStep(model: model, options: options, batch: 2, threads: 2)
+        #expect(Self.weightGradAlgorithms(step).filter { $0.value == .winograd }.count == 28)
         try Self.compare(model, options: options, batch: 3, threads: 2, label: "resnet32 batch 3")
     }
 
-    static let stride1 = ("stride-1 convolutions with asymmetric pads and a 5×3 kernel (shifted-row weight gradient)", [2, 8, 9, 7], 3, """
+    /// The algorithm of every convolution weight gradient in a compiled step, by step name.
+    static func weightGradAlgorithms(_ step: TrainingStep) -> [String: ConvAlgorithm] {
+        var out: [String: ConvAlgorithm] = [:]
+        for s in step.model.program.steps { if case .convGradWeight(let c) = s.kernel { out[s.name] = c.algorithm } }
+        return out
+    }
+
+    static let stride1 = ("stride-1 convolutions with asymmetric pads, odd widths (Winograd weight gradient) and a 5×3 kernel (shifted-row weight gradient)", [2, 8, 9, 7], 3, """
         graph t {
           input x: f32[N, 8, 9, 7]
           param w1: f32[8, 8, 3, 3] = kaiming_normal(fan_in)
@@ -161,6 +172,10 @@ struct CompiledStepTests {
     func gradientGraphs() throws {
         for (label, shape, _, text) in GradientTests.cases + [Self.stride1] {
             let model = try TextFormat.parse(text).materialized(seed: 3)
+            if label == Self.stride1.0 {
+                let step = try TrainingStep(model: model, options: TrainingOptions(), batch: 2, threads: 2)
+                #expect(Set(Self.weightGradAlgorithms(step).values) == [.winograd, .direct])
+            }
             for batch in [shape[0], shape[0] + 1] {
                 try Self.compare(model, options: TrainingOptions(momentum: 0.9, weightDecay: 1e-3, nesterov: true), batch: batch, threads: 2, label: "\(label), batch \(batch)")
             }

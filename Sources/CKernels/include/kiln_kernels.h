@@ -108,6 +108,15 @@ void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const flo
                          int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
                          float lo, float hi, float *scratch, float *y);
 
+// Winograd F(2×2, 3×3) weight gradient of a 3×3 stride-1 convolution with geometry s (the
+// forward's: x [C, H, W] → y [M, OH, OW]): dU [16][C][M] += Σ over the tiles of G images of
+// (Bᵀ x B)[ξ][c] · (A dy Aᵀ)[ξ][m], from x [G][C][H][W] and dy [G][M][OH][OW]; C a multiple of 8.
+// Then kiln_winograd_wgrad_finish: dw [M][C][3][3] += Gᵀ dU G.
+// scratch: kiln_winograd_wgrad_scratch(s) floats of this thread's own.
+int kiln_winograd_wgrad_scratch(const kiln_winograd_shape *s);
+void kiln_winograd_wgrad_accumulate(const kiln_winograd_shape *s, const float *x, const float *dy, int G, float *dU, float *scratch);
+void kiln_winograd_wgrad_finish(const float *dU, int M, int C, float *dw);
+
 // A small thread pool for the executor: workers spin briefly between parallel steps (a
 // kernel call is often tens of microseconds, shorter than waking a sleeping thread) and
 // then block. kiln_pool_run calls fn(ctx, task) for task in [0, tasks) across the calling

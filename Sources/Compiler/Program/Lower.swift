@@ -221,6 +221,14 @@ public enum Lowering {
         return hp * wp + 4 * hp * tw + 16 * c * tpad + 16 * m * tpad + 64
     }
 
+    /// kiln_winograd_wgrad_scratch's count: V, D and Dt for one block of tiles, planes padded.
+    static func winogradWeightGradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
+        let tw = (out[1] + 1) / 2
+        let rows = tw >= 64 ? 1 : 64 / tw  // tile rows per block
+        let tpad = (rows * tw + 15) / 16 * 16 + 16
+        return 16 * (c * tpad + 16) + 32 * (m * tpad + 16) + 64
+    }
+
     /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.
     static let activationCodes: [String: Int32] = ["Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5]
     static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
@@ -295,7 +303,16 @@ public enum Lowering {
             guard var c = try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in
                 w[0] * k + weightGradGroup(batch: batch, p: p) * (k * p + w[0] * p)
             }) else { return .reference(n) }
-            if c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1 {
+            if c.kernelH == 3, c.kernelW == 3, c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1,
+               c.channels % 8 == 0, c.outChannels % 8 == 0, ProcessInfo.processInfo.environment["KILN_WINOGRAD"] != "0" {
+                // 3×3 stride 1: Winograd F(2×2, 3×3) in the weights too (16 products per tile
+                // summed over tiles instead of 36 per output pair of positions), one
+                // accumulator dU per thread and then dW.
+                let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
+                c.algorithm = .winograd
+                c.scratch = w[0] * c.channels * 9 + 16 * c.channels * w[0]
+                    + winogradWeightGradScratch(c: c.channels, m: w[0], h: c.height, w: c.width, pads: pads, out: [c.outHeight, c.outWidth])
+            } else if c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1 {
                 // Stride 1: no patches at all — the image zero-padded once and dy on the same
                 // grid, every tap a shifted row (algorithm "direct_shift", as in the forward).
                 let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]

@@ -134,6 +134,28 @@ extension CompiledModel {
             convGradWeightShift(c, x: x, dy: dy, dw: dw, images: images, parallel: parallel)
             return
         }
+        if c.algorithm == .winograd {
+            // Each worker sums its images' tile products into its own dU, turns that into
+            // its own dW, and the accumulators add up.
+            let shape = kiln_winograd_shape(C: Int32(c.channels), H: Int32(c.height), W: Int32(c.width), PH: Int32(c.padTop),
+                                            PW: Int32(c.padLeft), PHE: Int32(c.padBottom), PWE: Int32(c.padRight),
+                                            OH: Int32(c.outHeight), OW: Int32(c.outWidth), M: Int32(m))
+            let workers = min(threads, images)
+            parallelChunks(images, workers: workers, pool: pool) { worker, range in
+                let acc = scratch[worker].pointer, dU = acc + m * k, work = dU + 16 * c.channels * m
+                dU.update(repeating: 0, count: 16 * c.channels * m)
+                acc.update(repeating: 0, count: m * k)
+                if !range.isEmpty {
+                    withUnsafePointer(to: shape) { s in
+                        kiln_winograd_wgrad_accumulate(s, x.pointer + range.lowerBound * inImage, dy.pointer + range.lowerBound * outImage,
+                                                       Int32(range.count), dU, work)
+                    }
+                }
+                kiln_winograd_wgrad_finish(dU, Int32(m), Int32(c.channels), acc)
+            }
+            sumAccumulators(workers: workers, count: m * k, into: dw)
+            return
+        }
         if parallel {
             // Each worker sums its images into its own accumulator, a group of images' patches
             // and dy side by side at a time; then the accumulators add up.
