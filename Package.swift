@@ -24,7 +24,7 @@ let package = Package(
     targets: [
         // MARK: - Public modules
         .target(name: "Graph", dependencies: ["COnnxProto"]),
-        .target(name: "Compiler", dependencies: ["Graph"]),
+        .target(name: "Compiler", dependencies: ["Graph", "CKernels"]),
         .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
         .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),

@@ -406,69 +406,341 @@ void kiln_elementwise_chain_range(const float *x, float *y, size_t begin, size_t
     }
 }
 
-void kiln_winograd_pack(const float *w, int M, int C, float *packed) {
-    for (int m = 0; m < M; m++) {
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((size_t)m * C + c) * 9;
-            float t[4][3];  // G g: 4×3
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[0 * 3 + j];
-                t[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
-                t[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
-                t[3][j] = g[2 * 3 + j];
-            }
-            for (int i = 0; i < 4; i++) {
-                float u[4];  // (G g) Gᵀ: row i
-                u[0] = t[i][0];
-                u[1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                u[2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                u[3] = t[i][2];
-                for (int k = 0; k < 4; k++) {
-                    const int xi = i * 4 + k;
-                    packed[(((size_t)xi * (M / 8) + m / 8) * C + c) * 8 + (m % 8)] = u[k];
-                }
-            }
-        }
-    }
-}
-
-static void winograd_dims(int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
-                          int *TH, int *TW, int *Hp, int *Wp) {
-    *TH = (OH + 1) / 2;
-    *TW = (OW + 1) / 2;
-    // The padded input must cover every tile's 4×4 patch (2·T + 2 rows and columns), and the
-    // vector transforms read rows in chunks of 8 tiles: 2·roundup(TW, 8) + 2 columns.
-    const int twv = (*TW + 7) / 8 * 8;
-    int hp = H + PH + PHE, wp = W + PW + PWE;
-    if (hp < 2 * *TH + 2) hp = 2 * *TH + 2;
-    if (wp < 2 * twv + 2) wp = 2 * twv + 2;
-    *Hp = hp;
-    *Wp = wp;
-}
-
-// Tile rows per block: the three phases run a block at a time so that V and Mx stay in
-// cache; about 64 tiles per block (one row when rows are wider).
-static int winograd_block_rows(int TW) { return TW >= 64 ? 1 : 64 / TW; }
-
-// Tiles per (ξ, channel) row of V and Mx within a block: whole 16-tile GEMM chunks, plus
-// slack for the 8-tile vector loads past the last tile of a row.
-static int winograd_tpad(int TW) { return (winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16; }
-
-int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW) {
-    int TH, TW, Hp, Wp;
-    winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
-    const int Tpad = winograd_tpad(TW);
-    // padded plane + row transforms (portable path) + V + Mx of one block
-    return Hp * Wp + 4 * Hp * TW + 16 * C * Tpad + 16 * M * Tpad + 64;
-}
+// ---------------------------------------------------------------------------------------
+// Winograd F(2×2, 3×3) (Lavin & Gray, 2016). A 2×2 output tile is Aᵀ [Σ_c U[c] ⊙ V[c]] A with
+// U = G g Gᵀ (the 4×4 transformed kernel) and V = Bᵀ d B (the 4×4 input patch transformed):
+// 16 products per tile instead of 36. ξ = 4·i + k indexes the 4×4 transformed entries.
+//   Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]], G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]],
+//   Aᵀ = [[1,1,1,0],[0,1,−1,−1]].
+// The vector path works channels-last inside: a block of tile rows has its input rows turned
+// channels-last (xt), is transformed 16 channels per vector into Vt [16][T][C], multiplied
+// by U [16][C][M] into Mt [16][T][M], transformed back 16 output channels per vector, and
+// turned back to NCHW rows as the epilogue is applied. Both transposes touch the untransformed
+// data (a quarter of the transformed), and every transform is plain adds on full vectors.
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 #include <immintrin.h>
 #define KILN_WINOGRAD_VECTOR 1
 #endif
 
-// V = Bᵀ d B for channel c's padded plane xp, into V [16][C][Tpad] at tile th·TW + tw.
+static int winograd_channels_last(int TW, int C, int M);
+
+// U = G g Gᵀ for every (m, c) of w [M, C, 3, 3], or with `flip` for the data gradient's
+// convolution (g rotated by 180°, w's channel axes exchanged). Packed for the path the
+// convolution (output width OW) takes: [16][C][M] channels-last, [16][M/8][C][8] for tiles.
+static void winograd_pack_any(const float *w, int M, int C, int OW, int flip, float *packed) {
+    // Output channels of the packed convolution: M (forward) or C (flipped: the data gradient
+    // of w, a convolution from M channels to C).
+    const int PM = flip ? C : M, PC = flip ? M : C;
 #ifdef KILN_WINOGRAD_VECTOR
+    const int cl = winograd_channels_last((OW + 1) / 2, PC, PM);
+#else
+    const int cl = 1;
+    (void)OW;
+#endif
+    for (int m = 0; m < M; m++) {
+        for (int c = 0; c < C; c++) {
+            const float *src = w + ((size_t)m * C + c) * 9;
+            float g[9];
+            for (int t = 0; t < 9; t++) g[t] = flip ? src[8 - t] : src[t];
+            float t3[4][3];  // G g: 4×3
+            for (int j = 0; j < 3; j++) {
+                t3[0][j] = g[0 * 3 + j];
+                t3[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
+                t3[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
+                t3[3][j] = g[2 * 3 + j];
+            }
+            const int pm = flip ? c : m, pc = flip ? m : c;
+            for (int i = 0; i < 4; i++) {
+                float u[4];  // (G g) Gᵀ: row i
+                u[0] = t3[i][0];
+                u[1] = 0.5f * (t3[i][0] + t3[i][1] + t3[i][2]);
+                u[2] = 0.5f * (t3[i][0] - t3[i][1] + t3[i][2]);
+                u[3] = t3[i][2];
+                for (int k = 0; k < 4; k++) {
+                    const size_t xi = (size_t)i * 4 + k;
+                    if (cl) packed[(xi * PC + pc) * PM + pm] = u[k];
+                    else packed[((xi * (PM / 8) + pm / 8) * PC + pc) * 8 + pm % 8] = u[k];
+                }
+            }
+        }
+    }
+}
+
+void kiln_winograd_pack(const float *w, int M, int C, int OW, float *packed) { winograd_pack_any(w, M, C, OW, 0, packed); }
+
+void kiln_winograd_pack_flipped(const float *w, int M, int C, int OW, float *packed) {
+    // The data gradient of a 3×3 stride-1 convolution is the convolution of dy with the
+    // kernel rotated by 180° and its channel axes swapped: g[c][m] = rot180(w[m][c]).
+    winograd_pack_any(w, M, C, OW, 1, packed);
+}
+
+static void winograd_dims(int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
+                          int *TH, int *TW, int *Hp, int *Wp) {
+    *TH = (OH + 1) / 2;
+    *TW = (OW + 1) / 2;
+    // The padded input must cover every tile's 4×4 patch: 2·T + 2 rows and columns.
+    int hp = H + PH + PHE, wp = W + PW + PWE;
+    if (hp < 2 * *TH + 2) hp = 2 * *TH + 2;
+    if (wp < 2 * *TW + 2) wp = 2 * *TW + 2;
+    *Hp = hp;
+    *Wp = wp;
+}
+
+// Tile rows per block: a block's transformed data should stay in cache between the phases;
+// about KILN_WINOGRAD_TILES tiles per block (one row when rows are wider).
+#ifndef KILN_WINOGRAD_TILES
+#define KILN_WINOGRAD_TILES 64
+#endif
+static int winograd_block_rows(int TW) { return TW >= KILN_WINOGRAD_TILES ? 1 : KILN_WINOGRAD_TILES / TW; }
+
+// Floats of the vector path's per-block buffers (forward: output rows; weight gradient: dy
+// rows), and the portable path's.
+static size_t winograd_vector_scratch(int C, int M, int TW) {
+    const size_t R = winograd_block_rows(TW), T = R * TW, Tv = (T + 15) / 16 * 16;
+    // xt [2R + 2][2TW + 2][C], Vt [16][Tv·C + 16], Mt [16][Tv·M + 16], rows [2R][2TW][M]
+    return (2 * R + 2) * (2 * TW + 2) * C + 16 * (Tv * C + 16) + 16 * (Tv * M + 16) + 2 * R * 2 * TW * M + 64;
+}
+
+static size_t winograd_portable_scratch(int C, int M, int TW, int Hp, int Wp) {
+    const size_t T = (size_t)winograd_block_rows(TW) * TW;
+    // padded plane [Hp][Wp], column transforms [Hp][4][TW], V [16][C][T], Mx [16][M][T]
+    return (size_t)Hp * Wp + 4 * (size_t)Hp * TW + 16 * (size_t)C * T + 16 * (size_t)M * T + 64;
+}
+
+// The forward's vector path: channels-last where tile rows are short (the tile path fills
+// its 8-tile vectors only partly) and the transformed weights stay in L2; tiles otherwise.
+static int winograd_channels_last(int TW, int C, int M) { return TW < 8 && (size_t)16 * C * M <= ((size_t)1 << 18); }
+
+int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
+    const size_t v = winograd_vector_scratch(C, M, TW), p = winograd_portable_scratch(C, M, TW, Hp, Wp);
+    // The tile path: V and Mx of one block with slack per row.
+    const size_t Tpad = (size_t)(winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16, t = 16 * (Tpad * (C + M) + 32) + 272 + 64;
+    const size_t most = v > p ? v : p;
+    return (int)(most > t ? most : t);
+}
+
+int kiln_winograd_tile_rows(const kiln_winograd_shape *s) { return (s->OH + 1) / 2; }
+
+#ifdef KILN_WINOGRAD_VECTOR
+// Rows 0..15 of a 16×16 block (r[i] = row i) transposed in registers.
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+
+// dst[i·K + k] = src[k·ks + i] for channels k < K and positions i < n (one row of K planes
+// to channels-last).
+static void rows_to_channels_last(const float *src, size_t ks, int K, int n, float *dst) {
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        const __mmask16 in = lanes(n - i0);
+        const int rows = n - i0 < 16 ? n - i0 : 16;
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            const int kk = K - k0 < 16 ? K - k0 : 16;
+            __m512 r[16];
+            for (int k = 0; k < 16; k++) r[k] = k < kk ? _mm512_maskz_loadu_ps(in, src + (k0 + k) * ks + i0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dst + (size_t)(i0 + i) * K + k0, lanes(kk), r[i]);
+        }
+    }
+}
+
+// The input rows of tile rows [th0, th1) of image x [C][H][W], channels-last and zero-padded:
+// xt [2·(th1 − th0) + 2][2·TW + 2][C], row r = input row 2·th0 − PH + r, column j = input
+// column j − PW.
+static void winograd_rows_cl(const kiln_winograd_shape *s, int TW, const float *x, int th0, int th1, float *xt) {
+    const int C = s->C, Wt = 2 * TW + 2;
+    const size_t inPlane = (size_t)s->H * s->W;
+    const int r0 = 2 * th0 - s->PH, rows = 2 * (th1 - th0) + 2;
+    for (int r = 0; r < rows; r++) {
+        float *dst = xt + (size_t)r * Wt * C;
+        const int ih = r0 + r;
+        if (ih < 0 || ih >= s->H) { memset(dst, 0, sizeof(float) * Wt * C); continue; }
+        memset(dst, 0, sizeof(float) * s->PW * C);
+        rows_to_channels_last(x + (size_t)ih * s->W, inPlane, C, s->W, dst + (size_t)s->PW * C);
+        memset(dst + (size_t)(s->PW + s->W) * C, 0, sizeof(float) * (Wt - s->PW - s->W) * C);
+    }
+}
+
+// Vt[ξ][t][c] = (Bᵀ d B)[ξ] for the tiles of `rows` tile rows of xt, tile t = toff + row·TW + tw.
+static void winograd_input_cl(const float *xt, int C, int TW, int rows, float *Vt, size_t vs, int toff) {
+    const int Wt = 2 * TW + 2;
+    for (int th = 0; th < rows; th++) {
+        const float *xr = xt + (size_t)2 * th * Wt * C;
+        for (int tw = 0; tw < TW; tw++) {
+            const size_t t = (size_t)toff + th * TW + tw;
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                const __mmask16 k = lanes(C - c0);
+                __m512 e[4][4];
+                for (int r = 0; r < 4; r++) {  // d Bᵀ... each row's four columns
+                    const float *p = xr + ((size_t)r * Wt + 2 * tw) * C + c0;
+                    const __m512 p0 = _mm512_maskz_loadu_ps(k, p), p1 = _mm512_maskz_loadu_ps(k, p + C);
+                    const __m512 p2 = _mm512_maskz_loadu_ps(k, p + 2 * C), p3 = _mm512_maskz_loadu_ps(k, p + 3 * C);
+                    e[r][0] = _mm512_sub_ps(p0, p2);
+                    e[r][1] = _mm512_add_ps(p1, p2);
+                    e[r][2] = _mm512_sub_ps(p2, p1);
+                    e[r][3] = _mm512_sub_ps(p1, p3);
+                }
+                float *v = Vt + t * C + c0;
+                for (int j = 0; j < 4; j++) {  // then the rows
+                    _mm512_mask_storeu_ps(v + (0 * 4 + j) * vs, k, _mm512_sub_ps(e[0][j], e[2][j]));
+                    _mm512_mask_storeu_ps(v + (1 * 4 + j) * vs, k, _mm512_add_ps(e[1][j], e[2][j]));
+                    _mm512_mask_storeu_ps(v + (2 * 4 + j) * vs, k, _mm512_sub_ps(e[2][j], e[1][j]));
+                    _mm512_mask_storeu_ps(v + (3 * 4 + j) * vs, k, _mm512_sub_ps(e[1][j], e[3][j]));
+                }
+            }
+        }
+    }
+}
+
+// Mt[ξ][t][m − m_lo] = Σ_c Vt[ξ][t][c] · U[ξ][c][m] for tiles [0, T) (a multiple of 8 with
+// zero rows past the block) and output channels [m_lo, m_hi): 8 tiles × 32 output channels
+// in registers (16 × 16 when 16 channels remain), Vt broadcast, U the vector operand.
+static void winograd_multiply_cl(const float *Vt, size_t vs, const float *U, int C, int M, int m_lo, int m_hi, int T,
+                                 float *Mt, size_t ms) {
+    const int ML = m_hi - m_lo;
+    for (int xi = 0; xi < 16; xi++) {
+        const float *vb = Vt + xi * vs, *ub = U + (size_t)xi * C * M;
+        float *mb = Mt + xi * ms;
+        for (int m0 = m_lo; m0 < m_hi; m0 += 32) {
+            const int rem = m_hi - m0;
+            const __mmask16 k0 = lanes(rem);
+            if (rem > 16) {
+                const __mmask16 k1 = lanes(rem - 16);
+                for (int t0 = 0; t0 < T; t0 += 8) {
+                    __m512 a0[8], a1[8];
+                    for (int i = 0; i < 8; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }
+                    const float *v = vb + (size_t)t0 * C;
+                    for (int c = 0; c < C; c++) {
+                        const __m512 u0 = _mm512_maskz_loadu_ps(k0, ub + (size_t)c * M + m0);
+                        const __m512 u1 = _mm512_maskz_loadu_ps(k1, ub + (size_t)c * M + m0 + 16);
+                        for (int i = 0; i < 8; i++) {
+                            const __m512 b = _mm512_set1_ps(v[(size_t)i * C + c]);
+                            a0[i] = _mm512_fmadd_ps(u0, b, a0[i]);
+                            a1[i] = _mm512_fmadd_ps(u1, b, a1[i]);
+                        }
+                    }
+                    for (int i = 0; i < 8; i++) {
+                        _mm512_mask_storeu_ps(mb + (size_t)(t0 + i) * ML + (m0 - m_lo), k0, a0[i]);
+                        _mm512_mask_storeu_ps(mb + (size_t)(t0 + i) * ML + (m0 - m_lo) + 16, k1, a1[i]);
+                    }
+                }
+            } else {
+                for (int t0 = 0; t0 < T; t0 += 16) {
+                    const int n = T - t0 < 16 ? 8 : 16;
+                    __m512 a0[16];
+                    for (int i = 0; i < 16; i++) a0[i] = _mm512_setzero_ps();
+                    const float *v = vb + (size_t)t0 * C;
+                    if (n == 16) {
+                        for (int c = 0; c < C; c++) {
+                            const __m512 u0 = _mm512_maskz_loadu_ps(k0, ub + (size_t)c * M + m0);
+                            for (int i = 0; i < 16; i++) a0[i] = _mm512_fmadd_ps(u0, _mm512_set1_ps(v[(size_t)i * C + c]), a0[i]);
+                        }
+                    } else {
+                        for (int c = 0; c < C; c++) {
+                            const __m512 u0 = _mm512_maskz_loadu_ps(k0, ub + (size_t)c * M + m0);
+                            for (int i = 0; i < 8; i++) a0[i] = _mm512_fmadd_ps(u0, _mm512_set1_ps(v[(size_t)i * C + c]), a0[i]);
+                        }
+                    }
+                    for (int i = 0; i < n; i++) _mm512_mask_storeu_ps(mb + (size_t)(t0 + i) * ML + (m0 - m_lo), k0, a0[i]);
+                }
+            }
+        }
+    }
+}
+
+// y rows 2·th0 + a for the block's tiles: Aᵀ m A 16 output channels per vector into
+// channels-last rows yt [2·rows][2·TW][ML], then per output row back to NCHW with
+// y = act(· + bias[m] + residual) on 16 columns per vector.
+static void winograd_output_cl(const kiln_winograd_shape *s, int TW, const float *Mt, size_t ms, int ML, int m_lo, int th0, int rows,
+                               const float *bias, const float *residual, int act, float alpha, float lo, float hi, float *yt, float *y) {
+    const int Wy = 2 * TW;
+    const size_t plane = (size_t)s->OH * s->OW;
+    for (int th = 0; th < rows; th++) {
+        float *r0 = yt + (size_t)2 * th * Wy * ML, *r1 = r0 + (size_t)Wy * ML;
+        for (int tw = 0; tw < TW; tw++) {
+            const float *p = Mt + (size_t)(th * TW + tw) * ML;
+            for (int m0 = 0; m0 < ML; m0 += 16) {
+                const __mmask16 k = lanes(ML - m0);
+                __m512 s0[4], s1[4];
+                for (int j = 0; j < 4; j++) {
+                    const __m512 p0 = _mm512_maskz_loadu_ps(k, p + (0 * 4 + j) * ms + m0), p1 = _mm512_maskz_loadu_ps(k, p + (1 * 4 + j) * ms + m0);
+                    const __m512 p2 = _mm512_maskz_loadu_ps(k, p + (2 * 4 + j) * ms + m0), p3 = _mm512_maskz_loadu_ps(k, p + (3 * 4 + j) * ms + m0);
+                    s0[j] = _mm512_add_ps(_mm512_add_ps(p0, p1), p2);
+                    s1[j] = _mm512_sub_ps(_mm512_sub_ps(p1, p2), p3);
+                }
+                _mm512_mask_storeu_ps(r0 + (size_t)(2 * tw) * ML + m0, k, _mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]));
+                _mm512_mask_storeu_ps(r0 + (size_t)(2 * tw + 1) * ML + m0, k, _mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]));
+                _mm512_mask_storeu_ps(r1 + (size_t)(2 * tw) * ML + m0, k, _mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]));
+                _mm512_mask_storeu_ps(r1 + (size_t)(2 * tw + 1) * ML + m0, k, _mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]));
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    for (int a = 0; a < 2 * rows; a++) {
+        const int oh = 2 * th0 + a;
+        if (oh >= s->OH) break;
+        const float *src = yt + (size_t)a * Wy * ML;
+        for (int ow0 = 0; ow0 < s->OW; ow0 += 16) {
+            const int cols = s->OW - ow0 < 16 ? s->OW - ow0 : 16;
+            const __mmask16 ck = lanes(cols);
+            for (int m0 = 0; m0 < ML; m0 += 16) {
+                const int mm = ML - m0 < 16 ? ML - m0 : 16;
+                const __mmask16 mk = lanes(mm);
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) r[i] = i < cols ? _mm512_maskz_loadu_ps(mk, src + (size_t)(ow0 + i) * ML + m0) : zero;
+                transpose16(r);
+                for (int j = 0; j < mm; j++) {
+                    const int m = m_lo + m0 + j;
+                    const size_t at = (size_t)m * plane + (size_t)oh * s->OW + ow0;
+                    __m512 v = r[j];
+                    if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[m]));
+                    if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(ck, residual + at));
+                    if (act == KILN_ACT_RELU) {
+                        v = _mm512_max_ps(v, zero);
+                    } else if (act != KILN_ACT_NONE) {
+                        float tmp[16];
+                        _mm512_storeu_ps(tmp, v);
+                        for (int q = 0; q < cols; q++) tmp[q] = apply_act(tmp[q], act, alpha, lo, hi);
+                        v = _mm512_loadu_ps(tmp);
+                    }
+                    _mm512_mask_storeu_ps(y + at, ck, v);
+                }
+            }
+        }
+    }
+}
+
+// The tile-vector path (wide rows): eight tiles of a tile row per vector, NCHW throughout.
+// V [16][C][Tpad] and Mx [16][M][Tpad] per block, Tpad with slack for the 8-tile loads
+// past a row's last tile.
+static int winograd_tpad(int TW) { return (winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16; }
+
 // Lanes l of a 16-float load at column `start` that fall inside [0, W): the rest read as zero
 // padding (masked lanes are not accessed).
 static inline __mmask16 row_mask(int start, int W) {
@@ -479,10 +751,10 @@ static inline __mmask16 row_mask(int start, int W) {
 }
 
 // V = Bᵀ d B for tile rows [th0, th1) of channel plane xc [H][W], straight from the
-// unpadded input, into V [16][C][Tpad] at tile th·TW + tw − tbase. Eight tiles of a tile row
+// unpadded input, into V [16][C][Tpad] (planes xs floats apart) at tile th·TW + tw − tbase. Eight tiles of a tile row
 // at once: a 16-float load at column 2·j0 − PW holds columns 0 and 1 of each tile's patch
 // (even and odd lanes), the load two columns on holds columns 2 and 3.
-static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW, int th0, int th1, int TW, size_t xs, int c,
+static void winograd_input_tiles(const float *xc, int H, int W, int PH, int PW, int th0, int th1, int TW, size_t xs, int c,
                                   int Tpad, int tbase, float *V) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -519,105 +791,52 @@ static void winograd_input_vector(const float *xc, int H, int W, int PH, int PW,
         }
     }
 }
-#endif
 
-#ifndef KILN_WINOGRAD_VECTOR
-// The portable input transform for tile rows [th0, th1) of channel c's zero-padded plane
-// xp [Hp][Wp]: columns first (per padded row, into E), then rows.
-static void winograd_input(const float *xp, int Wp, int th0, int th1, int TW, int C, int c, int Tpad, int tbase,
-                           float *E, float *V) {
-    for (int r = 2 * th0; r < 2 * th1 + 2; r++) {
-        const float *row = xp + (size_t)r * Wp;
-        float *e0 = E + ((size_t)r * 4 + 0) * TW, *e1 = e0 + TW, *e2 = e1 + TW, *e3 = e2 + TW;
-        for (int t = 0; t < TW; t++) {
-            const float a = row[2 * t], b = row[2 * t + 1], cc = row[2 * t + 2], d = row[2 * t + 3];
-            e0[t] = a - cc;
-            e1[t] = b + cc;
-            e2[t] = cc - b;
-            e3[t] = b - d;
-        }
-    }
-    for (int th = th0; th < th1; th++) {
-        for (int k = 0; k < 4; k++) {
-            const float *r0 = E + ((size_t)(2 * th + 0) * 4 + k) * TW;
-            const float *r1 = E + ((size_t)(2 * th + 1) * 4 + k) * TW;
-            const float *r2 = E + ((size_t)(2 * th + 2) * 4 + k) * TW;
-            const float *r3 = E + ((size_t)(2 * th + 3) * 4 + k) * TW;
-            const size_t t = (size_t)th * TW - tbase;
-            float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * Tpad + t;
-            float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * Tpad + t;
-            float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * Tpad + t;
-            float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * Tpad + t;
-            for (int j = 0; j < TW; j++) {
-                v0[j] = r0[j] - r2[j];
-                v1[j] = r1[j] + r2[j];
-                v2[j] = r2[j] - r1[j];
-                v3[j] = r1[j] - r3[j];
-            }
-        }
-    }
-}
-#endif
-
-// Mx[ξ][m][t] = Σ_c U[ξ][m][c] V[ξ][c][t] for output-channel blocks [mb0, mb1) and tiles
+// Mx[ξ][m][t] = Σ_c U[ξ][c][m] V[ξ][c][t] for output-channel blocks [mb0, mb1) and tiles
 // [0, T): 8 output channels × 32 tiles in registers, then 16 (the last chunk masked).
-static void winograd_multiply(const float *packed, const float *V, int C, int M, int mb0, int mb1, int Tpad, int T, float *Mx) {
-    const int MB = M / 8;
+static void winograd_multiply_tiles(const float *packed, const float *V, size_t vs, int C, int M, int mb0, int mb1, int Tpad, int T,
+                                    float *Mx, size_t ms) {
     for (int xi = 0; xi < 16; xi++) {
         for (int mb = mb0; mb < mb1; mb++) {
-            const float *u = packed + ((size_t)xi * MB + mb) * C * 8;
-            const float *vb = V + (size_t)xi * C * Tpad;
-            float *mx = Mx + ((size_t)xi * M + mb * 8) * Tpad;
+            const float *u = packed + ((size_t)xi * (M / 8) + mb) * C * 8;
+            const float *vb = V + xi * vs;
+            float *mx = Mx + xi * ms + (size_t)mb * 8 * Tpad;
             int t = 0;
             for (; t + 32 <= T; t += 32) {
-                kiln_v16 a0[8], a1[8];
-                for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
+                __m512 a0[8], a1[8];
+                for (int i = 0; i < 8; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }
                 for (int c = 0; c < C; c++) {
-                    const kiln_v16 x0 = load16(vb + (size_t)c * Tpad + t);
-                    const kiln_v16 x1 = load16(vb + (size_t)c * Tpad + t + 16);
-                    const float *uc = u + c * 8;
-#define KILN_WFMA(i) a0[i] += x0 * uc[i]; a1[i] += x1 * uc[i];
-                    KILN_WFMA(0) KILN_WFMA(1) KILN_WFMA(2) KILN_WFMA(3) KILN_WFMA(4) KILN_WFMA(5) KILN_WFMA(6) KILN_WFMA(7)
-#undef KILN_WFMA
+                    const __m512 x0 = _mm512_loadu_ps(vb + (size_t)c * Tpad + t), x1 = _mm512_loadu_ps(vb + (size_t)c * Tpad + t + 16);
+                    const float *uc = u + (size_t)c * 8;
+                    for (int i = 0; i < 8; i++) {
+                        const __m512 b = _mm512_set1_ps(uc[i]);
+                        a0[i] = _mm512_fmadd_ps(x0, b, a0[i]);
+                        a1[i] = _mm512_fmadd_ps(x1, b, a1[i]);
+                    }
                 }
                 for (int i = 0; i < 8; i++) {
-                    memcpy(mx + (size_t)i * Tpad + t, &a0[i], 64);
-                    memcpy(mx + (size_t)i * Tpad + t + 16, &a1[i], 64);
+                    _mm512_storeu_ps(mx + (size_t)i * Tpad + t, a0[i]);
+                    _mm512_storeu_ps(mx + (size_t)i * Tpad + t + 16, a1[i]);
                 }
             }
-#ifdef KILN_WINOGRAD_VECTOR
             for (; t < T; t += 16) {
-                const int valid = T - t < 16 ? T - t : 16;
-                const __mmask16 mask = (__mmask16)((1u << valid) - 1u);
+                const __mmask16 mask = lanes(T - t);
                 __m512 a0[8];
                 for (int i = 0; i < 8; i++) a0[i] = _mm512_setzero_ps();
                 for (int c = 0; c < C; c++) {
                     const __m512 x0 = _mm512_maskz_loadu_ps(mask, vb + (size_t)c * Tpad + t);
-                    const float *uc = u + c * 8;
+                    const float *uc = u + (size_t)c * 8;
                     for (int i = 0; i < 8; i++) a0[i] = _mm512_fmadd_ps(x0, _mm512_set1_ps(uc[i]), a0[i]);
                 }
                 for (int i = 0; i < 8; i++) _mm512_mask_storeu_ps(mx + (size_t)i * Tpad + t, mask, a0[i]);
             }
-#else
-            for (; t < T; t++) {
-                for (int i = 0; i < 8; i++) {
-                    float acc = 0.0f;
-                    for (int c = 0; c < C; c++) acc += u[c * 8 + i] * vb[(size_t)c * Tpad + t];
-                    mx[(size_t)i * Tpad + t] = acc;
-                }
-            }
-#endif
         }
     }
 }
 
-// Y = Aᵀ m A (Aᵀ = [[1,1,1,0],[0,1,−1,−1]]) for output channel m and tile rows [th0, th1)
-// (Mx columns th·TW + tw − tbase), and the epilogue.
-static void winograd_output(const float *Mx, int M, int m, int Tpad, int th0, int th1, int tbase, int TW, int OH, int OW,
+static void winograd_output_tiles(const float *Mx, size_t xs, int m, int Tpad, int th0, int th1, int tbase, int TW, int OH, int OW,
                             float b, const float *rm, int act, float alpha, float lo, float hi, float *ym) {
-    const float *base = Mx + (size_t)m * Tpad - tbase;
-    const size_t xs = (size_t)M * Tpad;  // stride between ξ planes
-#ifdef KILN_WINOGRAD_VECTOR
+    const float *base = Mx + (size_t)m * Tpad - tbase;  // ξ planes xs floats apart
     // Eight tiles at once; the two outputs of a tile row interleave into 16 columns. Lanes of
     // tiles past the row's end fall past OW and are not stored.
     const __m512i mix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -659,11 +878,65 @@ static void winograd_output(const float *Mx, int M, int m, int Tpad, int th0, in
             }
         }
     }
+}
 #else
+// The portable path: the padded plane of one channel, columns then rows transformed per
+// tile row into V [16][C][T]; Mx [16][M][T] = U·V; Y = Aᵀ m A per output channel.
+static void winograd_input(const float *xp, int Wp, int th0, int th1, int TW, int C, int c, int T, float *E, float *V) {
+    for (int r = 2 * th0; r < 2 * th1 + 2; r++) {
+        const float *row = xp + (size_t)r * Wp;
+        float *e0 = E + ((size_t)r * 4 + 0) * TW, *e1 = e0 + TW, *e2 = e1 + TW, *e3 = e2 + TW;
+        for (int t = 0; t < TW; t++) {
+            const float a = row[2 * t], b = row[2 * t + 1], cc = row[2 * t + 2], d = row[2 * t + 3];
+            e0[t] = a - cc;
+            e1[t] = b + cc;
+            e2[t] = cc - b;
+            e3[t] = b - d;
+        }
+    }
+    for (int th = th0; th < th1; th++) {
+        for (int k = 0; k < 4; k++) {
+            const float *r0 = E + ((size_t)(2 * th + 0) * 4 + k) * TW;
+            const float *r1 = E + ((size_t)(2 * th + 1) * 4 + k) * TW;
+            const float *r2 = E + ((size_t)(2 * th + 2) * 4 + k) * TW;
+            const float *r3 = E + ((size_t)(2 * th + 3) * 4 + k) * TW;
+            const size_t t = (size_t)(th - th0) * TW;
+            float *v0 = V + ((size_t)(0 * 4 + k) * C + c) * T + t;
+            float *v1 = V + ((size_t)(1 * 4 + k) * C + c) * T + t;
+            float *v2 = V + ((size_t)(2 * 4 + k) * C + c) * T + t;
+            float *v3 = V + ((size_t)(3 * 4 + k) * C + c) * T + t;
+            for (int j = 0; j < TW; j++) {
+                v0[j] = r0[j] - r2[j];
+                v1[j] = r1[j] + r2[j];
+                v2[j] = r2[j] - r1[j];
+                v3[j] = r1[j] - r3[j];
+            }
+        }
+    }
+}
+
+static void winograd_multiply(const float *U, const float *V, int C, int M, int m_lo, int m_hi, int T, float *Mx) {
+    for (int xi = 0; xi < 16; xi++) {
+        for (int m = m_lo; m < m_hi; m++) {
+            float *mx = Mx + ((size_t)xi * M + m) * T;
+            for (int t = 0; t < T; t++) mx[t] = 0.0f;
+            for (int c = 0; c < C; c++) {
+                const float u = U[((size_t)xi * C + c) * M + m];
+                const float *v = V + ((size_t)xi * C + c) * T;
+                for (int t = 0; t < T; t++) mx[t] += u * v[t];
+            }
+        }
+    }
+}
+
+static void winograd_output(const float *Mx, int M, int m, int T, int th0, int th1, int TW, int OH, int OW,
+                            float b, const float *rm, int act, float alpha, float lo, float hi, float *ym) {
+    const float *base = Mx + (size_t)m * T;
+    const size_t xs = (size_t)M * T;  // stride between ξ planes
     float o[4][TW > 0 ? TW : 1];
     for (int th = th0; th < th1; th++) {
         const float *p[16];
-        for (int xi = 0; xi < 16; xi++) p[xi] = base + xi * xs + th * TW;
+        for (int xi = 0; xi < 16; xi++) p[xi] = base + xi * xs + (th - th0) * TW;
         for (int t = 0; t < TW; t++) {
             float s0[4], s1[4];
             for (int k = 0; k < 4; k++) {
@@ -690,53 +963,81 @@ static void winograd_output(const float *Mx, int M, int m, int Tpad, int th0, in
                 const float *rr = rm + (size_t)oh * OW;
                 for (int j = 0; j < OW; j++) row[j] += rr[j];
             }
-            if (act == KILN_ACT_RELU) {
-                for (int j = 0; j < OW; j++) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
-            } else if (act != KILN_ACT_NONE) {
+            if (act != KILN_ACT_NONE) {
                 for (int j = 0; j < OW; j++) row[j] = apply_act(row[j], act, alpha, lo, hi);
             }
         }
     }
-#endif
 }
-
-int kiln_winograd_tile_rows(const kiln_winograd_shape *s) { return (s->OH + 1) / 2; }
+#endif
 
 void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const float *packed, int th_begin, int th_end,
                          int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
                          float lo, float hi, float *scratch, float *y) {
     int TH, TW, Hp, Wp;
     winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
-    const int Tpad = winograd_tpad(TW), rows = winograd_block_rows(TW);
-    float *xp = scratch;                              // [Hp][Wp] (portable path)
-    float *E = xp + (size_t)Hp * Wp;                  // [Hp][4][TW] (portable path)
-    float *V = E + (size_t)4 * Hp * TW;               // [16][C][Tpad]
-    float *Mx = V + (size_t)16 * s->C * Tpad;         // [16][M][Tpad]
+    const int R = winograd_block_rows(TW), m_lo = mb_begin * 8, m_hi = mb_end * 8;
     if (th_end > TH) th_end = TH;
+#ifdef KILN_WINOGRAD_VECTOR
+    if (!winograd_channels_last(TW, s->C, s->M)) {
+        const int Tpad = winograd_tpad(TW);
+        // V [16][C][Tpad] and Mx [16][M][Tpad], each plane one cache line longer than its
+        // data and Mx a further 17 lines on, so that neither the 16 planes nor V and Mx fall
+        // on the same cache sets whatever the sizes.
+        const size_t vs = (size_t)s->C * Tpad + 16, ms = (size_t)s->M * Tpad + 16;
+        float *V = scratch, *Mx = V + 16 * vs + 272;
+        const size_t plane = (size_t)s->OH * s->OW;
+        for (int b0 = th_begin; b0 < th_end; b0 += R) {
+            const int b1 = b0 + R < th_end ? b0 + R : th_end, tbase = b0 * TW;
+            for (int c = 0; c < s->C; c++)
+                winograd_input_tiles(x + (size_t)c * s->H * s->W, s->H, s->W, s->PH, s->PW, b0, b1, TW, vs, c, Tpad,
+                                     tbase, V);
+            winograd_multiply_tiles(packed, V, vs, s->C, s->M, mb_begin, mb_end, Tpad, (b1 - b0) * TW, Mx, ms);
+            for (int m = m_lo; m < m_hi; m++) {
+                winograd_output_tiles(Mx, ms, m, Tpad, b0, b1, tbase, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
+                                      residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
+            }
+        }
+        return;
+    }
+    const int C = s->C, ML = m_hi - m_lo, Tv = (R * TW + 15) / 16 * 16;
+    const size_t vs = (size_t)Tv * C + 16, ms = (size_t)Tv * ML + 16;
+    float *xt = scratch, *Vt = xt + (size_t)(2 * R + 2) * (2 * TW + 2) * C, *Mt = Vt + 16 * vs;
+    float *yt = Mt + 16 * ((size_t)Tv * s->M + 16);
+    for (int b0 = th_begin; b0 < th_end; b0 += R) {
+        const int b1 = b0 + R < th_end ? b0 + R : th_end, T = (b1 - b0) * TW, T8 = (T + 7) / 8 * 8;
+        winograd_rows_cl(s, TW, x, b0, b1, xt);
+        winograd_input_cl(xt, C, TW, b1 - b0, Vt, vs, 0);
+        // The multiply runs whole groups of 8 tiles: the rows past the block are zero.
+        for (int xi = 0; xi < 16 && T8 > T; xi++) memset(Vt + xi * vs + (size_t)T * C, 0, sizeof(float) * (T8 - T) * C);
+        winograd_multiply_cl(Vt, vs, packed, C, s->M, m_lo, m_hi, T8, Mt, ms);
+        winograd_output_cl(s, TW, Mt, ms, ML, m_lo, b0, b1 - b0, bias, residual, act, alpha, lo, hi, yt, y);
+    }
+#else
+    const int T = R * TW;
+    float *xp = scratch;                              // [Hp][Wp]
+    float *E = xp + (size_t)Hp * Wp;                  // [Hp][4][TW]
+    float *V = E + (size_t)4 * Hp * TW;               // [16][C][T]
+    float *Mx = V + (size_t)16 * s->C * T;            // [16][M][T]
     const size_t plane = (size_t)s->OH * s->OW;
-#ifndef KILN_WINOGRAD_VECTOR
     // The zero border of the padded plane is cleared once; the interior is copied per channel
     // and block (the portable path favours simplicity).
     memset(xp, 0, sizeof(float) * Hp * Wp);
-#endif
-    for (int b0 = th_begin; b0 < th_end; b0 += rows) {
-        const int b1 = b0 + rows < th_end ? b0 + rows : th_end, tbase = b0 * TW;
+    for (int b0 = th_begin; b0 < th_end; b0 += R) {
+        const int b1 = b0 + R < th_end ? b0 + R : th_end;
         for (int c = 0; c < s->C; c++) {
             const float *xc = x + (size_t)c * s->H * s->W;
-#ifdef KILN_WINOGRAD_VECTOR
-            winograd_input_vector(xc, s->H, s->W, s->PH, s->PW, b0, b1, TW, (size_t)s->C * Tpad, c, Tpad, tbase, V);
-#else
             for (int h = 0; h < s->H; h++)
                 memcpy(xp + (size_t)(h + s->PH) * Wp + s->PW, xc + (size_t)h * s->W, sizeof(float) * s->W);
-            winograd_input(xp, Wp, b0, b1, TW, s->C, c, Tpad, tbase, E, V);
-#endif
+            winograd_input(xp, Wp, b0, b1, TW, s->C, c, T, E, V);
         }
-        winograd_multiply(packed, V, s->C, s->M, mb_begin, mb_end, Tpad, (b1 - b0) * TW, Mx);
-        for (int m = mb_begin * 8; m < mb_end * 8; m++) {
-            winograd_output(Mx, s->M, m, Tpad, b0, b1, tbase, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
+        winograd_multiply(packed, V, s->C, s->M, m_lo, m_hi, T, Mx);
+        for (int m = m_lo; m < m_hi; m++) {
+            winograd_output(Mx, s->M, m, T, b0, b1, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
                             residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
         }
     }
+#endif
 }
 
 void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
@@ -751,87 +1052,25 @@ void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int
 // so its adjoint in the weights is dg = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dy_tile Aᵀ)] G: the forward's
 // input transform, dy's 2×2 tiles spread to 4×4 by A, 16 products summed over tiles
 // (dU[ξ][c][m], 16/36 of direct convolution's multiply-adds), and G on the 4×4 sums at the end.
-// The vector path first transposes the rows of x and dy a block needs to channels-last, so
-// that both transforms run on 16 channels per vector and write their results channels-last
-// (Vt [16][T][C], Dt [16][T][M]) — the layout the 16 products want, with no transpose of the
-// 4× larger transformed data.
-
-#ifndef KILN_WGRAD_TILES
-#define KILN_WGRAD_TILES 64
-#endif
-static int wgrad_block_rows(int TW) { return TW >= KILN_WGRAD_TILES ? 1 : KILN_WGRAD_TILES / TW; }
+// The vector path turns x's and dy's rows channels-last a block at a time (as the forward),
+// so both transforms run 16 channels per vector and write Vt [16][T][C] and Dt [16][T][M],
+// the layout the 16 products want.
 
 int kiln_winograd_wgrad_scratch(const kiln_winograd_shape *s) {
     int TH, TW, Hp, Wp;
     winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
-    const int R = wgrad_block_rows(TW), Tb = R * TW;
-    // xt [2R + 2][2TW + 2][C], dyt [2R][2TW][M], Vt [16][Tb][C] and Dt [16][Tb][M], planes
-    // padded by one cache line.
-    return (2 * R + 2) * (2 * TW + 2) * s->C + 2 * R * 2 * TW * s->M + 16 * (Tb * s->C + 16) + 16 * (Tb * s->M + 16) + 64;
+    // xt, Vt, Dt (as Mt) and dy's rows (as the forward's output rows).
+    return (int)winograd_vector_scratch(s->C, s->M, TW);
 }
 
 #ifdef KILN_WINOGRAD_VECTOR
-// Rows 0..15 of a 16×16 block (r[i] = row i) transposed in registers.
-static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-    }
-}
-
-static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u); }
-
-// dst[i·K + k] = src[k·ks + i] for channels k < K and positions i < n (one row of K planes
-// to channels-last).
-static void rows_to_channels_last(const float *src, size_t ks, int K, int n, float *dst) {
-    for (int i0 = 0; i0 < n; i0 += 16) {
-        const __mmask16 in = lanes(n - i0);
-        const int rows = n - i0 < 16 ? n - i0 : 16;
-        for (int k0 = 0; k0 < K; k0 += 16) {
-            const int kk = K - k0 < 16 ? K - k0 : 16;
-            __m512 r[16];
-            for (int k = 0; k < 16; k++) r[k] = k < kk ? _mm512_maskz_loadu_ps(in, src + (k0 + k) * ks + i0) : _mm512_setzero_ps();
-            transpose16(r);
-            for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dst + (size_t)(i0 + i) * K + k0, lanes(kk), r[i]);
-        }
-    }
-}
-
-// Tile rows [th0, th1) of one image into Vt and Dt at tile offset toff: x's input rows and
-// dy's output rows to channels-last (zero outside the image), then the transforms, 16
-// channels per vector.
-static void wgrad_transform_rows(const kiln_winograd_shape *s, int TW, const float *x, const float *dy, int th0, int th1,
-                                 float *xt, float *dyt, float *Vt, size_t vs, float *Dt, size_t ds, int toff) {
-    const int C = s->C, M = s->M, Wt = 2 * TW + 2, Wd = 2 * TW;
-    const size_t inPlane = (size_t)s->H * s->W, outPlane = (size_t)s->OH * s->OW;
-    const int r0 = 2 * th0 - s->PH, rows = 2 * (th1 - th0) + 2;
-    for (int r = 0; r < rows; r++) {
-        float *dst = xt + (size_t)r * Wt * C;
-        const int ih = r0 + r;
-        if (ih < 0 || ih >= s->H) { memset(dst, 0, sizeof(float) * Wt * C); continue; }
-        memset(dst, 0, sizeof(float) * s->PW * C);
-        rows_to_channels_last(x + (size_t)ih * s->W, inPlane, C, s->W, dst + (size_t)s->PW * C);
-        memset(dst + (size_t)(s->PW + s->W) * C, 0, sizeof(float) * (Wt - s->PW - s->W) * C);
-    }
+// Dt[ξ][t][m] = (A dy Aᵀ)[ξ] for the tiles of tile rows [th0, th1) of dy [M][OH][OW], tile
+// t = toff + (th − th0)·TW + tw: dy's rows channels-last into dyt [2·rows][2·TW][M] (zero
+// past OH and OW) first.
+static void wgrad_dy_cl(const kiln_winograd_shape *s, int TW, const float *dy, int th0, int th1, float *dyt, float *Dt, size_t ds,
+                        int toff) {
+    const int M = s->M, Wd = 2 * TW;
+    const size_t outPlane = (size_t)s->OH * s->OW;
     for (int a = 0; a < 2 * (th1 - th0); a++) {
         float *dst = dyt + (size_t)a * Wd * M;
         const int oh = 2 * th0 + a;
@@ -840,34 +1079,13 @@ static void wgrad_transform_rows(const kiln_winograd_shape *s, int TW, const flo
         memset(dst + (size_t)s->OW * M, 0, sizeof(float) * (Wd - s->OW) * M);
     }
     for (int th = th0; th < th1; th++) {
-        const float *xr = xt + (size_t)2 * (th - th0) * Wt * C;
         const float *dr = dyt + (size_t)2 * (th - th0) * Wd * M;
         for (int tw = 0; tw < TW; tw++) {
             const size_t t = (size_t)toff + (th - th0) * TW + tw;
-            for (int c0 = 0; c0 < C; c0 += 16) {
-                const __mmask16 k = lanes(C - c0);
-                __m512 e[4][4];
-                for (int r = 0; r < 4; r++) {
-                    const float *p = xr + ((size_t)r * Wt + 2 * tw) * C + c0;
-                    const __m512 p0 = _mm512_maskz_loadu_ps(k, p), p1 = _mm512_maskz_loadu_ps(k, p + C);
-                    const __m512 p2 = _mm512_maskz_loadu_ps(k, p + 2 * C), p3 = _mm512_maskz_loadu_ps(k, p + 3 * C);
-                    e[r][0] = _mm512_sub_ps(p0, p2);
-                    e[r][1] = _mm512_add_ps(p1, p2);
-                    e[r][2] = _mm512_sub_ps(p2, p1);
-                    e[r][3] = _mm512_sub_ps(p1, p3);
-                }
-                float *v = Vt + t * C + c0;
-                for (int j = 0; j < 4; j++) {
-                    _mm512_mask_storeu_ps(v + (0 * 4 + j) * vs, k, _mm512_sub_ps(e[0][j], e[2][j]));
-                    _mm512_mask_storeu_ps(v + (1 * 4 + j) * vs, k, _mm512_add_ps(e[1][j], e[2][j]));
-                    _mm512_mask_storeu_ps(v + (2 * 4 + j) * vs, k, _mm512_sub_ps(e[2][j], e[1][j]));
-                    _mm512_mask_storeu_ps(v + (3 * 4 + j) * vs, k, _mm512_sub_ps(e[1][j], e[3][j]));
-                }
-            }
             for (int m0 = 0; m0 < M; m0 += 16) {
                 const __mmask16 k = lanes(M - m0);
                 __m512 q[2][4];
-                for (int a = 0; a < 2; a++) {
+                for (int a = 0; a < 2; a++) {  // each row times Aᵀ's columns
                     const float *p = dr + ((size_t)a * Wd + 2 * tw) * M + m0;
                     const __m512 d0 = _mm512_maskz_loadu_ps(k, p), d1 = _mm512_maskz_loadu_ps(k, p + M);
                     q[a][0] = d0;
@@ -876,7 +1094,7 @@ static void wgrad_transform_rows(const kiln_winograd_shape *s, int TW, const flo
                     q[a][3] = _mm512_sub_ps(_mm512_setzero_ps(), d1);
                 }
                 float *d = Dt + t * M + m0;
-                for (int j = 0; j < 4; j++) {
+                for (int j = 0; j < 4; j++) {  // then A on the left
                     _mm512_mask_storeu_ps(d + (0 * 4 + j) * ds, k, q[0][j]);
                     _mm512_mask_storeu_ps(d + (1 * 4 + j) * ds, k, _mm512_add_ps(q[0][j], q[1][j]));
                     _mm512_mask_storeu_ps(d + (2 * 4 + j) * ds, k, _mm512_sub_ps(q[0][j], q[1][j]));
@@ -937,23 +1155,24 @@ static void wgrad_multiply(const float *Vt, size_t vs, const float *Dt, size_t d
 void kiln_winograd_wgrad_accumulate(const kiln_winograd_shape *s, const float *x, const float *dy, int G, float *dU, float *scratch) {
     int TH, TW, Hp, Wp;
     winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
-    const int C = s->C, M = s->M, R = wgrad_block_rows(TW);
+    const int C = s->C, M = s->M, R = winograd_block_rows(TW);
     const size_t inImage = (size_t)C * s->H * s->W, outPlane = (size_t)s->OH * s->OW;
-    // Blocks of R whole tile rows (about 64 tiles), possibly from several images.
+    // Blocks of R whole tile rows, possibly from several images.
     const int rowsTotal = G * TH;
 #ifdef KILN_WINOGRAD_VECTOR
     // Planes of Vt and Dt one cache line longer than their data, so that the 16 ξ planes do
     // not fall on the same cache sets when the block's size is a multiple of 1,024 floats.
-    const int Tb = R * TW;
-    const size_t vs = (size_t)Tb * C + 16, ds = (size_t)Tb * M + 16;
-    float *xt = scratch, *dyt = xt + (size_t)(2 * R + 2) * (2 * TW + 2) * C, *Vt = dyt + (size_t)2 * R * 2 * TW * M, *Dt = Vt + 16 * vs;
+    const int Tv = (R * TW + 15) / 16 * 16;
+    const size_t vs = (size_t)Tv * C + 16, ds = (size_t)Tv * M + 16;
+    float *xt = scratch, *Vt = xt + (size_t)(2 * R + 2) * (2 * TW + 2) * C, *Dt = Vt + 16 * vs, *dyt = Dt + 16 * ds;
     for (int r0 = 0; r0 < rowsTotal; r0 += R) {
         const int r1 = r0 + R < rowsTotal ? r0 + R : rowsTotal;
         // The block's rows image by image.
         for (int r = r0; r < r1;) {
             const int g = r / TH, th0 = r % TH, th1 = (r1 - g * TH) < TH ? r1 - g * TH : TH;
-            wgrad_transform_rows(s, TW, x + (size_t)g * inImage, dy + (size_t)g * M * outPlane, th0, th1, xt, dyt, Vt, vs, Dt, ds,
-                                 (r - r0) * TW);
+            winograd_rows_cl(s, TW, x + (size_t)g * inImage, th0, th1, xt);
+            winograd_input_cl(xt, C, TW, th1 - th0, Vt, vs, (r - r0) * TW);
+            wgrad_dy_cl(s, TW, dy + (size_t)g * M * outPlane, th0, th1, dyt, Dt, ds, (r - r0) * TW);
             r += th1 - th0;
         }
         wgrad_multiply(Vt, vs, Dt, ds, C, M, (r1 - r0) * TW, dU);
@@ -1298,36 +1517,6 @@ void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr
 
 void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx) {
     for (size_t k = 0; k < n; k++) if (map[k] >= 0) dx[map[k]] += dy[k];
-}
-
-void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed) {
-    // The data gradient of a 3×3 stride-1 convolution is the convolution of dy with the
-    // kernel rotated by 180° and its channel axes swapped: g[c][m] = rot180(w[m][c]).
-    float g[9];
-    for (int c = 0; c < C; c++) {
-        for (int m = 0; m < M; m++) {
-            const float *src = w + ((size_t)m * C + c) * 9;
-            for (int t = 0; t < 9; t++) g[t] = src[8 - t];
-            float t3[4][3];
-            for (int j = 0; j < 3; j++) {
-                t3[0][j] = g[0 * 3 + j];
-                t3[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
-                t3[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
-                t3[3][j] = g[2 * 3 + j];
-            }
-            for (int i = 0; i < 4; i++) {
-                float u[4];
-                u[0] = t3[i][0];
-                u[1] = 0.5f * (t3[i][0] + t3[i][1] + t3[i][2]);
-                u[2] = 0.5f * (t3[i][0] - t3[i][1] + t3[i][2]);
-                u[3] = t3[i][2];
-                for (int k = 0; k < 4; k++) {
-                    const int xi = i * 4 + k;
-                    packed[(((size_t)xi * (C / 8) + c / 8) * M + m) * 8 + (c % 8)] = u[k];
-                }
-            }
-        }
-    }
 }
 
 void kiln_weight_grad(const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw) {

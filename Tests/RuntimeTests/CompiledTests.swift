@@ -93,6 +93,22 @@ struct CompiledTests {
               output q
             }
             """),
+        ("winograd on short rows (channels-last inside): odd sizes, asymmetric pads, 24 and 40 channels, residual and leaky relu", """
+            graph t {
+              input x: f32[N, 16, 9, 11]
+              param w1: f32[24, 16, 3, 3] = kaiming_normal(fan_in)
+              param b1: f32[24] = uniform(-0.5, 0.5)
+              param w2: f32[24, 16, 1, 1] = kaiming_normal(fan_in)
+              param w3: f32[40, 24, 3, 3] = kaiming_normal(fan_in)
+              c1 = Conv(x, w1, b1) {pads=[1, 1, 2, 1]}
+              c2 = Conv(x, w2) {pads=[1, 0, 0, 0]}
+              s = Add(c1, c2)
+              h = LeakyRelu(s) {alpha=0.1}
+              c3 = Conv(h, w3) {pads=[0, 2, 1, 1]}
+              output h
+              output c3
+            }
+            """),
     ]
 
     @Test("compiled outputs equal the reference kernels' (max relative error ≤ 1e-4)", arguments: [1, 3])
@@ -145,6 +161,9 @@ struct CompiledTests {
         }
         #expect(seen.keys.sorted() == ["c1", "c3"])
         #expect(seen["c1"] == 4)  // x, w, bias, residual
+        // The short-row case too (its compiled outputs are checked against the reference above).
+        let short = try CompiledModel.compile(try TextFormat.parse(Self.cases.last!.1).materialized(seed: 5), batch: 1, threads: 2)
+        #expect(short.program.steps.filter { if case .conv(let c) = $0.kernel { c.algorithm == .winograd } else { false } }.count == 2)
     }
 
     @Test("the program cache compiles once per batch size")

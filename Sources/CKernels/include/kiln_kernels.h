@@ -88,20 +88,22 @@ void kiln_elementwise_chain(const float *x, float *y, size_t n, const kiln_ew_op
 void kiln_elementwise_chain_range(const float *x, float *y, size_t begin, size_t end, const kiln_ew_op *ops, int count);
 
 // Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (Lavin & Gray, 2016): 16 products per
-// 2×2 outputs instead of 36. Weights are transformed once: U = G g Gᵀ, packed
-// [16][M/8][C][8]. The input is transformed into V [16][C][T] (T tiles), then 16 products
-// U[ξ]·V[ξ] give Mx [16][M][T], and Y = Aᵀ m A with the epilogue writes y.
+// 2×2 outputs instead of 36. Weights are transformed once, U = G g Gᵀ, and packed for the
+// path the convolution takes, which depends on its output width OW. A block of tile rows at a
+// time: where rows are short, the input rows turned channels-last, transformed into
+// Vt [16][T][C], 16 products Vt[ξ]·U[ξ] into Mt [16][T][M], Y = Aᵀ m A per tile, and the
+// output rows turned back to NCHW; otherwise eight tiles of a row per vector, NCHW
+// throughout. The epilogue y = act(conv + bias[m] + residual) is applied as y is stored.
 // Scratch per thread: kiln_winograd_scratch(...) floats.
-void kiln_winograd_pack(const float *w, int M, int C, float *packed);
+void kiln_winograd_pack(const float *w, int M, int C, int OW, float *packed);
 int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW);
 void kiln_winograd_conv(const float *x, int C, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW,
                         const float *packed, int M, const float *bias, const float *residual,
                         int act, float alpha, float lo, float hi, float *scratch, float *y);
 // Part of one image: tile rows [th_begin, th_end) (each gives two output rows) and output
-// channel blocks of 8 [mb_begin, mb_end), in blocks of about 64 tiles so V and Mx stay in
-// cache. Threads can share an image by tile rows (no data shared but the input) or, when
-// the transformed weights are large, by channel blocks (each reads only its part of them).
-// scratch: kiln_winograd_scratch(...) floats of this thread's own.
+// channel blocks of 8 [mb_begin, mb_end). Threads can share an image by tile rows (no data
+// shared but the input) or, when the transformed weights are large, by channel blocks (each
+// reads only its part of them). scratch: kiln_winograd_scratch(...) floats of this thread's own.
 typedef struct { int C, H, W, PH, PW, PHE, PWE, OH, OW, M; } kiln_winograd_shape;
 int kiln_winograd_tile_rows(const kiln_winograd_shape *s);
 void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const float *packed, int th_begin, int th_end,
@@ -159,8 +161,8 @@ void kiln_scatter_add_map(const float *dy, const int *map, size_t n, float *dx);
 
 // Winograd-packed weights of the data gradient of a 3×3 stride-1 convolution with weights
 // w [M, C, 3, 3]: the convolution of dy (M channels) by rot180(w) with channels swapped,
-// giving C channels (C a multiple of 8); same layout as kiln_winograd_pack(…, C, M, …).
-void kiln_winograd_pack_flipped(const float *w, int M, int C, float *packed);
+// giving C channels (C a multiple of 8) of width OW; as kiln_winograd_pack(…, C, M, OW, …).
+void kiln_winograd_pack_flipped(const float *w, int M, int C, int OW, float *packed);
 
 // dw [M, K] += dy [M, P] · colᵀ (col [K, P]) for output channels [m_begin, m_end): the
 // weight gradient of a convolution from its output gradient and im2col patches.

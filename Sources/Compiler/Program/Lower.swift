@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Graph
 
@@ -206,27 +207,22 @@ public enum Lowering {
                        scratchCount: scratch)
     }
 
-    /// Floats per channel of the padded input of the direct kernel (kiln_conv_shift_plane).
+    /// Floats per channel of the padded input of the direct kernel.
     static func directPlane(h: Int, w: Int, kw: Int, pads: [Int]) -> Int {
-        (h + pads[0] + pads[2]) * (w + pads[1] + pads[3]) + 32 + kw + 16
+        Int(kiln_conv_shift_plane(Int32(h), Int32(w), 3, Int32(kw), Int32(pads[0]), Int32(pads[1]), Int32(pads[2]), Int32(pads[3])))
     }
 
-    /// Floats of per-thread scratch for the Winograd kernel (kiln_winograd_scratch).
+    /// Floats of per-thread scratch for the Winograd convolution.
     static func winogradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
-        let th = (out[0] + 1) / 2, tw = (out[1] + 1) / 2
-        let twv = (tw + 7) / 8 * 8
-        let hp = max(h + pads[0] + pads[2], 2 * th + 2), wp = max(w + pads[1] + pads[3], 2 * twv + 2)
-        let rows = tw >= 64 ? 1 : 64 / tw  // tile rows per block
-        let tpad = (rows * tw + 15) / 16 * 16 + 16
-        return hp * wp + 4 * hp * tw + 16 * c * tpad + 16 * m * tpad + 64
+        Int(kiln_winograd_scratch(Int32(c), Int32(m), Int32(h), Int32(w), Int32(pads[0]), Int32(pads[1]), Int32(pads[2]), Int32(pads[3]),
+                                  Int32(out[0]), Int32(out[1])))
     }
 
-    /// kiln_winograd_wgrad_scratch's count: V, D and Dt for one block of tiles, planes padded.
+    /// Floats of per-thread scratch for the Winograd weight gradient's transforms.
     static func winogradWeightGradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
-        let tw = (out[1] + 1) / 2
-        let rows = tw >= 64 ? 1 : 64 / tw  // tile rows per block
-        let tpad = (rows * tw + 15) / 16 * 16 + 16
-        return 16 * (c * tpad + 16) + 32 * (m * tpad + 16) + 64
+        var shape = kiln_winograd_shape(C: Int32(c), H: Int32(h), W: Int32(w), PH: Int32(pads[0]), PW: Int32(pads[1]), PHE: Int32(pads[2]),
+                                        PWE: Int32(pads[3]), OH: Int32(out[0]), OW: Int32(out[1]), M: Int32(m))
+        return Int(kiln_winograd_wgrad_scratch(&shape))
     }
 
     /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.

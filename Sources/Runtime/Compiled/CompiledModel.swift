@@ -167,13 +167,13 @@ public final class CompiledModel: @unchecked Sendable {
         let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.offset })
         for (i, step) in program.steps.enumerated() {
             if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, let w = step.inputs[1].tensor, let p = packedWeights[i] {
-                kiln_winograd_pack_flipped(pointer(w), Int32(c.channels), Int32(c.outChannels), p)
+                kiln_winograd_pack_flipped(pointer(w), Int32(c.channels), Int32(c.outChannels), Int32(c.outWidth), p)
                 continue
             }
             guard case .conv(let c) = step.kernel, let w = step.inputs[1].tensor, let p = packedWeights[i],
                   residentOffsets.contains(w.offset) else { continue }
             if c.algorithm == .winograd {
-                kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), p)
+                kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p)
             } else {
                 kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
             }
@@ -288,13 +288,13 @@ public final class CompiledModel: @unchecked Sendable {
                 guard need <= program.scratchCount else {
                     throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
                 }
-                packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), p) }
+                packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p) }
             case .scatter(let node):
                 scatterMaps[i] = try scatterMap(node, step)
             case .convGradData(let c) where c.algorithm == .winograd:
                 // c describes the transposed convolution: channels = the forward's M.
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
-                packSource(w) { kiln_winograd_pack_flipped($0, Int32(c.channels), Int32(c.outChannels), p) }
+                packSource(w) { kiln_winograd_pack_flipped($0, Int32(c.channels), Int32(c.outChannels), Int32(c.outWidth), p) }
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5
