@@ -438,30 +438,33 @@ static void winograd_pack_any(const float *w, int M, int C, int OW, int flip, fl
     const int cl = 1;
     (void)OW;
 #endif
-    for (int m = 0; m < M; m++) {
-        for (int c = 0; c < C; c++) {
-            const float *src = w + ((size_t)m * C + c) * 9;
-            float g[9];
-            for (int t = 0; t < 9; t++) g[t] = flip ? src[8 - t] : src[t];
-            float t3[4][3];  // G g: 4×3
-            for (int j = 0; j < 3; j++) {
-                t3[0][j] = g[0 * 3 + j];
-                t3[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
-                t3[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
-                t3[3][j] = g[2 * 3 + j];
-            }
-            const int pm = flip ? c : m, pc = flip ? m : c;
-            for (int i = 0; i < 4; i++) {
-                float u[4];  // (G g) Gᵀ: row i
-                u[0] = t3[i][0];
-                u[1] = 0.5f * (t3[i][0] + t3[i][1] + t3[i][2]);
-                u[2] = 0.5f * (t3[i][0] - t3[i][1] + t3[i][2]);
-                u[3] = t3[i][2];
-                for (int k = 0; k < 4; k++) {
-                    const size_t xi = (size_t)i * 4 + k;
-                    if (cl) packed[(xi * PC + pc) * PM + pm] = u[k];
-                    else packed[((xi * (PM / 8) + pm / 8) * PC + pc) * 8 + pm % 8] = u[k];
+    // Eight packed output channels at a time, so that each ξ receives 8 contiguous floats in
+    // either layout (PM is a multiple of 8).
+    for (int pc = 0; pc < PC; pc++) {
+        for (int pm0 = 0; pm0 < PM; pm0 += 8) {
+            float u[16][8];
+            for (int j8 = 0; j8 < 8; j8++) {
+                const int pm = pm0 + j8, m = flip ? pc : pm, c = flip ? pm : pc;
+                const float *src = w + ((size_t)m * C + c) * 9;
+                float g[9];
+                for (int t = 0; t < 9; t++) g[t] = flip ? src[8 - t] : src[t];
+                float t3[4][3];  // G g: 4×3
+                for (int j = 0; j < 3; j++) {
+                    t3[0][j] = g[0 * 3 + j];
+                    t3[1][j] = 0.5f * (g[0 * 3 + j] + g[1 * 3 + j] + g[2 * 3 + j]);
+                    t3[2][j] = 0.5f * (g[0 * 3 + j] - g[1 * 3 + j] + g[2 * 3 + j]);
+                    t3[3][j] = g[2 * 3 + j];
                 }
+                for (int i = 0; i < 4; i++) {  // (G g) Gᵀ: row i
+                    u[i * 4 + 0][j8] = t3[i][0];
+                    u[i * 4 + 1][j8] = 0.5f * (t3[i][0] + t3[i][1] + t3[i][2]);
+                    u[i * 4 + 2][j8] = 0.5f * (t3[i][0] - t3[i][1] + t3[i][2]);
+                    u[i * 4 + 3][j8] = t3[i][2];
+                }
+            }
+            for (size_t xi = 0; xi < 16; xi++) {
+                float *dst = cl ? packed + (xi * PC + pc) * PM + pm0 : packed + ((xi * (PM / 8) + pm0 / 8) * PC + pc) * 8;
+                memcpy(dst, u[xi], sizeof(float) * 8);
             }
         }
     }
