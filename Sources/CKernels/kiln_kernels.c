@@ -13,18 +13,19 @@ void kiln_im2col_rows(const float *x, int C, int H, int W, int KH, int KW, int S
     kiln_im2col_rows_ld(x, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, r_begin, r_end, OH * OW, col);
 }
 
-void kiln_im2col_rows_ld(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
-                         int DH, int DW, int OH, int OW, int r_begin, int r_end, int ld, float *col) {
-    (void)C;
+// Rows r_begin..r_end of (channel, kernel row) pairs, output rows [oh_begin, oh_end), rows of
+// col `ld` floats apart.
+static void im2col_core(const float *x, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW, int OW,
+                        int r_begin, int r_end, int oh_begin, int oh_end, int ld, float *col) {
     const int P = ld;
     for (int r = r_begin; r < r_end; r++) {
         const int c = r / KH, kh = r % KH;
         const float *xc = x + (size_t)c * H * W;
         for (int kw = 0; kw < KW; kw++) {
             float *row = col + ((size_t)(c * KH + kh) * KW + kw) * P;
-            for (int oh = 0; oh < OH; oh++) {
+            for (int oh = oh_begin; oh < oh_end; oh++) {
                 const int ih = oh * SH - PH + kh * DH;
-                float *out = row + (size_t)oh * OW;
+                float *out = row + (size_t)(oh - oh_begin) * OW;
                 if (ih < 0 || ih >= H) {
                     memset(out, 0, sizeof(float) * OW);
                     continue;
@@ -41,14 +42,34 @@ void kiln_im2col_rows_ld(const float *x, int C, int H, int W, int KH, int KW, in
                     if (hi > lo) memcpy(out + lo, xr + lo + off, sizeof(float) * (hi - lo));
                     for (int ow = hi > lo ? hi : lo; ow < OW; ow++) out[ow] = 0.0f;
                 } else {
-                    for (int ow = 0; ow < OW; ow++) {
-                        const int iw = ow * SW + off;
-                        out[ow] = (iw >= 0 && iw < W) ? xr[iw] : 0.0f;
+                    // Valid range of ow: 0 <= ow·SW + off < W.
+                    int lo = off < 0 ? (-off + SW - 1) / SW : 0;
+                    int hi = off < W ? (W - off + SW - 1) / SW : 0;
+                    if (hi > OW) hi = OW;
+                    if (lo > hi) lo = hi;
+                    for (int ow = 0; ow < lo; ow++) out[ow] = 0.0f;
+                    const float *src = xr + off;
+                    if (SW == 2) {
+                        for (int ow = lo; ow < hi; ow++) out[ow] = src[2 * ow];
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) out[ow] = src[ow * SW];
                     }
+                    for (int ow = hi; ow < OW; ow++) out[ow] = 0.0f;
                 }
             }
         }
     }
+}
+
+void kiln_im2col_rows_ld(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                         int DH, int DW, int OH, int OW, int r_begin, int r_end, int ld, float *col) {
+    (void)C;
+    im2col_core(x, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OW, r_begin, r_end, 0, OH, ld, col);
+}
+
+void kiln_im2col_out_rows(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                          int DH, int DW, int OW, int oh_begin, int oh_end, float *col) {
+    im2col_core(x, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OW, 0, C * KH, oh_begin, oh_end, (oh_end - oh_begin) * OW, col);
 }
 
 static inline float apply_act(float v, int act, float alpha, float lo, float hi) {
@@ -1257,11 +1278,11 @@ void kiln_winograd_wgrad_finish(const float *dU, int M, int C, float *dw) {
 
 #ifdef KILN_WINOGRAD_VECTOR
 // Stores 8 rows × 16 columns (lanes in `mask`) of accumulators with y = act(acc + bias + residual).
-static inline void gemm_store16(const __m512 *acc, int m0, int n, int N, __mmask16 mask, const float *bias,
+static inline void gemm_store16(const __m512 *acc, int m0, int n, size_t ldy, __mmask16 mask, const float *bias,
                                 const float *residual, int act, float alpha, float lo, float hi, float *y) {
     const __m512 zero = _mm512_setzero_ps();
     for (int i = 0; i < 8; i++) {
-        const size_t k = (size_t)(m0 + i) * N + n;
+        const size_t k = (size_t)(m0 + i) * ldy + n;
         __m512 v = acc[i];
         if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[m0 + i]));
         if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, residual + k));
@@ -1280,6 +1301,11 @@ static inline void gemm_store16(const __m512 *acc, int m0, int n, int N, __mmask
 
 void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
                     const float *residual, int act, float alpha, float lo, float hi, float *y) {
+    kiln_conv_gemm_ld(packed, b, K, N, mb_begin, mb_end, bias, residual, N, act, alpha, lo, hi, y);
+}
+
+void kiln_conv_gemm_ld(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
+                       const float *residual, size_t ldy, int act, float alpha, float lo, float hi, float *y) {
 #ifdef KILN_WINOGRAD_VECTOR
     // Column chunks outside, channel blocks inside: a chunk of B (K × 32 floats) is read from
     // memory once and stays in cache for every block of 8 output channels.
@@ -1299,8 +1325,8 @@ void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_be
                     a1[i] = _mm512_fmadd_ps(x1, w, a1[i]);
                 }
             }
-            gemm_store16(a0, mb * 8, n0, N, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
-            gemm_store16(a1, mb * 8, n0 + 16, N, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
+            gemm_store16(a0, mb * 8, n0, ldy, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
+            gemm_store16(a1, mb * 8, n0 + 16, ldy, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
         }
     }
     // The rest of the row 16 columns at a time, the last masked.
@@ -1317,7 +1343,7 @@ void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_be
                 const float *uk = u + (size_t)k * 8;
                 for (int i = 0; i < 8; i++) a0[i] = _mm512_fmadd_ps(x0, _mm512_set1_ps(uk[i]), a0[i]);
             }
-            gemm_store16(a0, mb * 8, n0, N, mask, bias, residual, act, alpha, lo, hi, y);
+            gemm_store16(a0, mb * 8, n0, ldy, mask, bias, residual, act, alpha, lo, hi, y);
         }
     }
 #else
@@ -1325,7 +1351,7 @@ void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_be
         const float *u = packed + (size_t)mb * K * 8;
         for (int i = 0; i < 8; i++) {
             const int m = mb * 8 + i;
-            float *ym = y + (size_t)m * N;
+            float *ym = y + (size_t)m * ldy;
             for (int n = 0; n < N; n++) ym[n] = 0.0f;
             for (int k = 0; k < K; k++) {
                 const float w = u[(size_t)k * 8 + i];
@@ -1333,7 +1359,7 @@ void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_be
                 for (int n = 0; n < N; n++) ym[n] += w * bk[n];
             }
             const float bm = bias ? bias[m] : 0.0f;
-            const float *rm = residual ? residual + (size_t)m * N : NULL;
+            const float *rm = residual ? residual + (size_t)m * ldy : NULL;
             for (int n = 0; n < N; n++) ym[n] = apply_act(ym[n] + bm + (rm ? rm[n] : 0.0f), act, alpha, lo, hi);
         }
     }

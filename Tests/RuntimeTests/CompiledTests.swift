@@ -93,6 +93,21 @@ struct CompiledTests {
               output q
             }
             """),
+        ("im2col in panels of output rows: stride 2, dilation, asymmetric pads, six panels with a partial last, residual and relu", """
+            graph t {
+              input x: f32[N, 32, 61, 75]
+              param w1: f32[8, 32, 3, 3] = kaiming_normal(fan_in)
+              param b1: f32[8] = uniform(-0.5, 0.5)
+              param w2: f32[16, 32, 3, 3] = kaiming_normal(fan_in)
+              param w3: f32[16, 8, 3, 3] = kaiming_normal(fan_in)
+              c1 = Conv(x, w1, b1) {strides=[2, 2], pads=[1, 0, 2, 1], dilations=[1, 2]}
+              c2 = Conv(x, w2) {strides=[2, 2], pads=[1, 0, 2, 1], dilations=[1, 2]}
+              c3 = Conv(c1, w3) {pads=[2, 1, 2, 1], strides=[1, 1], dilations=[2, 1]}
+              s = Add(c3, c2)
+              y = Relu(s)
+              output y
+            }
+            """),
         ("winograd on short rows (channels-last inside): odd sizes, asymmetric pads, 24 and 40 channels, residual and leaky relu", """
             graph t {
               input x: f32[N, 16, 9, 11]

@@ -19,6 +19,10 @@ void kiln_im2col_rows(const float *x, int C, int H, int W, int KH, int KW, int S
 // The same with rows `ld` floats apart (several images' columns side by side).
 void kiln_im2col_rows_ld(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
                          int DH, int DW, int OH, int OW, int r_begin, int r_end, int ld, float *col);
+// The columns of output rows [oh_begin, oh_end) only: col [C·KH·KW, (oh_end − oh_begin)·OW]
+// (a panel that stays in cache for the product that follows).
+void kiln_im2col_out_rows(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                          int DH, int DW, int OW, int oh_begin, int oh_end, float *col);
 
 // y [M, P] (one image's output planes): y = act(y + bias[m] + residual), in place.
 // bias and residual may be NULL.
@@ -133,6 +137,9 @@ void kiln_pool_run(kiln_pool *pool, int tasks, void (*fn)(void *ctx, int task), 
 // columns, or the input itself for a 1×1 convolution), residual [M, N] or NULL.
 void kiln_conv_gemm(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
                     const float *residual, int act, float alpha, float lo, float hi, float *y);
+// The same with rows of y and residual ldy floats apart (a panel of columns of a larger y).
+void kiln_conv_gemm_ld(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
+                       const float *residual, size_t ldy, int act, float alpha, float lo, float hi, float *y);
 
 // Training kernels (layout NCHW, f32).
 // col [C·KH·KW, OH·OW] (im2col's layout) summed back into x [C, H, W] for channels

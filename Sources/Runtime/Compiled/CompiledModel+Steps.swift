@@ -140,15 +140,40 @@ extension CompiledModel {
                 kiln_conv_gemm(u.pointer, columns, Int32(k), Int32(p), Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
                                residual.map { $0.pointer + n * outImage }, act.kind, act.alpha, act.low, act.high, y.pointer + n * outImage)
             }
-            if parallel {
-                parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                    for n in range {
-                        let xn = x.pointer + n * inImage
-                        if !oneByOne { im2colRows(xn, 0..<cg * c.kernelH, into: scratch[worker].pointer) }
-                        multiply(n, oneByOne ? xn : scratch[worker].pointer, 0..<blocks)
+            let rowsPerPanel = max(1, min(c.outHeight, 65536 / max(1, k * c.outWidth)))
+            let panels = (c.outHeight + rowsPerPanel - 1) / rowsPerPanel
+            if !oneByOne && (parallel || panels >= threads) {
+                // Patches a panel of output rows at a time (~256 KB, so the product reads them
+                // from cache), panels spread over threads — or images, when there are enough.
+                func panel(_ n: Int, _ j: Int, worker: Int) {
+                    let oh0 = j * rowsPerPanel, oh1 = min(c.outHeight, oh0 + rowsPerPanel), col = scratch[worker].pointer
+                    kiln_im2col_out_rows(x.pointer + n * inImage, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
+                                         Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft), Int32(c.dilationH),
+                                         Int32(c.dilationW), Int32(c.outWidth), Int32(oh0), Int32(oh1), col)
+                    let at = n * outImage + oh0 * c.outWidth
+                    kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32((oh1 - oh0) * c.outWidth), 0, Int32(blocks), bias?.pointer,
+                                      residual.map { $0.pointer + at }, p, act.kind, act.alpha, act.low, act.high, y.pointer + at)
+                }
+                if parallel {
+                    parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                        for n in range { for j in 0..<panels { panel(n, j, worker: worker) } }
+                    }
+                } else {
+                    for n in 0..<images {
+                        parallelChunks(panels, workers: threads, pool: pool) { worker, range in
+                            for j in range { panel(n, j, worker: worker) }
+                        }
                     }
                 }
+                return
+            }
+            if parallel && oneByOne {
+                parallelChunks(images, workers: threads, pool: pool) { _, range in
+                    for n in range { multiply(n, x.pointer + n * inImage, 0..<blocks) }
+                }
             } else {
+                // One image at a time; small images' patches (fewer panels than threads) whole,
+                // split over threads by (channel, kernel row), then the product by channel blocks.
                 for n in 0..<images {
                     let xn = Shared(pointer: x.pointer + n * inImage)
                     if !oneByOne {
