@@ -576,6 +576,16 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
+// The activation on the first n lanes of v (ReLU vectorised, the others lane by lane).
+static inline __m512 activate16(__m512 v, int n, int act, float alpha, float lo, float hi) {
+    if (act == KILN_ACT_RELU) return _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == KILN_ACT_NONE) return v;
+    float tmp[16];
+    _mm512_storeu_ps(tmp, v);
+    for (int j = 0; j < n; j++) tmp[j] = apply_act(tmp[j], act, alpha, lo, hi);
+    return _mm512_loadu_ps(tmp);
+}
+
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
 
 // dst[i·K + k] = src[k·ks + i] for channels k < K and positions i < n (one row of K planes
@@ -745,14 +755,7 @@ static void winograd_output_cl(const kiln_winograd_shape *s, int TW, const float
                     __m512 v = r[j];
                     if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[m]));
                     if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(ck, residual + at));
-                    if (act == KILN_ACT_RELU) {
-                        v = _mm512_max_ps(v, zero);
-                    } else if (act != KILN_ACT_NONE) {
-                        float tmp[16];
-                        _mm512_storeu_ps(tmp, v);
-                        for (int q = 0; q < cols; q++) tmp[q] = apply_act(tmp[q], act, alpha, lo, hi);
-                        v = _mm512_loadu_ps(tmp);
-                    }
+                    v = activate16(v, cols, act, alpha, lo, hi);
                     _mm512_mask_storeu_ps(y + at, ck, v);
                 }
             }
@@ -864,7 +867,7 @@ static void winograd_output_tiles(const float *Mx, size_t xs, int m, int Tpad, i
     // Eight tiles at once; the two outputs of a tile row interleave into 16 columns. Lanes of
     // tiles past the row's end fall past OW and are not stored.
     const __m512i mix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512 bv = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
+    const __m512 bv = _mm512_set1_ps(b);
     for (int th = th0; th < th1; th++) {
         for (int j0 = 0; j0 < TW; j0 += 8) {
             const float *p = base + (size_t)th * TW + j0;
@@ -890,14 +893,7 @@ static void winograd_output_tiles(const float *Mx, size_t xs, int m, int Tpad, i
                 v = _mm512_add_ps(v, bv);
                 const size_t k = (size_t)oh * OW + col;
                 if (rm) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, rm + k));
-                if (act == KILN_ACT_RELU) {
-                    v = _mm512_max_ps(v, zero);
-                } else if (act != KILN_ACT_NONE) {
-                    float tmp[16];
-                    _mm512_storeu_ps(tmp, v);
-                    for (int j = 0; j < valid; j++) tmp[j] = apply_act(tmp[j], act, alpha, lo, hi);
-                    v = _mm512_loadu_ps(tmp);
-                }
+                v = activate16(v, valid, act, alpha, lo, hi);
                 _mm512_mask_storeu_ps(ym + k, mask, v);
             }
         }
@@ -1280,20 +1276,12 @@ void kiln_winograd_wgrad_finish(const float *dU, int M, int C, float *dw) {
 // Stores 8 rows × 16 columns (lanes in `mask`) of accumulators with y = act(acc + bias + residual).
 static inline void gemm_store16(const __m512 *acc, int m0, int n, size_t ldy, __mmask16 mask, const float *bias,
                                 const float *residual, int act, float alpha, float lo, float hi, float *y) {
-    const __m512 zero = _mm512_setzero_ps();
     for (int i = 0; i < 8; i++) {
         const size_t k = (size_t)(m0 + i) * ldy + n;
         __m512 v = acc[i];
         if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[m0 + i]));
         if (residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, residual + k));
-        if (act == KILN_ACT_RELU) {
-            v = _mm512_max_ps(v, zero);
-        } else if (act != KILN_ACT_NONE) {
-            float tmp[16];
-            _mm512_storeu_ps(tmp, v);
-            for (int j = 0; j < 16; j++) tmp[j] = apply_act(tmp[j], act, alpha, lo, hi);
-            v = _mm512_loadu_ps(tmp);
-        }
+        v = activate16(v, 16, act, alpha, lo, hi);
         _mm512_mask_storeu_ps(y + k, mask, v);
     }
 }
