@@ -96,4 +96,4 @@ PY
 
 echo
 echo "== A short benchmark against onnxruntime (see BENCHMARKS.md for the full table) =="
-"$KILN" bench models/resnet32-cifar.kiln --batch 32 --threads "$(nproc)" --rounds 2 --runs 3 --compare-ort 2>/dev/null
+"$KILN" bench models/resnet32-cifar.kiln --batch 128 --threads "$(nproc)" --rounds 3 --runs 5 --compare-ort 2>/dev/null

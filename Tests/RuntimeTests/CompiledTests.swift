@@ -145,7 +145,7 @@ struct CompiledTests {
         }
     }
 
-    @Test("a batch run in chunks per thread (30 images: 7 chunks of 4 and a partial one) equals the reference kernels' outputs on ResNet-8")
+    @Test("a batch run in chunks per thread (30 images: each thread 15 in three chunks of 4 and a partial one) equals the reference kernels' outputs on ResNet-8")
     func chunked() throws {
         let g = try ModelZoo.model(named: "resnet8-mnist")!.materialized(seed: 6)
         let x = random([30, 1, 28, 28], seed: 9)

@@ -52,17 +52,19 @@ public final class ChunkedModel: BatchModel, @unchecked Sendable {
     public func inputPointer(_ name: String) -> UnsafeMutablePointer<Float>? { inputs[name]?.buffer }
     public func outputPointer(_ name: String) -> UnsafeMutablePointer<Float>? { outputs[name]?.buffer }
 
-    /// Chunk k goes to part k mod threads; the last chunk may be partial (its missing images
-    /// are zeros whose outputs are dropped).
+    /// Thread t takes the t-th contiguous share of the batch (⌈batch / threads⌉ images) in
+    /// chunks; a share's last chunk may be partial (its missing images are zeros whose
+    /// outputs are dropped).
     public func execute() throws {
-        let chunks = (batchSize + chunk - 1) / chunk
+        let share = (batchSize + parts.count - 1) / parts.count
         let errors = UnsafeSendable(UnsafeMutablePointer<Error?>.allocate(capacity: parts.count))
         errors.value.initialize(repeating: nil, count: parts.count)
         defer { errors.value.deinitialize(count: parts.count); errors.value.deallocate() }
         DispatchQueue.concurrentPerform(iterations: parts.count) { t in
             let part = parts[t]
-            for k in stride(from: t, to: chunks, by: parts.count) {
-                let first = k * chunk, count = min(chunk, batchSize - first)
+            let end = min(batchSize, (t + 1) * share)
+            for first in stride(from: t * share, to: end, by: chunk) {
+                let count = min(chunk, end - first)
                 for (name, v) in inputs {
                     let dst = part.inputPointer(name)!
                     dst.update(from: v.buffer + first * v.perImage, count: count * v.perImage)
@@ -82,7 +84,9 @@ extension CompiledModel {
     /// The fastest form for running `graph` at `batch` with `threads`: chunks of a few images
     /// per thread (`ChunkedModel`) when a chunk of at least two images keeps its activations
     /// within `cacheBytes` and the batch gives every thread at least two chunks; otherwise one
-    /// program over the whole batch. KILN_CHUNK=N forces a chunk size (0: never chunk).
+    /// program over the whole batch. The chunk is evened out over each thread's share (batch
+    /// 32 on 2 threads: 4 chunks of 4 each rather than chunks of 5 and one of 1). KILN_CHUNK=N
+    /// forces a chunk size (0: never chunk).
     public static func forThroughput(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                                      cacheBytes: Int = 1 << 20) throws -> BatchModel {
         var chunk: Int
@@ -99,6 +103,10 @@ extension CompiledModel {
         }
         guard threads > 1, chunk >= (forced == nil ? 2 : 1), batch >= 2 * threads * chunk else {
             return try CompiledModel.compile(graph, batch: batch, threads: threads)
+        }
+        if forced == nil {
+            let share = (batch + threads - 1) / threads, chunks = (share + chunk - 1) / chunk
+            chunk = (share + chunks - 1) / chunks
         }
         return try ChunkedModel(graph: graph, batch: batch, chunk: chunk, threads: threads)
     }
