@@ -173,6 +173,55 @@ struct BenchCommandTests {
             #expect(r.stdout.contains(line), "missing \(line)")
         }
     }
+
+    @Test("Ctrl-C during bench --compare-ort stops the onnxruntime server and removes the temporary ONNX file")
+    func interrupted() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-int-\(getpid())")
+        try? FileManager.default.removeItem(at: tmp)
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let p = Process()
+        p.executableURL = kilnBinary
+        p.arguments = ["bench", "models/resnet8-mnist.kiln", "--batch", "2", "--threads", "1", "--rounds", "100000", "--runs", "5", "--compare-ort"]
+        p.currentDirectoryURL = repositoryRoot
+        p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp.path]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        // The server is up once the rounds begin ("round 1/…" on stderr).
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("round 1/") {
+            let chunk = err.fileHandleForReading.availableData
+            try #require(!chunk.isEmpty, "bench ended early: \(String(decoding: seen, as: UTF8.self))")
+            seen.append(chunk)
+        }
+        let model = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasSuffix(".onnx") }
+        #expect(model.count == 1)
+        let children = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(p.processIdentifier)/task").flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap { Int32($0) }
+        }
+        #expect(!children.isEmpty)
+        kill(p.processIdentifier, SIGINT)
+        // (A test runner may start children with SIGINT ignored; kiln bench must still stop.)
+        for _ in 0..<200 where p.isRunning { usleep(100_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            for child in children { kill(child, SIGKILL) }
+            Issue.record("kiln bench did not stop within 20 s of SIGINT")
+        }
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 128 + SIGINT)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasSuffix(".onnx") }.isEmpty)
+        // Gone, or a zombie waiting for init to reap it (state Z), within two seconds.
+        func running(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            return stat[stat.index(close, offsetBy: 2)] != "Z"
+        }
+        for _ in 0..<20 where children.contains(where: running) { usleep(100_000) }
+        for child in children { #expect(!running(child), "child \(child) still running") }
+    }
 }
 
 @Suite("The README's main command", .serialized)
