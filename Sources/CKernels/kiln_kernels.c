@@ -1522,6 +1522,10 @@ void kiln_relu_grad(const float *dy, const float *y, size_t n, float *dx) {
     for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+void kiln_relu_grad_sum(const float *a, const float *b, const float *y, size_t n, float *dx) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? a[i] + b[i] : 0.0f;
+}
+
 void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr, float momentum, float wd, int nesterov,
               float *p_next, float *v_next) {
     for (size_t i = 0; i < n; i++) {

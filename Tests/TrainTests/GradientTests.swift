@@ -181,7 +181,7 @@ struct GradientTests {
         #expect(train.outputs.map(\.name).prefix(2) == ["loss", "y"])
     }
 
-    @Test("fuse-training (ReLU into training BatchNorm, its mask into BatchNorm backward) changes no value")
+    @Test("fuse-training (ReLU into training BatchNorm, its mask into BatchNorm backward, gradient sums into ReLU backward) changes no value")
     func fusedTrainingOps() throws {
         let (_, shape, classes, text) = Self.cases[0]
         let fd = try FiniteDifferences(text, input: shape, classes: classes)
@@ -191,6 +191,15 @@ struct GradientTests {
         #expect(!fused.nodes.contains { $0.op == "ReluGrad" })
         let a = try ReferenceExecutor.evaluate(fd.train, inputs: fd.inputs), b = try ReferenceExecutor.evaluate(fused, inputs: fd.inputs)
         for (name, t) in a { #expect(t.f == b[name]!.f, "\(name)") }
+        // ResNet-8: the ReLU after each residual Add receives two summed contributions (the
+        // next block's shortcut and its main path), fused as ReluGrad(a, y, b).
+        let resnet = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../models/resnet8-mnist.kiln").standardized, encoding: .utf8)
+        let r = try FiniteDifferences(resnet, input: [2, 1, 28, 28], classes: 10)
+        let rf = try Pipeline.run(r.train, passes: [.fuseTraining])
+        #expect(rf.nodes.filter { $0.op == "ReluGrad" && $0.inputs.count == 3 }.count == 2)
+        let ra = try ReferenceExecutor.evaluate(r.train, inputs: r.inputs), rb = try ReferenceExecutor.evaluate(rf, inputs: r.inputs)
+        for (name, t) in ra { #expect(t.f == rb[name]!.f, "\(name)") }
     }
 
     @Test("an op without a backward rule is named with its node")

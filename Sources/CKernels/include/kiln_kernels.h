@@ -160,6 +160,8 @@ void kiln_batchnorm_grad(const float *dy, const float *x, int N, int C, int inne
                          const float *invstd, const float *relu_out, int c_begin, int c_end, float *dx, float *dscale, float *dbias);
 // dx = dy where y > 0, else 0 (dx may equal dy).
 void kiln_relu_grad(const float *dy, const float *y, size_t n, float *dx);
+// dx = a + b where y > 0, else 0 (a gradient sum fused into ReLU's backward; dx may equal a or b).
+void kiln_relu_grad_sum(const float *a, const float *b, const float *y, size_t n, float *dx);
 // PyTorch's SGD: g = grad + wd·p; v' = momentum·v + g; p' = p − lr·(nesterov ? g + momentum·v' : v').
 void kiln_sgd(const float *p, const float *g, const float *v, size_t n, float lr, float momentum, float wd, int nesterov,
               float *p_next, float *v_next);

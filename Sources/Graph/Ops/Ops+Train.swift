@@ -119,8 +119,8 @@ let trainOps: [OpSchema] = lossOps() + [
         guard d.rank >= 2 else { throw ctx.error("dy must be [N, M, …], got \(d.shape.text)") }
         ctx.setOutput(0, TensorType(d.dtype, [d.shape[1]]))
     },
-    // dy, y (Relu's output) → dy where y > 0, else 0
-    shapedLike("ReluGrad", inputs: 2...2, like: 1),
+    // dy, y (Relu's output)[, dy2] → dy (+ dy2) where y > 0, else 0
+    shapedLike("ReluGrad", inputs: 2...3, like: 1),
     // dy, x → dy where x > 0, else α·dy
     shapedLike("LeakyReluGrad", inputs: 2...2, like: 1, attributes: [.float("alpha", 0.01)]),
     // dy, x → dx: each window's gradient to its (first) maximum

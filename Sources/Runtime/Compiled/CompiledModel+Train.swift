@@ -44,9 +44,14 @@ extension CompiledModel {
             }
         case .reluGrad:
             let dy = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.inputs[1].tensor!))
+            let dy2 = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
             let dx = Shared(pointer: pointer(step.outputs[0])), n = step.outputs[0].count
             parallelRanges(n, block: 4096, workers: threads, pool: pool) { lo, hi in
-                kiln_relu_grad(dy.pointer + lo, y.pointer + lo, hi - lo, dx.pointer + lo)
+                if let dy2 {
+                    kiln_relu_grad_sum(dy.pointer + lo, dy2.pointer + lo, y.pointer + lo, hi - lo, dx.pointer + lo)
+                } else {
+                    kiln_relu_grad(dy.pointer + lo, y.pointer + lo, hi - lo, dx.pointer + lo)
+                }
             }
         case .globalAveragePoolGrad(let planes, let size):
             let dy = pointer(step.inputs[0].tensor!), dx = pointer(step.outputs[0])

@@ -378,6 +378,10 @@ let trainKernels: [String: RefKernel] = [
     "kiln.ReluGrad": { ctx in
         let dy = try ctx.input(0), y = try ctx.input(1)
         var dx = dy
+        if let dy2 = ctx.optional(2) {
+            guard dy2.shape == dy.shape else { throw ctx.fail("the two gradients differ in shape: \(dy.shape) and \(dy2.shape)") }
+            for k in 0..<dx.count { dx.f[k] += dy2.f[k] }
+        }
         for k in 0..<dx.count where !(y.f[k] > 0) { dx.f[k] = 0 }
         return [dx]
     },
