@@ -433,18 +433,28 @@ void kiln_elementwise_chain_range(const float *x, float *y, size_t begin, size_t
 // 16 products per tile instead of 36. ξ = 4·i + k indexes the 4×4 transformed entries.
 //   Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]], G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]],
 //   Aᵀ = [[1,1,1,0],[0,1,−1,−1]].
-// The vector path works channels-last inside: a block of tile rows has its input rows turned
-// channels-last (xt), is transformed 16 channels per vector into Vt [16][T][C], multiplied
-// by U [16][C][M] into Mt [16][T][M], transformed back 16 output channels per vector, and
-// turned back to NCHW rows as the epilogue is applied. Both transposes touch the untransformed
-// data (a quarter of the transformed), and every transform is plain adds on full vectors.
+// Work goes a block of tile rows (~KILN_WINOGRAD_TILES tiles) at a time, so the transformed
+// data stays in cache between the phases. The vector path has two layouts, chosen per
+// convolution (winograd_channels_last) and with the weights packed to match:
+// - tiles (wide rows): eight tiles of a tile row per vector, NCHW throughout — V [16][C][T],
+//   Mx [16][M][T], the output transform writing two interleaved rows;
+// - channels-last (short rows, whose 8-tile vectors the tile layout fills only partly): the
+//   block's input rows turned channels-last, transformed 16 channels per vector into
+//   Vt [16][T][C], multiplied by U [16][C][M] into Mt [16][T][M], transformed back 16 output
+//   channels per vector and turned back to NCHW rows as the epilogue is applied. Both
+//   transposes touch the untransformed data (a quarter of the transformed).
+// The weight gradient always uses the channels-last form. The portable path is scalar.
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 #include <immintrin.h>
 #define KILN_WINOGRAD_VECTOR 1
 #endif
 
-static int winograd_channels_last(int TW, int C, int M);
+#ifdef KILN_WINOGRAD_VECTOR
+// The forward's vector path: channels-last where tile rows are short (the tile layout fills
+// its 8-tile vectors only partly) and the transformed weights stay in L2; tiles otherwise.
+static int winograd_channels_last(int TW, int C, int M) { return TW < 8 && (size_t)16 * C * M <= ((size_t)1 << 18); }
+#endif
 
 // U = G g Gᵀ for every (m, c) of w [M, C, 3, 3], or with `flip` for the data gradient's
 // convolution (g rotated by 180°, w's channel axes exchanged). Packed for the path the
@@ -518,6 +528,17 @@ static void winograd_dims(int H, int W, int PH, int PW, int PHE, int PWE, int OH
 #endif
 static int winograd_block_rows(int TW) { return TW >= KILN_WINOGRAD_TILES ? 1 : KILN_WINOGRAD_TILES / TW; }
 
+// The tile layout: V [16][C][Tpad] and Mx [16][M][Tpad] per block, Tpad with slack for the
+// 8-tile loads past a row's last tile; each plane one cache line longer than its data and Mx
+// a further 17 lines on (WINOGRAD_MX_SKEW floats), so that neither the 16 planes nor V and Mx
+// fall on the same cache sets whatever the sizes.
+#define WINOGRAD_MX_SKEW 272
+static int winograd_tpad(int TW) { return (winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16; }
+static size_t winograd_tile_scratch(int C, int M, int TW) {
+    const size_t Tpad = winograd_tpad(TW);
+    return 16 * (C * Tpad + 16) + WINOGRAD_MX_SKEW + 16 * (M * Tpad + 16) + 64;
+}
+
 // Floats of the vector path's per-block buffers (forward: output rows; weight gradient: dy
 // rows), and the portable path's.
 static size_t winograd_vector_scratch(int C, int M, int TW) {
@@ -532,17 +553,11 @@ static size_t winograd_portable_scratch(int C, int M, int TW, int Hp, int Wp) {
     return (size_t)Hp * Wp + 4 * (size_t)Hp * TW + 16 * (size_t)C * T + 16 * (size_t)M * T + 64;
 }
 
-// The forward's vector path: channels-last where tile rows are short (the tile path fills
-// its 8-tile vectors only partly) and the transformed weights stay in L2; tiles otherwise.
-static int winograd_channels_last(int TW, int C, int M) { return TW < 8 && (size_t)16 * C * M <= ((size_t)1 << 18); }
-
 int kiln_winograd_scratch(int C, int M, int H, int W, int PH, int PW, int PHE, int PWE, int OH, int OW) {
     int TH, TW, Hp, Wp;
     winograd_dims(H, W, PH, PW, PHE, PWE, OH, OW, &TH, &TW, &Hp, &Wp);
     const size_t v = winograd_vector_scratch(C, M, TW), p = winograd_portable_scratch(C, M, TW, Hp, Wp);
-    // The tile path: V and Mx of one block with slack per row.
-    const size_t Tpad = (size_t)(winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16, t = 16 * (Tpad * (C + M) + 32) + 272 + 64;
-    const size_t most = v > p ? v : p;
+    const size_t t = winograd_tile_scratch(C, M, TW), most = v > p ? v : p;
     return (int)(most > t ? most : t);
 }
 
@@ -763,10 +778,7 @@ static void winograd_output_cl(const kiln_winograd_shape *s, int TW, const float
     }
 }
 
-// The tile-vector path (wide rows): eight tiles of a tile row per vector, NCHW throughout.
-// V [16][C][Tpad] and Mx [16][M][Tpad] per block, Tpad with slack for the 8-tile loads
-// past a row's last tile.
-static int winograd_tpad(int TW) { return (winograd_block_rows(TW) * TW + 15) / 16 * 16 + 16; }
+// The tile layout (wide rows): eight tiles of a tile row per vector, NCHW throughout.
 
 // Lanes l of a 16-float load at column `start` that fall inside [0, W): the rest read as zero
 // padding (masked lanes are not accessed).
@@ -991,36 +1003,31 @@ static void winograd_output(const float *Mx, int M, int m, int T, int th0, int t
 }
 #endif
 
-void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const float *packed, int th_begin, int th_end,
-                         int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
-                         float lo, float hi, float *scratch, float *y) {
-    int TH, TW, Hp, Wp;
-    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
-    const int R = winograd_block_rows(TW), m_lo = mb_begin * 8, m_hi = mb_end * 8;
-    if (th_end > TH) th_end = TH;
 #ifdef KILN_WINOGRAD_VECTOR
-    if (!winograd_channels_last(TW, s->C, s->M)) {
-        const int Tpad = winograd_tpad(TW);
-        // V [16][C][Tpad] and Mx [16][M][Tpad], each plane one cache line longer than its
-        // data and Mx a further 17 lines on, so that neither the 16 planes nor V and Mx fall
-        // on the same cache sets whatever the sizes.
-        const size_t vs = (size_t)s->C * Tpad + 16, ms = (size_t)s->M * Tpad + 16;
-        float *V = scratch, *Mx = V + 16 * vs + 272;
-        const size_t plane = (size_t)s->OH * s->OW;
-        for (int b0 = th_begin; b0 < th_end; b0 += R) {
-            const int b1 = b0 + R < th_end ? b0 + R : th_end, tbase = b0 * TW;
-            for (int c = 0; c < s->C; c++)
-                winograd_input_tiles(x + (size_t)c * s->H * s->W, s->H, s->W, s->PH, s->PW, b0, b1, TW, vs, c, Tpad,
-                                     tbase, V);
-            winograd_multiply_tiles(packed, V, vs, s->C, s->M, mb_begin, mb_end, Tpad, (b1 - b0) * TW, Mx, ms);
-            for (int m = m_lo; m < m_hi; m++) {
-                winograd_output_tiles(Mx, ms, m, Tpad, b0, b1, tbase, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
-                                      residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
-            }
+// Tile rows [th_begin, th_end) and output channels [m_lo, m_hi) in the tile layout.
+static void winograd_block_tiles(const kiln_winograd_shape *s, int TW, const float *x, const float *packed, int th_begin, int th_end,
+                                 int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
+                                 float lo, float hi, float *scratch, float *y) {
+    const int R = winograd_block_rows(TW), Tpad = winograd_tpad(TW);
+    const size_t vs = (size_t)s->C * Tpad + 16, ms = (size_t)s->M * Tpad + 16, plane = (size_t)s->OH * s->OW;
+    float *V = scratch, *Mx = V + 16 * vs + WINOGRAD_MX_SKEW;
+    for (int b0 = th_begin; b0 < th_end; b0 += R) {
+        const int b1 = b0 + R < th_end ? b0 + R : th_end, tbase = b0 * TW;
+        for (int c = 0; c < s->C; c++)
+            winograd_input_tiles(x + (size_t)c * s->H * s->W, s->H, s->W, s->PH, s->PW, b0, b1, TW, vs, c, Tpad, tbase, V);
+        winograd_multiply_tiles(packed, V, vs, s->C, s->M, mb_begin, mb_end, Tpad, (b1 - b0) * TW, Mx, ms);
+        for (int m = mb_begin * 8; m < mb_end * 8; m++) {
+            winograd_output_tiles(Mx, ms, m, Tpad, b0, b1, tbase, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
+                                  residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
         }
-        return;
     }
-    const int C = s->C, ML = m_hi - m_lo, Tv = (R * TW + 15) / 16 * 16;
+}
+
+// The same channels-last.
+static void winograd_block_cl(const kiln_winograd_shape *s, int TW, const float *x, const float *packed, int th_begin, int th_end,
+                              int m_lo, int m_hi, const float *bias, const float *residual, int act, float alpha,
+                              float lo, float hi, float *scratch, float *y) {
+    const int R = winograd_block_rows(TW), C = s->C, ML = m_hi - m_lo, Tv = (R * TW + 15) / 16 * 16;
     const size_t vs = (size_t)Tv * C + 16, ms = (size_t)Tv * ML + 16;
     float *xt = scratch, *Vt = xt + (size_t)(2 * R + 2) * (2 * TW + 2) * C, *Mt = Vt + 16 * vs;
     float *yt = Mt + 16 * ((size_t)Tv * s->M + 16);
@@ -1033,8 +1040,22 @@ void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const flo
         winograd_multiply_cl(Vt, vs, packed, C, s->M, m_lo, m_hi, T8, Mt, ms);
         winograd_output_cl(s, TW, Mt, ms, ML, m_lo, b0, b1 - b0, bias, residual, act, alpha, lo, hi, yt, y);
     }
+}
+#endif
+
+void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const float *packed, int th_begin, int th_end,
+                         int mb_begin, int mb_end, const float *bias, const float *residual, int act, float alpha,
+                         float lo, float hi, float *scratch, float *y) {
+    int TH, TW, Hp, Wp;
+    winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
+    if (th_end > TH) th_end = TH;
+#ifdef KILN_WINOGRAD_VECTOR
+    if (winograd_channels_last(TW, s->C, s->M))
+        winograd_block_cl(s, TW, x, packed, th_begin, th_end, mb_begin * 8, mb_end * 8, bias, residual, act, alpha, lo, hi, scratch, y);
+    else
+        winograd_block_tiles(s, TW, x, packed, th_begin, th_end, mb_begin, mb_end, bias, residual, act, alpha, lo, hi, scratch, y);
 #else
-    const int T = R * TW;
+    const int R = winograd_block_rows(TW), T = R * TW;
     float *xp = scratch;                              // [Hp][Wp]
     float *E = xp + (size_t)Hp * Wp;                  // [Hp][4][TW]
     float *V = E + (size_t)4 * Hp * TW;               // [16][C][T]
@@ -1051,8 +1072,8 @@ void kiln_winograd_block(const kiln_winograd_shape *s, const float *x, const flo
                 memcpy(xp + (size_t)(h + s->PH) * Wp + s->PW, xc + (size_t)h * s->W, sizeof(float) * s->W);
             winograd_input(xp, Wp, b0, b1, TW, s->C, c, T, E, V);
         }
-        winograd_multiply(packed, V, s->C, s->M, m_lo, m_hi, T, Mx);
-        for (int m = m_lo; m < m_hi; m++) {
+        winograd_multiply(packed, V, s->C, s->M, mb_begin * 8, mb_end * 8, T, Mx);
+        for (int m = mb_begin * 8; m < mb_end * 8; m++) {
             winograd_output(Mx, s->M, m, T, b0, b1, TW, s->OH, s->OW, bias ? bias[m] : 0.0f,
                             residual ? residual + (size_t)m * plane : NULL, act, alpha, lo, hi, y + (size_t)m * plane);
         }
@@ -1175,11 +1196,12 @@ static void wgrad_multiply(const float *Vt, size_t vs, const float *Dt, size_t d
 void kiln_winograd_wgrad_accumulate(const kiln_winograd_shape *s, const float *x, const float *dy, int G, float *dU, float *scratch) {
     int TH, TW, Hp, Wp;
     winograd_dims(s->H, s->W, s->PH, s->PW, s->PHE, s->PWE, s->OH, s->OW, &TH, &TW, &Hp, &Wp);
-    const int C = s->C, M = s->M, R = winograd_block_rows(TW);
+    const int C = s->C, M = s->M;
     const size_t inImage = (size_t)C * s->H * s->W, outPlane = (size_t)s->OH * s->OW;
-    // Blocks of R whole tile rows, possibly from several images.
     const int rowsTotal = G * TH;
 #ifdef KILN_WINOGRAD_VECTOR
+    // Blocks of R whole tile rows, possibly from several images.
+    const int R = winograd_block_rows(TW);
     // Planes of Vt and Dt one cache line longer than their data, so that the 16 ξ planes do
     // not fall on the same cache sets when the block's size is a multiple of 1,024 floats.
     const int Tv = (R * TW + 15) / 16 * 16;

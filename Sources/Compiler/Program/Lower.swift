@@ -208,8 +208,8 @@ public enum Lowering {
     }
 
     /// Floats per channel of the padded input of the direct kernel.
-    static func directPlane(h: Int, w: Int, kw: Int, pads: [Int]) -> Int {
-        Int(kiln_conv_shift_plane(Int32(h), Int32(w), 3, Int32(kw), Int32(pads[0]), Int32(pads[1]), Int32(pads[2]), Int32(pads[3])))
+    static func directPlane(h: Int, w: Int, kh: Int, kw: Int, pads: [Int]) -> Int {
+        Int(kiln_conv_shift_plane(Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(pads[0]), Int32(pads[1]), Int32(pads[2]), Int32(pads[3])))
     }
 
     /// Floats of per-thread scratch for the Winograd convolution.
@@ -312,7 +312,7 @@ public enum Lowering {
                 // Stride 1: no patches at all — the image zero-padded once and dy on the same
                 // grid, every tap a shifted row (algorithm "direct_shift", as in the forward).
                 let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
-                let plane = directPlane(h: c.height, w: c.width, kw: c.kernelW, pads: pads)
+                let plane = directPlane(h: c.height, w: c.width, kh: c.kernelH, kw: c.kernelW, pads: pads)
                 let q = c.outHeight * (c.width + c.padLeft + c.padRight)
                 c.algorithm = .direct
                 c.scratch = w[0] * c.channels * c.kernelH * c.kernelW + weightGradGroup(batch: batch, p: q) * (c.channels * plane + w[0] * q)
@@ -355,7 +355,7 @@ public enum Lowering {
                 dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
                 activation: op == "Conv" ? .none : activation(n),
                 scratch: algorithm == .im2col ? k * p
-                    : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd)
+                    : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kh: w[2], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd)
                     : algorithm == .winograd ? winogradScratch(c: x[1], m: w[0], h: x[2], w: x[3], pads: geometry.padsBegin + geometry.padsEnd, out: geometry.output)
                     : 0))
         case "kiln.FusedGemm", "Gemm":
