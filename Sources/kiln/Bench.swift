@@ -103,14 +103,14 @@ extension Kiln {
                 // --profile times one program's steps; otherwise the fastest form (chunks per
                 // thread for small images, see CompiledModel.forThroughput).
                 let compiled: BatchModel = profile ? try CompiledModel.compile(graph, batch: batch, threads: threads)
-                                                   : try CompiledModel.forThroughput(graph, batch: batch, threads: threads)
+                                                   : try CompiledModel.forThroughput(graph, batch: batch, threads: threads, note: printNote)
                 let loadSeconds = Date().timeIntervalSince(loadStart)
                 guard let input = graph.inputs.first, let perImage = Array(input.type.shape.dropFirst()).staticSizes else {
                     throw CLIError("the model has no image input with static dimensions")
                 }
                 var rng = KilnRandom(seed: 1)
-                let p = compiled.inputPointer(input.name)!
-                for i in 0..<(batch * perImage.reduce(1, *)) { p[i] = Float(rng.normal()) }
+                let p = try compiled.checkedInput(input.name, perImage: perImage.reduce(1, *))
+                for i in p.indices { p[i] = Float(rng.normal()) }
 
                 var ort: ORTServer? = nil
                 if compareOrt {
@@ -151,7 +151,12 @@ extension Kiln {
                     ort.close()
                 }
                 if profile, let c = compiled as? CompiledModel { try printProfile(c) }
-                let gflop = Double(graph.stats(batch: batch).denseFlops) / 1e9
+                // A fixed batch that cannot be rebound runs as groups of its size.
+                var gflop = Double(graph.stats(batch: batch).denseFlops) / 1e9
+                if case .fixed(let n)? = graph.batchDimension, n != batch {
+                    if let rebound = graph.rebindingBatch() { gflop = Double(rebound.stats(batch: batch).denseFlops) / 1e9 }
+                    else { gflop *= Double((batch + n - 1) / n) }
+                }
                 emit(String(format: "kiln: %.1f GFLOP/s on conv+gemm (%.4f GFLOP per batch)\n", gflop / k.p50, gflop))
             }
         }

@@ -70,12 +70,10 @@ final class FolderInference: @unchecked Sendable {
         guard let out = graph.outputs.first, out.type.rank == 2, let c = out.type.shape[1].value else {
             throw CLIError("the model's first output must be class scores [N, C], got \(graph.outputs.first?.type.description ?? "none")")
         }
-        model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads)
-        guard let i = model.inputPointer(graph.inputs[0].name), let o = model.outputPointer(out.name) else {
-            throw CLIError("the compiled model has no image input or class-score output")
-        }
-        input = i
-        output = o
+        model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads, note: printNote)
+        // Preprocessing writes tensorSize floats per image: the model's input must hold that.
+        input = try model.checkedInput(graph.inputs[0].name, perImage: preprocessing.tensorSize).baseAddress!
+        output = try model.checkedOutput(out.name, perImage: c).baseAddress!
         self.batch = batch
         classes = c
         self.preprocessing = preprocessing

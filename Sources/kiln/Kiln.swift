@@ -57,6 +57,11 @@ struct CLIError: Error {
     init(_ message: String) { self.message = message }
 }
 
+/// `kiln: note: …` on stderr: something the user should know that is not an error.
+func printNote(_ s: String) {
+    FileHandle.standardError.write(Data("kiln: note: \(s)\n".utf8))
+}
+
 /// Writes to stdout, ignoring a closed pipe (`kiln dump … | head`).
 func emit(_ s: String) {
     FileHandle.standardOutput.write(Data(s.utf8))

@@ -93,16 +93,27 @@ extension Kiln {
                 for v in graph.inputs where feeds[v.name]!.dtype != v.type.dtype {
                     throw RuntimeError.inputMismatch(name: v.name, expected: v.type.description, got: feeds[v.name]!.type.description)
                 }
-                _ = try graph.specialized(inputShapes: feeds.mapValues(\.shape))
-                let start = Date()
-                let outputs: [String: TensorData]
-                if reference {
-                    outputs = try ReferenceExecutor.run(graph, inputs: feeds)
-                } else {
-                    let batch = graph.inputs.first.flatMap { v in feeds[v.name]?.shape.first } ?? 1
-                    let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)
-                    outputs = try compiled.run(feeds)
+                // A model with a fixed batch takes a larger one when the graph allows rebinding it,
+                // and otherwise runs in groups of its fixed size.
+                var group: Int? = nil
+                if case .fixed(let n)? = graph.batchDimension, let b = graph.inputs.first.flatMap({ feeds[$0.name]?.shape.first }), b != n,
+                   graph.inputs.allSatisfy({ feeds[$0.name]?.shape.first == b }) {
+                    if let rebound = graph.rebindingBatch() {
+                        graph = rebound
+                    } else {
+                        group = n
+                        printNote("the model's batch is fixed at \(n) by a constant in the graph; running the \(b) inputs in groups of \(n)")
+                    }
                 }
+                let perGroup = group, g = graph
+                let runOnce: ([String: TensorData]) throws -> [String: TensorData] = { feeds in
+                    _ = try g.specialized(inputShapes: feeds.mapValues(\.shape))
+                    if reference { return try ReferenceExecutor.run(g, inputs: feeds) }
+                    let batch = g.inputs.first.flatMap { v in feeds[v.name]?.shape.first } ?? 1
+                    return try CompiledModel.compile(g, batch: batch, threads: threads).run(feeds)
+                }
+                let start = Date()
+                let outputs = try perGroup.map { try runInGroups(of: $0, feeds, runOnce) } ?? runOnce(feeds)
                 let seconds = Date().timeIntervalSince(start)
                 if let dir = output {
                     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -129,6 +140,25 @@ extension Kiln {
                     }
                 }
                 FileHandle.standardError.write(Data(String(format: "kiln: ran in %.3f s (%@)\n", seconds, reference ? "reference kernels" : "compiled, including compilation").utf8))
+            }
+        }
+
+        /// `body` over groups of `n` images of `feeds` (the last padded with zeros), outputs
+        /// joined along the batch with the padding dropped.
+        func runInGroups(of n: Int, _ feeds: [String: TensorData], _ body: ([String: TensorData]) throws -> [String: TensorData]) throws -> [String: TensorData] {
+            let total = feeds.values.first?.shape.first ?? 0
+            var parts: [String: [TensorData]] = [:]
+            for first in stride(from: 0, to: total, by: n) {
+                let count = min(n, total - first)
+                let out = try body(feeds.mapValues { $0.images(first..<(first + count), padTo: n) })
+                for (name, t) in out {
+                    guard t.shape.first == n else { throw CLIError("output '\(name)' has no batch of \(n) to split: \(t.type)") }
+                    parts[name, default: []].append(t.images(0..<count))
+                }
+            }
+            return try parts.mapValues { p in
+                guard let joined = TensorData.joiningImages(p) else { throw CLIError("the outputs of the groups do not join") }
+                return joined
             }
         }
 

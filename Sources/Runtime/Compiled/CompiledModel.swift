@@ -111,6 +111,13 @@ public final class CompiledModel: @unchecked Sendable {
             let names = Set(only.split(separator: ",").map(String.init))
             chosen = passes.filter { names.contains($0.name) }
         }
+        // A model exported with a fixed batch (1, say) runs another batch when nothing in the
+        // graph depends on that size; otherwise it only runs in groups of it (forThroughput).
+        var graph = graph
+        if case .fixed(let n)? = graph.batchDimension, n != batch {
+            guard let rebound = graph.rebindingBatch() else { throw RuntimeError.fixedBatch(size: n, requested: batch) }
+            graph = rebound
+        }
         let optimized = try Pipeline.run(graph, passes: chosen)
         var shapes: [String: [Int]] = [:]
         for v in optimized.inputs {
@@ -156,9 +163,9 @@ public final class CompiledModel: @unchecked Sendable {
         return pointer(t)
     }
 
-    /// Where output `name` is written by `execute()`.
-    public func outputPointer(_ name: String) -> UnsafeMutablePointer<Float>? {
-        program.outputs.first { $0.name == name }.map { pointer($0.tensor) }
+    /// Where output `name` is written by `execute()`: the whole tensor, `program.batch` images.
+    public func outputBuffer(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        program.outputs.first { $0.name == name }.map { UnsafeMutableBufferPointer(start: pointer($0.tensor), count: $0.tensor.count) }
     }
 
     /// Packs again the weights packed kernels read, from the parameter buffer (after the
@@ -338,9 +345,10 @@ public final class CompiledModel: @unchecked Sendable {
         return out
     }
 
-    /// The arena pointer of an input, for callers that fill it directly (benchmarks).
-    public func inputPointer(_ name: String) -> UnsafeMutablePointer<Float>? {
-        program.inputs.first { $0.name == name }.map { pointer($0.tensor) }
+    /// The arena storage of input `name`, for callers that fill it directly: the whole tensor,
+    /// `program.batch` images; a caller writes within its `count`.
+    public func inputBuffer(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        program.inputs.first { $0.name == name }.map { UnsafeMutableBufferPointer(start: pointer($0.tensor), count: $0.tensor.count) }
     }
 
     /// Runs the program on whatever the input buffers hold; `timing`, when given, receives

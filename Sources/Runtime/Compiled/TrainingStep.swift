@@ -29,6 +29,13 @@ public final class TrainingStep: @unchecked Sendable {
     public init(model: Graph, options: TrainingOptions, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 seed: UInt64 = 0) throws {
         guard batch >= 1 else { throw RuntimeError.kernel(node: "", op: "train", message: "batch must be at least 1") }
+        // A model exported at a fixed batch trains at another when nothing in it depends on
+        // that size (the training graph's other inputs hide the batch from compile's check).
+        var model = model
+        if case .fixed(let n)? = model.batchDimension, n != batch {
+            guard let rebound = model.rebindingBatch() else { throw RuntimeError.fixedBatch(size: n, requested: batch) }
+            model = rebound
+        }
         graph = try Autodiff.trainingGraph(model, options: options).materialized(seed: seed)
         self.batch = batch
         let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)
@@ -40,21 +47,23 @@ public final class TrainingStep: @unchecked Sendable {
         imageShape = sizes
         logitsName = model.outputs[0].name
         classes = graph.outputs[1].type.shape[1].value ?? 0
-        func input(_ name: String) throws -> UnsafeMutablePointer<Float> {
-            guard let p = compiled.inputPointer(name) else { throw RuntimeError.missingInput(name) }
-            return p
+        // `run` writes these counts; the program's inputs must hold exactly them.
+        func input(_ name: String, _ count: Int) throws -> UnsafeMutablePointer<Float> {
+            guard let b = compiled.inputBuffer(name) else { throw RuntimeError.missingInput(name) }
+            guard b.count == count else { throw RuntimeError.inputMismatch(name: name, expected: "\(count) values", got: "a program input of \(b.count)") }
+            return b.baseAddress!
         }
-        images = try input(inputName)
-        labels = try input(Autodiff.labels)
-        weights = try input(Autodiff.classWeights)
-        rate = try input(Autodiff.learningRate)
+        images = try input(inputName, batch * sizes.reduce(1, *))
+        labels = try input(Autodiff.labels, batch)
+        weights = try input(Autodiff.classWeights, classes)
+        rate = try input(Autodiff.learningRate, 1)
         var updates: [(String, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int)] = []
         for p in graph.parameters where p.role != .const && p.dtype == .f32 {
-            guard let next = compiled.outputPointer(Autodiff.next(p.name)) else { continue }
+            guard let next = compiled.outputBuffer(Autodiff.next(p.name)), next.count == p.count else { continue }
             guard let param = compiled.parameterPointer(p.name) else {
                 throw RuntimeError.kernel(node: p.name, op: "train", message: "the step's state '\(p.name)' is not in the parameter buffer")
             }
-            updates.append((p.name, param, next, p.count))
+            updates.append((p.name, param, next.baseAddress!, p.count))
         }
         self.updates = updates
     }
@@ -77,12 +86,12 @@ public final class TrainingStep: @unchecked Sendable {
         try model.execute()
         for u in updates { u.param.update(from: u.next, count: u.count) }
         model.repack()
-        return model.outputPointer(Autodiff.loss)!.pointee
+        return model.outputBuffer(Autodiff.loss)![0]
     }
 
     /// The logits of the last step (batch × classes), computed before its update.
     public var logits: UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: model.outputPointer(logitsName)!, count: batch * classes)
+        UnsafeBufferPointer(rebasing: model.outputBuffer(logitsName)![..<(batch * classes)])
     }
 
     /// The state the step updates, by name: trained parameters, `p.velocity`, BatchNorm

@@ -8,6 +8,7 @@ public enum RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
     case noValues(parameter: String)
     case kernel(node: String, op: String, message: String)
     case unsupported(node: String, op: String)
+    case fixedBatch(size: Int, requested: Int)
 
     public var description: String {
         switch self {
@@ -17,6 +18,9 @@ public enum RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noValues(let p): return "parameter '\(p)' has no values (initialise the graph's weights first)"
         case let .kernel(n, o, m): return "node '\(n)' (\(o)): \(m)"
         case let .unsupported(n, o): return "node '\(n)': no reference kernel for \(o)"
+        case let .fixedBatch(n, b):
+            return "the model's batch is fixed at \(n) and the graph depends on that size (a constant shape), so it cannot be compiled for \(b) images; "
+                + "inference runs such a model in groups of \(n), anything else needs it re-exported with a dynamic batch (dynamic_axes in torch.onnx.export)"
         }
     }
 }

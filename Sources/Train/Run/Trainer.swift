@@ -232,21 +232,24 @@ struct Predictor {
     let model: BatchModel
     let input: UnsafeMutablePointer<Float>
     let output: UnsafeMutablePointer<Float>
-    let batch: Int, classes: Int
+    let batch: Int, classes: Int, perImage: Int
 
     init(graph: Graph, threads: Int, batch: Int) throws {
         model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads)
-        guard let i = model.inputPointer(graph.inputs[0].name), let o = model.outputPointer(graph.outputs[0].name),
-              let c = graph.outputs[0].type.shape.last?.value else {
+        guard let c = graph.outputs[0].type.shape.last?.value, let image = Array(graph.inputs[0].type.shape.dropFirst()).staticSizes else {
             throw TrainError("the inference model has no image input or logits output")
         }
-        input = i
-        output = o
+        perImage = image.reduce(1, *)
+        input = try model.checkedInput(graph.inputs[0].name, perImage: perImage).baseAddress!
+        output = try model.checkedOutput(graph.outputs[0].name, perImage: c).baseAddress!
         self.batch = batch
         classes = c
     }
 
     func predict(_ set: ImageDataset, normalization: Normalization) throws -> [Int] {
+        guard set.imageSize == perImage else {
+            throw TrainError("the images hold \(set.imageSize) values each, the model takes \(perImage)")
+        }
         var predictions: [Int] = []
         predictions.reserveCapacity(set.count)
         var unused = KilnRandom(seed: 0)

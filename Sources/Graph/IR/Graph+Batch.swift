@@ -1,0 +1,70 @@
+/// How a graph's inputs declare their batch (leading) dimension.
+public enum BatchDimension: Sendable, Equatable, CustomStringConvertible {
+    /// A symbol (`N`): any batch binds it.
+    case symbolic(String)
+    /// A fixed size written into the model (exporters' default is 1).
+    case fixed(Int)
+
+    public var description: String {
+        switch self {
+        case .symbolic(let s): return "symbolic (\(s))"
+        case .fixed(let n): return "fixed at \(n)"
+        }
+    }
+}
+
+extension Graph {
+    /// The leading dimension the graph's inputs share, or nil when there is none to batch over
+    /// (no inputs, a rank-0 input, or inputs whose leading dimensions differ).
+    public var batchDimension: BatchDimension? {
+        guard let first = inputs.first?.type.shape.first else { return nil }
+        for v in inputs {
+            guard let d = v.type.shape.first, d == first else { return nil }
+        }
+        if let n = first.value { return .fixed(n) }
+        if first.coefficient == 1, first.symbols.count == 1 { return .symbolic(first.symbols[0]) }
+        return nil
+    }
+
+    /// The graph with its inputs' fixed leading dimension replaced by a symbol, when the graph
+    /// allows it: it verifies with the symbol, and every output's leading dimension is exactly
+    /// that symbol. A constant that bakes the batch in — `Reshape` to `[1, -1]`, a `Concat`
+    /// with a `[1, …]` constant along the batch, an `Expand` to a fixed shape — makes
+    /// verification fail or leaves an output without the symbol, and the answer is nil; such
+    /// a graph can only run in groups of its fixed batch.
+    public func rebindingBatch() -> Graph? {
+        guard case .fixed = batchDimension else { return nil }
+        let used = Set(inputs.flatMap { $0.type.shape.flatMap(\.symbols) })
+        var symbol = "N"
+        while used.contains(symbol) { symbol += "_" }
+        var g = self
+        for k in g.inputs.indices { g.inputs[k].type.shape[0] = Dim(symbol: symbol) }
+        // Declared types (ONNX value_info, typed outputs) carry the old batch: infer them anew.
+        let undeclared = Set(nodes.flatMap { $0.outputs.map(\.name) })
+        guard let checked = try? g.verified(undeclared: undeclared, undeclaredOutputs: Set(outputs.map(\.name))) else { return nil }
+        for v in checked.outputs {
+            guard v.type.shape.first == Dim(symbol: symbol) else { return nil }
+        }
+        return checked
+    }
+}
+
+extension TensorData {
+    /// Images `range` of the leading axis, zero-padded to `padTo` images when given.
+    public func images(_ range: Range<Int>, padTo: Int? = nil) -> TensorData {
+        precondition(!shape.isEmpty && range.lowerBound >= 0 && range.upperBound <= shape[0], "image range out of bounds")
+        let per = shape[0] == 0 ? 0 : bytes.count / shape[0]
+        let n = max(range.count, padTo ?? 0)
+        var out = [UInt8](repeating: 0, count: n * per)
+        out.replaceSubrange(0..<(range.count * per), with: bytes[(range.lowerBound * per)..<(range.upperBound * per)])
+        return TensorData(dtype: dtype, shape: [n] + shape.dropFirst(), bytes: out)
+    }
+
+    /// `parts` joined along the leading axis (same dtype and trailing shape).
+    public static func joiningImages(_ parts: [TensorData]) -> TensorData? {
+        guard let first = parts.first else { return nil }
+        for p in parts where p.dtype != first.dtype || p.shape.count != first.shape.count || p.shape.dropFirst() != first.shape.dropFirst() { return nil }
+        return TensorData(dtype: first.dtype, shape: [parts.reduce(0) { $0 + $1.shape[0] }] + first.shape.dropFirst(),
+                          bytes: parts.flatMap(\.bytes))
+    }
+}
