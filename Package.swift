@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
         .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; this build replays corpora).
+        .executableTarget(name: "kiln-fuzz", dependencies: ["Graph", "Imaging", "Train", "CFuzzDriver"], path: "Sources/KilnFuzz"),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -40,6 +42,7 @@ let package = Package(
         // protobuf-c code generated from proto/onnx-kiln.proto by scripts/gen-proto.sh.
         .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
         .target(name: "CKernels", cSettings: nativeC),
+        .target(name: "CFuzzDriver"),
         // PNG and JPEG decoding through Debian's libpng16 and libjpeg-turbo (libpng-dev, libjpeg-dev).
         .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
@@ -67,7 +70,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Graph"]),
         .testTarget(
             name: "KilnCLITests",
-            dependencies: ["kiln", "Graph"],
+            dependencies: ["kiln", "Graph", "Runtime"],
             resources: []
         ),
     ],

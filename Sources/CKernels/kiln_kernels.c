@@ -74,7 +74,7 @@ void kiln_im2col_out_rows(const float *x, int C, int H, int W, int KH, int KW, i
 
 static inline float apply_act(float v, int act, float alpha, float lo, float hi) {
     switch (act) {
-    case KILN_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case KILN_ACT_RELU: return v < 0.0f ? 0.0f : v;  // NaN stays NaN, as ONNX's Relu
     case KILN_ACT_LEAKY_RELU: return v >= 0.0f ? v : alpha * v;
     case KILN_ACT_CLIP: return v < lo ? lo : (v > hi ? hi : v);
     case KILN_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
@@ -95,9 +95,9 @@ void kiln_epilogue(float *y, int M, int P, const float *bias, const float *resid
         const float *r = residual ? residual + (size_t)m * P : NULL;
         if (act == KILN_ACT_RELU) {
             if (r) {
-                for (int p = 0; p < P; p++) { float v = row[p] + b + r[p]; row[p] = v > 0.0f ? v : 0.0f; }
+                for (int p = 0; p < P; p++) { float v = row[p] + b + r[p]; row[p] = v < 0.0f ? 0.0f : v; }
             } else {
-                for (int p = 0; p < P; p++) { float v = row[p] + b; row[p] = v > 0.0f ? v : 0.0f; }
+                for (int p = 0; p < P; p++) { float v = row[p] + b; row[p] = v < 0.0f ? 0.0f : v; }
             }
         } else if (act == KILN_ACT_NONE) {
             if (r) { for (int p = 0; p < P; p++) row[p] += b + r[p]; }
@@ -122,10 +122,19 @@ void kiln_epilogue_rows(float *y, int R, int N, const float *bias, int bias_per_
 
 void kiln_activation(const float *x, float *y, size_t n, int act, float alpha, float lo, float hi) {
     if (act == KILN_ACT_RELU) {
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
         return;
     }
     for (size_t i = 0; i < n; i++) y[i] = apply_act(x[i], act, alpha, lo, hi);
+}
+
+float kiln_apply_activation(float v, int act, float alpha, float lo, float hi) { return apply_act(v, act, alpha, lo, hi); }
+
+size_t kiln_count_nonfinite(const float *x, size_t n) {
+    // x − x is 0 for every finite x and NaN for ±inf and NaN; the loop vectorises.
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += (x[i] - x[i]) != 0.0f;
+    return count;
 }
 
 static inline float max_nan(float best, float v) { return (v > best || v != v) ? v : best; }
@@ -371,7 +380,7 @@ void kiln_conv_shift(const float *xp, int C, int plane, int Wp, int KH, int KW, 
                             for (int j = 0; j < valid; j++) dst[j] = src[j] + b;
                         }
                         if (act == KILN_ACT_RELU) {
-                            for (int j = 0; j < valid; j++) dst[j] = dst[j] > 0.0f ? dst[j] : 0.0f;
+                            for (int j = 0; j < valid; j++) dst[j] = dst[j] < 0.0f ? 0.0f : dst[j];
                         } else if (act != KILN_ACT_NONE) {
                             for (int j = 0; j < valid; j++) dst[j] = apply_act(dst[j], act, alpha, lo, hi);
                         }
@@ -593,7 +602,8 @@ static inline void transpose16(__m512 r[16]) {
 
 // The activation on the first n lanes of v (ReLU vectorised, the others lane by lane).
 static inline __m512 activate16(__m512 v, int n, int act, float alpha, float lo, float hi) {
-    if (act == KILN_ACT_RELU) return _mm512_max_ps(v, _mm512_setzero_ps());
+    // max_ps returns its second operand when either is NaN: zero first keeps a NaN.
+    if (act == KILN_ACT_RELU) return _mm512_max_ps(_mm512_setzero_ps(), v);
     if (act == KILN_ACT_NONE) return v;
     float tmp[16];
     _mm512_storeu_ps(tmp, v);
@@ -1494,7 +1504,7 @@ void kiln_batchnorm_train(const float *x, int N, int C, int inner, const float *
             const float *p = x + ((size_t)n * C + c) * inner;
             float *o = y + ((size_t)n * C + c) * inner;
             if (relu) {
-                for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v > 0.0f ? v : 0.0f; }
+                for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v < 0.0f ? 0.0f : v; }
             } else {
                 for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
             }

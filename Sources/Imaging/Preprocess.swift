@@ -34,6 +34,10 @@ public struct Preprocessing: Sendable, Equatable {
 
     public var tensorSize: Int { channels * height * width }
 
+    /// The largest input side (and shorter-side resize) preprocessing accepts: a model or
+    /// metadata claiming more is refused before anything is allocated for it.
+    public static let maxSide = 8192
+
     /// The preprocessing a model's metadata describes, for its input shape [C, H, W]; the
     /// second value names each default assumed because the metadata lacked it.
     public static func from(metadata: [String: String], inputShape: [Int]) throws(ImageError) -> (Preprocessing, assumed: [String]) {
@@ -47,7 +51,10 @@ public struct Preprocessing: Sendable, Equatable {
             shape = v
         }
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 }) else {
-            throw ImageError(path: "model", reason: "the model's input is not images [N, C, H, W] with known C, H, W (got \(inputShape))")
+            throw ImageError(path: "model", reason: "the model's input is not images [N, C, H, W] with known C, H, W (got \(shape))")
+        }
+        guard shape[1] <= maxSide, shape[2] <= maxSide else {
+            throw ImageError(path: "model", reason: "an input of \(shape[1])×\(shape[2]) pixels is larger than the limit of \(maxSide)×\(maxSide)")
         }
         guard shape[0] == 1 || shape[0] == 3 else { throw ImageError(path: "model", reason: "the model takes \(shape[0]) channels; images give 1 or 3") }
         let c = shape[0]
@@ -56,6 +63,9 @@ public struct Preprocessing: Sendable, Equatable {
             guard let v = Resize(rawValue: r) else { throw ImageError(path: "model", reason: "unknown kiln.resize '\(r)'") }
             p.resize = v
             p.resizeSize = metadata["kiln.resize_size"].flatMap { Int($0) }
+            if let s = p.resizeSize, s < 1 || s > maxSide {
+                throw ImageError(path: "model", reason: "kiln.resize_size \(s) must be from 1 to \(maxSide)")
+            }
         } else {
             assumed.append("resize directly to \(p.height)×\(p.width)")
         }

@@ -112,6 +112,10 @@ extension Kiln {
                     let batch = g.inputs.first.flatMap { v in feeds[v.name]?.shape.first } ?? 1
                     return try CompiledModel.compile(g, batch: batch, threads: threads).run(feeds)
                 }
+                for v in graph.inputs {
+                    let t = feeds[v.name]!
+                    FileHandle.standardError.write(Data("kiln: input \(v.name): \(t.dtype)\(t.shape)  \(t.summary.line(StatsTable.short))\n".utf8))
+                }
                 let start = Date()
                 let outputs = try perGroup.map { try runInGroups(of: $0, feeds, runOnce) } ?? runOnce(feeds)
                 let seconds = Date().timeIntervalSince(start)
@@ -122,7 +126,7 @@ extension Kiln {
                 for v in graph.outputs {
                     let t = outputs[v.name]!
                     let s = t.summary
-                    emit("\(v.name): \(t.dtype)\(t.shape)  min \(StatsTable.short(s.min))  max \(StatsTable.short(s.max))  mean \(StatsTable.short(s.mean))\n")
+                    emit("\(v.name): \(t.dtype)\(t.shape)  \(s.line(StatsTable.short))\n")
                     if t.dtype.isFloatingPoint, t.shape.count == 2, t.shape[1] >= 2 {
                         let c = t.shape[1]
                         for row in 0..<min(t.shape[0], 8) {

@@ -62,7 +62,7 @@ public func fuseElementwiseChains(_ graph: Graph) -> Graph {
                 operand.append(-1)
             }
             swap.append(link.swap ? 1 : 0)
-            var alpha: Float = 0.01, lo = -Float.infinity, hi = Float.infinity
+            var alpha: Float = 0.01, lo = -Float.greatestFiniteMagnitude, hi = Float.greatestFiniteMagnitude
             if case .float(let a)? = n.attributes["alpha"] { alpha = a }
             if n.op == "Clip" {
                 if n.inputs.count > 1, !n.inputs[1].isEmpty { lo = Float(params[n.inputs[1]]!.initializer.tensor!.double(at: 0)) }

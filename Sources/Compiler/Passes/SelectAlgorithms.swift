@@ -47,6 +47,13 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
     var autoPad = "NOTSET"
     if case .string(let s)? = n.attributes["auto_pad"] { autoPad = s }
     if oneByOne && unitStride && noPad && group == 1 && (autoPad == "NOTSET" || autoPad == "VALID") { return .gemm1x1 }
+    // Non-finite weights (a broken model, or BatchNorm statistics folded in): only im2col
+    // multiplies them by the zero padding as ONNX (and onnxruntime) do, 0 × inf = NaN;
+    // Winograd's transforms would mix them into other outputs, the direct kernel skips padding.
+    if let t = g.parameter(named: n.inputs[1])?.initializer.tensor, t.dtype == .f32,
+       t.bytes.withUnsafeBytes({ raw in raw.bindMemory(to: Float.self).contains { !$0.isFinite } }) {
+        return .im2col
+    }
     let unitDilation = (ints("dilations") ?? []).allSatisfy { $0 == 1 }
     // Winograd pays off once there are enough input channels for its products to outweigh
     // its transforms: measured on ResNet-32 and ResNet-18 (BENCHMARKS.md), it beats the

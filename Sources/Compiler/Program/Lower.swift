@@ -247,7 +247,7 @@ public enum Lowering {
         if case .string(let a)? = n.attributes["activation"] { name = a }
         guard let kind = activationCodes[name] else { return .none }
         return .init(kind: kind, alpha: name == "LeakyRelu" ? f("alpha", 0.01) : 0,
-                     low: name == "Clip" ? f("min", -.infinity) : 0, high: name == "Clip" ? f("max", .infinity) : 0)
+                     low: name == "Clip" ? f("min", -.greatestFiniteMagnitude) : 0, high: name == "Clip" ? f("max", .greatestFiniteMagnitude) : 0)
     }
 
     static func selectKernel(_ n: Node, g: Graph, batch: Int, shapeOf: (String) -> [Int], constants: [String: TensorData],
@@ -394,7 +394,8 @@ public enum Lowering {
         case "Relu", "LeakyRelu", "Sigmoid", "HardSwish":
             return .activation(activation(n))
         case "Clip":
-            var bounds: [Float] = [-.infinity, .infinity]
+            // ONNX's defaults are the type's lowest and largest finite values: Clip(inf) = FLT_MAX.
+            var bounds: [Float] = [-.greatestFiniteMagnitude, .greatestFiniteMagnitude]
             for k in 1..<min(3, n.inputs.count) where !n.inputs[k].isEmpty {
                 guard let p = g.parameter(named: n.inputs[k])?.initializer.tensor, p.count == 1 else { return .reference(n) }
                 bounds[k - 1] = Float(p.double(at: 0))

@@ -27,6 +27,17 @@ public struct GraphStats: Sendable {
     public var activationBytes: Int
 }
 
+/// a × b, clamped to Int.max: statistics of a huge (verified) graph saturate, never trap.
+@inline(__always) func sat(_ a: Int, _ b: Int) -> Int {
+    let (p, o) = a.multipliedReportingOverflow(by: b)
+    return o ? Int.max : p
+}
+
+@inline(__always) func satAdd(_ a: Int, _ b: Int) -> Int {
+    let (p, o) = a.addingReportingOverflow(b)
+    return o ? Int.max : p
+}
+
 extension Graph {
     /// Parameter counts, FLOPs and activation sizes with every symbolic dimension bound to `batch`.
     public func stats(batch: Int = 1) -> GraphStats {
@@ -46,27 +57,27 @@ extension Graph {
             let inShapes = n.inputs.map { $0.isEmpty ? [] : concrete(types[$0]?.shape ?? []) }
             var p = 0
             for i in n.inputs where !i.isEmpty {
-                if let q = params[i], q.role == .param, used.insert(i).inserted { p += q.count }
+                if let q = params[i], q.role == .param, used.insert(i).inserted { p = satAdd(p, q.count) }
             }
             let (flops, dense) = Graph.flops(n, inShapes: inShapes, outShapes: outShapes)
-            let bytes = zip(n.outputs, outShapes).reduce(0) { $0 + $1.1.reduce(1, *) * $1.0.type.dtype.byteSize }
+            let bytes = zip(n.outputs, outShapes).reduce(0) { satAdd($0, sat($1.1.reduce(1, sat), $1.0.type.dtype.byteSize)) }
             out.append(NodeStats(name: n.name, op: n.qualifiedOp, outputShapes: outShapes, parameters: p, flops: flops,
                                  isDense: dense, activationBytes: bytes))
             for o in n.outputs { types[o.name] = o.type }
         }
-        func total(_ role: ParameterRole) -> Int { parameters.filter { $0.role == role }.reduce(0) { $0 + $1.count } }
+        func total(_ role: ParameterRole) -> Int { parameters.filter { $0.role == role }.reduce(0) { satAdd($0, $1.count) } }
         return GraphStats(
             batch: batch, nodes: out,
             trainableParameters: total(.param), bufferElements: total(.buffer), constantElements: total(.const),
-            parameterBytes: parameters.reduce(0) { $0 + $1.count * $1.dtype.byteSize },
-            denseFlops: out.filter(\.isDense).reduce(0) { $0 + $1.flops },
-            totalFlops: out.reduce(0) { $0 + $1.flops },
-            activationBytes: out.reduce(0) { $0 + $1.activationBytes })
+            parameterBytes: parameters.reduce(0) { satAdd($0, sat($1.count, $1.dtype.byteSize)) },
+            denseFlops: out.filter(\.isDense).reduce(0) { satAdd($0, $1.flops) },
+            totalFlops: out.reduce(0) { satAdd($0, $1.flops) },
+            activationBytes: out.reduce(0) { satAdd($0, $1.activationBytes) })
     }
 
     static func flops(_ n: Node, inShapes: [[Int]], outShapes: [[Int]]) -> (Int, Bool) {
-        let outCount = outShapes.first?.reduce(1, *) ?? 0
-        let inCount = inShapes.first?.reduce(1, *) ?? 0
+        let outCount = outShapes.first?.reduce(1, sat) ?? 0
+        let inCount = inShapes.first?.reduce(1, sat) ?? 0
         func intAttr(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
         var op = n.op
         if n.domain == "kiln" && n.op == "FusedConv" { op = "Conv" }
@@ -75,23 +86,23 @@ extension Graph {
         switch op {
         case "Conv":
             guard inShapes.count >= 2, inShapes[1].count >= 2 else { return (0, true) }
-            let perOutput = inShapes[1].dropFirst().reduce(1, *)  // C/group × k…
-            return (2 * outCount * perOutput, true)
+            let perOutput = inShapes[1].dropFirst().reduce(1, sat)  // C/group × k…
+            return (sat(2, sat(outCount, perOutput)), true)
         case "Gemm":
             guard inShapes.count >= 2, inShapes[0].count == 2 else { return (0, true) }
             let k = intAttr("transA", 0) != 0 ? inShapes[0][0] : inShapes[0][1]
-            return (2 * outCount * k, true)
+            return (sat(2, sat(outCount, k)), true)
         case "MatMul":
             guard let a = inShapes.first, let k = a.last else { return (0, true) }
-            return (2 * outCount * k, true)
-        case "BatchNormalization": return (2 * outCount, false)
-        case "Add", "Sub", "Mul", "Div", "Sum": return (outCount * max(1, n.inputs.count - 1), false)
+            return (sat(2, sat(outCount, k)), true)
+        case "BatchNormalization": return (sat(2, outCount), false)
+        case "Add", "Sub", "Mul", "Div", "Sum": return (sat(outCount, max(1, n.inputs.count - 1)), false)
         case "MaxPool", "AveragePool":
-            if case .ints(let k)? = n.attributes["kernel_shape"] { return (outCount * k.reduce(1, *), false) }
+            if case .ints(let k)? = n.attributes["kernel_shape"] { return (sat(outCount, k.reduce(1, sat)), false) }
             return (outCount, false)
         case "GlobalAveragePool", "GlobalMaxPool", "ReduceMean": return (inCount, false)
-        case "Softmax", "LogSoftmax": return (3 * outCount, false)
-        case "LRN": return (outCount * (intAttr("size", 1) + 3), false)
+        case "Softmax", "LogSoftmax": return (sat(3, outCount), false)
+        case "LRN": return (sat(outCount, satAdd(intAttr("size", 1), 3)), false)
         case "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip": return (outCount, false)
         default: return (0, false)
         }

@@ -26,8 +26,10 @@ public struct Dim: Sendable, Hashable, CustomStringConvertible {
     public var value: Int? { symbols.isEmpty ? coefficient : nil }
     public var isSymbolic: Bool { !symbols.isEmpty }
 
+    /// The product; a coefficient past Int's range saturates (verification then refuses it).
     public static func * (a: Dim, b: Dim) -> Dim {
-        Dim(coefficient: a.coefficient &* b.coefficient, symbols: a.symbols + b.symbols)
+        let (c, overflow) = a.coefficient.multipliedReportingOverflow(by: b.coefficient)
+        return Dim(coefficient: overflow ? (a.coefficient < 0) != (b.coefficient < 0) ? Int.min : Int.max : c, symbols: a.symbols + b.symbols)
     }
 
     /// `a / b` when it divides exactly (symbols cancel, coefficients divide), otherwise nil.

@@ -144,16 +144,23 @@ public struct TensorData: Sendable, Equatable {
     }
 
     /// Count, minimum, maximum and mean of the elements, as dumps print them.
+    /// Count, min and max over the values that are not NaN (±inf included), mean over the
+    /// finite ones, and how many are NaN and ±inf. A tensor of NaN only has min = max = NaN.
     public var summary: TensorSummary {
         var lo = Double.infinity, hi = -Double.infinity, sum = 0.0
+        var nan = 0, infinite = 0, seen = 0
         for i in 0..<count {
             let v = double(at: i)
+            if v.isNaN { nan += 1; continue }
+            seen += 1
             lo = Swift.min(lo, v)
             hi = Swift.max(hi, v)
-            sum += v
+            if v.isInfinite { infinite += 1 } else { sum += v }
         }
-        if count == 0 { lo = 0; hi = 0 }
-        return TensorSummary(count: count, min: lo, max: hi, mean: count == 0 ? 0 : sum / Double(count))
+        if seen == 0 { lo = count == 0 ? 0 : .nan; hi = lo }
+        let finite = seen - infinite
+        return TensorSummary(count: count, min: lo, max: hi, mean: finite == 0 ? (count == 0 ? 0 : .nan) : sum / Double(finite),
+                             nanCount: nan, infiniteCount: infinite)
     }
 }
 
@@ -163,12 +170,25 @@ public struct TensorSummary: Sendable, Equatable {
     public var min: Double
     public var max: Double
     public var mean: Double
+    /// Values that are NaN, and ±inf (not part of the text format: a summary parsed back has 0).
+    public var nanCount: Int
+    public var infiniteCount: Int
 
-    public init(count: Int, min: Double, max: Double, mean: Double) {
+    public init(count: Int, min: Double, max: Double, mean: Double, nanCount: Int = 0, infiniteCount: Int = 0) {
         self.count = count
         self.min = min
         self.max = max
         self.mean = mean
+        self.nanCount = nanCount
+        self.infiniteCount = infiniteCount
+    }
+
+    /// "min … max … mean …", with the NaN and infinity counts when there are any.
+    public func line(_ short: (Double) -> String) -> String {
+        var s = "min \(short(min))  max \(short(max))  mean \(short(mean))"
+        if nanCount > 0 { s += "  NaN \(nanCount)" }
+        if infiniteCount > 0 { s += "  ±inf \(infiniteCount)" }
+        return s
     }
 }
 

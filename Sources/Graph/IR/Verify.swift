@@ -36,8 +36,23 @@ extension Graph {
             guard types[name] == nil else { throw GraphError.graph(message: "duplicate value name '\(name)' (\(what))", location: location) }
         }
 
+        /// A value's size per symbol (per image) must be one a machine could hold: anything
+        /// past ONNXLimits.maxTensorBytes is a hostile or broken shape, refused before any
+        /// statistics or planning multiplies it further.
+        func checkSize(_ t: TensorType, _ what: String, location: String? = nil) throws(GraphError) {
+            var bytes = t.dtype.byteSize
+            for d in t.shape {
+                let (p, overflow) = bytes.multipliedReportingOverflow(by: Swift.max(d.coefficient, 0))
+                guard d.coefficient >= 0, !overflow, p <= ONNXLimits.maxTensorBytes else {
+                    throw GraphError.graph(message: "\(what) has shape \(t.shape.text), larger than the limit of \(ONNXLimits.maxTensorBytes >> 30) GiB per batch element",
+                                           location: location)
+                }
+                bytes = p
+            }
+        }
         for v in inputs {
             try define(v.name, "input")
+            try checkSize(v.type, "input '\(v.name)'")
             types[v.name] = v.type
         }
         for p in parameters {
@@ -45,6 +60,7 @@ extension Graph {
             guard p.shape.allSatisfy({ $0 >= 0 }) else {
                 throw GraphError.graph(message: "parameter '\(p.name)' has a negative dimension in \(p.shape)", location: nil)
             }
+            try checkSize(p.type, "parameter '\(p.name)'")
             if let t = p.initializer.tensor {
                 guard t.dtype == p.dtype, t.shape == p.shape else {
                     throw GraphError.graph(message: "parameter '\(p.name)' is declared \(p.type) but holds \(t.type)", location: nil)
@@ -90,6 +106,7 @@ extension Graph {
                 if !undeclared.contains(out.name) && out.type != inferred[i] {
                     throw fail("output '\(out.name)' is declared \(out.type) but \(node.op) gives \(inferred[i])")
                 }
+                try checkSize(inferred[i], "output '\(out.name)' of node '\(node.name)' (\(node.qualifiedOp))", location: loc)
                 types[out.name] = inferred[i]
                 if let k = outKnown[i] { known[out.name] = k }
             }

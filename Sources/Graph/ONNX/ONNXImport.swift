@@ -362,13 +362,13 @@ private struct Importer {
                 }
                 axes = t.int64s.map { Int($0) }
             }
-            n.inputs = [n.inputs[0]]
+            n.inputs = [n.inputs.first ?? ""]
             if !axes.isEmpty { n.attributes["axes"] = .ints(axes) } else if noop { n.op = "Identity" }
         case "Dropout":
             if opset < 12 {
                 n.attributes.removeValue(forKey: "is_test")
                 if case .float(let r)? = n.attributes.removeValue(forKey: "ratio") {
-                    n.inputs = [n.inputs[0], constant("\(n.name).ratio", TensorData(floats: [r], shape: []))]
+                    n.inputs = [n.inputs.first ?? "", constant("\(n.name).ratio", TensorData(floats: [r], shape: []))]
                 }
             }
         case "BatchNormalization" where opset < 15:
@@ -385,7 +385,8 @@ private struct Importer {
             // Old semantics: flatten to 2-D at `axis` (default 1), normalise rows, restore shape.
             var axis = 1
             if case .int(let a)? = n.attributes["axis"] { axis = a }
-            let x = n.inputs[0], y = n.outputs[0]
+            // A node without its input or output is left for verification to report.
+            guard n.inputs.count == 1, n.outputs.count == 1, let x = n.inputs.first, let y = n.outputs.first else { break }
             let shape = uniqueValueName("\(n.name).shape"), flat = uniqueValueName("\(n.name).flat"), soft = uniqueValueName("\(n.name).2d")
             let t = TensorType(.f32, [])
             return [

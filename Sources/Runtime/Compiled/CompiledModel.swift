@@ -96,6 +96,9 @@ public final class CompiledModel: @unchecked Sendable {
     /// Per step: weights repacked for the direct and Winograd kernels, all in one buffer.
     var packedWeights: [Int: UnsafeMutablePointer<Float>] = [:]
     var packedBuffer: UnsafeMutablePointer<Float>?
+    /// Per Winograd step: the sign (1, −1, 0) of every weight [M, C, 3, 3], all that the
+    /// non-finite-input path needs of the weights that only exist transformed.
+    var winogradSigns: [Int: [Int8]] = [:]
     var packedCount = 0
     /// Every f32 parameter's place in the parameter buffer, by name.
     public private(set) var parameterTensors: [String: Program.Tensor] = [:]
@@ -181,10 +184,15 @@ public final class CompiledModel: @unchecked Sendable {
                   residentOffsets.contains(w.offset) else { continue }
             if c.algorithm == .winograd {
                 kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p)
+                winogradSigns[i] = Self.signs(pointer(w), c.outChannels * c.channels * 9)
             } else {
                 kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
             }
         }
+    }
+
+    static func signs(_ w: UnsafePointer<Float>, _ count: Int) -> [Int8] {
+        (0..<count).map { w[$0] > 0 ? 1 : w[$0] < 0 ? -1 : 0 }
     }
 
     func host(_ o: Program.Operand) -> HostTensor? {
@@ -295,7 +303,10 @@ public final class CompiledModel: @unchecked Sendable {
                 guard need <= program.scratchCount else {
                     throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
                 }
-                packSource(w) { kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p) }
+                packSource(w) {
+                    kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p)
+                    winogradSigns[i] = Self.signs($0, c.outChannels * c.channels * 9)
+                }
             case .scatter(let node):
                 scatterMaps[i] = try scatterMap(node, step)
             case .convGradData(let c) where c.algorithm == .winograd:

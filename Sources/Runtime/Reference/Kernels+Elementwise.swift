@@ -64,7 +64,7 @@ let elementwiseKernels: [String: RefKernel] = [
     "LeakyRelu": unaryFloat { x, c in x >= 0 ? x : c.float("alpha") * x },
     "Sigmoid": unaryFloat { x, _ in 1 / (1 + exp(-x)) },
     "Tanh": unaryFloat { x, _ in tanh(x) },
-    "HardSigmoid": unaryFloat { x, c in max(0, min(1, c.float("alpha") * x + c.float("beta"))) },
+    "HardSigmoid": unaryFloat { x, c in x.isNaN ? x : max(0, min(1, c.float("alpha") * x + c.float("beta"))) },
     "HardSwish": unaryFloat { x, _ in x * max(0, min(1, x / 6 + 0.5)) },
     "Add": binary(+, { $0 &+ $1 }),
     "Sub": binary(-, { $0 &- $1 }),
@@ -87,7 +87,9 @@ let elementwiseKernels: [String: RefKernel] = [
         var x = try ctx.input(0)
         let lo = ctx.optional(1), hi = ctx.optional(2)
         if x.isFloat {
-            let l = lo?.f.first ?? -.infinity, h = hi?.f.first ?? .infinity
+            // Without a bound, ONNX clamps to the type's lowest / largest finite value.
+            let largest = x.dtype == .f64 ? Double.greatestFiniteMagnitude : x.dtype == .f16 ? 65504 : Double(Float.greatestFiniteMagnitude)
+            let l = lo?.f.first ?? -largest, h = hi?.f.first ?? largest
             x.f = x.f.map { $0.isNaN ? $0 : min(max($0, l), h) }
         } else {
             let l = lo?.i.first ?? .min, h = hi?.i.first ?? .max

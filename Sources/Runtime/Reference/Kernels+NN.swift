@@ -62,7 +62,11 @@ private func conv(_ ctx: RefContext) throws -> [HostTensor] {
                         if p < 0 || p >= spatial[d] { inside = false; break }
                         offset += p * inStrides[d]
                     }
-                    if !inside { continue }
+                    if !inside {
+                        // Padding is zeros that take part: 0 × inf and 0 × NaN are NaN.
+                        for ci in 0..<cg { acc += 0 * w.f[(mi * cg + ci) * kSize + ti] }
+                        continue
+                    }
                     for ci in 0..<cg {
                         let xc = gi * cg + ci
                         acc += x.f[(ni * c + xc) * inPlane + offset] * w.f[(mi * cg + ci) * kSize + ti]
@@ -129,7 +133,8 @@ private func pool(max isMax: Bool) -> RefKernel {
             for p in positions {
                 let v = x.value(p.flat)
                 sum += v
-                if v > best || bestIndex < 0 {
+                // NaN propagates (the first one wins), as numpy's max and ONNX's Max.
+                if bestIndex < 0 || v > best || (v.isNaN && !best.isNaN) {
                     best = v
                     bestIndex = colMajor ? p.column : p.flat
                 }
@@ -152,7 +157,8 @@ private func globalPool(max isMax: Bool) -> RefKernel {
         var y = HostTensor.zeros(x.dtype, ctx.outShape())
         for p in 0..<planes {
             let slice = x.f[(p * size)..<((p + 1) * size)]
-            y.f[p] = isMax ? (slice.max() ?? 0) : slice.reduce(0, +) / Double(size)
+            y.f[p] = isMax ? slice.reduce(-Double.infinity) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
+                           : slice.reduce(0, +) / Double(size)
         }
         return [y]
     }

@@ -109,8 +109,9 @@ public struct Checkpoint: Sendable {
         guard version == Self.version else { throw fail("checkpoint format \(version); this Kiln reads format \(Self.version)") }
         let stored = bytes[(bytes.count - 8)...].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard fnv1a(bytes[..<(bytes.count - 8)]) == stored else { throw fail("damaged checkpoint (checksum mismatch)") }
-        let length = Int(bytes[12..<20].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
-        guard length <= bytes.count - 28 else { throw fail("damaged checkpoint (header length)") }
+        let length64 = bytes[12..<20].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard length64 <= UInt64(bytes.count - 28) else { throw fail("damaged checkpoint (header length)") }
+        let length = Int(length64)
         let header: Header
         do { header = try JSONDecoder().decode(Header.self, from: Data(bytes[20..<(20 + length)])) } catch {
             throw fail("unreadable checkpoint header: \(error)")
@@ -118,13 +119,24 @@ public struct Checkpoint: Sendable {
         var offset = 20 + length
         var tensors: [String: TensorData] = [:]
         for e in header.tensors {
-            let n = e.shape.reduce(1, *) * 4
-            guard e.shape.allSatisfy({ $0 >= 0 }), offset + n <= bytes.count - 8 else { throw fail("damaged checkpoint (tensor '\(e.name)')") }
+            // Sizes come from the file: multiply without overflow, and only up to what it holds.
+            var n = 4
+            for d in e.shape {
+                let (m, overflow) = n.multipliedReportingOverflow(by: d)
+                guard d >= 0, !overflow, m <= bytes.count else { throw fail("damaged checkpoint (tensor '\(e.name)' of shape \(e.shape))") }
+                n = m
+            }
+            guard offset + n <= bytes.count - 8 else { throw fail("damaged checkpoint (tensor '\(e.name)')") }
             tensors[e.name] = TensorData(dtype: .f32, shape: e.shape, bytes: Array(bytes[offset..<(offset + n)]))
             offset += n
         }
         guard offset == bytes.count - 8 else { throw fail("damaged checkpoint (\(bytes.count - 8 - offset) stray bytes)") }
         return Checkpoint(header: header, tensors: tensors)
+    }
+
+    /// The 8 bytes that end a checkpoint whose other bytes are `body`.
+    public static func checksumBytes(_ body: [UInt8]) -> [UInt8] {
+        withUnsafeBytes(of: fnv1a(body).littleEndian) { Array($0) }
     }
 
     public static func read(runDirectory: String) throws -> Checkpoint {

@@ -1,0 +1,205 @@
+"""NaN and infinity cases for every op of Kiln's catalogue, with onnxruntime's outputs.
+
+Usage: python nan_cases.py OUT_DIR
+For each case NAME it writes OUT_DIR/NAME/model.onnx, input_K.npy (data holding NaN, +inf,
+−inf, ±0 and ordinary values) and output_K.npy, onnxruntime's result (ORT_DISABLE_ALL, so
+its kernels, not its graph rewrites, decide), and lists the cases in OUT_DIR/cases.txt as
+"NAME<TAB>OPS<TAB>ORACLE". Convolutions
+come in the shapes that send Kiln's compiled path to each of its algorithms (Winograd, direct,
+im2col, 1×1 GEMM), with non-finite values in the input and, once, in the weights.
+
+Where onnxruntime's answer depends on its loop order rather than on the values, the expected
+output comes from numpy instead (ORACLE "numpy"): its MaxPool and GlobalMaxPool drop a NaN or
+keep it depending on where in the window it sits (a 2×2 window [NaN, 1, 2, NaN] gives 1; a
+global max over [NaN, 1, 2, NaN] gives NaN), and its LRN turns a window holding an infinity
+into NaN (a running sum of squares that subtracts inf − inf). numpy's max propagates NaN, as
+ONNX's Max and onnxruntime's own Max do, and LRN follows the operator's formula.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+F = TensorProto.FLOAT
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.0, 0.25, 3.0, -0.5], np.float32)
+
+
+def data(shape, seed=0, density=0.25):
+    """Ordinary values with a share of NaN, +inf and −inf; the first ten are SPECIAL."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[: min(flat.size, SPECIAL.size)] = SPECIAL[: flat.size]
+    mask = rng.random(flat.size) < density
+    flat[mask] = rng.choice(np.array([np.nan, np.inf, -np.inf], np.float32), mask.sum())
+    return x
+
+
+def weights(shape, seed=1):
+    return (np.random.default_rng(seed).standard_normal(shape) * 0.5).astype(np.float32)
+
+
+cases = []
+
+
+def case(name, op, nodes, inputs, outputs, inits=(), opset=17, oracle=None):
+    """inputs: [(name, array)]; outputs: [name]; oracle: numpy's outputs from the inputs."""
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, F, a.shape) for n, a in inputs],
+                              [helper.make_tensor_value_info(o, 0, None) for o in outputs],
+                              initializer=[numpy_helper.from_array(a, n) for n, a in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model)
+    cases.append((name, op, model, inputs, oracle))
+
+
+def np_maxpool(x, k, s, pads=(0, 0, 0, 0)):
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + pads[0] + pads[2], w + pads[1] + pads[3]), -np.inf, np.float32)
+    xp[:, :, pads[0]:pads[0] + h, pads[1]:pads[1] + w] = x
+    oh, ow = (xp.shape[2] - k[0]) // s[0] + 1, (xp.shape[3] - k[1]) // s[1] + 1
+    y = np.empty((n, c, oh, ow), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            y[:, :, i, j] = np.max(xp[:, :, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]], axis=(2, 3))
+    return y
+
+
+def np_lrn(x, size, alpha=1e-4, beta=0.75, bias=1.0):
+    c = x.shape[1]
+    sq = np.zeros_like(x, dtype=np.float64)
+    for i in range(c):
+        lo, hi = max(0, i - (size - 1) // 2), min(c - 1, i + -(-(size - 1) // 2))
+        sq[:, i] = np.sum(x[:, lo:hi + 1].astype(np.float64) ** 2, axis=1)
+    return (x / (bias + alpha / size * sq) ** beta).astype(np.float32)
+
+
+def one(op, shape=(2, 3, 4, 5), seed=0, **attrs):
+    return ([helper.make_node(op, ["x"], ["y"], name=op.lower(), **attrs)], [("x", data(shape, seed))], ["y"])
+
+
+def build():
+    for op, attrs in [("Relu", {}), ("LeakyRelu", {"alpha": 0.1}), ("Sigmoid", {}), ("Tanh", {}), ("HardSigmoid", {}),
+                      ("HardSwish", {}), ("Identity", {}), ("Dropout", {})]:
+        case(op.lower(), op, *one(op, **attrs))
+    # Relu at the sizes the compiled vector loops take whole and the remainder they finish.
+    case("relu-long", "Relu", *one("Relu", shape=(3, 37), seed=2))
+    for op in ["Add", "Sub", "Mul", "Div"]:
+        case(op.lower(), op, [helper.make_node(op, ["a", "b"], ["y"], name=op.lower())],
+             [("a", data((2, 3, 4), 3)), ("b", data((2, 3, 4), 4))], ["y"])
+        case(op.lower() + "-broadcast", op, [helper.make_node(op, ["a", "b"], ["y"], name=op.lower())],
+             [("a", data((2, 3, 4), 5)), ("b", data((3, 1), 6, 0.4))], ["y"])
+    for op in ["Max", "Min", "Sum"]:
+        case(op.lower(), op, [helper.make_node(op, ["a", "b", "c"], ["y"], name=op.lower())],
+             [("a", data((2, 9), 7)), ("b", data((2, 9), 8)), ("c", data((9,), 9))], ["y"])
+    case("clip", "Clip", [helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip")], [("x", data((4, 6), 10))], ["y"],
+         [("lo", np.array(-1, np.float32)), ("hi", np.array(2, np.float32))])
+    case("clip-open", "Clip", [helper.make_node("Clip", ["x", "lo"], ["y"], name="clip")], [("x", data((4, 6), 11))], ["y"],
+         [("lo", np.array(0, np.float32))])
+
+    # Convolutions (bias, and a residual Add + Relu that Kiln fuses into the epilogue).
+    for name, c, m, k, stride, pad in [("winograd", 16, 8, 3, 1, 1), ("direct", 3, 8, 3, 1, 1), ("im2col", 4, 8, 3, 2, 1),
+                                        ("1x1", 8, 8, 1, 1, 0), ("odd", 3, 5, 3, 1, 0)]:
+        x = data((2, c, 6, 7), 12, 0.05)
+        w, b = weights((m, c, k, k), 13), weights((m,), 14)
+        case("conv-" + name, "Conv", [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", strides=[stride, stride],
+                                                       pads=[pad] * 4)], [("x", x)], ["y"], [("w", w), ("b", b)])
+        if pad == 1 and stride == 1:
+            r = data((2, m, 6, 7), 15, 0.05)
+            case("conv-" + name + "-add-relu", "Conv",
+                 [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1] * 4),
+                  helper.make_node("Add", ["c", "r"], ["s"], name="add"), helper.make_node("Relu", ["s"], ["y"], name="relu")],
+                 [("x", x), ("r", r)], ["y"], [("w", w), ("b", b)])
+    # Non-finite weights: a constant weight with NaN and inf, finite input.
+    w = weights((8, 16, 3, 3), 16)
+    w[0, 0, 1, 1], w[1, 2, 0, 0], w[2, 3, 2, 2] = np.nan, np.inf, -np.inf
+    case("conv-winograd-nonfinite-weights", "Conv", [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1] * 4)],
+         [("x", weights((1, 16, 6, 6), 17))], ["y"], [("w", w)])
+
+    gw, gb = weights((5, 6), 18), weights((5,), 19)
+    case("gemm", "Gemm", [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="gemm", transB=1)], [("x", data((3, 6), 20, 0.1))],
+         ["y"], [("w", gw), ("b", gb)])
+    case("matmul", "MatMul", [helper.make_node("MatMul", ["a", "b"], ["y"], name="matmul")],
+         [("a", data((3, 4), 21, 0.1)), ("b", data((4, 5), 22, 0.1))], ["y"])
+    case("batchnorm", "BatchNormalization",
+         [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")], [("x", data((2, 3, 4, 4), 23))], ["y"],
+         [("s", weights((3,), 24)), ("b", weights((3,), 25)), ("m", weights((3,), 26)), ("v", np.abs(weights((3,), 27)) + 0.5)])
+    for op, attrs in [("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]}),
+                      ("MaxPool", {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}),
+                      ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]}),
+                      ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1})]:
+        suffix = "-pad" if "pads" in attrs else ""
+        nodes, ins, outs = one(op, shape=(2, 3, 8, 9), seed=28, **attrs)
+        oracle = None
+        if op == "MaxPool":
+            oracle = [np_maxpool(ins[0][1], attrs["kernel_shape"], attrs["strides"], attrs.get("pads", (0, 0, 0, 0)))]
+        case(op.lower() + suffix, op, nodes, ins, outs, oracle=oracle)
+    nodes, ins, outs = one("MaxPool", shape=(1, 2, 6, 40), seed=29, kernel_shape=[2, 2], strides=[2, 2])
+    case("maxpool-wide", "MaxPool", nodes, ins, outs, oracle=[np_maxpool(ins[0][1], (2, 2), (2, 2))])
+    case("globalaveragepool", "GlobalAveragePool", *one("GlobalAveragePool", seed=30))
+    nodes, ins, outs = one("GlobalMaxPool", seed=31)
+    case("globalmaxpool", "GlobalMaxPool", nodes, ins, outs, oracle=[np.max(ins[0][1], axis=(2, 3), keepdims=True)])
+    nodes, ins, outs = one("LRN", shape=(1, 5, 3, 3), seed=32, size=3)
+    case("lrn", "LRN", nodes, ins, outs, oracle=[np_lrn(ins[0][1], 3)])
+    case("softmax", "Softmax", *one("Softmax", shape=(4, 6), seed=33, axis=1))
+    case("logsoftmax", "LogSoftmax", *one("LogSoftmax", shape=(4, 6), seed=34, axis=1))
+    case("reducemean", "ReduceMean", *one("ReduceMean", shape=(3, 4, 5), seed=35, axes=[1, 2]))
+    case("reducel2", "ReduceL2", *one("ReduceL2", shape=(3, 4, 5), seed=36, axes=[2]))
+
+    # Data movement: NaN and infinities pass through unchanged.
+    case("flatten", "Flatten", *one("Flatten", seed=37, axis=1))
+    case("transpose", "Transpose", *one("Transpose", seed=38, perm=[0, 2, 3, 1]))
+    case("cast", "Cast", *one("Cast", seed=39, to=F))
+    case("reshape", "Reshape", [helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape")], [("x", data((2, 3, 4), 40))], ["y"],
+         [("s", np.array([4, -1], np.int64))])
+    case("squeeze", "Squeeze", [helper.make_node("Squeeze", ["x", "a"], ["y"], name="squeeze")], [("x", data((2, 1, 4), 41))], ["y"],
+         [("a", np.array([1], np.int64))])
+    case("unsqueeze", "Unsqueeze", [helper.make_node("Unsqueeze", ["x", "a"], ["y"], name="unsqueeze")], [("x", data((2, 4), 42))],
+         ["y"], [("a", np.array([0], np.int64))])
+    case("slice", "Slice", [helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"], name="slice")], [("x", data((3, 8), 43))],
+         ["y"], [("st", np.array([1], np.int64)), ("en", np.array([8], np.int64)), ("ax", np.array([1], np.int64)),
+                 ("sp", np.array([2], np.int64))])
+    case("pad", "Pad", [helper.make_node("Pad", ["x", "p", "v"], ["y"], name="pad")], [("x", data((2, 3), 44))], ["y"],
+         [("p", np.array([1, 0, 0, 2], np.int64)), ("v", np.array(np.nan, np.float32))])
+    case("concat", "Concat", [helper.make_node("Concat", ["a", "b"], ["y"], name="concat", axis=1)],
+         [("a", data((2, 3), 45)), ("b", data((2, 2), 46))], ["y"])
+    case("gather", "Gather", [helper.make_node("Gather", ["x", "i"], ["y"], name="gather", axis=1)], [("x", data((3, 5), 47))], ["y"],
+         [("i", np.array([4, 0, 0, 2], np.int64))])
+    # Shape-side ops around a non-finite tensor: Shape → ConstantOfShape(NaN) → Add, Constant.
+    case("constantofshape", "ConstantOfShape,Shape,Constant",
+         [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+          helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos", value=numpy_helper.from_array(np.array([np.inf], np.float32))),
+          helper.make_node("Constant", [], ["k"], name="constant", value=numpy_helper.from_array(np.array([np.nan, -np.inf, 1], np.float32))),
+          helper.make_node("Add", ["c", "x"], ["a"], name="add"), helper.make_node("Mul", ["a", "k"], ["y"], name="mul")],
+         [("x", data((2, 3), 48))], ["y"])
+
+
+def main():
+    out = sys.argv[1]
+    build()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    os.makedirs(out, exist_ok=True)
+    lines = []
+    for name, op, model, inputs, oracle in cases:
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        feeds = {n: a for n, a in inputs}
+        for k, (n, a) in enumerate(inputs):
+            np.save(os.path.join(d, f"input_{k}.npy"), a)
+        for k, y in enumerate(oracle if oracle is not None else session.run(None, feeds)):
+            np.save(os.path.join(d, f"output_{k}.npy"), y)
+        lines.append(f"{name}\t{op}\t{'numpy' if oracle is not None else 'onnxruntime'}\n")
+    with open(os.path.join(out, "cases.txt"), "w") as f:
+        f.writelines(lines)
+    print(f"{len(lines)} cases")
+
+
+if __name__ == "__main__":
+    main()
