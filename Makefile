@@ -7,7 +7,7 @@ SWIFT ?= swift
 # Release builds for both: the tests exercise real kernels and the demo trains.
 CONFIG ?= release
 
-.PHONY: all setup build demo test clean
+.PHONY: all setup build demo test sanitize fuzz-regress clean
 
 all: build
 
@@ -25,5 +25,13 @@ test: setup
 	bash scripts/conformance.sh "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln"
 	KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build
 
+# The whole suite and the CLI under AddressSanitizer + UndefinedBehaviorSanitizer (slow; not in CI).
+sanitize: setup
+	bash scripts/sanitize.sh
+
+# Every fuzz corpus replayed under libFuzzer + ASan, then 10 s of fuzzing per target.
+fuzz-regress: setup
+	bash scripts/fuzz.sh --regress
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-sanitize .build-fuzz

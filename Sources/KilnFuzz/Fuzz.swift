@@ -90,7 +90,7 @@ struct FuzzMain {
         #if KILN_LIBFUZZER
         let name = ProcessInfo.processInfo.environment["KILN_FUZZ_TARGET"] ?? ""
         guard let t = FuzzTarget(rawValue: name) else {
-            FileHandle.standardError.write(Data("kiln-fuzz: set KILN_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+            writeStderr("kiln-fuzz: set KILN_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n")
             exit(64)
         }
         selected = t
@@ -109,14 +109,14 @@ struct FuzzMain {
     static func replay() {
         let args = CommandLine.arguments.dropFirst()
         guard let name = args.first, let target = FuzzTarget(rawValue: name), args.count >= 2 else {
-            FileHandle.standardError.write(Data("usage: kiln-fuzz TARGET FILE|DIR… (targets: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")))\n".utf8))
+            writeStderr("usage: kiln-fuzz TARGET FILE|DIR… (targets: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")))\n")
             exit(64)
         }
         var files: [String] = []
         for path in args.dropFirst() {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-                FileHandle.standardError.write(Data("kiln-fuzz: \(path): no such file\n".utf8)); exit(1)
+                writeStderr("kiln-fuzz: \(path): no such file\n"); exit(1)
             }
             if isDir.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []

@@ -75,7 +75,7 @@ extension Kiln {
         }
 
         func run() throws {
-            BenchCleanup.shared.install()
+            Interrupts.shared.install { _ in "interrupted; the benchmark's child processes and temporary files are gone" }
             if train { return try reportingErrors { try runTraining() } }
             try reportingErrors {
                 // Kiln and onnxruntime load the same ONNX file. A .kiln network is first written
@@ -85,13 +85,13 @@ extension Kiln {
                 var temporary: String? = nil
                 if !model.lowercased().hasSuffix(".onnx") {
                     let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-bench-\(getpid()).onnx").path
-                    BenchCleanup.shared.add(file: path)
+                    Interrupts.shared.track(file: path)
                     let convert = Process()
                     convert.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
                     convert.arguments = ["convert", model, "-o", path, "--seed", String(seed)]
                     convert.standardOutput = FileHandle.nullDevice
                     try convert.run()
-                    BenchCleanup.shared.add(child: convert)
+                    Interrupts.shared.track(child: convert)
                     convert.waitUntilExit()
                     guard convert.terminationStatus == 0 else { throw CLIError("could not convert \(model) to ONNX for the benchmark") }
                     onnxPath = path
@@ -132,9 +132,9 @@ extension Kiln {
                         ortTimes += try ort.run(runs)
                         usleep(100_000)
                     }
-                    FileHandle.standardError.write(Data("round \(round + 1)/\(rounds)\r".utf8))
+                    writeStderr("round \(round + 1)/\(rounds)\r")
                 }
-                FileHandle.standardError.write(Data("\n".utf8))
+                writeStderr("\n")
                 let rss = peakRSS()
                 let k = Summary(kilnTimes, batch: batch)
                 emit("model \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
@@ -196,9 +196,9 @@ extension Kiln {
                     }
                     usleep(100_000)
                 }
-                FileHandle.standardError.write(Data("round \(round + 1)/\(rounds)\r".utf8))
+                writeStderr("round \(round + 1)/\(rounds)\r")
             }
-            FileHandle.standardError.write(Data("\n".utf8))
+            writeStderr("\n")
             let k = Summary(kilnTimes, batch: batch)
             emit("training step (\(loss.rawValue)) of \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
             emit(pad("", 23) + pad("images/s", 12, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
@@ -281,44 +281,6 @@ func peakRSS() -> Int {
     return 0
 }
 
-/// Ctrl-C or a kill (SIGINT, SIGTERM) during a benchmark: the Python servers are stopped (an
-/// orphaned onnxruntime or PyTorch server would keep a core busy) and the temporary ONNX file
-/// removed before the process exits with 128 + the signal.
-final class BenchCleanup: @unchecked Sendable {
-    static let shared = BenchCleanup()
-    private let lock = NSLock()
-    private var children: [Process] = []
-    private var files: [String] = []
-    private var sources: [DispatchSourceSignal] = []
-
-    func install() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard sources.isEmpty else { return }
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [self] in
-                cleanUp()
-                FileHandle.standardError.write(Data("\nkiln: interrupted; the benchmark's child processes and temporary files are gone\n".utf8))
-                exit(128 + sig)
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    func add(child: Process) { lock.lock(); children.append(child); lock.unlock() }
-    func add(file: String) { lock.lock(); files.append(file); lock.unlock() }
-
-    func cleanUp() {
-        lock.lock()
-        defer { lock.unlock() }
-        for child in children where child.isRunning { child.terminate() }
-        for file in files { unlink(file) }
-    }
-}
-
 /// A benchmark anchor in a Python child process (a script in bench/), driven line by line:
 /// one JSON object per reply, `{"error": …}` for a failure.
 class PythonChild {
@@ -342,10 +304,14 @@ class PythonChild {
         process.standardInput = input
         process.standardOutput = output
         try process.run()
-        BenchCleanup.shared.add(child: process)
+        Interrupts.shared.track(child: process)
     }
 
-    func send(_ line: String) { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+    /// A command to the child; a child that has gone (a closed pipe) shows as its missing reply.
+    func send(_ line: String) {
+        var text = line + "\n"
+        _ = text.withUTF8 { writeFully(input.fileHandleForWriting.fileDescriptor, UnsafeRawBufferPointer($0)) }
+    }
 
     func readJSON() throws -> [String: Any] {
         while true {

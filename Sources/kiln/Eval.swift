@@ -55,6 +55,7 @@ extension Kiln {
 
         func run() throws {
             var skipped = 0
+            Interrupts.shared.install { sig in "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); no report written" }
             try reportingErrors {
                 let graph = try loadClassifier(model)
                 let p = try preprocess.preprocessing(for: graph)
@@ -81,7 +82,7 @@ extension Kiln {
                 var files: [String] = [], labels: [Int] = []
                 for f in folders {
                     let listing = try FolderListing.walk(directory + "/" + f)
-                    listing.problems.forEach(reportSkips.add)
+                    for problem in listing.problems { try reportSkips.add(problem) }
                     files += listing.files
                     labels += [Int](repeating: names.firstIndex(of: f)!, count: listing.files.count)
                 }
@@ -94,7 +95,7 @@ extension Kiln {
                     for r in results {
                         let y = labels[position]
                         position += 1
-                        guard var scores = r.logits else { reportSkips.add(r.error!); continue }
+                        guard var scores = r.logits else { try reportSkips.add(r.error!); continue }
                         if let prior { for j in 0..<classes { scores[j] -= prior[j] } }
                         let ranked = scores.indices.sorted { scores[$0] > scores[$1] || scores[$0] == scores[$1] && $0 < $1 }
                         predictions.append(ranked[0])
@@ -105,7 +106,7 @@ extension Kiln {
                     bar.show("\(predictions.count)/\(files.count) images", fraction: Double(predictions.count) / Double(max(files.count, 1)))
                 }
                 bar.clear()
-                reportSkips.finish()
+                try reportSkips.finish()
                 skipped = reportSkips.count
                 guard !truth.isEmpty else { throw CLIError("\(directory): no image could be evaluated") }
                 let e = Evaluation(predictions: predictions, labels: truth, trainingCounts: counts ?? [Int](repeating: 0, count: classes))

@@ -41,7 +41,7 @@ struct PreprocessOptions: ParsableArguments {
         }
         if mean != nil || std != nil { assumed.removeAll { $0.hasPrefix("pixels") } }
         if !assumed.isEmpty {
-            FileHandle.standardError.write(Data("kiln: note: the model has no Kiln preprocessing metadata; assumed: \(assumed.joined(separator: "; ")) (override with --resize, --mean, --std)\n".utf8))
+            writeStderr("kiln: note: the model has no Kiln preprocessing metadata; assumed: \(assumed.joined(separator: "; ")) (override with --resize, --mean, --std)\n")
         }
         return p
     }
@@ -172,34 +172,29 @@ func probabilities(_ logits: [Float]) -> [Float] {
 }
 
 /// Reports skipped files: one line each on stderr, and in `errorsFile` when given.
+/// The errors file is written like the main output: under a temporary name, moved into place
+/// when the run finishes, removed when it fails.
 final class SkipReport {
     var count = 0
-    let handle: FileHandle?
+    let sink: OutputSink?
     let errorsPath: String?
 
     init(errorsFile: String?) throws {
         errorsPath = errorsFile
-        if let errorsFile {
-            guard FileManager.default.createFile(atPath: errorsFile, contents: nil), let h = FileHandle(forWritingAtPath: errorsFile) else {
-                throw CLIError("\(errorsFile): cannot write the errors file")
-            }
-            handle = h
-        } else {
-            handle = nil
-        }
+        sink = try errorsFile.map { try OutputSink(path: $0) }
     }
 
-    func add(_ e: ImageError) {
+    func add(_ e: ImageError) throws {
         count += 1
         let line = "\(e.path): \(e.reason)\n"
-        FileHandle.standardError.write(Data("kiln: skipped \(line)".utf8))
-        handle?.write(Data(line.utf8))
+        writeStderr("kiln: skipped \(line)")
+        try sink?.write(line)
     }
 
-    func finish() {
-        try? handle?.close()
+    func finish() throws {
+        try sink?.close()
         if count > 0 {
-            FileHandle.standardError.write(Data("kiln: \(count) file\(count == 1 ? "" : "s") skipped\(errorsPath.map { ", listed in \($0)" } ?? "")\n".utf8))
+            writeStderr("kiln: \(count) file\(count == 1 ? "" : "s") skipped\(errorsPath.map { ", listed in \($0)" } ?? "")\n")
         }
     }
 }
@@ -209,6 +204,6 @@ final class SkipReport {
 func loadClassifier(_ path: String) throws -> Graph {
     let g = try loadGraph(path)
     guard g.parameters.contains(where: { $0.initializer.tensor == nil }) else { return g }
-    FileHandle.standardError.write(Data("kiln: note: \(path) has no trained weights; using random ones (seed 0)\n".utf8))
+    writeStderr("kiln: note: \(path) has no trained weights; using random ones (seed 0)\n")
     return try g.materialized(seed: 0)
 }

@@ -38,6 +38,9 @@ extension Kiln {
 
         func run() throws {
             var skipped = 0
+            Interrupts.shared.install { [output] sig in
+                "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); no output written" + (output.map { " (\($0) is unchanged)" } ?? "")
+            }
             try reportingErrors {
                 guard topK >= 1 else { throw CLIError("--top-k must be at least 1") }
                 let format: String
@@ -52,12 +55,12 @@ extension Kiln {
                 let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
                 let (names, _) = modelClasses(graph, classes: engine.classes)
                 let report = try SkipReport(errorsFile: errors ?? output.map { $0 + ".errors.txt" })
-                listing.problems.forEach(report.add)
-                if listing.ignored > 0 { FileHandle.standardError.write(Data("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n".utf8)) }
+                for problem in listing.problems { try report.add(problem) }
+                if listing.ignored > 0 { writeStderr("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n") }
                 let sink = try OutputSink(path: output)
                 let k = min(topK, engine.classes)
                 if format == "csv" {
-                    sink.write("path," + (1...k).map { "label\($0),probability\($0)" }.joined(separator: ",") + "\n")
+                    try sink.write("path," + (1...k).map { "label\($0),probability\($0)" }.joined(separator: ",") + "\n")
                 }
                 let bar = ProgressBar()
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -65,7 +68,7 @@ extension Kiln {
                 try engine.run(listing.files) { results in
                     var text = ""
                     for r in results {
-                        guard let logits = r.logits else { report.add(r.error!); continue }
+                        guard let logits = r.logits else { try report.add(r.error!); continue }
                         let probs = probabilities(logits)
                         let top = probs.indices.sorted { probs[$0] > probs[$1] || probs[$0] == probs[$1] && $0 < $1 }.prefix(k)
                         if format == "csv" {
@@ -75,7 +78,7 @@ extension Kiln {
                             text += "{\"path\":\(jsonString(r.path)),\"top\":[\(entries.joined(separator: ","))]}\n"
                         }
                     }
-                    sink.write(text)
+                    try sink.write(text)
                     done += results.count
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     let rate = Double(done) / max(seconds, 1e-9)
@@ -85,11 +88,11 @@ extension Kiln {
                 }
                 bar.clear()
                 try sink.close()
-                report.finish()
+                try report.finish()
                 skipped = report.count
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                FileHandle.standardError.write(Data(String(format: "kiln: %d images classified in %.2f s (%.0f images/s)%@\n", listing.files.count - (report.count - listing.problems.count),
-                                                           seconds, Double(listing.files.count) / max(seconds, 1e-9), output.map { ", written to \($0)" } ?? "").utf8))
+                writeStderr(String(format: "kiln: %d images classified in %.2f s (%.0f images/s)%@\n", listing.files.count - (report.count - listing.problems.count),
+                                   seconds, Double(listing.files.count) / max(seconds, 1e-9), output.map { ", written to \($0)" } ?? ""))
             }
             if skipped > 0 { throw ExitCode(2) }
         }
@@ -111,6 +114,7 @@ final class OutputSink {
             }
             temporary = tmp
             handle = h
+            Interrupts.shared.track(file: tmp)
         } else {
             temporary = nil
             handle = FileHandle.standardOutput
@@ -119,13 +123,20 @@ final class OutputSink {
 
     var finished = false
 
-    func write(_ s: String) { handle.write(Data(s.utf8)) }
+    /// Appends `s`; a failed write (a full disk) is an error naming the file, and the partial
+    /// file is removed when the sink goes.
+    func write(_ s: String) throws {
+        var s = s
+        let e = s.withUTF8 { writeFully(handle.fileDescriptor, UnsafeRawBufferPointer($0)) }
+        guard e == 0 else { throw CLIError("\(path ?? "standard output"): cannot write: \(String(cString: strerror(e)))") }
+    }
 
     func close() throws {
         guard let path, let temporary else { return }
         try handle.synchronize()
         try handle.close()
         guard rename(temporary, path) == 0 else { throw CLIError("\(path): cannot move the finished output into place") }
+        Interrupts.shared.untrack(file: temporary)
         finished = true
     }
 
@@ -134,6 +145,7 @@ final class OutputSink {
         if let temporary, !finished {
             try? handle.close()
             unlink(temporary)
+            Interrupts.shared.untrack(file: temporary)
         }
     }
 }

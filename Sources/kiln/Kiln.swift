@@ -33,7 +33,7 @@ struct Kiln: ParsableCommand {
 
 /// Prints `kiln: error: …` on stderr and exits non-zero: the one way the CLI reports failure.
 func fail(_ message: String, code: Int32 = 1) -> ExitCode {
-    FileHandle.standardError.write(Data("kiln: error: \(message)\n".utf8))
+    writeStderr("kiln: error: \(message)\n")
     return ExitCode(code)
 }
 
@@ -59,10 +59,15 @@ struct CLIError: Error {
 
 /// `kiln: note: …` on stderr: something the user should know that is not an error.
 func printNote(_ s: String) {
-    FileHandle.standardError.write(Data("kiln: note: \(s)\n".utf8))
+    writeStderr("kiln: note: \(s)\n")
 }
 
 /// Writes to stdout, ignoring a closed pipe (`kiln dump … | head`).
 func emit(_ s: String) {
-    FileHandle.standardOutput.write(Data(s.utf8))
+    var s = s
+    let e = s.withUTF8 { writeFully(1, UnsafeRawBufferPointer($0)) }
+    if e != 0 {
+        writeStderr("kiln: error: cannot write the output: \(String(cString: strerror(e)))\n")
+        exit(1)
+    }
 }

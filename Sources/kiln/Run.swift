@@ -65,7 +65,7 @@ extension Kiln {
                 var graph = try loadGraph(model, constants: constants)
                 if graph.parameters.contains(where: { $0.initializer.tensor == nil }) {
                     graph = try graph.materialized(seed: seed)
-                    FileHandle.standardError.write(Data("kiln: weights drawn from the initialiser rules with seed \(seed)\n".utf8))
+                    writeStderr("kiln: weights drawn from the initialiser rules with seed \(seed)\n")
                 }
                 var feeds: [String: TensorData] = [:]
                 let names = graph.inputs.map(\.name)
@@ -114,7 +114,7 @@ extension Kiln {
                 }
                 for v in graph.inputs {
                     let t = feeds[v.name]!
-                    FileHandle.standardError.write(Data("kiln: input \(v.name): \(t.dtype)\(t.shape)  \(t.summary.line(StatsTable.short))\n".utf8))
+                    writeStderr("kiln: input \(v.name): \(t.dtype)\(t.shape)  \(t.summary.line(StatsTable.short))\n")
                 }
                 let start = Date()
                 let outputs = try perGroup.map { try runInGroups(of: $0, feeds, runOnce) } ?? runOnce(feeds)
@@ -143,7 +143,7 @@ extension Kiln {
                         emit("  written to \(file)\n")
                     }
                 }
-                FileHandle.standardError.write(Data(String(format: "kiln: ran in %.3f s (%@)\n", seconds, reference ? "reference kernels" : "compiled, including compilation").utf8))
+                writeStderr(String(format: "kiln: ran in %.3f s (%@)\n", seconds, reference ? "reference kernels" : "compiled, including compilation"))
             }
         }
 

@@ -149,6 +149,9 @@ extension Kiln {
 
 
         func run() throws {
+            Interrupts.shared.install { [out] sig in
+                "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); the last checkpoint in \(out) is intact: kiln train --out \(out) --resume continues"
+            }
             try reportingErrors {
                 let trainer: Trainer
                 let fm = FileManager.default
@@ -241,7 +244,7 @@ extension Kiln {
             return s
         }
 
-        func note(_ s: String) { FileHandle.standardError.write(Data("kiln: note: \(s)\n".utf8)) }
+        func note(_ s: String) { writeStderr("kiln: note: \(s)\n") }
     }
 
     struct ExportCommand: ParsableCommand {
@@ -262,6 +265,7 @@ extension Kiln {
         var output: String?
 
         func run() throws {
+            Interrupts.shared.install { sig in "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); no model written" }
             try reportingErrors {
                 let path = output ?? (runDirectory as NSString).appendingPathComponent("model.onnx")
                 guard path.lowercased().hasSuffix(".onnx") else { throw CLIError("\(path): the output must be an .onnx file") }
@@ -326,11 +330,11 @@ final class ProgressBar {
         last = now
         let width = 24, filled = Int((Double(width) * min(max(fraction, 0), 1)).rounded())
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        FileHandle.standardError.write(Data("\r\u{1B}[K\(bar) \(text)".utf8))
+        writeStderr("\r\u{1B}[K\(bar) \(text)")
     }
 
     func clear() {
         guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        writeStderr("\r\u{1B}[K")
     }
 }

@@ -6,6 +6,9 @@ public enum ONNXLimits {
     /// Largest tensor Kiln reads: 2^33 bytes (8 GiB), more than this machine kind's models need.
     public static let maxTensorBytes = 1 << 33
     public static let maxRank = 16
+    /// Largest kernel size, stride, dilation or pad a window op or Pad takes (2^32): bounds
+    /// attributes read from a file before shape arithmetic multiplies them.
+    public static let maxDimension = 1 << 32
 }
 
 /// Swift strings from protobuf-c's nullable C strings.

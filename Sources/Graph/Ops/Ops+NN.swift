@@ -47,7 +47,9 @@ let nnOps: [OpSchema] = [
         guard w.rank == x.rank else { throw ctx.error("W has rank \(w.rank), expected \(x.rank) like X \(x.shape.text)") }
         guard let ws = w.shape.staticSizes else { throw ctx.error("W needs a static shape, got \(w.shape.text)") }
         let group = ctx.int("group")
-        guard group >= 1 else { throw ctx.error("group must be ≥ 1, got \(group)") }
+        guard group >= 1, group <= ONNXLimits.maxDimension, !ws[1].multipliedReportingOverflow(by: group).overflow else {
+            throw ctx.error("group must be from 1 to \(ONNXLimits.maxDimension) with W's channels × group in range, got \(group)")
+        }
         if let c = x.shape[1].value, c != ws[1] * group {
             throw ctx.error("X has \(c) channels but W \(w.shape.text) with group \(group) expects \(ws[1] * group)")
         }

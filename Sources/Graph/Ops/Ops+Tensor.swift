@@ -8,11 +8,12 @@ public func sliceRange(start: Int, end: Int, step: Int, dim: Int) -> (start: Int
     if step > 0 {
         s = min(max(s, 0), dim)
         e = min(max(e, 0), dim)
-        return (s, e > s ? (e - s + step - 1) / step : 0)
+        return (s, e > s ? (e - s - 1) / step + 1 : 0)
     } else {
         s = min(max(s, 0), dim - 1)
         e = min(max(e, -1), dim - 1)
-        return (s, s > e ? (s - e - step - 1) / (-step) : 0)
+        // −Int.min does not exist: a step that large takes one element.
+        return (s, s > e ? (step == .min ? 1 : (s - e - 1) / (-step) + 1) : 0)
     }
 }
 
@@ -196,7 +197,7 @@ let tensorOps: [OpSchema] = [
             }
         }
         var known: KnownInts? = nil
-        if let k = ctx.known(0), x.rank == 1, let dim = x.shape[0].value {
+        if let k = ctx.known(0), x.rank == 1, let dim = x.shape[0].value, k.count == dim, starts.count == 1 {
             let r = sliceRange(start: starts[0], end: ends[0], step: steps[0], dim: dim)
             known = (0..<r.count).map { k[r.start + $0 * steps[0]] }
         }
@@ -218,6 +219,7 @@ let tensorOps: [OpSchema] = [
             guard v.shape.elementCount.value == 1 else { throw ctx.error("constant_value must be a scalar, got \(v.shape.text)") }
         }
         var shape = x.shape
+        guard pads.allSatisfy({ abs($0) <= ONNXLimits.maxDimension }) else { throw ctx.error("pads \(pads) are larger than \(ONNXLimits.maxDimension)") }
         for (i, a) in axes.enumerated() {
             let add = pads[i] + pads[i + axes.count]
             if add == 0 { continue }

@@ -25,6 +25,10 @@ public struct WindowGeometry: Sendable, Equatable {
         guard kernel.allSatisfy({ $0 > 0 }) else { throw .message("kernel_shape \(kernel) must be positive") }
         guard s.allSatisfy({ $0 > 0 }) else { throw .message("strides \(s) must be positive") }
         guard d.allSatisfy({ $0 > 0 }) else { throw .message("dilations \(d) must be positive") }
+        let limit = ONNXLimits.maxDimension
+        guard (kernel + s + d + (pads ?? []) + input).allSatisfy({ $0 <= limit }) else {
+            throw .message("kernel_shape, strides, dilations, pads and input sizes must be at most \(limit)")
+        }
         var begin = Array(repeating: 0, count: n), end = Array(repeating: 0, count: n)
         var out = Array(repeating: 0, count: n)
         switch autoPad {

@@ -172,6 +172,8 @@ public enum AtomicFile {
         }
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw fail("cannot create a temporary file") }
+        Interrupts.shared.track(file: tmp)
+        defer { Interrupts.shared.untrack(file: tmp) }
         var written = 0
         let ok = bytes.withUnsafeBytes { raw -> Bool in
             while written < raw.count {

@@ -1,4 +1,5 @@
 import Foundation
+import Graph
 import Imaging
 import Runtime
 
@@ -130,7 +131,7 @@ public enum ImageFolder {
             }
         }
         problems += errors.compactMap { $0 }
-        for p in problems { FileHandle.standardError.write(Data("kiln: skipped \(p.path): \(p.reason)\n".utf8)) }
+        for p in problems { writeStderr("kiln: skipped \(p.path): \(p.reason)\n") }
         let good = decoded.indices.filter { decoded[$0] != nil }
         guard let first = good.first.flatMap({ decoded[$0] }) else { throw DatasetError(path: path, message: "no usable PNG or JPEG images in its class subfolders") }
         let channels = good.contains { decoded[$0]!.channels >= 3 } ? 3 : 1
