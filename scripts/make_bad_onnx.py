@@ -90,6 +90,19 @@ def main():
         os.symlink("/etc/passwd", os.path.join(out, "escape.bin"))
     external("external_symlink.onnx", "escape.bin", expected="leaves the model's folder")
 
+    # Allocation bombs: sizes claimed by the file, refused before anything is allocated.
+    bomb_input = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1 << 20, 1 << 20, 1 << 20])
+    cases.append(save(out, "input_bomb.onnx", model([relu()], [bomb_input], [x("y")]), "larger than the limit"))
+    cos = helper.make_node("ConstantOfShape", ["s"], ["y"], name="cos")
+    shape = numpy_helper.from_array(np.array([1 << 20, 1 << 20], np.int64), "s")
+    cases.append(save(out, "constant_of_shape_bomb.onnx", model([cos], [x()], [x("y")], [shape]), "larger than the limit"))
+    claims = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1 << 28], raw_data=b"\0" * 16)
+    cases.append(save(out, "raw_data_claims_1gib.onnx", model([helper.make_node("MatMul", ["x", "w"], ["y"])], [x()], [x("y")], [claims]),
+                      "holds 16 bytes"))
+    pads = numpy_helper.from_array(np.array([0, 1 << 62, 0, 1 << 62], np.int64), "p")
+    cases.append(save(out, "pad_bomb.onnx", model([helper.make_node("Pad", ["x", "p"], ["y"], name="pad")], [x()], [x("y")], [pads]),
+                      "are larger than"))
+
     good = model([relu()], [x()], [x("y")]).SerializeToString()
     with open(os.path.join(out, "expected.txt"), "w") as f:
         for name, expected in cases:

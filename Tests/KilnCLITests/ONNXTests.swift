@@ -118,6 +118,26 @@ struct HostileFileTests {
         }
     }
 
+    @Test("a chain of 20,000 nodes: parsed, verified, compiled and run without a recursive walk overflowing the stack")
+    func deepChain() throws {
+        var lines = ["graph chain {", "  input x: f32[N, 4]"]
+        var previous = "x"
+        for i in 0..<20_000 {
+            lines.append("  v\(i) = \(i % 2 == 0 ? "Sigmoid" : "Relu")(\(previous))")
+            previous = "v\(i)"
+        }
+        lines += ["  output \(previous)", "}"]
+        let net = try temporaryFile("chain.kiln", lines.joined(separator: "\n"))
+        let x = try temporaryFile("chain-x.npy", "")
+        try NPY.write(TensorData(floats: [-3, 0, 0.5, 9, 1, 2, 3, 4], shape: [2, 4]), path: x)
+        for mode in [[], ["--reference"]] {
+            let r = try run(kilnBinary, ["run", net, "--input", x] + mode)
+            #expect(r.status == 0, "\(mode): \(r.stderr.prefix(300))")
+            // Sigmoid then Relu 10,000 times: every value converges to the fixed point of sigmoid, 0.659046.
+            #expect(r.stdout.contains("0.659046"), "\(r.stdout)")
+        }
+    }
+
     @Test("bad tensor files and wrong input shapes in kiln run")
     func badTensors() throws {
         let dir = try scratch("bad-tensors")
@@ -134,6 +154,12 @@ struct HostileFileTests {
             fortran.replaceSubrange(offset..<(offset + 5), with: Array("True ".utf8))
         }
         cases.append(("fortran.npy", fortran, "Fortran-order arrays are not supported"))
+        // A header claiming a terabyte: refused from the header, before any allocation.
+        var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }".utf8)
+        while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
+        header.append(0x0A)
+        cases.append(("terabyte.npy", [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header,
+                      "shape [1099511627776] is too large"))
         for (name, bytes, expected) in cases {
             let path = dir.appendingPathComponent(name).path
             try Data(bytes).write(to: URL(fileURLWithPath: path))

@@ -44,7 +44,8 @@ extension Graph {
             for d in t.shape {
                 let (p, overflow) = bytes.multipliedReportingOverflow(by: Swift.max(d.coefficient, 0))
                 guard d.coefficient >= 0, !overflow, p <= ONNXLimits.maxTensorBytes else {
-                    throw GraphError.graph(message: "\(what) has shape \(t.shape.text), larger than the limit of \(ONNXLimits.maxTensorBytes >> 30) GiB per batch element",
+                    let per = t.shape.contains(where: \.isSymbolic) ? " per batch element" : ""
+                    throw GraphError.graph(message: "\(what) has shape \(t.shape.text), larger than the limit of \(ONNXLimits.maxTensorBytes >> 30) GiB\(per)",
                                            location: location)
                 }
                 bytes = p

@@ -219,7 +219,7 @@ let tensorOps: [OpSchema] = [
             guard v.shape.elementCount.value == 1 else { throw ctx.error("constant_value must be a scalar, got \(v.shape.text)") }
         }
         var shape = x.shape
-        guard pads.allSatisfy({ abs($0) <= ONNXLimits.maxDimension }) else { throw ctx.error("pads \(pads) are larger than \(ONNXLimits.maxDimension)") }
+        guard pads.allSatisfy({ $0 >= -ONNXLimits.maxDimension && $0 <= ONNXLimits.maxDimension }) else { throw ctx.error("pads \(pads) are larger than \(ONNXLimits.maxDimension)") }
         for (i, a) in axes.enumerated() {
             let add = pads[i] + pads[i + axes.count]
             if add == 0 { continue }
