@@ -3,11 +3,13 @@
 #
 #   scripts/fuzz.sh TARGET [SECONDS] [extra libFuzzer flags…]   fuzz for SECONDS (default 60)
 #   scripts/fuzz.sh TARGET -runs=N                              or for N inputs
-#   scripts/fuzz.sh --regress                                   every corpus, then 10 s of fuzzing each
+#   scripts/fuzz.sh --regress                                   every corpus, then FUZZ_REGRESS_SECONDS
+#                                                               (default 10) of fuzzing each
 #   scripts/fuzz.sh --list                                      the targets
 #
 # Targets (Sources/KilnFuzz/Fuzz.swift): onnx, text, npy, pb, png, jpeg, checkpoint, metadata.
-# The build goes to .build-fuzz (swift build -c release with -sanitize=fuzzer,address). New
+# The build goes to .build-fuzz (swift build -c release with AddressSanitizer and libFuzzer's
+# coverage instrumentation, linked with libFuzzer's runtime). New
 # inputs that reach new code are added to the work corpus .build-fuzz/corpus/TARGET (seeded
 # from fuzz/corpus/TARGET, the committed one); a crash, a hang (an input over 1 s) or an
 # allocation over 1 GiB (-malloc_limit_mb) stops the run and leaves crash-*/timeout-*/oom-*
@@ -22,7 +24,7 @@ SCRATCH=.build-fuzz
 BIN="$SCRATCH/release/kiln-fuzz"
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${TARGETS[@]}"; exit 0; fi
-if [ $# -lt 1 ]; then sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 64; fi
+if [ $# -lt 1 ]; then sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 64; fi
 
 build() {
   echo "fuzz: building kiln-fuzz with libFuzzer and AddressSanitizer (in $SCRATCH)" >&2

@@ -129,4 +129,17 @@ struct BatchTests {
             #expect(relativeError(a, b) < 1e-5, "\(variant) \(mode)")
         }
     }
+
+    @Test("kiln train takes a model exported at batch 1 (its step and evaluation rebound); a baked batch is one clear error")
+    func train() throws {
+        let (dir, _) = try Self.setup.get()
+        let common = ["--data", "data/mnist5k/mnist5k-images-idx3-ubyte.gz", "--split-first", "30", "--epochs", "1", "--batch", "16"]
+        let ok = try run(kilnBinary, ["train", "--model", dir.appendingPathComponent("fixed1.onnx").path, "--out", dir.appendingPathComponent("train-fixed1").path] + common)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stderr.contains("top-1") || ok.stdout.contains("top-1"), "\(ok.stdout)")
+        let baked = try run(kilnBinary, ["train", "--model", dir.appendingPathComponent("baked1.onnx").path, "--out", dir.appendingPathComponent("train-baked1").path] + common)
+        #expect(baked.status == 1, "\(baked.stderr)")
+        #expect(baked.stderr.contains("batch is fixed at 1") && baked.stderr.contains("dynamic batch"), "\(baked.stderr)")
+        #expect(baked.stderr.split(separator: "\n").filter { $0.hasPrefix("kiln: error:") }.count == 1)
+    }
 }
