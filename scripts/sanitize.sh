@@ -12,6 +12,8 @@ SCRATCH=.build-sanitize
 VENV=${KILN_VENV:-$HOME/.cache/kiln/venv}
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# The Swift runtime's crash backtracer reads memory that ASan then reports, and hangs: off.
+export SWIFT_BACKTRACE=enable=no
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
 start=$(date +%s)
 
