@@ -29,7 +29,7 @@ public struct Dim: Sendable, Hashable, CustomStringConvertible {
     /// The product; a coefficient past Int's range saturates (verification then refuses it).
     public static func * (a: Dim, b: Dim) -> Dim {
         let (c, overflow) = a.coefficient.multipliedReportingOverflow(by: b.coefficient)
-        return Dim(coefficient: overflow ? (a.coefficient < 0) != (b.coefficient < 0) ? Int.min : Int.max : c, symbols: a.symbols + b.symbols)
+        return Dim(coefficient: overflow ? Int.max : c, symbols: a.symbols + b.symbols)
     }
 
     /// `a / b` when it divides exactly (symbols cancel, coefficients divide), otherwise nil.
