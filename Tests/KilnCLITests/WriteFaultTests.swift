@@ -167,17 +167,10 @@ struct WriteFaultTests {
         let d = try Self.smallDisk("full-train", kib: 8192)
         defer { Self.unmount(d) }
         let runDir = d + "/run", cp = runDir + "/checkpoint.kcp"
-        let p = Process()
-        p.executableURL = kilnBinary
-        p.arguments = ["train", "--model", "models/resnet8-mnist.kiln", "--data", "data/mnist5k/mnist5k-images-idx3-ubyte.gz",
-                       "--split-first", "100", "--epochs", "3", "--batch", "32", "--threads", "1", "--out", runDir]
-        p.currentDirectoryURL = repositoryRoot
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: cp) && p.isRunning && waited < 1200 { usleep(50_000); waited += 1 }
+        let (p, err) = try start(["train", "--model", "models/resnet8-mnist.kiln", "--data", "data/mnist5k/mnist5k-images-idx3-ubyte.gz",
+                                  "--split-first", "100", "--epochs", "3", "--batch", "32", "--threads", "1", "--out", runDir]) {
+            FileManager.default.fileExists(atPath: cp)
+        }
         let first = try Data(contentsOf: URL(fileURLWithPath: cp))
         let filler = d + "/filler"
         FileManager.default.createFile(atPath: filler, contents: nil)
@@ -200,8 +193,8 @@ struct WriteFaultTests {
         #expect(FileManager.default.fileExists(atPath: moved + "/model.onnx"))
     }
 
-    /// Starts kiln, waits until `ready` holds, sends SIGTERM, and returns the exit status.
-    func terminate(_ arguments: [String], when ready: () -> Bool) throws -> (Int32, String) {
+    /// Starts kiln (stderr to a pipe) and waits, at most a minute, until `ready` holds or it ends.
+    func start(_ arguments: [String], until ready: () -> Bool) throws -> (Process, Pipe) {
         let p = Process()
         p.executableURL = kilnBinary
         p.arguments = arguments
@@ -211,7 +204,13 @@ struct WriteFaultTests {
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         var waited = 0
-        while !ready() && p.isRunning && waited < 600 { usleep(50_000); waited += 1 }
+        while !ready() && p.isRunning && waited < 1200 { usleep(50_000); waited += 1 }
+        return (p, err)
+    }
+
+    /// Starts kiln, waits until `ready` holds, sends SIGTERM, and returns the exit status.
+    func terminate(_ arguments: [String], when ready: () -> Bool) throws -> (Int32, String) {
+        let (p, err) = try start(arguments, until: ready)
         #expect(p.isRunning, "finished before SIGTERM could be sent")
         kill(p.processIdentifier, SIGTERM)
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
