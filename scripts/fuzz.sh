@@ -50,7 +50,7 @@ fuzz() {
   set +e
   KILN_FUZZ_TARGET="$t" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1" \
     "$BIN" -timeout=1 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
-    -artifact_prefix="$art/" "$@" "$work" "fuzz/corpus/$t" 2>&1 | tee "$log" | grep --line-buffered -E "^(#[0-9]+ +(DONE|INITED|pulse)|==|SUMMARY|stat::)" >&2
+    -artifact_prefix="$art/" "$@" "$work" "fuzz/corpus/$t" 2>&1 | tee "$log" | grep --line-buffered -E "^(#[0-9]+[[:space:]]+(DONE|INITED|pulse)|==|SUMMARY|stat::)" >&2
   local rc=${PIPESTATUS[0]}
   set -e
   local runs edges

@@ -130,11 +130,18 @@ void kiln_activation(const float *x, float *y, size_t n, int act, float alpha, f
 
 float kiln_apply_activation(float v, int act, float alpha, float lo, float hi) { return apply_act(v, act, alpha, lo, hi); }
 
-size_t kiln_count_nonfinite(const float *x, size_t n) {
-    // x − x is 0 for every finite x and NaN for ±inf and NaN; the loop vectorises.
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) count += (x[i] - x[i]) != 0.0f;
-    return count;
+int kiln_has_nonfinite(const float *x, size_t n) {
+    // x · 0 is ±0 for every finite x and NaN for ±inf and NaN, so the sums stay zero unless
+    // one is not finite. Sixteen independent sums: one vector add per 16 floats, in order.
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j] * 0.0f;
+    }
+    for (; i < n; i++) acc[0] += x[i] * 0.0f;
+    float total = 0.0f;
+    for (int j = 0; j < 16; j++) total += acc[j];
+    return total != 0.0f || total != total;
 }
 
 static inline float max_nan(float best, float v) { return (v > best || v != v) ? v : best; }

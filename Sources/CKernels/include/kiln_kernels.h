@@ -37,8 +37,8 @@ void kiln_epilogue_rows(float *y, int R, int N, const float *bias, int bias_per_
 void kiln_activation(const float *x, float *y, size_t n, int act, float alpha, float lo, float hi);
 /// One value through activation `act` (the epilogues' rule).
 float kiln_apply_activation(float v, int act, float alpha, float lo, float hi);
-/// How many of x[0..n) are NaN or ±inf.
-size_t kiln_count_nonfinite(const float *x, size_t n);
+/// Whether any of x[0..n) is NaN or ±inf.
+int kiln_has_nonfinite(const float *x, size_t n);
 
 // 2-D pooling over one plane x [H, W] → y [OH, OW]. Padding is ignored by max; average
 // divides by the valid count, or by the count inside the padded input when include_pad.

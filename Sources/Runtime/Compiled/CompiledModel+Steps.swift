@@ -294,7 +294,7 @@ extension CompiledModel {
     func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
         let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
-        guard kiln_count_nonfinite(x.pointer, images * c.channels * c.height * c.width) > 0, let signs = winogradSigns[index] else {
+        guard kiln_has_nonfinite(x.pointer, images * c.channels * c.height * c.width) != 0, let signs = winogradSigns[index] else {
             winogradConv(c, x: x, bias: bias, residual: residual, y: y, index: index, images: images)
             return
         }
