@@ -114,13 +114,7 @@ public final class CompiledModel: @unchecked Sendable {
             let names = Set(only.split(separator: ",").map(String.init))
             chosen = passes.filter { names.contains($0.name) }
         }
-        // A model exported with a fixed batch (1, say) runs another batch when nothing in the
-        // graph depends on that size; otherwise it only runs in groups of it (forThroughput).
-        var graph = graph
-        if case .fixed(let n)? = graph.batchDimension, n != batch {
-            guard let rebound = graph.rebindingBatch() else { throw RuntimeError.fixedBatch(size: n, requested: batch) }
-            graph = rebound
-        }
+        let graph = try graph.bindingBatch(batch)
         let optimized = try Pipeline.run(graph, passes: chosen)
         var shapes: [String: [Int]] = [:]
         for v in optimized.inputs {

@@ -29,13 +29,9 @@ public final class TrainingStep: @unchecked Sendable {
     public init(model: Graph, options: TrainingOptions, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                 seed: UInt64 = 0) throws {
         guard batch >= 1 else { throw RuntimeError.kernel(node: "", op: "train", message: "batch must be at least 1") }
-        // A model exported at a fixed batch trains at another when nothing in it depends on
-        // that size (the training graph's other inputs hide the batch from compile's check).
-        var model = model
-        if case .fixed(let n)? = model.batchDimension, n != batch {
-            guard let rebound = model.rebindingBatch() else { throw RuntimeError.fixedBatch(size: n, requested: batch) }
-            model = rebound
-        }
+        // Bound here: the training graph's other inputs (labels, weights, rate) hide the
+        // image batch from compile's own check.
+        let model = try model.bindingBatch(batch)
         graph = try Autodiff.trainingGraph(model, options: options).materialized(seed: seed)
         self.batch = batch
         let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)

@@ -26,6 +26,16 @@ public enum RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Graph {
+    /// The graph ready for `batch` images: as it is, unless its batch is fixed at another size,
+    /// which is rebound (`rebindingBatch`) when nothing in the graph depends on it; a model
+    /// whose batch a constant bakes in is `RuntimeError.fixedBatch` (inference runs such a
+    /// model in groups instead, `CompiledModel.forThroughput`).
+    public func bindingBatch(_ batch: Int) throws -> Graph {
+        guard case .fixed(let n)? = batchDimension, n != batch else { return self }
+        guard let rebound = rebindingBatch() else { throw RuntimeError.fixedBatch(size: n, requested: batch) }
+        return rebound
+    }
+
     /// The graph with its inputs' symbolic dimensions bound to the sizes of `shapes` and every
     /// value's type re-inferred, so all shapes are static.
     public func specialized(inputShapes shapes: [String: [Int]]) throws -> Graph {
