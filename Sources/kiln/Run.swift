@@ -106,11 +106,13 @@ extension Kiln {
                     }
                 }
                 let perGroup = group, g = graph
+                // Groups share one program (the cache compiles each batch size once).
+                let programs = ProgramCache(graph: g, threads: threads)
                 let runOnce: ([String: TensorData]) throws -> [String: TensorData] = { feeds in
                     _ = try g.specialized(inputShapes: feeds.mapValues(\.shape))
                     if reference { return try ReferenceExecutor.run(g, inputs: feeds) }
                     let batch = g.inputs.first.flatMap { v in feeds[v.name]?.shape.first } ?? 1
-                    return try CompiledModel.compile(g, batch: batch, threads: threads).run(feeds)
+                    return try programs.model(batch: batch).run(feeds)
                 }
                 for v in graph.inputs {
                     let t = feeds[v.name]!
