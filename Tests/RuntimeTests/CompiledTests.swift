@@ -165,6 +165,21 @@ struct CompiledTests {
         #expect(try CompiledModel.forThroughput(r32, batch: 1, threads: 2) is CompiledModel)
     }
 
+    @Test("executing again on the same input gives the same output: the input's storage is never reused", arguments: [1, 3])
+    func inputsStayIntact(batch: Int) throws {
+        let g = try ModelZoo.model(named: "resnet32-cifar")!.materialized(seed: 2)
+        let m = try CompiledModel.compile(g, batch: batch, threads: 2)
+        let x = random([batch, 3, 32, 32], seed: 4)
+        _ = m.inputBuffer(g.inputs[0].name)!.update(fromContentsOf: x.floats)
+        try m.execute()
+        let intact = Array(m.inputBuffer(g.inputs[0].name)!) == x.floats
+        #expect(intact, "execute() changed its input")
+        let first = Array(m.outputBuffer(g.outputs[0].name)!)
+        try m.execute()
+        let same = Array(m.outputBuffer(g.outputs[0].name)!) == first
+        #expect(same, "a second execute() on the same input gave another output")
+    }
+
     @Test("3×3 stride-1 convolutions from 16 input channels run as Winograd, with the residual and activation fused")
     func winogradChosen() throws {
         let g = try TextFormat.parse(Self.cases[1].1).materialized(seed: 5)
@@ -196,8 +211,9 @@ struct CompiledTests {
         let g = try #require(try ModelZoo.model(named: "resnet32-cifar")).materialized(seed: 0)
         let m = try CompiledModel.compile(g, batch: 8, threads: 1)
         // A residual block holds its input (the shortcut), the first conv's output and the
-        // second's at once: 3 × 8·16·32·32 floats at most, far below the sum of all outputs.
-        #expect(m.program.arenaCount <= 3 * 8 * 16 * 32 * 32)
+        // second's at once: 3 × 8·16·32·32 floats at most, far below the sum of all outputs —
+        // plus the graph input 8·3·32·32, which stays intact through the program.
+        #expect(m.program.arenaCount <= 3 * 8 * 16 * 32 * 32 + 8 * 3 * 32 * 32)
         #expect(m.program.arenaCount * 4 < m.graph.stats(batch: 8).activationBytes / 5)
     }
 }

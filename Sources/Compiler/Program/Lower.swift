@@ -155,6 +155,9 @@ public enum Lowering {
             }
             storages[s].last = pending.count
         }
+        // Inputs stay intact through the whole program, so executing again on the same input
+        // gives the same result (their storage is never reused for later values).
+        for v in g.inputs { if let s = storageOf[v.name] { storages[s].last = pending.count } }
         // Views keep their source alive as long as they are used (their uses were recorded on
         // the shared storage already).
 
