@@ -2,11 +2,12 @@
 import Foundation
 import PackageDescription
 
-/// Release builds target the build machine's CPU (AVX2/AVX-512 FMA); set KILN_PORTABLE=1
-/// to build binaries for baseline x86-64.
-let portable = ProcessInfo.processInfo.environment["KILN_PORTABLE"] != nil
-let nativeC: [CSetting] = portable ? [.unsafeFlags(["-O3"])] : [.unsafeFlags(["-O3", "-march=native"])]
-let nativeSwift: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
+/// One binary for every x86-64 CPU: the Swift code and the kernels' dispatcher target baseline
+/// x86-64, and the kernels are compiled three times — portable, AVX2 + FMA (x86-64-v3) and
+/// AVX-512 (x86-64-v4) — with the level chosen at start-up by CPUID (Sources/CKernels/dispatch.c).
+func kernelLevel(_ name: String, march: String) -> Target {
+    .target(name: name, cSettings: [.unsafeFlags(["-O3", "-march=\(march)", "-mtune=generic", "-Wno-psabi"])])
+}
 
 let package = Package(
     name: "Kiln",
@@ -25,7 +26,7 @@ let package = Package(
         // MARK: - Public modules
         .target(name: "Graph", dependencies: ["COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph", "CKernels"]),
-        .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"], swiftSettings: nativeSwift),
+        .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"]),
         .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; this build replays corpora).
@@ -41,7 +42,11 @@ let package = Package(
         // MARK: - C shims
         // protobuf-c code generated from proto/onnx-kiln.proto by scripts/gen-proto.sh.
         .target(name: "COnnxProto", dependencies: ["CProtobufC"]),
-        .target(name: "CKernels", cSettings: nativeC),
+        .target(name: "CKernels", dependencies: ["CKernelsPortable", "CKernelsAVX2", "CKernelsAVX512"],
+                exclude: ["kernels"], cSettings: [.unsafeFlags(["-O3"])]),
+        kernelLevel("CKernelsPortable", march: "x86-64"),
+        kernelLevel("CKernelsAVX2", march: "x86-64-v3"),
+        kernelLevel("CKernelsAVX512", march: "x86-64-v4"),
         .target(name: "CFuzzDriver"),
         // PNG and JPEG decoding through Debian's libpng16 and libjpeg-turbo (libpng-dev, libjpeg-dev).
         .target(name: "CImageCodecs", cSettings: [.unsafeFlags(["-O2"])],
@@ -64,6 +69,8 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "GraphTests", dependencies: ["Graph"]),
+        // The C kernels against plain loops, at the level KILN_ISA names (make test runs every level).
+        .testTarget(name: "KernelTests", dependencies: ["CKernels"]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Graph"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Runtime", "Compiler", "Graph"]),

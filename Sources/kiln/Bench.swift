@@ -137,7 +137,7 @@ extension Kiln {
                 writeStderr("\n")
                 let rss = peakRSS()
                 let k = Summary(kilnTimes, batch: batch)
-                emit("model \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
+                emit("model \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs, kernels \(KernelLevel.name)\n")
                 emit(pad("", 12) + pad("images/s", 13, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
                      + pad("p99 ms", 11, right: true) + pad("peak RSS MiB", 13, right: true) + pad("load s", 13, right: true) + "\n")
                 emit(row("kiln", k, rss, loadSeconds))
@@ -200,7 +200,7 @@ extension Kiln {
             }
             writeStderr("\n")
             let k = Summary(kilnTimes, batch: batch)
-            emit("training step (\(loss.rawValue)) of \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs\n")
+            emit("training step (\(loss.rawValue)) of \(model), batch \(batch), threads \(threads), \(rounds)×\(runs) runs, kernels \(KernelLevel.name)\n")
             emit(pad("", 23) + pad("images/s", 12, right: true) + pad("p50 ms", 11, right: true) + pad("p90 ms", 11, right: true)
                  + pad("p99 ms", 11, right: true) + pad("peak RSS MiB", 13, right: true) + pad("load s", 13, right: true) + "\n")
             func line(_ name: String, _ s: Summary, _ rss: Int, _ load: Double) -> String {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Graph
+import Runtime
 
 @main
 struct Kiln: ParsableCommand {
@@ -40,6 +41,8 @@ func fail(_ message: String, code: Int32 = 1) -> ExitCode {
 /// Runs `body`, turning any error into one line on stderr and exit code 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
+        // A KILN_ISA the CPU cannot honour would measure or test another level than asked for.
+        if let problem = KernelLevel.error { throw CLIError(problem) }
         try body()
     } catch let e as ExitCode {
         throw e

@@ -210,22 +210,26 @@ public enum Lowering {
                        scratchCount: scratch)
     }
 
+    /// A geometry for the size queries below (stride and dilation 1, the only ones they serve).
+    static func geometry(c: Int, m: Int, h: Int, w: Int, kh: Int, kw: Int, pads: [Int], out: [Int]) -> kiln_conv_geometry {
+        kiln_conv_geometry(C: Int32(c), H: Int32(h), W: Int32(w), M: Int32(m), OH: Int32(out[0]), OW: Int32(out[1]),
+                           KH: Int32(kh), KW: Int32(kw), SH: 1, SW: 1, DH: 1, DW: 1,
+                           PH: Int32(pads[0]), PW: Int32(pads[1]), PHE: Int32(pads[2]), PWE: Int32(pads[3]))
+    }
+
     /// Floats per channel of the padded input of the direct kernel.
     static func directPlane(h: Int, w: Int, kh: Int, kw: Int, pads: [Int]) -> Int {
-        Int(kiln_conv_shift_plane(Int32(h), Int32(w), Int32(kh), Int32(kw), Int32(pads[0]), Int32(pads[1]), Int32(pads[2]), Int32(pads[3])))
+        Int(kiln_conv_shift_plane(geometry(c: 1, m: 1, h: h, w: w, kh: kh, kw: kw, pads: pads, out: [h, w])))
     }
 
     /// Floats of per-thread scratch for the Winograd convolution.
     static func winogradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
-        Int(kiln_winograd_scratch(Int32(c), Int32(m), Int32(h), Int32(w), Int32(pads[0]), Int32(pads[1]), Int32(pads[2]), Int32(pads[3]),
-                                  Int32(out[0]), Int32(out[1])))
+        Int(kiln_winograd_scratch(geometry(c: c, m: m, h: h, w: w, kh: 3, kw: 3, pads: pads, out: out)))
     }
 
     /// Floats of per-thread scratch for the Winograd weight gradient's transforms.
     static func winogradWeightGradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
-        var shape = kiln_winograd_shape(C: Int32(c), H: Int32(h), W: Int32(w), PH: Int32(pads[0]), PW: Int32(pads[1]), PHE: Int32(pads[2]),
-                                        PWE: Int32(pads[3]), OH: Int32(out[0]), OW: Int32(out[1]), M: Int32(m))
-        return Int(kiln_winograd_wgrad_scratch(&shape))
+        Int(kiln_winograd_wgrad_scratch(geometry(c: c, m: m, h: h, w: w, kh: 3, kw: 3, pads: pads, out: out)))
     }
 
     /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.

@@ -16,18 +16,13 @@ extension CompiledModel {
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
             let planes = step.inputs[0].tensor!.shape[0] * step.inputs[0].tensor!.shape[1]
             let inPlane = p.height * p.width, outPlane = p.outHeight * p.outWidth
-            let xs = Shared(pointer: x), ys = Shared(pointer: y)
+            let xs = Shared(pointer: x), ys = Shared(pointer: y), geometry = p.geometry
             parallelChunks(planes, workers: threads, pool: pool) { _, range in
                 for k in range {
                     if p.isMax {
-                        kiln_maxpool2d(xs.pointer + k * inPlane, Int32(p.height), Int32(p.width), Int32(p.kernelH), Int32(p.kernelW),
-                                       Int32(p.strideH), Int32(p.strideW), Int32(p.padTop), Int32(p.padLeft), Int32(p.padBottom), Int32(p.padRight),
-                                       Int32(p.dilationH), Int32(p.dilationW), Int32(p.outHeight), Int32(p.outWidth), ys.pointer + k * outPlane)
+                        kiln_maxpool2d(xs.pointer + k * inPlane, geometry, ys.pointer + k * outPlane)
                     } else {
-                        kiln_avgpool2d(xs.pointer + k * inPlane, Int32(p.height), Int32(p.width), Int32(p.kernelH), Int32(p.kernelW),
-                                       Int32(p.strideH), Int32(p.strideW), Int32(p.padTop), Int32(p.padLeft), Int32(p.padBottom), Int32(p.padRight),
-                                       Int32(p.dilationH), Int32(p.dilationW), Int32(p.outHeight), Int32(p.outWidth), p.includePad ? 1 : 0,
-                                       ys.pointer + k * outPlane)
+                        kiln_avgpool2d(xs.pointer + k * inPlane, geometry, p.includePad ? 1 : 0, ys.pointer + k * outPlane)
                     }
                 }
             }
@@ -35,7 +30,7 @@ extension CompiledModel {
             kiln_global_avgpool(pointer(step.inputs[0].tensor!), Int32(planes), Int32(size), pointer(step.outputs[0]))
         case .activation(let a):
             let x = pointer(step.inputs[0].tensor!)
-            kiln_activation(x, pointer(step.outputs[0]), step.outputs[0].count, a.kind, a.alpha, a.low, a.high)
+            kiln_activation(x, pointer(step.outputs[0]), step.outputs[0].count, a.kernel)
         case .binary(let op, let period, let inner):
             guard let a = step.inputs[0].tensor, let b = step.inputs[1].tensor else { throw RuntimeError.kernel(node: step.name, op: step.op, message: "constant operand") }
             let n = step.outputs[0].count
@@ -127,18 +122,15 @@ extension CompiledModel {
         let cg = c.channels / c.group, mg = c.outChannels / c.group
         let k = cg * c.kernelH * c.kernelW
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        let act = c.activation
+        let act = c.activation.kernel, groupGeometry = c.geometry(channels: cg)
         func im2colRows(_ xn: UnsafeMutablePointer<Float>, _ rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
-            kiln_im2col_rows(xn, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                             Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                             Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
-                             Int32(rows.lowerBound), Int32(rows.upperBound), col)
+            kiln_im2col_rows(xn, groupGeometry, Int32(rows.lowerBound), Int32(rows.upperBound), col)
         }
         if let packed = packedWeights[index] {
             let u = Shared(pointer: packed), blocks = c.outChannels / 8, oneByOne = c.algorithm == .gemm1x1
             func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-                kiln_conv_gemm(u.pointer, columns, Int32(k), Int32(p), Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
-                               residual.map { $0.pointer + n * outImage }, act.kind, act.alpha, act.low, act.high, y.pointer + n * outImage)
+                kiln_conv_gemm_ld(u.pointer, columns, Int32(k), Int32(p), Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
+                                  residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
             }
             let rowsPerPanel = max(1, min(c.outHeight, 65536 / max(1, k * c.outWidth)))
             let panels = (c.outHeight + rowsPerPanel - 1) / rowsPerPanel
@@ -147,12 +139,10 @@ extension CompiledModel {
                 // from cache), panels spread over threads — or images, when there are enough.
                 func panel(_ n: Int, _ j: Int, worker: Int) {
                     let oh0 = j * rowsPerPanel, oh1 = min(c.outHeight, oh0 + rowsPerPanel), col = scratch[worker].pointer
-                    kiln_im2col_out_rows(x.pointer + n * inImage, Int32(cg), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                                         Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft), Int32(c.dilationH),
-                                         Int32(c.dilationW), Int32(c.outWidth), Int32(oh0), Int32(oh1), col)
+                    kiln_im2col_out_rows(x.pointer + n * inImage, groupGeometry, Int32(oh0), Int32(oh1), col)
                     let at = n * outImage + oh0 * c.outWidth
                     kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32((oh1 - oh0) * c.outWidth), 0, Int32(blocks), bias?.pointer,
-                                      residual.map { $0.pointer + at }, p, act.kind, act.alpha, act.low, act.high, y.pointer + at)
+                                      residual.map { $0.pointer + at }, p, act, y.pointer + at)
                 }
                 if parallel {
                     parallelChunks(images, workers: threads, pool: pool) { worker, range in
@@ -209,7 +199,7 @@ extension CompiledModel {
                 let yns = Shared(pointer: yn)
                 parallelChunks(c.outChannels, workers: threads, pool: pool) { _, range in
                     kiln_epilogue(yns.pointer + range.lowerBound * p, Int32(range.count), Int32(p), bias.map { $0.pointer + range.lowerBound },
-                                  residual.map { $0.pointer + n * outImage + range.lowerBound * p }, act.kind, act.alpha, act.low, act.high)
+                                  residual.map { $0.pointer + n * outImage + range.lowerBound * p }, act)
                 }
             }
             return
@@ -226,8 +216,7 @@ extension CompiledModel {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(mg), Int32(p), Int32(k), 1,
                                 wg, Int32(k), columns, Int32(p), 0, yg, Int32(p))
                 }
-                kiln_epilogue(yn, Int32(c.outChannels), Int32(p), bias?.pointer, residual.map { $0.pointer + n * outImage },
-                              act.kind, act.alpha, act.low, act.high)
+                kiln_epilogue(yn, Int32(c.outChannels), Int32(p), bias?.pointer, residual.map { $0.pointer + n * outImage }, act)
             }
         }
         parallelChunks(images, workers: parallel ? threads : 1, pool: pool, body)
@@ -235,9 +224,7 @@ extension CompiledModel {
 
     /// Patches of one image (or group) as columns [channels·KH·KW, OH·OW] in `scratch`.
     func im2col(_ c: Program.Conv, _ x: UnsafeMutablePointer<Float>, channels: Int, into scratch: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-        kiln_im2col(x, Int32(channels), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                    Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                    Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth), scratch)
+        kiln_im2col(x, c.geometry(channels: channels), scratch)
         return scratch
     }
 
@@ -255,22 +242,18 @@ extension CompiledModel {
         let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
-        let plane = Int(kiln_conv_shift_plane(Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                                              Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight)))
-        let wp = c.width + c.padLeft + c.padRight
+        let geometry = c.geometry()
+        let plane = Int(kiln_conv_shift_plane(geometry))
         let blocks = c.outChannels / 8
         let scratch = self.scratch.map { Shared(pointer: $0) }
         do {
             let w = Shared(pointer: packedWeights[index]!)
             func pad(_ n: Int, into xp: UnsafeMutablePointer<Float>) {
-                kiln_conv_shift_pad(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
-                                    Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight), Int32(plane), xp)
+                kiln_conv_shift_pad(x.pointer + n * inImage, geometry, Int32(plane), xp)
             }
             func compute(_ n: Int, _ xp: UnsafeMutablePointer<Float>, _ blockRange: Range<Int>) {
-                kiln_conv_shift(xp, Int32(c.channels), Int32(plane), Int32(wp), Int32(c.kernelH), Int32(c.kernelW),
-                                Int32(c.outHeight), Int32(c.outWidth), w.pointer, Int32(blockRange.lowerBound), Int32(blockRange.upperBound),
-                                bias?.pointer, residual.map { $0.pointer + n * outImage },
-                                c.activation.kind, c.activation.alpha, c.activation.low, c.activation.high, y.pointer + n * outImage)
+                kiln_conv_shift(xp, geometry, Int32(plane), w.pointer, Int32(blockRange.lowerBound), Int32(blockRange.upperBound),
+                                bias?.pointer, residual.map { $0.pointer + n * outImage }, c.activation.kernel, y.pointer + n * outImage)
             }
             if parallel {
                 parallelChunks(images, workers: threads, pool: pool) { worker, range in
@@ -368,7 +351,7 @@ extension CompiledModel {
                 }
                 var v = s + (bias?.pointer[m] ?? 0)
                 if residual != nil { v += saved[k * c.outChannels + m] }
-                y.pointer[(n * c.outChannels + m) * outPlane + oh * c.outWidth + ow] = kiln_apply_activation(v, act.kind, act.alpha, act.low, act.high)
+                y.pointer[(n * c.outChannels + m) * outPlane + oh * c.outWidth + ow] = kiln_apply_activation(v, act.kernel)
             }
         }
     }
@@ -376,20 +359,15 @@ extension CompiledModel {
     func winogradConv(_ c: Program.Conv, x: Shared<Float>, bias: Shared<Float>?, residual: Shared<Float>?, y: Shared<Float>, index: Int, images: Int) {
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        var shape = kiln_winograd_shape(C: Int32(c.channels), H: Int32(c.height), W: Int32(c.width),
-                                        PH: Int32(c.padTop), PW: Int32(c.padLeft), PHE: Int32(c.padBottom), PWE: Int32(c.padRight),
-                                        OH: Int32(c.outHeight), OW: Int32(c.outWidth), M: Int32(c.outChannels))
-        let act = c.activation
+        let geometry = c.geometry(), act = c.activation.kernel
         let u = Shared(pointer: packedWeights[index]!)
         let blocks = c.outChannels / 8
-        withUnsafePointer(to: &shape) { sp in
-            let s = Shared(pointer: UnsafeMutablePointer(mutating: sp))
-            let tileRows = Int(kiln_winograd_tile_rows(sp))
+        do {
+            let tileRows = Int(kiln_winograd_tile_rows(geometry))
             func run(_ n: Int, rows: Range<Int>, blocks: Range<Int>, worker: Int) {
-                kiln_winograd_block(s.pointer, x.pointer + n * inImage, u.pointer, Int32(rows.lowerBound), Int32(rows.upperBound),
+                kiln_winograd_block(geometry, x.pointer + n * inImage, u.pointer, Int32(rows.lowerBound), Int32(rows.upperBound),
                                     Int32(blocks.lowerBound), Int32(blocks.upperBound), bias?.pointer,
-                                    residual.map { $0.pointer + n * outImage }, act.kind, act.alpha, act.low, act.high,
-                                    scratch[worker].pointer, y.pointer + n * outImage)
+                                    residual.map { $0.pointer + n * outImage }, act, scratch[worker].pointer, y.pointer + n * outImage)
             }
             if images >= threads {
                 parallelChunks(images, workers: threads, pool: pool) { worker, range in
@@ -439,7 +417,7 @@ extension CompiledModel {
         }
         let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map(pointer) : nil
         if g.activation.kind != 0 || residual != nil {
-            kiln_epilogue_rows(y, Int32(g.m), Int32(g.n), nil, 0, residual, g.activation.kind, g.activation.alpha, g.activation.low, g.activation.high)
+            kiln_epilogue_rows(y, Int32(g.m), Int32(g.n), nil, 0, residual, g.activation.kernel)
         }
     }
 }

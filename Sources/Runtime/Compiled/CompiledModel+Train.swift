@@ -84,17 +84,11 @@ extension CompiledModel {
     }
 
     func im2colRows(_ c: Program.Conv, _ x: UnsafeMutablePointer<Float>, _ rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
-        kiln_im2col_rows(x, Int32(c.channels), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                         Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                         Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
-                         Int32(rows.lowerBound), Int32(rows.upperBound), col)
+        kiln_im2col_rows(x, c.geometry(), Int32(rows.lowerBound), Int32(rows.upperBound), col)
     }
 
     func col2im(_ c: Program.Conv, _ col: UnsafeMutablePointer<Float>, _ channels: Range<Int>, into x: UnsafeMutablePointer<Float>) {
-        kiln_col2im_rows(col, Int32(c.channels), Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                         Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                         Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
-                         Int32(channels.lowerBound), Int32(channels.upperBound), x)
+        kiln_col2im_rows(col, c.geometry(), Int32(channels.lowerBound), Int32(channels.upperBound), x)
     }
 
     /// dx_n = col2im(Wᵀ · dy_n): inputs dy, W, x (shape only).
@@ -142,19 +136,15 @@ extension CompiledModel {
         if c.algorithm == .winograd {
             // Each worker sums its images' tile products into its own dU, turns that into
             // its own dW, and the accumulators add up.
-            let shape = kiln_winograd_shape(C: Int32(c.channels), H: Int32(c.height), W: Int32(c.width), PH: Int32(c.padTop),
-                                            PW: Int32(c.padLeft), PHE: Int32(c.padBottom), PWE: Int32(c.padRight),
-                                            OH: Int32(c.outHeight), OW: Int32(c.outWidth), M: Int32(m))
+            let geometry = c.geometry()
             let workers = min(threads, images)
             parallelChunks(images, workers: workers, pool: pool) { worker, range in
                 let acc = scratch[worker].pointer, dU = acc + m * k, work = dU + 16 * c.channels * m
                 dU.update(repeating: 0, count: 16 * c.channels * m)
                 acc.update(repeating: 0, count: m * k)
                 if !range.isEmpty {
-                    withUnsafePointer(to: shape) { s in
-                        kiln_winograd_wgrad_accumulate(s, x.pointer + range.lowerBound * inImage, dy.pointer + range.lowerBound * outImage,
-                                                       Int32(range.count), dU, work)
-                    }
+                    kiln_winograd_wgrad_accumulate(geometry, x.pointer + range.lowerBound * inImage, dy.pointer + range.lowerBound * outImage,
+                                                   Int32(range.count), dU, work)
                 }
                 kiln_winograd_wgrad_finish(dU, Int32(m), Int32(c.channels), acc)
             }
@@ -173,10 +163,7 @@ extension CompiledModel {
                     let g = min(group, range.upperBound - g0), ld = g * p
                     for j in 0..<g {
                         let n = g0 + j
-                        kiln_im2col_rows_ld(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width), Int32(c.kernelH),
-                                            Int32(c.kernelW), Int32(c.strideH), Int32(c.strideW), Int32(c.padTop), Int32(c.padLeft),
-                                            Int32(c.dilationH), Int32(c.dilationW), Int32(c.outHeight), Int32(c.outWidth),
-                                            0, Int32(c.channels * c.kernelH), Int32(ld), col + j * p)
+                        kiln_im2col_rows_ld(x.pointer + n * inImage, c.geometry(), 0, Int32(c.channels * c.kernelH), Int32(ld), col + j * p)
                         for mi in 0..<m { (dyRows + mi * ld + j * p).update(from: dy.pointer + n * outImage + mi * p, count: p) }
                     }
                     kiln_weight_grad(dyRows, col, Int32(m), Int32(k), Int32(ld), 0, Int32(m), acc)
@@ -212,20 +199,17 @@ extension CompiledModel {
     /// The stride-1 weight gradient from padded images and dy on the same grid (no patches).
     func convGradWeightShift(_ c: Program.Conv, x: Shared<Float>, dy: Shared<Float>, dw: Shared<Float>, images: Int, parallel: Bool) {
         let m = c.outChannels, k = c.channels * c.kernelH * c.kernelW
-        let wp = c.width + c.padLeft + c.padRight, q = c.outHeight * wp
-        let plane = Int(kiln_conv_shift_plane(Int32(c.height), Int32(c.width), Int32(c.kernelH), Int32(c.kernelW),
-                                              Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight)))
+        let wp = c.width + c.padLeft + c.padRight, q = c.outHeight * wp, geometry = c.geometry()
+        let plane = Int(kiln_conv_shift_plane(geometry))
         let inImage = c.channels * c.height * c.width, outImage = m * c.outHeight * c.outWidth
         let scratch = self.scratch.map { Shared(pointer: $0) }
         let group = Lowering.weightGradGroup(batch: images, p: q)
         func prepare(_ n: Int, _ j: Int, xp: UnsafeMutablePointer<Float>, dyp: UnsafeMutablePointer<Float>) {
-            kiln_conv_shift_pad(x.pointer + n * inImage, Int32(c.channels), Int32(c.height), Int32(c.width),
-                                Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight), Int32(plane), xp + j * c.channels * plane)
+            kiln_conv_shift_pad(x.pointer + n * inImage, geometry, Int32(plane), xp + j * c.channels * plane)
             kiln_pad_rows(dy.pointer + n * outImage, Int32(m), Int32(c.outHeight), Int32(c.outWidth), Int32(wp), dyp + j * m * q)
         }
         func accumulate(_ g: Int, xp: UnsafeMutablePointer<Float>, dyp: UnsafeMutablePointer<Float>, _ r: Range<Int>, into acc: UnsafeMutablePointer<Float>) {
-            kiln_weight_grad_shift(dyp, xp, Int32(g), Int32(m), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), Int32(wp), Int32(q),
-                                   Int32(plane), Int32(r.lowerBound), Int32(r.upperBound), acc)
+            kiln_weight_grad_shift(dyp, xp, Int32(g), geometry, Int32(plane), Int32(r.lowerBound), Int32(r.upperBound), acc)
         }
         if parallel {
             let workers = min(threads, images)

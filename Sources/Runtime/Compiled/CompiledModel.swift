@@ -171,16 +171,16 @@ public final class CompiledModel: @unchecked Sendable {
         let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.offset })
         for (i, step) in program.steps.enumerated() {
             if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, let w = step.inputs[1].tensor, let p = packedWeights[i] {
-                kiln_winograd_pack_flipped(pointer(w), Int32(c.channels), Int32(c.outChannels), Int32(c.outWidth), p)
+                kiln_winograd_pack_flipped(pointer(w), c.geometry(), p)
                 continue
             }
             guard case .conv(let c) = step.kernel, let w = step.inputs[1].tensor, let p = packedWeights[i],
                   residentOffsets.contains(w.offset) else { continue }
             if c.algorithm == .winograd {
-                kiln_winograd_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p)
+                kiln_winograd_pack(pointer(w), c.geometry(), p)
                 winogradSigns[i] = Self.signs(pointer(w), c.outChannels * c.channels * 9)
             } else {
-                kiln_conv_shift_pack(pointer(w), Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p)
+                kiln_conv_shift_pack(pointer(w), c.geometry(), p)
             }
         }
     }
@@ -208,18 +208,18 @@ public final class CompiledModel: @unchecked Sendable {
         for (i, step) in program.steps.enumerated() {
             if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, step.inputs[1].tensor?.inParameters == true {
                 offsets[i] = total
-                total += (16 * c.outChannels * c.channels + 15) / 16 * 16
+                total += (kiln_winograd_packed_size(c.geometry()) + 15) / 16 * 16
                 continue
             }
             // Only weights fixed at compile time can be packed (not ones computed or fed at run time).
             guard case .conv(let c) = step.kernel, step.inputs[1].tensor?.inParameters == true else { continue }
             let count: Int
             switch c.algorithm {
-            case .direct: count = c.outChannels * c.channels * c.kernelH * c.kernelW
-            case .winograd: count = 16 * c.outChannels * c.channels
+            case .direct: count = kiln_conv_shift_packed_size(c.geometry())
+            case .winograd: count = kiln_winograd_packed_size(c.geometry())
             case .im2col, .gemm1x1:
                 guard c.group == 1, c.outChannels % 8 == 0 else { continue }
-                count = c.outChannels * c.channels * c.kernelH * c.kernelW
+                count = kiln_conv_shift_packed_size(c.geometry())
             }
             offsets[i] = total
             total += (count + 15) / 16 * 16
@@ -288,17 +288,15 @@ public final class CompiledModel: @unchecked Sendable {
                 maps[i] = try map(images: batch)
             case .conv(let c) where c.algorithm != .winograd:
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
-                packSource(w) { kiln_conv_shift_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.kernelH), Int32(c.kernelW), p) }
+                packSource(w) { kiln_conv_shift_pack($0, c.geometry(), p) }
             case .conv(let c) where c.algorithm == .winograd:
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
-                let need = Int(kiln_winograd_scratch(Int32(c.channels), Int32(c.outChannels), Int32(c.height), Int32(c.width),
-                                                     Int32(c.padTop), Int32(c.padLeft), Int32(c.padBottom), Int32(c.padRight),
-                                                     Int32(c.outHeight), Int32(c.outWidth)))
+                let need = Int(kiln_winograd_scratch(c.geometry()))
                 guard need <= program.scratchCount else {
                     throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
                 }
                 packSource(w) {
-                    kiln_winograd_pack($0, Int32(c.outChannels), Int32(c.channels), Int32(c.outWidth), p)
+                    kiln_winograd_pack($0, c.geometry(), p)
                     winogradSigns[i] = Self.signs($0, c.outChannels * c.channels * 9)
                 }
             case .scatter(let node):
@@ -306,7 +304,7 @@ public final class CompiledModel: @unchecked Sendable {
             case .convGradData(let c) where c.algorithm == .winograd:
                 // c describes the transposed convolution: channels = the forward's M.
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
-                packSource(w) { kiln_winograd_pack_flipped($0, Int32(c.channels), Int32(c.outChannels), Int32(c.outWidth), p) }
+                packSource(w) { kiln_winograd_pack_flipped($0, c.geometry(), p) }
             case .scaleShift(let c, _):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
                 var eps = 1e-5

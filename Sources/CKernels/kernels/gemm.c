@@ -1,0 +1,90 @@
+// Convolution as a matrix product with the epilogue fused into the store, and the weight
+// gradient from patches.
+
+#if KILN_SIMD
+// Stores 8 rows × 16 columns (lanes in `mask`) of accumulators with y = act(acc + bias + residual).
+static inline void gemm_store16(const v16 *acc, int m0, int n, size_t ldy, m16 mask, const float *bias,
+                                const float *residual, int act, float alpha, float lo, float hi, float *y) {
+    for (int i = 0; i < 8; i++) {
+        const size_t k = (size_t)(m0 + i) * ldy + n;
+        v16 v = acc[i];
+        if (bias) v = v16_add(v, v16_set1(bias[m0 + i]));
+        if (residual) v = v16_add(v, v16_maskz_load(mask, residual + k));
+        v = activate16(v, 16, act, alpha, lo, hi);
+        v16_mask_store(y + k, mask, v);
+    }
+}
+#endif
+
+static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
+                         const float *residual, size_t ldy, kiln_act a, float *y) {
+    KILN_ACT_LOCALS(a);
+#if KILN_SIMD
+    // Column chunks outside, channel blocks inside: a chunk of B (K × 32 floats) is read from
+    // memory once and stays in cache for every block of 8 output channels.
+    int n0 = 0;
+    for (; n0 + 32 <= N; n0 += 32) {
+        for (int mb = mb_begin; mb < mb_end; mb++) {
+            const float *u = packed + (size_t)mb * K * 8;
+            v16 a0[8], a1[8];
+            for (int i = 0; i < 8; i++) { a0[i] = v16_zero(); a1[i] = v16_zero(); }
+            const float *bk = b + n0;
+            for (int k = 0; k < K; k++, bk += N) {
+                const v16 x0 = v16_load(bk), x1 = v16_load(bk + 16);
+                const float *uk = u + (size_t)k * 8;
+                for (int i = 0; i < 8; i++) {
+                    const v16 w = v16_set1(uk[i]);
+                    a0[i] = v16_fmadd(x0, w, a0[i]);
+                    a1[i] = v16_fmadd(x1, w, a1[i]);
+                }
+            }
+            gemm_store16(a0, mb * 8, n0, ldy, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
+            gemm_store16(a1, mb * 8, n0 + 16, ldy, 0xFFFF, bias, residual, act, alpha, lo, hi, y);
+        }
+    }
+    // The rest of the row 16 columns at a time, the last masked.
+    for (; n0 < N; n0 += 16) {
+        const int valid = N - n0 < 16 ? N - n0 : 16;
+        const m16 mask = (m16)((1u << valid) - 1u);
+        for (int mb = mb_begin; mb < mb_end; mb++) {
+            const float *u = packed + (size_t)mb * K * 8;
+            v16 a0[8];
+            for (int i = 0; i < 8; i++) a0[i] = v16_zero();
+            const float *bk = b + n0;
+            for (int k = 0; k < K; k++, bk += N) {
+                const v16 x0 = v16_maskz_load(mask, bk);
+                const float *uk = u + (size_t)k * 8;
+                for (int i = 0; i < 8; i++) a0[i] = v16_fmadd(x0, v16_set1(uk[i]), a0[i]);
+            }
+            gemm_store16(a0, mb * 8, n0, ldy, mask, bias, residual, act, alpha, lo, hi, y);
+        }
+    }
+#else
+    for (int mb = mb_begin; mb < mb_end; mb++) {
+        const float *u = packed + (size_t)mb * K * 8;
+        for (int i = 0; i < 8; i++) {
+            const int m = mb * 8 + i;
+            float *ym = y + (size_t)m * ldy;
+            for (int n = 0; n < N; n++) ym[n] = 0.0f;
+            for (int k = 0; k < K; k++) {
+                const float w = u[(size_t)k * 8 + i];
+                const float *bk = b + (size_t)k * N;
+                for (int n = 0; n < N; n++) ym[n] += w * bk[n];
+            }
+            const float bm = bias ? bias[m] : 0.0f;
+            const float *rm = residual ? residual + (size_t)m * ldy : NULL;
+            for (int n = 0; n < N; n++) ym[n] = apply_act(ym[n] + bm + (rm ? rm[n] : 0.0f), act, alpha, lo, hi);
+        }
+    }
+#endif
+}
+
+// ---------------------------------------------------------------------------------------
+// Training kernels.
+
+static void weight_grad(const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw) {
+    // Patches as rows are the shifted-row case with one image, one tap and no padding: K
+    // "channels" of one row of P values.
+    const kiln_conv_geometry g = {.C = K, .H = 1, .W = P, .M = M, .OH = 1, .OW = P, .KH = 1, .KW = 1, .SH = 1, .SW = 1, .DH = 1, .DW = 1};
+    weight_grad_shift(dy, col, 1, g, P, m_begin, m_end, dw);
+}

@@ -1,0 +1,247 @@
+import CKernels
+import Foundation
+import XCTest
+
+/// Floats with a guard band after them: a kernel writing past its output shows in `intact`.
+final class Guarded {
+    static let band = 64
+    static let canary = Float(bitPattern: 0x7FC0_1234)  // a NaN no kernel writes
+    let count: Int
+    let buffer: UnsafeMutablePointer<Float>
+
+    init(_ count: Int, fill: Float = 0) {
+        self.count = count
+        buffer = .allocate(capacity: count + Self.band)
+        buffer.initialize(repeating: fill, count: count)
+        (buffer + count).initialize(repeating: Self.canary, count: Self.band)
+    }
+    convenience init(_ values: [Float]) {
+        self.init(values.count)
+        buffer.update(from: values, count: values.count)
+    }
+    deinit { buffer.deallocate() }
+
+    var pointer: UnsafeMutablePointer<Float> { buffer }
+    var values: [Float] { Array(UnsafeBufferPointer(start: buffer, count: count)) }
+    var intact: Bool { (0..<Self.band).allSatisfy { buffer[count + $0].bitPattern == Self.canary.bitPattern } }
+}
+
+/// got ≈ want within tol per element; the first few differences are named.
+func assertClose(_ got: [Float], _ want: [Double], tol: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(got.count, want.count, "\(what): count", file: file, line: line)
+    var bad = 0
+    for i in 0..<min(got.count, want.count) {
+        let g = Double(got[i]), w = want[i]
+        if g.isNaN && w.isNaN { continue }
+        if g == w { continue }
+        if !(abs(g - w) <= tol * max(1, abs(w))) {
+            if bad < 3 { XCTFail("\(what) [\(kiln_isa_name().map { String(cString: $0) } ?? "?")]: element \(i) is \(g), expected \(w)", file: file, line: line) }
+            bad += 1
+        }
+    }
+    if bad > 3 { XCTFail("\(what): \(bad) elements differ", file: file, line: line) }
+}
+
+/// The convolution kernels against plain loops, on shapes chosen to reach every path: channel
+/// counts that are not multiples of 8 or 16, Winograd tile rows shorter than 8 (the
+/// channels-last path) and longer (the tile path), odd and asymmetric padding, partial blocks
+/// of tile rows and output channels (as threads split them).
+final class ConvKernelTests: XCTestCase {
+    func testLevelIsTheOneAskedFor() throws {
+        let level = String(cString: kiln_isa_name())
+        XCTAssertNil(kiln_isa_error(), "KILN_ISA")
+        if let asked = ProcessInfo.processInfo.environment["KILN_ISA"], !asked.isEmpty {
+            XCTAssertEqual(level, asked)
+        } else {
+            XCTAssertEqual(Int(kiln_isa_level()), Int(kiln_isa_best()), "without KILN_ISA the best level runs")
+        }
+        print("kernel level: \(level)")
+    }
+
+    func testWinogradForward() {
+        var rng = TestRandom(seed: 11)
+        let shapes: [(c: Int, m: Int, h: Int, w: Int, pads: (Int, Int, Int, Int))] = [
+            (16, 16, 8, 8, (1, 1, 1, 1)), (5, 8, 7, 9, (1, 1, 1, 1)), (19, 24, 13, 5, (0, 1, 2, 0)),
+            (32, 40, 16, 16, (1, 1, 1, 1)), (17, 8, 3, 33, (1, 1, 1, 1)), (40, 16, 2, 1, (1, 1, 1, 1)),
+            (8, 32, 33, 18, (2, 0, 0, 2)), (1, 8, 4, 4, (1, 1, 1, 1)), (64, 64, 8, 8, (1, 1, 1, 1)),
+        ]
+        for (i, s) in shapes.enumerated() {
+            let g = Window(c: s.c, h: s.h, w: s.w, m: s.m, kh: 3, kw: 3, pt: s.pads.0, pl: s.pads.1, pb: s.pads.2, pr: s.pads.3)
+            let act: Act = [Act.none, .relu, .leaky(0.1), .clip(-0.5, 0.5)][i % 4]
+            let x = rng.floats(g.c * g.h * g.w), w = rng.floats(g.m * g.c * 9), bias = rng.floats(g.m)
+            let residual = i % 2 == 0 ? rng.floats(g.m * g.oh * g.ow) : nil
+            let want = Reference.conv(g, x: x, w: w, bias: bias, residual: residual, act: act)
+            let geometry = g.geometry
+            let packed = Guarded(kiln_winograd_packed_size(geometry))
+            kiln_winograd_pack(w, geometry, packed.pointer)
+            let scratch = Guarded(Int(kiln_winograd_scratch(geometry)))
+            let y = Guarded(g.m * g.oh * g.ow, fill: .nan)
+            let rows = Int(kiln_winograd_tile_rows(geometry)), blocks = g.m / 8
+            // Two pieces each way, as two threads would split one image.
+            let rowSplit = rows / 2, blockSplit = max(1, blocks / 2)
+            for r in [0..<rowSplit, rowSplit..<rows] where !r.isEmpty {
+                for b in [0..<blockSplit, blockSplit..<blocks] where !b.isEmpty {
+                    kiln_winograd_block(geometry, x, packed.pointer, Int32(r.lowerBound), Int32(r.upperBound), Int32(b.lowerBound),
+                                        Int32(b.upperBound), bias, residual, act.c, scratch.pointer, y.pointer)
+                }
+            }
+            assertClose(y.values, want, tol: 1e-5 * Double(g.c * 9 + 1), "winograd \(s)")
+            XCTAssertTrue(y.intact && scratch.intact && packed.intact, "winograd \(s): a write past a buffer")
+        }
+    }
+
+    func testWinogradWeightGradient() {
+        var rng = TestRandom(seed: 12)
+        for (c, m, h, w, images) in [(8, 8, 8, 8, 2), (16, 24, 5, 7, 3), (8, 40, 16, 16, 1), (24, 16, 3, 3, 2)] {
+            let g = Window(c: c, h: h, w: w, m: m, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1)
+            let x = rng.floats(images * c * h * w), dy = rng.floats(images * m * g.oh * g.ow)
+            let want = Reference.convWeightGrad(g, images: images, x: x, dy: dy)
+            let dU = Guarded(16 * c * m), scratch = Guarded(Int(kiln_winograd_wgrad_scratch(g.geometry)))
+            kiln_winograd_wgrad_accumulate(g.geometry, x, dy, Int32(images), dU.pointer, scratch.pointer)
+            let dw = Guarded(m * c * 9)
+            kiln_winograd_wgrad_finish(dU.pointer, Int32(m), Int32(c), dw.pointer)
+            assertClose(dw.values, want, tol: 1e-5 * Double(images * g.oh * g.ow + 1), "winograd weight gradient c\(c) m\(m) \(h)×\(w)")
+            XCTAssertTrue(dU.intact && scratch.intact && dw.intact)
+        }
+    }
+
+    func testDirectConvolution() {
+        var rng = TestRandom(seed: 13)
+        let cases: [Window] = [
+            Window(c: 3, h: 32, w: 32, m: 16, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 5, h: 9, w: 11, m: 8, kh: 5, kw: 5, pt: 2, pl: 1, pb: 0, pr: 2),
+            Window(c: 2, h: 15, w: 6, m: 24, kh: 7, kw: 7, pt: 3, pl: 3, pb: 3, pr: 3),
+            Window(c: 7, h: 4, w: 13, m: 8, kh: 3, kw: 1, pt: 1, pl: 0, pb: 1, pr: 0),
+            Window(c: 9, h: 6, w: 6, m: 16, kh: 1, kw: 1),
+        ]
+        for (i, g) in cases.enumerated() {
+            let act: Act = [Act.relu, .none, .sigmoid, .hardswish, .leaky(0.2)][i]
+            let x = rng.floats(g.c * g.h * g.w), w = rng.floats(g.m * g.c * g.kh * g.kw), bias = rng.floats(g.m)
+            let residual = i % 2 == 1 ? rng.floats(g.m * g.oh * g.ow) : nil
+            let want = Reference.conv(g, x: x, w: w, bias: bias, residual: residual, act: act)
+            let packed = Guarded(kiln_conv_shift_packed_size(g.geometry))
+            kiln_conv_shift_pack(w, g.geometry, packed.pointer)
+            let plane = Int(kiln_conv_shift_plane(g.geometry))
+            let xp = Guarded(g.c * plane)
+            kiln_conv_shift_pad(x, g.geometry, Int32(plane), xp.pointer)
+            let y = Guarded(g.m * g.oh * g.ow, fill: .nan)
+            let blocks = g.m / 8
+            for b in [0..<blocks / 2, blocks / 2..<blocks] where !b.isEmpty {
+                kiln_conv_shift(xp.pointer, g.geometry, Int32(plane), packed.pointer, Int32(b.lowerBound), Int32(b.upperBound),
+                                bias, residual, act.c, y.pointer)
+            }
+            assertClose(y.values, want, tol: 1e-5 * Double(g.c * g.kh * g.kw + 1), "direct \(g.kh)×\(g.kw) c\(g.c)")
+            XCTAssertTrue(y.intact && xp.intact && packed.intact)
+        }
+    }
+
+    func testPackedGemm() {
+        var rng = TestRandom(seed: 14)
+        for (m, k, n, ldy) in [(8, 1, 1, 1), (16, 3, 7, 7), (8, 17, 16, 20), (24, 9, 31, 31), (8, 5, 32, 40), (16, 33, 33, 33), (32, 64, 100, 100)] {
+            let w = rng.floats(m * k), b = rng.floats(k * n), bias = rng.floats(m), residual = rng.floats(m * ldy)
+            let act: Act = n % 2 == 0 ? .relu : .clip(-0.3, 0.4)
+            var want = [Double](repeating: 0, count: m * ldy)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = Double(bias[i]) + Double(residual[i * ldy + j])
+                    for q in 0..<k { s += Double(w[i * k + q]) * Double(b[q * n + j]) }
+                    want[i * ldy + j] = act.apply(s)
+                }
+            }
+            let geometry = Window(c: k, h: 1, w: 1, m: m, kh: 1, kw: 1).geometry
+            let packed = Guarded(kiln_conv_shift_packed_size(geometry))
+            kiln_conv_shift_pack(w, geometry, packed.pointer)
+            let y = Guarded(m * ldy, fill: 0)
+            let blocks = m / 8
+            for r in [0..<blocks / 2, blocks / 2..<blocks] where !r.isEmpty {
+                kiln_conv_gemm_ld(packed.pointer, b, Int32(k), Int32(n), Int32(r.lowerBound), Int32(r.upperBound), bias, residual,
+                                  ldy, act.c, y.pointer)
+            }
+            // Columns past n (ldy > n) are not the kernel's: compare only the product's.
+            var got = y.values
+            for i in 0..<m { for j in n..<ldy { got[i * ldy + j] = 0 } }
+            assertClose(got, want, tol: 1e-5 * Double(k + 1), "gemm m\(m) k\(k) n\(n) ldy\(ldy)")
+            XCTAssertTrue(y.intact)
+        }
+    }
+
+    func testWeightGradients() {
+        var rng = TestRandom(seed: 15)
+        // From patches: dw [M, K] += dy [M, P] · colᵀ.
+        for (m, k, p) in [(3, 5, 7), (8, 16, 33), (5, 27, 64), (4, 4, 17)] {
+            let dy = rng.floats(m * p), col = rng.floats(k * p), start = rng.floats(m * k)
+            var want = start.map(Double.init)
+            for i in 0..<m { for q in 0..<k { for j in 0..<p { want[i * k + q] += Double(dy[i * p + j]) * Double(col[q * p + j]) } } }
+            let dw = Guarded(start)
+            kiln_weight_grad(dy, col, Int32(m), Int32(k), Int32(p), 0, Int32(m / 2), dw.pointer)
+            kiln_weight_grad(dy, col, Int32(m), Int32(k), Int32(p), Int32(m / 2), Int32(m), dw.pointer)
+            assertClose(dw.values, want, tol: 1e-5 * Double(p + 1), "weight_grad m\(m) k\(k) p\(p)")
+            XCTAssertTrue(dw.intact)
+        }
+        // Without patches: padded images and dy on the same grid.
+        for (g, images) in [(Window(c: 3, h: 8, w: 9, m: 5, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 2),
+                            (Window(c: 2, h: 5, w: 5, m: 7, kh: 5, kw: 5, pt: 2, pl: 2, pb: 2, pr: 2), 3),
+                            (Window(c: 4, h: 6, w: 3, m: 2, kh: 1, kw: 3, pt: 0, pl: 1, pb: 0, pr: 1), 1)] {
+            let x = rng.floats(images * g.c * g.h * g.w), dy = rng.floats(images * g.m * g.oh * g.ow)
+            let want = Reference.convWeightGrad(g, images: images, x: x, dy: dy)
+            let plane = Int(kiln_conv_shift_plane(g.geometry)), wp = g.w + g.pl + g.pr
+            let xp = Guarded(images * g.c * plane), dyp = Guarded(images * g.m * g.oh * wp)
+            for n in 0..<images {
+                x.withUnsafeBufferPointer { kiln_conv_shift_pad($0.baseAddress! + n * g.c * g.h * g.w, g.geometry, Int32(plane), xp.pointer + n * g.c * plane) }
+                dy.withUnsafeBufferPointer {
+                    kiln_pad_rows($0.baseAddress! + n * g.m * g.oh * g.ow, Int32(g.m), Int32(g.oh), Int32(g.ow), Int32(wp), dyp.pointer + n * g.m * g.oh * wp)
+                }
+            }
+            let dw = Guarded(g.m * g.c * g.kh * g.kw)
+            kiln_weight_grad_shift(dyp.pointer, xp.pointer, Int32(images), g.geometry, Int32(plane), 0, Int32(g.m), dw.pointer)
+            assertClose(dw.values, want, tol: 1e-5 * Double(images * g.oh * g.ow + 1), "weight_grad_shift \(g.kh)×\(g.kw)")
+            XCTAssertTrue(dw.intact && xp.intact && dyp.intact)
+        }
+    }
+
+    func testIm2colAndItsAdjoint() {
+        var rng = TestRandom(seed: 16)
+        let cases: [Window] = [
+            Window(c: 3, h: 7, w: 8, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 2, h: 9, w: 5, m: 1, kh: 2, kw: 3, sh: 1, sw: 3, dh: 2, dw: 1, pt: 0, pl: 2, pb: 1, pr: 0),
+            Window(c: 4, h: 5, w: 5, m: 1, kh: 1, kw: 1, sh: 2, sw: 2),
+            Window(c: 1, h: 12, w: 1, m: 1, kh: 5, kw: 1, sh: 1, sw: 1, pt: 2, pb: 2),
+        ]
+        for g in cases {
+            let x = rng.floats(g.c * g.h * g.w), p = g.oh * g.ow, rows = g.c * g.kh * g.kw
+            let want = Reference.im2col(g, x: x)
+            let col = Guarded(rows * p, fill: .nan)
+            kiln_im2col(x, g.geometry, col.pointer)
+            assertClose(col.values, want, tol: 0, "im2col \(g)")
+            // Split by (channel, kernel row) pairs, with rows ld apart, and by output rows.
+            let split = Guarded(rows * p, fill: .nan)
+            kiln_im2col_rows(x, g.geometry, 0, Int32(g.c * g.kh / 2), split.pointer)
+            kiln_im2col_rows(x, g.geometry, Int32(g.c * g.kh / 2), Int32(g.c * g.kh), split.pointer)
+            assertClose(split.values, want, tol: 0, "im2col_rows")
+            let wide = Guarded(rows * 2 * p, fill: 0)
+            kiln_im2col_rows_ld(x, g.geometry, 0, Int32(g.c * g.kh), Int32(2 * p), wide.pointer + p)
+            let all = wide.values
+            var second: [Float] = []
+            for r in 0..<rows {
+                let start = r * 2 * p + p
+                second += all[start..<(start + p)]
+            }
+            assertClose(second, want, tol: 0, "im2col_rows_ld")
+            let half = g.oh / 2
+            let panel = Guarded(rows * (g.oh - half) * g.ow, fill: .nan)
+            kiln_im2col_out_rows(x, g.geometry, Int32(half), Int32(g.oh), panel.pointer)
+            var wantPanel: [Double] = []
+            for r in 0..<rows { wantPanel += want[(r * p + half * g.ow)..<(r * p + p)] }
+            assertClose(panel.values, wantPanel, tol: 0, "im2col_out_rows")
+            // col2im is im2col's adjoint: <im2col(x), r> = <x, col2im(r)>.
+            let r = rng.floats(rows * p)
+            let back = Guarded(g.c * g.h * g.w, fill: .nan)
+            kiln_col2im_rows(r, g.geometry, 0, Int32(g.c / 2), back.pointer)
+            kiln_col2im_rows(r, g.geometry, Int32(g.c / 2), Int32(g.c), back.pointer)
+            let lhs = zip(want, r).reduce(0.0) { $0 + $1.0 * Double($1.1) }
+            let rhs = zip(x, back.values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * Double(rows * p), "col2im adjoint \(g)")
+            XCTAssertTrue(col.intact && split.intact && wide.intact && panel.intact && back.intact)
+        }
+    }
+}
