@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "Graph", targets: ["Graph"]),
+        .library(name: "ONNX", targets: ["ONNX"]),
         .library(name: "Compiler", targets: ["Compiler"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Train", targets: ["Train"]),
@@ -24,17 +25,19 @@ let package = Package(
     ],
     targets: [
         // MARK: - Public modules
-        .target(name: "Graph", dependencies: ["COnnxProto"]),
+        .target(name: "Graph"),
+        // ONNX import and export (protobuf-c), so the IR core links no protobuf code.
+        .target(name: "ONNX", dependencies: ["Graph", "COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph", "CKernels"]),
-        .target(name: "Runtime", dependencies: ["Graph", "Compiler", "CBLAS", "CKernels"]),
-        .target(name: "Train", dependencies: ["Graph", "Compiler", "Runtime", "Imaging", "CZlib"]),
+        .target(name: "Runtime", dependencies: ["Graph", "ONNX", "Compiler", "CBLAS", "CKernels"]),
+        .target(name: "Train", dependencies: ["Graph", "ONNX", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; this build replays corpora).
-        .executableTarget(name: "kiln-fuzz", dependencies: ["Graph", "Imaging", "Train", "CFuzzDriver"], path: "Sources/KilnFuzz"),
+        .executableTarget(name: "kiln-fuzz", dependencies: ["Graph", "ONNX", "Imaging", "Train", "CFuzzDriver"], path: "Sources/KilnFuzz"),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "Graph", "Compiler", "Runtime", "Train", "Imaging",
+                "Graph", "ONNX", "Compiler", "Runtime", "Train", "Imaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -68,7 +71,7 @@ let package = Package(
         ),
 
         // MARK: - Tests
-        .testTarget(name: "GraphTests", dependencies: ["Graph"]),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNX"]),
         // The C kernels against plain loops, at the level KILN_ISA names (make test runs every level).
         .testTarget(name: "KernelTests", dependencies: ["CKernels"]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Graph"]),
@@ -77,7 +80,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Graph"]),
         .testTarget(
             name: "KilnCLITests",
-            dependencies: ["kiln", "Graph", "Runtime"],
+            dependencies: ["kiln", "Graph", "ONNX", "Runtime"],
             resources: []
         ),
     ],

@@ -1,6 +1,7 @@
 import CFuzzDriver
 import Foundation
 import Graph
+import ONNX
 import Imaging
 import Train
 

@@ -1,5 +1,6 @@
 import Foundation
 import Graph
+import ONNX
 
 /// Runs ONNX backend-test folders: `model.onnx` and `test_data_set_*/{input,output}_K.pb`.
 public enum Conformance {

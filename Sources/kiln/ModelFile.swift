@@ -1,5 +1,6 @@
 import Foundation
 import Graph
+import ONNX
 
 /// Loads a network from a file, choosing the reader by extension.
 func loadGraph(_ path: String, constants: [String: TensorData] = [:]) throws -> Graph {

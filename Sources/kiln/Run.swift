@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Graph
+import ONNX
 import Runtime
 
 extension Kiln {

@@ -1,5 +1,6 @@
 import Foundation
 import Graph
+import ONNX
 import Runtime
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import Graph
+import ONNX
 import Testing
 
 /// The Python venv with onnx and onnxruntime that scripts/setup.sh creates.

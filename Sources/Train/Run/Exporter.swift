@@ -1,5 +1,6 @@
 import Foundation
 import Graph
+import ONNX
 
 /// Writes a run's last checkpoint as an ONNX model with Kiln's metadata (docs/TRAINING.md).
 public enum Exporter {

@@ -1,31 +1,12 @@
 import COnnxProto
 import Foundation
+import Graph
 
-/// Limits that keep hostile files from asking for absurd allocations.
-public enum ONNXLimits {
-    /// Largest tensor Kiln reads: 2^33 bytes (8 GiB), more than this machine kind's models need.
-    public static let maxTensorBytes = 1 << 33
-    public static let maxRank = 16
-    /// Largest kernel size, stride, dilation or pad a window op or Pad takes (2^32): bounds
-    /// attributes read from a file before shape arithmetic multiplies them.
-    public static let maxDimension = 1 << 32
-}
 
 /// Swift strings from protobuf-c's nullable C strings.
 @inline(__always)
 func str(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
 
-/// The element count of `dims`, or nil if negative or too large.
-func checkedCount(_ dims: [Int]) -> Int? {
-    var n = 1
-    for d in dims {
-        guard d >= 0 else { return nil }
-        let (p, overflow) = n.multipliedReportingOverflow(by: d)
-        guard !overflow else { return nil }
-        n = p
-    }
-    return n
-}
 
 extension TensorData {
     /// Converts a TensorProto, reading external data relative to `baseDirectory`.

@@ -1,5 +1,6 @@
 import COnnxProto
 import Foundation
+import Graph
 
 /// Writes graphs as standard ONNX (opset 17, IR version 8) through protobuf-c.
 ///

@@ -1,5 +1,6 @@
 import COnnxProto
 import Foundation
+import Graph
 
 /// Reads `.onnx` files into graphs in Kiln's IR (ONNX opset 17 forms).
 ///
