@@ -83,7 +83,7 @@ def one(op, shape=(2, 3, 4, 5), seed=0, **attrs):
 
 def build():
     for op, attrs in [("Relu", {}), ("LeakyRelu", {"alpha": 0.1}), ("Sigmoid", {}), ("Tanh", {}), ("HardSigmoid", {}),
-                      ("HardSwish", {}), ("Identity", {}), ("Dropout", {})]:
+                      ("HardSwish", {}), ("Identity", {}), ("Dropout", {}), ("Sqrt", {})]:
         case(op.lower(), op, *one(op, **attrs))
     # Relu at the sizes the compiled vector loops take whole and the remainder they finish.
     case("relu-long", "Relu", *one("Relu", shape=(3, 37), seed=2))

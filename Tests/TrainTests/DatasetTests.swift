@@ -1,5 +1,6 @@
 import Runtime
 import Foundation
+import Graph
 import Testing
 import Train
 

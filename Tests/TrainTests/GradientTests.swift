@@ -134,9 +134,23 @@ struct GradientTests {
               output y
             }
             """),
+        ("sqrt (of a positive value: x² + 1), whose gradient is built from its output", [3, 5], 4, """
+            graph t {
+              input x: f32[N, 5]
+              param w1: f32[6, 5] = kaiming_uniform
+              param fw: f32[4, 6] = kaiming_uniform
+              const one: f32[1] = [1]
+              h = Gemm(x, w1) {transB=1}
+              q = Mul(h, h)
+              e = Add(q, one)
+              s = Sqrt(e)
+              y = Gemm(s, fw) {transB=1}
+              output y
+            }
+            """),
     ]
 
-    @Test("every parameter's gradient matches finite differences", arguments: 0..<3)
+    @Test("every parameter's gradient matches finite differences", arguments: 0..<4)
     func rules(_ index: Int) throws {
         let (label, shape, classes, text) = Self.cases[index]
         let fd = try FiniteDifferences(text, input: shape, classes: classes)

@@ -16,7 +16,11 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
 
 extension Pass {
     /// Chooses an algorithm for every (fused) convolution and records it on the node.
-    public static let selectAlgorithms = Pass("select-algorithms", summary: "choose the algorithm of every convolution") { g in
+    public static let selectAlgorithms = selectAlgorithms(.environment)
+
+    /// The same with the Winograd choice of `options`.
+    public static func selectAlgorithms(_ options: CompileOptions) -> Pass {
+        Pass("select-algorithms", summary: "choose the algorithm of every convolution") { g in
         var out = g
         for i in out.nodes.indices {
             let n = out.nodes[i]
@@ -29,14 +33,15 @@ extension Pass {
                 node.op = "FusedConv"
                 node.attributes["chain"] = .strings(["Conv"])
             }
-            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g).rawValue)
+            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g, winograd: options.winograd).rawValue)
             out.nodes[i] = node
         }
         return out
+        }
     }
 }
 
-func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
+func chooseConvAlgorithm(_ n: Node, _ g: Graph, winograd forced: Bool?) -> ConvAlgorithm {
     func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
     var group = 1
     if case .int(let v)? = n.attributes["group"] { group = v }
@@ -58,10 +63,9 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph) -> ConvAlgorithm {
     // Winograd pays off once there are enough input channels for its products to outweigh
     // its transforms: measured on ResNet-32 and ResNet-18 (BENCHMARKS.md), it beats the
     // direct kernel from 16 input channels at every spatial size they use (7×7 to 56×56).
-    // KILN_WINOGRAD=0/1 forces the choice off or on (for measurements).
-    let forced = ProcessInfo.processInfo.environment["KILN_WINOGRAD"]
+    // CompileOptions.winograd forces the choice off or on (for measurements).
     let winogradShape = unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[1] >= 8 && w[2] == 3 && w[3] == 3
-    if winogradShape && forced != "0" && (forced == "1" || w[1] >= 16) {
+    if winogradShape && forced != false && (forced == true || w[1] >= 16) {
         return .winograd
     }
     if unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[2] * w[3] <= 64 && !oneByOne {

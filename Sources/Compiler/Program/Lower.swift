@@ -14,8 +14,6 @@ public enum Lowering {
         var offset = 0
     }
 
-    static let views: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]
-
     /// Images whose patches the weight gradient takes at once: enough for ~512 positions.
     public static func weightGradGroup(batch: Int, p: Int) -> Int {
         max(1, min(batch, 8, 512 / max(p, 1)))
@@ -33,10 +31,11 @@ public enum Lowering {
     /// Nodes whose output shares its (first) input's storage: reshapes, and the training
     /// step's ReshapeLike (the gradient of a reshape).
     static func isView(_ n: Node) -> Bool {
-        (n.domain.isEmpty && views.contains(n.op)) || (n.domain == "kiln" && n.op == "ReshapeLike")
+        if case .view? = OpRegistry.definition(of: n)?.lowering { return true }
+        return false
     }
 
-    public static func lower(_ g: Graph, batch: Int) throws -> Program {
+    public static func lower(_ g: Graph, batch: Int, options: CompileOptions = .environment) throws -> Program {
         var parameters: [Program.ParameterSlot] = []
         var parameterCount = 0
         var paramTensor: [String: Program.Tensor] = [:]
@@ -127,7 +126,7 @@ public enum Lowering {
             let kernel = n.outputs.contains(where: { !$0.name.isEmpty && $0.type.dtype != .f32 })
                 ? Program.Kernel.reference(n)
                 : try selectKernel(n, g: g, batch: batch, shapeOf: { shapeOf[$0] ?? paramTensor[$0]?.shape ?? constants[$0]?.shape ?? [] },
-                                   constants: constants, params: paramTensor, outShapes: outShapes)
+                                   constants: constants, params: paramTensor, outShapes: outShapes, options: options)
             let liveOutputs = n.outputs.filter { !$0.name.isEmpty }.map(\.name)
             for i in n.inputs where !i.isEmpty { use(i, at: step) }
             // In place: an elementwise result may take its first input's storage when that
@@ -258,7 +257,7 @@ public enum Lowering {
     }
 
     static func selectKernel(_ n: Node, g: Graph, batch: Int, shapeOf: (String) -> [Int], constants: [String: TensorData],
-                             params: [String: Program.Tensor], outShapes: [[Int]]) throws -> Program.Kernel {
+                             params: [String: Program.Tensor], outShapes: [[Int]], options: CompileOptions) throws -> Program.Kernel {
         func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
         func int(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
         func float(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
@@ -279,8 +278,14 @@ public enum Lowering {
                 padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
                 dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: 1, activation: .none, scratch: scratch(k, p))
         }
-        switch op {
-        case "kiln.ConvGradData":
+        guard let definition = OpRegistry.definition(of: n) else {
+            throw CompilerError.lowering("node '\(n.name)': unknown op \(n.qualifiedOp)")
+        }
+        // The op's definition names its kernel family; the descriptor comes from the shapes
+        // (and the reference kernel runs where they do not fit the fast kernel).
+        guard case .kernel(let fast) = definition.lowering else { return .reference(n) }
+        switch fast {
+        case .convGradData:
             // Per thread: the columns Wᵀ·dy of one image.
             guard var c = try convGeometry(x: shapeOf(n.inputs[2]), w: shapeOf(n.inputs[1]), scratch: { k, p in k * p }) else { return .reference(n) }
             // A 3×3 stride-1 convolution's data gradient is itself a 3×3 stride-1 convolution
@@ -289,7 +294,7 @@ public enum Lowering {
             let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
             if c.kernelH == 3, c.kernelW == 3, c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1,
                pads.allSatisfy({ $0 <= 2 }), c.channels % 8 == 0, c.outChannels >= 16,
-               ProcessInfo.processInfo.environment["KILN_WINOGRAD"] != "0" {
+               options.winograd != false {
                 let t = pads.map { 2 - $0 }
                 c = Program.Conv(algorithm: .winograd, channels: c.outChannels, height: c.outHeight, width: c.outWidth,
                                  outChannels: c.channels, outHeight: c.height, outWidth: c.width, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
@@ -298,7 +303,7 @@ public enum Lowering {
                                  scratch: winogradScratch(c: c.outChannels, m: c.channels, h: c.outHeight, w: c.outWidth, pads: t, out: [c.height, c.width]))
             }
             return .convGradData(c)
-        case "kiln.ConvGradWeight":
+        case .convGradWeight:
             // Per thread: one image's columns and a dW accumulator.
             let w = shapeOf(n.inputs[2])
             // Per thread: a dW accumulator, and the patches and dy of a group of images side by
@@ -307,7 +312,7 @@ public enum Lowering {
                 w[0] * k + weightGradGroup(batch: batch, p: p) * (k * p + w[0] * p)
             }) else { return .reference(n) }
             if c.kernelH == 3, c.kernelW == 3, c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1,
-               c.channels % 8 == 0, c.outChannels % 8 == 0, ProcessInfo.processInfo.environment["KILN_WINOGRAD"] != "0" {
+               c.channels % 8 == 0, c.outChannels % 8 == 0, options.winograd != false {
                 // 3×3 stride 1: Winograd F(2×2, 3×3) in the weights too (16 products per tile
                 // summed over tiles instead of 36 per output pair of positions), one
                 // accumulator dU per thread and then dW.
@@ -325,33 +330,33 @@ public enum Lowering {
                 c.scratch = w[0] * c.channels * c.kernelH * c.kernelW + weightGradGroup(batch: batch, p: q) * (c.channels * plane + w[0] * q)
             }
             return .convGradWeight(c)
-        case "kiln.ConvGradBias":
+        case .convGradBias:
             let d = shapeOf(n.inputs[0])
             return .channelSum(channels: d[1], inner: d[2...].reduce(1, *))
-        case "kiln.BatchNormTraining":
+        case .batchNormTraining:
             let x = shapeOf(n.inputs[0])
             return .batchNormTraining(channels: x[1], inner: x[2...].reduce(1, *), epsilon: float("epsilon", 1e-5), momentum: float("momentum", 0.9),
                                       relu: string("activation") == "Relu")
-        case "kiln.BatchNormGrad":
+        case .batchNormGrad:
             let x = shapeOf(n.inputs[1])
             return .batchNormGrad(channels: x[1], inner: x[2...].reduce(1, *))
-        case "kiln.ReluGrad":
+        case .reluGrad:
             return .reluGrad
-        case "kiln.GlobalAveragePoolGrad":
+        case .globalAveragePoolGrad:
             let x = shapeOf(n.inputs[1])
             return .globalAveragePoolGrad(planes: x[0] * x[1], size: x[2...].reduce(1, *))
-        case "kiln.SliceGrad", "kiln.PadGrad":
+        case .scatter:
             return .scatter(n)
-        case "kiln.SGD":
+        case .sgd:
             return .sgd(momentum: float("momentum", 0.9), weightDecay: float("weight_decay", 0), nesterov: int("nesterov", 0) != 0)
-        case "kiln.FusedConv", "Conv":
+        case .conv:
             let x = shapeOf(n.inputs[0]), w = shapeOf(n.inputs[1])
             guard x.count == 4 else { return .reference(n) }
             let geometry = try WindowGeometry.resolve(input: [x[2], x[3]], kernel: [w[2], w[3]], strides: ints("strides"),
                                                       dilations: ints("dilations"), pads: ints("pads"),
                                                       autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
             let group = int("group", 1)
-            let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g)
+            let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd)
             let k = x[1] / group * w[2] * w[3]
             let p = geometry.output[0] * geometry.output[1]
             return .conv(Program.Conv(
@@ -365,7 +370,7 @@ public enum Lowering {
                     : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kh: w[2], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd)
                     : algorithm == .winograd ? winogradScratch(c: x[1], m: w[0], h: x[2], w: x[3], pads: geometry.padsBegin + geometry.padsEnd, out: geometry.output)
                     : 0))
-        case "kiln.FusedGemm", "Gemm":
+        case .gemm:
             let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
             let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0
             let m = transA ? a[1] : a[0], k = transA ? a[0] : a[1], nn = transB ? b[0] : b[1]
@@ -381,11 +386,11 @@ public enum Lowering {
             return .gemm(Program.Gemm(m: m, n: nn, k: k, transA: transA, transB: transB,
                                       alpha: float(op == "Gemm" ? "alpha" : "alpha_gemm", 1), beta: float("beta", 1),
                                       biasMode: mode, activation: op == "Gemm" ? .none : activation(n)))
-        case "MatMul":
+        case .matMul:
             let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
             guard a.count == 2, b.count == 2 else { return .reference(n) }
             return .gemm(Program.Gemm(m: a[0], n: b[1], k: a[1], transA: false, transB: false, alpha: 1, beta: 0, biasMode: 0, activation: .none))
-        case "MaxPool", "AveragePool":
+        case .pool:
             let x = shapeOf(n.inputs[0])
             guard x.count == 4, n.outputs.count == 1, let kernel = ints("kernel_shape") else { return .reference(n) }
             let geometry = try WindowGeometry.resolve(input: [x[2], x[3]], kernel: kernel, strides: ints("strides"), dilations: ints("dilations"),
@@ -395,12 +400,12 @@ public enum Lowering {
                                       kernelH: kernel[0], kernelW: kernel[1], strideH: geometry.strides[0], strideW: geometry.strides[1],
                                       padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1], padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
                                       dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], includePad: int("count_include_pad", 0) != 0))
-        case "GlobalAveragePool":
+        case .globalAveragePool:
             let x = shapeOf(n.inputs[0])
             return .globalAveragePool(planes: x[0] * x[1], size: x[2...].reduce(1, *))
-        case "Relu", "LeakyRelu", "Sigmoid", "HardSwish":
+        case .activation:
             return .activation(activation(n))
-        case "Clip":
+        case .clip:
             // ONNX's defaults are the type's lowest and largest finite values: Clip(inf) = FLT_MAX.
             var bounds: [Float] = [-.greatestFiniteMagnitude, .greatestFiniteMagnitude]
             for k in 1..<min(3, n.inputs.count) where !n.inputs[k].isEmpty {
@@ -408,33 +413,37 @@ public enum Lowering {
                 bounds[k - 1] = Float(p.double(at: 0))
             }
             return .activation(.init(kind: 3, alpha: 0, low: bounds[0], high: bounds[1]))
-        case "Add", "Sub", "Mul", "Div":
+        case .binary:
             guard shapeOf(n.inputs[0]) == out, let (period, inner) = broadcastPattern(shapeOf(n.inputs[1]), into: out) else {
                 return .reference(n)
             }
             return .binary(op: arithmeticCodes[n.op]!, period: period, inner: inner)
-        case "Sum" where n.inputs.count == 2 && shapeOf(n.inputs[0]) == out && shapeOf(n.inputs[1]) == out:
+        case .sum:
             // Gradient accumulation in the training step.
+            guard n.inputs.count == 2 && shapeOf(n.inputs[0]) == out && shapeOf(n.inputs[1]) == out else { return .reference(n) }
             return .binary(op: 0, period: 0, inner: 0)
-        case "BatchNormalization":
+        case .batchNormInference:
             guard n.outputs.count == 1, int("training_mode", 0) == 0, n.inputs[1...4].allSatisfy({ params[$0] != nil }) else { return .reference(n) }
             let x = shapeOf(n.inputs[0])
             return .scaleShift(channels: x[1], inner: x[2...].reduce(1, *))
-        case "Slice", "Transpose":
-            return .dataMovement(n)
-        case "Pad":
-            // The fill value must be known when the index map is built.
-            let fillKnown = n.inputs.count < 3 || n.inputs[2].isEmpty || params[n.inputs[2]] != nil
-            return fillKnown ? .dataMovement(n) : .reference(n)
-        case "Gather":
-            return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
-        case "Concat":
+        case .dataMovement:
+            switch n.op {
+            case "Pad":
+                // The fill value must be known when the index map is built.
+                let fillKnown = n.inputs.count < 3 || n.inputs[2].isEmpty || params[n.inputs[2]] != nil
+                return fillKnown ? .dataMovement(n) : .reference(n)
+            case "Gather":
+                return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
+            default:
+                return .dataMovement(n)  // Slice, Transpose
+            }
+        case .concat:
             return .concat(axis: int("axis", 0) < 0 ? int("axis", 0) + out.count : int("axis", 0))
-        case "Softmax", "LogSoftmax":
+        case .softmax:
             let axis = int("axis", -1) < 0 ? int("axis", -1) + out.count : int("axis", -1)
             guard axis == out.count - 1 else { return .reference(n) }
             return .softmax(log: n.op == "LogSoftmax", rows: out.dropLast().reduce(1, *), length: out.last ?? 1)
-        case "kiln.FusedElementwise":
+        case .elementwiseChain:
             guard case .strings(let chain)? = n.attributes["chain"], let operands = ints("operand"), let swaps = ints("swap"),
                   case .floats(let alphas)? = n.attributes["alphas"], case .floats(let mins)? = n.attributes["mins"],
                   case .floats(let maxs)? = n.attributes["maxs"] else { return .reference(n) }
@@ -450,8 +459,6 @@ public enum Lowering {
                                  activation: .none))
             }
             return .elementwiseChain(ops)
-        default:
-            return .reference(n)
         }
     }
 }

@@ -75,36 +75,17 @@ extension Graph {
             activationBytes: out.reduce(0) { satAdd($0, $1.activationBytes) })
     }
 
+    /// The node's FLOPs and whether they are dense work (conv+gemm), by its definition's rule.
     static func flops(_ n: Node, inShapes: [[Int]], outShapes: [[Int]]) -> (Int, Bool) {
         let outCount = outShapes.first?.reduce(1, sat) ?? 0
         let inCount = inShapes.first?.reduce(1, sat) ?? 0
-        func intAttr(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
-        var op = n.op
-        if n.domain == "kiln" && n.op == "FusedConv" { op = "Conv" }
-        else if n.domain == "kiln" && n.op == "FusedGemm" { op = "Gemm" }
-        else if !(n.domain.isEmpty || n.domain == "ai.onnx") { return (outCount, false) }
-        switch op {
-        case "Conv":
-            guard inShapes.count >= 2, inShapes[1].count >= 2 else { return (0, true) }
-            let perOutput = inShapes[1].dropFirst().reduce(1, sat)  // C/group × k…
-            return (sat(2, sat(outCount, perOutput)), true)
-        case "Gemm":
-            guard inShapes.count >= 2, inShapes[0].count == 2 else { return (0, true) }
-            let k = intAttr("transA", 0) != 0 ? inShapes[0][0] : inShapes[0][1]
-            return (sat(2, sat(outCount, k)), true)
-        case "MatMul":
-            guard let a = inShapes.first, let k = a.last else { return (0, true) }
-            return (sat(2, sat(outCount, k)), true)
-        case "BatchNormalization": return (sat(2, outCount), false)
-        case "Add", "Sub", "Mul", "Div", "Sum": return (sat(outCount, max(1, n.inputs.count - 1)), false)
-        case "MaxPool", "AveragePool":
-            if case .ints(let k)? = n.attributes["kernel_shape"] { return (sat(outCount, k.reduce(1, sat)), false) }
-            return (outCount, false)
-        case "GlobalAveragePool", "GlobalMaxPool", "ReduceMean": return (inCount, false)
-        case "Softmax", "LogSoftmax": return (sat(3, outCount), false)
-        case "LRN": return (sat(outCount, satAdd(intAttr("size", 1), 3)), false)
-        case "Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip": return (outCount, false)
-        default: return (0, false)
+        guard let d = OpRegistry.definition(of: n) else { return (0, false) }
+        switch d.flops {
+        case .none: return (0, false)
+        case .perOutput(let k): return (sat(k, outCount), false)
+        case .perInput: return (inCount, false)
+        case .dense(let f): return (f(n, inShapes, outCount), true)
+        case .custom(let f): return (f(n, inShapes, outCount), false)
         }
     }
 }

@@ -68,3 +68,62 @@ extension TensorData {
                           bytes: parts.flatMap(\.bytes))
     }
 }
+
+/// Why a graph cannot be bound to the input shapes asked for.
+public enum BindError: Error, Sendable, Equatable, CustomStringConvertible {
+    case missingInput(String)
+    case inputMismatch(name: String, expected: String, got: String)
+    case fixedBatch(size: Int, requested: Int)
+
+    public var description: String {
+        switch self {
+        case .missingInput(let n): return "no value given for graph input '\(n)'"
+        case let .inputMismatch(n, e, g): return "input '\(n)' must be \(e), got \(g)"
+        case let .fixedBatch(n, b):
+            return "the model's batch is fixed at \(n) and the graph depends on that size (a constant shape), so it cannot be compiled for \(b) images; "
+                + "inference runs such a model in groups of \(n), anything else needs it re-exported with a dynamic batch (dynamic_axes in torch.onnx.export)"
+        }
+    }
+}
+
+extension Graph {
+    /// The graph ready for `batch` images: as it is, unless its batch is fixed at another size,
+    /// which is rebound (`rebindingBatch`) when nothing in the graph depends on it; a model
+    /// whose batch a constant bakes in is `BindError.fixedBatch` (inference runs such a
+    /// model in groups instead, `CompiledModel.forThroughput`).
+    public func bindingBatch(_ batch: Int) throws -> Graph {
+        guard case .fixed(let n)? = batchDimension, n != batch else { return self }
+        guard let rebound = rebindingBatch() else { throw BindError.fixedBatch(size: n, requested: batch) }
+        return rebound
+    }
+
+    /// The graph with its inputs' symbolic dimensions bound to the sizes of `shapes` and every
+    /// value's type re-inferred, so all shapes are static.
+    public func specialized(inputShapes shapes: [String: [Int]]) throws -> Graph {
+        var bindings: [String: Int] = [:]
+        for v in inputs {
+            guard let s = shapes[v.name] else { throw BindError.missingInput(v.name) }
+            guard s.count == v.type.rank else {
+                throw BindError.inputMismatch(name: v.name, expected: v.type.description, got: "rank \(s.count) \(s)")
+            }
+            for (d, size) in zip(v.type.shape, s) {
+                if let fixed = d.value {
+                    guard fixed == size else { throw BindError.inputMismatch(name: v.name, expected: v.type.description, got: "\(s)") }
+                } else if d.symbols.count == 1 && d.coefficient == 1 {
+                    let sym = d.symbols[0]
+                    if let b = bindings[sym], b != size {
+                        throw BindError.inputMismatch(name: v.name, expected: "\(sym) = \(b) as bound by an earlier input", got: "\(s)")
+                    }
+                    bindings[sym] = size
+                }
+            }
+        }
+        var g = self
+        for k in g.inputs.indices {
+            g.inputs[k].type.shape = shapes[g.inputs[k].name]!.map { Dim($0) }
+        }
+        let undeclared = Set(nodes.flatMap { $0.outputs.map(\.name) })
+        return try g.verified(undeclared: undeclared, undeclaredOutputs: Set(outputs.map(\.name)))
+    }
+}
+

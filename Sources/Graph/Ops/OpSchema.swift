@@ -178,24 +178,10 @@ public func broadcastShapes(_ a: Shape, _ b: Shape) -> Shape? {
     return out
 }
 
-/// The op catalogue: every op Kiln knows, by domain and name.
+/// The schemas of the op registry (OpRegistry holds each op's whole definition).
 public enum OpCatalogue {
-    static let table: [String: OpSchema] = {
-        var t: [String: OpSchema] = [:]
-        for s in elementwiseOps + nnOps + tensorOps + kilnOps + kilnElementwiseOps + trainOps {
-            t[key(s.domain, s.name)] = s
-        }
-        return t
-    }()
+    public static func schema(domain: String, op: String) -> OpSchema? { OpRegistry.definition(OpKey(op, domain: domain))?.schema }
 
-    static func key(_ domain: String, _ name: String) -> String {
-        (domain == "ai.onnx" ? "" : domain) + "::" + name
-    }
-
-    public static func schema(domain: String, op: String) -> OpSchema? { table[key(domain, op)] }
-
-    /// Every op in the catalogue, sorted by qualified name.
-    public static var all: [OpSchema] {
-        table.values.sorted { ($0.domain, $0.name) < ($1.domain, $1.name) }
-    }
+    /// Every op's schema, sorted by key.
+    public static var all: [OpSchema] { OpRegistry.all.map(\.schema) }
 }

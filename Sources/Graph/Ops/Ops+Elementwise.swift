@@ -1,6 +1,7 @@
 // Elementwise ops: unary activations, broadcasting arithmetic, Sum, Clip, Dropout, Identity.
 
-private func unary(_ name: String, attributes: [AttributeSpec] = [], floatOnly: Bool = true) -> OpSchema {
+/// The schema of a unary op whose output has its input's type.
+func unary(_ name: String, attributes: [AttributeSpec] = [], floatOnly: Bool = true) -> OpSchema {
     OpSchema(name, inputs: 1...1, attributes: attributes) { ctx in
         let x = try ctx.input(0)
         if floatOnly { try ctx.requireFloat(x, "input") }

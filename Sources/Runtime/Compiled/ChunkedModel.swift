@@ -136,14 +136,15 @@ extension CompiledModel {
     /// the graph allows it (`Graph.rebindingBatch`); otherwise it runs in groups of its fixed
     /// size, one program per thread, the last group padded, and `note` is told so once.
     public static func forThroughput(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                                     cacheBytes: Int = 1 << 20, note: ((String) -> Void)? = nil) throws -> BatchModel {
+                                     cacheBytes: Int = 1 << 20, options: CompileOptions = .environment,
+                                     note: ((String) -> Void)? = nil) throws -> BatchModel {
         guard batch >= 1 else { throw RuntimeError.kernel(node: "", op: "batch", message: "the batch must be at least 1, got \(batch)") }
         var graph = graph
         if case .fixed(let n)? = graph.batchDimension {
             if let rebound = graph.rebindingBatch() {
                 graph = rebound
             } else if n == batch {
-                return try CompiledModel.compile(graph, batch: batch, threads: threads)
+                return try CompiledModel.compile(graph, batch: batch, threads: threads, options: options)
             } else {
                 let groups = (batch + n - 1) / n
                 let parts = max(1, min(threads, groups))
@@ -153,7 +154,7 @@ extension CompiledModel {
             }
         }
         var chunk: Int
-        let forced = ProcessInfo.processInfo.environment["KILN_CHUNK"].flatMap { Int($0) }
+        let forced = options.chunk
         if let forced {
             chunk = forced
         } else {
@@ -165,7 +166,7 @@ extension CompiledModel {
             chunk = min(8, cacheBytes / max(3 * largest * 4, 1))
         }
         guard threads > 1, chunk >= (forced == nil ? 2 : 1), batch >= 2 * threads * chunk else {
-            return try CompiledModel.compile(graph, batch: batch, threads: threads)
+            return try CompiledModel.compile(graph, batch: batch, threads: threads, options: options)
         }
         if forced == nil {
             let share = (batch + threads - 1) / threads, chunks = (share + chunk - 1) / chunk

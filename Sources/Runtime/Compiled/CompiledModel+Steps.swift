@@ -99,7 +99,7 @@ extension CompiledModel {
              .scatter, .sgd:
             break  // runTraining ran it
         case .reference(let node):
-            guard let kernel = referenceKernels[node.domain.isEmpty ? node.op : "\(node.domain).\(node.op)"] else {
+            guard let kernel = OpRegistry.definition(of: node)?.reference else {
                 throw RuntimeError.unsupported(node: node.name, op: node.qualifiedOp)
             }
             let ctx = RefContext(node: node, inputs: step.inputs.map(host), outputTypes: node.outputs.map(\.type))

@@ -237,7 +237,7 @@ extension CompiledModel {
     /// The forward op's index map over the whole batch, for SliceGrad / PadGrad.
     func scatterMap(_ node: Node, _ step: Program.Step) throws -> [Int32] {
         let forwardOp = node.op == "SliceGrad" ? "Slice" : "Pad"
-        guard let kernel = referenceKernels[forwardOp], let x = step.inputs[1].tensor else {
+        guard let kernel = OpRegistry.definition(OpKey(forwardOp))?.reference, let x = step.inputs[1].tensor else {
             throw RuntimeError.kernel(node: node.name, op: node.qualifiedOp, message: "no forward map")
         }
         var inputs: [HostTensor?] = [HostTensor(dtype: .f32, shape: x.shape, f: (0..<x.count).map(Double.init))]

@@ -106,14 +106,12 @@ public final class CompiledModel: @unchecked Sendable {
     var resident = Set<String>()
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
+    /// `passes` replaces the pipeline (a training step's, say); by default the inference
+    /// pipeline of `options`.
     public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                               passes: [Pass] = Pass.inferencePipeline) throws -> CompiledModel {
-        // KILN_PASSES=dce,fold-bn,… limits the pipeline (for finding a pass that breaks a model).
-        var chosen = passes
-        if let only = ProcessInfo.processInfo.environment["KILN_PASSES"] {
-            let names = Set(only.split(separator: ",").map(String.init))
-            chosen = passes.filter { names.contains($0.name) }
-        }
+                               passes: [Pass]? = nil, options: CompileOptions = .environment) throws -> CompiledModel {
+        var chosen = passes ?? Pass.inferencePipeline(options)
+        if passes != nil, let names = options.passes { chosen = chosen.filter { names.contains($0.name) } }
         let graph = try graph.bindingBatch(batch)
         let optimized = try Pipeline.run(graph, passes: chosen)
         var shapes: [String: [Int]] = [:]
@@ -121,7 +119,7 @@ public final class CompiledModel: @unchecked Sendable {
             shapes[v.name] = v.type.shape.map { d in d.value ?? d.bound(Dictionary(uniqueKeysWithValues: d.symbols.map { ($0, batch) })).value ?? batch }
         }
         let specialized = try optimized.specialized(inputShapes: shapes)
-        return try CompiledModel(program: Lowering.lower(specialized, batch: batch), graph: specialized, threads: threads)
+        return try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads)
     }
 
     init(program: Program, graph: Graph, threads: Int) throws {
@@ -258,7 +256,7 @@ public final class CompiledModel: @unchecked Sendable {
             switch step.kernel {
             case .dataMovement(let node):
                 guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { continue }
-                guard let kernel = referenceKernels[node.op] else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
+                guard let kernel = OpRegistry.definition(of: node)?.reference else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
                 var inputs = step.inputs.map(host)
                 if node.op == "Pad" {
                     fills[i] = Float(inputs.count > 2 ? inputs[2]?.f.first ?? 0 : 0)

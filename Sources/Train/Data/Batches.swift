@@ -1,4 +1,5 @@
 import Foundation
+import Graph
 import Runtime
 
 /// Per-channel normalisation: x = (pixel/255 − mean[c]) / std[c].

@@ -1,4 +1,3 @@
-import Graph
 
 /// A tensor as the reference kernels hold it: floating-point types widened to Double,
 /// integer and bool types as Int64, so every kernel has one arithmetic per family and the
@@ -49,15 +48,15 @@ public struct HostTensor: Sendable, Equatable {
     }
 
     /// Element `k` as a Double, whatever the family.
-    @inline(__always) func value(_ k: Int) -> Double { isFloat ? f[k] : Double(i[k]) }
+    @inline(__always) public func value(_ k: Int) -> Double { isFloat ? f[k] : Double(i[k]) }
 
     /// A tensor of the same family holding the elements at `indices` (data movement).
-    func gather(_ indices: [Int], shape: [Int], dtype: DType? = nil) -> HostTensor {
+    public func gather(_ indices: [Int], shape: [Int], dtype: DType? = nil) -> HostTensor {
         isFloat ? HostTensor(dtype: dtype ?? self.dtype, shape: shape, f: indices.map { f[$0] })
                 : HostTensor(dtype: dtype ?? self.dtype, shape: shape, i: indices.map { i[$0] })
     }
 
-    func reshaped(_ s: [Int]) -> HostTensor {
+    public func reshaped(_ s: [Int]) -> HostTensor {
         var t = self
         t.shape = s
         return t

@@ -1,4 +1,3 @@
-import Graph
 
 // Reference kernels for data movement and shape ops. Row-major throughout.
 

@@ -1,9 +1,9 @@
 import Foundation
-import Graph
 
 // Reference kernels for elementwise ops. Floats compute in Double, integers in Int64.
 
-private func unaryFloat(_ f: @escaping @Sendable (Double, RefContext) -> Double) -> RefKernel {
+/// The reference kernel applying `f` to every element of a floating-point input.
+func unaryFloat(_ f: @escaping @Sendable (Double, RefContext) -> Double) -> RefKernel {
     { ctx in
         var x = try ctx.input(0)
         guard x.isFloat else { throw ctx.fail("expects a floating-point input") }

@@ -1,5 +1,4 @@
 import Foundation
-import Graph
 
 // Reference kernels (double precision) for the training ops of Ops+Train.swift: the cosine
 // head, the three losses and their gradients, training-mode BatchNormalization, the backward

@@ -1,5 +1,4 @@
 import Foundation
-import Graph
 
 // Reference kernels for convolution, pooling, normalisation, dense layers and softmax.
 // Layout NCHW (N-D spatial), shapes as in the ONNX operator definitions.

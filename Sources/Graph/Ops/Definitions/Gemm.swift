@@ -1,0 +1,65 @@
+// Matrix products: Gemm, MatMul, the fused kiln.FusedGemm, and the cosine classifier
+// kiln.NormedLinear of LDAM. Schemas: Ops/Ops+NN.swift, Ops+Kiln.swift, Ops+Train.swift;
+// reference kernels: Reference/Kernels+NN.swift, Kernels+Train.swift.
+
+/// 2 · outputs · K.
+private let gemmFlops = FlopRule.dense { n, inShapes, out in
+    guard inShapes.count >= 2, inShapes[0].count == 2 else { return 0 }
+    let k = n.intAttribute("transA", 0) != 0 ? inShapes[0][0] : inShapes[0][1]
+    return sat(2, sat(out, k))
+}
+
+let gemmDefinitions: [OpDefinition] = [
+    define("Gemm", types: .floats, flops: gemmFlops, gradient: .rule(gemmGradient), lowering: .kernel(.gemm)),
+    define("MatMul", types: .floats, flops: .dense { _, inShapes, out in
+        guard let a = inShapes.first, let k = a.last else { return 0 }
+        return sat(2, sat(out, k))
+    }, gradient: .rule { ctx, n, dy, wants in
+        let (a, b) = (n.inputs[0], n.inputs[1])
+        guard ctx.type(a).rank == 2, ctx.type(b).rank == 2 else { throw ctx.unsupported(n, "MatMul of rank other than 2") }
+        if wants[0] { ctx.add(a, ctx.emit("Gemm", domain: "", [dy, b], [(ctx.part(a), ctx.type(a))], attributes: ["transB": .int(1)], name: "\(n.name).grad.a")[0]) }
+        if wants[1] { ctx.add(b, ctx.emit("Gemm", domain: "", [a, dy], [(ctx.part(b), ctx.type(b))], attributes: ["transA": .int(1)], name: "\(n.name).grad.b")[0]) }
+    }, lowering: .kernel(.matMul)),
+    define("FusedGemm", domain: "kiln", types: .floats, flops: gemmFlops, gradient: .none("the compiler forms it after differentiation"),
+           lowering: .kernel(.gemm), reference: { ctx in
+               var attributes = ctx.node.attributes.filter { ["beta", "transA", "transB"].contains($0.key) }
+               if let a = ctx.node.attributes["alpha_gemm"] { attributes["alpha"] = a }
+               let y = try runPart(ctx, "Gemm", Array(ctx.inputs.prefix(3)), attributes: attributes)
+               return [try fusedEpilogue(ctx, y)]
+           }),
+    define("NormedLinear", domain: "kiln", types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
+        let (x, w) = (n.inputs[0], n.inputs[1])
+        let outs = ctx.emit("NormedLinearGrad", [dy, x, w], [(ctx.part(x), ctx.type(x)), (ctx.part(w), ctx.type(w))], name: "\(n.name).grad")
+        for k in 0..<2 where wants[k] { ctx.add(n.inputs[k], outs[k]) }
+    }, lowering: .reference),
+    define("NormedLinearGrad", domain: "kiln", types: .floats, flops: .perOutput(1), gradient: trainingOnly, lowering: .reference),
+]
+
+// Y = α·A'·B' + β·C with A' = A or Aᵀ, B' = B or Bᵀ.
+@Sendable private func gemmGradient(_ ctx: inout GradientContext, _ n: Node, _ dy: String, _ wants: [Bool]) throws {
+    let transA = n.intAttribute("transA", 0), transB = n.intAttribute("transB", 0)
+    let alpha = n.floatAttribute("alpha", 1), beta = n.floatAttribute("beta", 1)
+    let a = n.inputs[0], b = n.inputs[1]
+    let ta = ctx.type(a), tb = ctx.type(b)
+    if wants[0] {
+        let grad = transA == 0
+            ? ctx.emit("Gemm", domain: "", [dy, b], [(ctx.part(a), ta)], attributes: ["alpha": .float(alpha), "transB": .int(transB == 0 ? 1 : 0)], name: "\(n.name).grad.a")[0]
+            : ctx.emit("Gemm", domain: "", [b, dy], [(ctx.part(a), ta)], attributes: ["alpha": .float(alpha), "transA": .int(transB), "transB": .int(1)], name: "\(n.name).grad.a")[0]
+        ctx.add(a, grad)
+    }
+    if wants[1] {
+        let grad = transB == 0
+            ? ctx.emit("Gemm", domain: "", [a, dy], [(ctx.part(b), tb)], attributes: ["alpha": .float(alpha), "transA": .int(transA == 0 ? 1 : 0)], name: "\(n.name).grad.b")[0]
+            : ctx.emit("Gemm", domain: "", [dy, a], [(ctx.part(b), tb)], attributes: ["alpha": .float(alpha), "transA": .int(1), "transB": .int(transA)], name: "\(n.name).grad.b")[0]
+        ctx.add(b, grad)
+    }
+    if n.inputs.count > 2, !n.inputs[2].isEmpty, wants[2] {
+        let c = n.inputs[2]
+        var grad = ctx.reduced(dy, to: c)
+        if beta != 1 {
+            let k = ctx.constant("\(n.name).beta", TensorData(floats: [beta], shape: []))
+            grad = ctx.emit("Mul", domain: "", [grad, k], [(ctx.part(c), ctx.type(c))], name: "\(n.name).grad.beta")[0]
+        }
+        ctx.add(c, grad)
+    }
+}
