@@ -75,7 +75,7 @@ let package = Package(
         // The C kernels against plain loops, at the level KILN_ISA names (make test runs every level).
         .testTarget(name: "KernelTests", dependencies: ["CKernels"]),
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "Graph"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Graph"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Compiler", "Graph"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Runtime", "Compiler", "Graph"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Graph"]),
         .testTarget(

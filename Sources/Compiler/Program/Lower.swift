@@ -11,7 +11,6 @@ public enum Lowering {
         var count: Int
         var first: Int
         var last: Int
-        var offset = 0
     }
 
     /// Images whose patches the weight gradient takes at once: enough for ~512 positions.
@@ -37,16 +36,16 @@ public enum Lowering {
 
     public static func lower(_ g: Graph, batch: Int, options: CompileOptions = .environment) throws -> Program {
         var parameters: [Program.ParameterSlot] = []
-        var parameterCount = 0
+        var parameterBytes = 0
         var paramTensor: [String: Program.Tensor] = [:]
         var constants: [String: TensorData] = [:]
         for p in g.parameters {
             guard let t = p.initializer.tensor else { throw CompilerError.lowering("parameter '\(p.name)' has no values") }
             if t.dtype == .f32 {
-                let offset = (parameterCount + 15) / 16 * 16
-                parameters.append(Program.ParameterSlot(name: p.name, offset: offset, data: t))
-                parameterCount = offset + t.count
-                paramTensor[p.name] = Program.Tensor(offset: offset, shape: t.shape, inParameters: true)
+                let offset = (parameterBytes + ArenaPlanner.alignment - 1) / ArenaPlanner.alignment * ArenaPlanner.alignment
+                parameters.append(Program.ParameterSlot(name: p.name, byteOffset: offset, data: t))
+                parameterBytes = offset + t.count * DType.f32.byteSize
+                paramTensor[p.name] = Program.Tensor(byteOffset: offset, shape: t.shape, inParameters: true, storage: .f32)
             } else {
                 constants[p.name] = t
             }
@@ -111,7 +110,7 @@ public enum Lowering {
                     continue
                 }
                 if let p = paramTensor[src] {
-                    paramTensor[n.outputs[0].name] = Program.Tensor(offset: p.offset, shape: outShapes[0], inParameters: true)
+                    paramTensor[n.outputs[0].name] = Program.Tensor(byteOffset: p.byteOffset, shape: outShapes[0], inParameters: true, storage: .f32)
                     continue
                 }
             }
@@ -160,32 +159,14 @@ public enum Lowering {
         // Views keep their source alive as long as they are used (their uses were recorded on
         // the shared storage already).
 
-        // Place storages: largest first, lowest offset that overlaps no placed storage whose
-        // lifetime intersects (offsets in floats, 16-float aligned).
-        let order = storages.indices.sorted { storages[$0].count > storages[$1].count }
-        var placed: [Int] = []
-        var arena = 0
-        for s in order {
-            let size = (storages[s].count + 15) / 16 * 16
-            var busy: [(Int, Int)] = placed.compactMap { p in
-                storages[p].first <= storages[s].last && storages[s].first <= storages[p].last
-                    ? (storages[p].offset, storages[p].offset + (storages[p].count + 15) / 16 * 16) : nil
-            }
-            busy.sort { $0.0 < $1.0 }
-            var offset = 0
-            for (lo, hi) in busy {
-                if offset + size <= lo { break }
-                offset = max(offset, hi)
-            }
-            storages[s].offset = offset
-            arena = max(arena, offset + size)
-            placed.append(s)
-        }
+        // Every value is held as f32 (integer and bool values too: see Program.Tensor).
+        let requests = storages.map { ArenaPlanner.Request(bytes: $0.count * DType.f32.byteSize, first: $0.first, last: $0.last) }
+        let (offsets, arena) = ArenaPlanner.place(requests)
 
         func tensor(_ name: String) -> Program.Tensor? {
             if let p = paramTensor[name] { return p }
             guard let s = storageOf[name] else { return nil }
-            return Program.Tensor(offset: storages[s].offset, shape: shapeOf[name] ?? [], inParameters: false, dtype: dtypeOf[name] ?? .f32)
+            return Program.Tensor(byteOffset: offsets[s], shape: shapeOf[name] ?? [], inParameters: false, storage: .f32, dtype: dtypeOf[name] ?? .f32)
         }
         func operand(_ name: String) -> Program.Operand {
             if name.isEmpty { return .none }
@@ -203,7 +184,8 @@ public enum Lowering {
             default: return 0
             }
         }.max() ?? 0
-        return Program(batch: batch, steps: steps, arenaCount: arena, parameters: parameters, parameterCount: parameterCount,
+        let live = zip(requests, offsets).map { Program.Storage(byteOffset: $1, bytes: $0.bytes, firstStep: $0.first, lastStep: $0.last) }
+        return Program(batch: batch, steps: steps, arenaBytes: arena, storages: live, parameters: parameters, parameterBytes: parameterBytes,
                        inputs: g.inputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                        scratchCount: scratch)
@@ -425,7 +407,9 @@ public enum Lowering {
         case .batchNormInference:
             guard n.outputs.count == 1, int("training_mode", 0) == 0, n.inputs[1...4].allSatisfy({ params[$0] != nil }) else { return .reference(n) }
             let x = shapeOf(n.inputs[0])
-            return .scaleShift(channels: x[1], inner: x[2...].reduce(1, *))
+            var epsilon = 1e-5  // ONNX's default (a Double, as the folded constants are computed)
+            if case .float(let e)? = n.attributes["epsilon"] { epsilon = Double(e) }
+            return .scaleShift(channels: x[1], inner: x[2...].reduce(1, *), epsilon: epsilon)
         case .dataMovement:
             switch n.op {
             case "Pad":

@@ -1,24 +1,39 @@
 import Graph
 
 /// The lowered form of a graph for one batch size: an ordered list of kernel calls over one
-/// arena of f32 values, with every weight in one parameter buffer.
+/// arena, with every weight in one parameter buffer. Self-contained: every step's descriptor
+/// holds what its kernel needs, and nothing at run time looks back into the graph.
 public struct Program: Sendable {
-    /// Where a value lives: `offset` floats into the arena or the parameter buffer.
+    /// Where a value lives: `byteOffset` bytes into the arena or the parameter buffer, its
+    /// elements of type `storage` there.
     public struct Tensor: Sendable, Equatable {
-        public var offset: Int
+        public var byteOffset: Int
         public var shape: [Int]
         public var inParameters: Bool
-        /// The element type the value has in the graph. Storage is always f32: integer and
-        /// bool values (labels, dropout masks) are held as floats, exact below 2^24.
-        public var dtype: DType = .f32
+        /// The element type in memory. Every value is f32 today: integer and bool values
+        /// (labels, dropout masks) are held as floats, exact below 2^24.
+        public var storage: DType
+        /// The element type the value has in the graph.
+        public var dtype: DType
         public var count: Int { shape.reduce(1, *) }
+        public var byteCount: Int { count * storage.byteSize }
 
-        public init(offset: Int, shape: [Int], inParameters: Bool, dtype: DType = .f32) {
-            self.offset = offset
+        public init(byteOffset: Int, shape: [Int], inParameters: Bool, storage: DType, dtype: DType = .f32) {
+            self.byteOffset = byteOffset
             self.shape = shape
             self.inParameters = inParameters
+            self.storage = storage
             self.dtype = dtype
         }
+    }
+
+    /// One planned storage of the arena: its byte range and the steps it is live through
+    /// (from −1 for graph inputs; to `steps.count` for outputs and inputs).
+    public struct Storage: Sendable, Equatable {
+        public var byteOffset: Int
+        public var bytes: Int
+        public var firstStep: Int
+        public var lastStep: Int
     }
 
     /// An input of a step: a tensor, a compile-time constant (integer shapes, …), or absent.
@@ -77,7 +92,9 @@ public struct Program: Sendable {
         case activation(Activation)
         /// op 0 add, 1 sub, 2 mul, 3 div; b repeats with `period` values each `inner` times (0: same shape).
         case binary(op: Int32, period: Int, inner: Int)
-        case scaleShift(channels: Int, inner: Int)
+        /// Inference BatchNormalization: y = x·scale + shift per channel, from the four
+        /// parameter inputs and epsilon.
+        case scaleShift(channels: Int, inner: Int, epsilon: Double)
         /// Slice, Pad, Transpose, Gather with constant indices: output[k] = input[map[k]] or
         /// the fill value; the runtime derives the map once from the reference kernel.
         case dataMovement(Node)
@@ -150,8 +167,8 @@ public struct Program: Sendable {
 
     public struct ParameterSlot: Sendable {
         public var name: String
-        /// Offset in floats (a multiple of 16) in the parameter buffer.
-        public var offset: Int
+        /// Offset in bytes (a multiple of 64) in the parameter buffer.
+        public var byteOffset: Int
         public var data: TensorData
     }
 
@@ -162,14 +179,16 @@ public struct Program: Sendable {
 
     public var batch: Int
     public var steps: [Step]
-    /// Arena size in floats.
-    public var arenaCount: Int
+    /// Arena size in bytes.
+    public var arenaBytes: Int
+    /// The planned storages (ArenaPlanner): no two live at one step overlap.
+    public var storages: [Storage]
     /// Where each f32 parameter goes in the parameter buffer. The values stay in the graph's
     /// tensors (shared, not copied) until the runtime fills its buffer, so a model's weights
     /// are not held one extra time by the program.
     public var parameters: [ParameterSlot]
-    /// Size of the parameter buffer in floats (kept when `parameters` is released).
-    public var parameterCount: Int
+    /// Size of the parameter buffer in bytes (kept when `parameters` is released).
+    public var parameterBytes: Int
     public var inputs: [Binding]
     public var outputs: [Binding]
     /// Largest per-thread scratch any step needs, in floats.
@@ -177,8 +196,8 @@ public struct Program: Sendable {
 
     /// The kernel list as `kiln dump --program` prints it.
     public var listing: String {
-        func loc(_ t: Tensor) -> String { (t.inParameters ? "param" : "arena") + "[\(t.offset)..<\(t.offset + t.count)]" }
-        var lines = ["program: batch \(batch), \(steps.count) steps, arena \(arenaCount * 4) bytes, parameters \(parameterCount * 4) bytes, scratch \(scratchCount * 4) bytes per thread"]
+        func loc(_ t: Tensor) -> String { (t.inParameters ? "param" : "arena") + "[\(t.byteOffset)..<\(t.byteOffset + t.byteCount)] \(t.storage)" }
+        var lines = ["program: batch \(batch), \(steps.count) steps, arena \(arenaBytes) bytes, parameters \(parameterBytes) bytes, scratch \(scratchCount * 4) bytes per thread"]
         for (i, s) in steps.enumerated() {
             let ins = s.inputs.map { o -> String in
                 switch o {

@@ -43,7 +43,7 @@ extension CompiledModel {
             } else {
                 kiln_binary(pointer(a), pointer(b), pointer(step.outputs[0]), n, op, period, inner)
             }
-        case .scaleShift(let c, let inner):
+        case .scaleShift(let c, let inner, _):
             let table = scaleShift[index]!
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
             let images = step.outputs[0].shape[0]

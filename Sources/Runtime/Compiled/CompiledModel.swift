@@ -130,8 +130,8 @@ public final class CompiledModel: @unchecked Sendable {
         }
         self.graph = stripped
         self.threads = max(1, threads)
-        arena = alignedFloats(program.arenaCount)
-        params = alignedFloats(program.parameterCount)
+        arena = alignedFloats(program.arenaBytes / 4)
+        params = alignedFloats((program.parameterBytes + 3) / 4)
         pool = self.threads > 1 ? kiln_pool_create(Int32(self.threads)) : nil
         let scratchCount = program.scratchCount
         scratch = (0..<max(1, threads)).map { _ in alignedFloats(scratchCount) }
@@ -142,13 +142,17 @@ public final class CompiledModel: @unchecked Sendable {
 
     deinit {
         if let pool { kiln_pool_destroy(pool) }
-        freeAlignedFloats(arena, program.arenaCount)
-        freeAlignedFloats(params, program.parameterCount)
+        freeAlignedFloats(arena, program.arenaBytes / 4)
+        freeAlignedFloats(params, (program.parameterBytes + 3) / 4)
         scratch.forEach { freeAlignedFloats($0, program.scratchCount) }
         if let packedBuffer { freeAlignedFloats(packedBuffer, packedCount) }
     }
 
-    func pointer(_ t: Program.Tensor) -> UnsafeMutablePointer<Float> { (t.inParameters ? params : arena) + t.offset }
+    /// Where tensor `t`'s f32 elements live (every value of a program is held as f32).
+    func pointer(_ t: Program.Tensor) -> UnsafeMutablePointer<Float> {
+        precondition(t.storage == .f32, "a \(t.storage) tensor read as f32")
+        return (UnsafeMutableRawPointer(t.inParameters ? params : arena) + t.byteOffset).assumingMemoryBound(to: Float.self)
+    }
 
     /// Where parameter `name`'s values live, when they live in the parameter buffer (weights
     /// that only packed kernels read exist only packed). Writing them takes effect for steps
@@ -166,14 +170,14 @@ public final class CompiledModel: @unchecked Sendable {
     /// Packs again the weights packed kernels read, from the parameter buffer (after the
     /// buffer changed: a training step's update, a loaded checkpoint).
     public func repack() {
-        let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.offset })
+        let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.byteOffset })
         for (i, step) in program.steps.enumerated() {
             if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, let w = step.inputs[1].tensor, let p = packedWeights[i] {
                 kiln_winograd_pack_flipped(pointer(w), c.geometry(), p)
                 continue
             }
             guard case .conv(let c) = step.kernel, let w = step.inputs[1].tensor, let p = packedWeights[i],
-                  residentOffsets.contains(w.offset) else { continue }
+                  residentOffsets.contains(w.byteOffset) else { continue }
             if c.algorithm == .winograd {
                 kiln_winograd_pack(pointer(w), c.geometry(), p)
                 winogradSigns[i] = Self.signs(pointer(w), c.outChannels * c.channels * 9)
@@ -234,22 +238,23 @@ public final class CompiledModel: @unchecked Sendable {
         for (i, step) in program.steps.enumerated() {
             for (j, operand) in step.inputs.enumerated() {
                 guard let t = operand.tensor, t.inParameters else { continue }
-                if j == 1 && offsets[i] != nil { packedUse.insert(t.offset) } else { otherUse.insert(t.offset) }
+                if j == 1 && offsets[i] != nil { packedUse.insert(t.byteOffset) } else { otherUse.insert(t.byteOffset) }
             }
         }
-        for b in program.outputs where b.tensor.inParameters { otherUse.insert(b.tensor.offset) }
+        for b in program.outputs where b.tensor.inParameters { otherUse.insert(b.tensor.byteOffset) }
         var source: [Int: TensorData] = [:]
         for slot in program.parameters {
-            parameterTensors[slot.name] = Program.Tensor(offset: slot.offset, shape: slot.data.shape, inParameters: true)
-            if packedUse.contains(slot.offset) { source[slot.offset] = slot.data }
-            if slot.data.count == 0 || (packedUse.contains(slot.offset) && !otherUse.contains(slot.offset)) { continue }
+            let slotTensor = Program.Tensor(byteOffset: slot.byteOffset, shape: slot.data.shape, inParameters: true, storage: .f32)
+            parameterTensors[slot.name] = slotTensor
+            if packedUse.contains(slot.byteOffset) { source[slot.byteOffset] = slot.data }
+            if slot.data.count == 0 || (packedUse.contains(slot.byteOffset) && !otherUse.contains(slot.byteOffset)) { continue }
             resident.insert(slot.name)
             slot.data.bytes.withUnsafeBytes { raw in
-                (params + slot.offset).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: slot.data.count)
+                pointer(slotTensor).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: slot.data.count)
             }
         }
         func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
-            guard let data = source[w.offset] else { body(pointer(w)); return }
+            guard let data = source[w.byteOffset] else { body(pointer(w)); return }
             data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
         }
         for (i, step) in program.steps.enumerated() {
@@ -303,10 +308,8 @@ public final class CompiledModel: @unchecked Sendable {
                 // c describes the transposed convolution: channels = the forward's M.
                 guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
                 packSource(w) { kiln_winograd_pack_flipped($0, c.geometry(), p) }
-            case .scaleShift(let c, _):
+            case .scaleShift(let c, _, let eps):
                 guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
-                var eps = 1e-5
-                if let node = graph.nodes.first(where: { $0.name == step.name }), case .float(let e)? = node.attributes["epsilon"] { eps = Double(e) }
                 var out = [Float](repeating: 0, count: 2 * c)
                 for k in 0..<c {
                     let a = s.f[k] / (v.f[k] + eps).squareRoot()
