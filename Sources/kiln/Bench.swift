@@ -74,6 +74,8 @@ extension Kiln {
             }
         }
 
+        // Long by choice: the benchmark protocol in the order it runs — load and compile,
+        // start the anchor, warm up, alternate timed rounds, report, and the profile.
         func run() throws {
             Interrupts.shared.install { _ in "interrupted; the benchmark's child processes and temporary files are gone" }
             if train { return try reportingErrors { try runTraining() } }

@@ -43,6 +43,8 @@ extension Kiln {
         @Option(help: "Seed for the weights of a .kiln model given as initialiser rules.")
         var seed: UInt64 = 0
 
+        // Long by choice: one command read top to bottom — load, gather the inputs (files,
+        // specs, random), bind, run compiled or reference, summarise and write the outputs.
         func run() throws {
             try reportingErrors {
                 var given: [(String?, TensorData, String)] = []

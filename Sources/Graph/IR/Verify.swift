@@ -25,6 +25,8 @@ extension Graph {
         return out
     }
 
+    /// Long by choice: one walk in topological order that checks each node and infers its
+    /// outputs, carrying the types and known values every later node needs.
     func analysed(undeclared: Set<String> = [], undeclaredOutputs: Set<String> = [], locations: [String: String] = [:]) throws(GraphError) -> (graph: Graph, known: [String: KnownInts]) {
         var g = self
         var types: [String: TensorType] = [:]

@@ -53,18 +53,7 @@ extension CompiledModel {
                 }
             }
         case .dataMovement:
-            // The map covers one image (repeated per image) or the whole batch.
-            let map = maps[index]!
-            let x = step.inputs[0].tensor!, out = step.outputs[0]
-            let repeats = out.count / max(map.count, 1)
-            let inStride = x.count / max(repeats, 1)
-            let xs = Shared(pointer: pointer(x)), ys = Shared(pointer: pointer(out)), fill = fills[index] ?? 0
-            map.withUnsafeBufferPointer { m in
-                let ms = Shared(pointer: UnsafeMutablePointer(mutating: m.baseAddress!)), count = m.count
-                parallelChunks(repeats, workers: repeats * count >= 1 << 14 ? threads : 1, pool: pool) { _, range in
-                    for n in range { kiln_gather_map(xs.pointer + n * inStride, ms.pointer, count, fill, ys.pointer + n * count) }
-                }
-            }
+            gatherMap(step, index: index)
         case .concat(let axis):
             let out = step.outputs[0]
             let outer = out.shape[..<axis].reduce(1, *)
@@ -78,21 +67,7 @@ extension CompiledModel {
                 }
             }
         case .elementwiseChain(let ops):
-            let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
-            withUnsafeTemporaryAllocation(of: kiln_ew_op.self, capacity: ops.count) { buffer in
-                for (k, op) in ops.enumerated() {
-                    let operand = op.operand >= 0 ? step.inputs[op.operand].tensor.map { UnsafePointer(pointer($0)) } : nil
-                    buffer[k] = kiln_ew_op(kind: op.kind, swap: op.swap ? 1 : 0, operand: operand, period: op.period, inner: op.inner,
-                                           alpha: op.activation.alpha, lo: op.activation.low, hi: op.activation.high)
-                }
-                // Threads take ranges of 2,048-element blocks (the kernel's unit) when the tensor is large.
-                let n = step.outputs[0].count
-                let sx = Shared(pointer: UnsafeMutablePointer(mutating: x)), sy = Shared(pointer: y)
-                let sops = Shared(pointer: buffer.baseAddress!), count = Int32(ops.count)
-                parallelRanges(n, block: 2048, workers: n >= 1 << 16 ? threads : 1, pool: pool) { lo, hi in
-                    kiln_elementwise_chain_range(sx.pointer, sy.pointer, lo, hi, sops.pointer, count)
-                }
-            }
+            elementwiseChain(ops, step)
         case .softmax(let log, let rows, let length):
             kiln_softmax_rows(pointer(step.inputs[0].tensor!), pointer(step.outputs[0]), Int32(rows), Int32(length), log ? 1 : 0)
         case .convGradData, .convGradWeight, .channelSum, .batchNormTraining, .batchNormGrad, .reluGrad, .globalAveragePoolGrad,
@@ -111,8 +86,47 @@ extension CompiledModel {
         }
     }
 
+    /// Slice, Pad, Transpose, Gather: the index map covers one image (repeated per image) or
+    /// the whole batch.
+    func gatherMap(_ step: Program.Step, index: Int) {
+        // The map covers one image (repeated per image) or the whole batch.
+        let map = maps[index]!
+        let x = step.inputs[0].tensor!, out = step.outputs[0]
+        let repeats = out.count / max(map.count, 1)
+        let inStride = x.count / max(repeats, 1)
+        let xs = Shared(pointer: pointer(x)), ys = Shared(pointer: pointer(out)), fill = fills[index] ?? 0
+        map.withUnsafeBufferPointer { m in
+            let ms = Shared(pointer: UnsafeMutablePointer(mutating: m.baseAddress!)), count = m.count
+            parallelChunks(repeats, workers: repeats * count >= 1 << 14 ? threads : 1, pool: pool) { _, range in
+                for n in range { kiln_gather_map(xs.pointer + n * inStride, ms.pointer, count, fill, ys.pointer + n * count) }
+            }
+        }
+    }
+
+    /// A fused elementwise chain in one pass; threads take ranges of 2,048-element blocks (the
+    /// kernel's unit) when the tensor is large.
+    func elementwiseChain(_ ops: [Program.ElementwiseOp], _ step: Program.Step) {
+        let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
+        withUnsafeTemporaryAllocation(of: kiln_ew_op.self, capacity: ops.count) { buffer in
+            for (k, op) in ops.enumerated() {
+                let operand = op.operand >= 0 ? step.inputs[op.operand].tensor.map { UnsafePointer(pointer($0)) } : nil
+                buffer[k] = kiln_ew_op(kind: op.kind, swap: op.swap ? 1 : 0, operand: operand, period: op.period, inner: op.inner,
+                                       alpha: op.activation.alpha, lo: op.activation.low, hi: op.activation.high)
+            }
+            // Threads take ranges of 2,048-element blocks (the kernel's unit) when the tensor is large.
+            let n = step.outputs[0].count
+            let sx = Shared(pointer: UnsafeMutablePointer(mutating: x)), sy = Shared(pointer: y)
+            let sops = Shared(pointer: buffer.baseAddress!), count = Int32(ops.count)
+            parallelRanges(n, block: 2048, workers: n >= 1 << 16 ? threads : 1, pool: pool) { lo, hi in
+                kiln_elementwise_chain_range(sx.pointer, sy.pointer, lo, hi, sops.pointer, count)
+            }
+        }
+    }
+
     /// im2col or 1×1 convolution as a matrix product: Kiln's packed kernel with the epilogue
-    /// fused (one group, output channels in blocks of 8), OpenBLAS otherwise.
+    /// fused (one group, output channels in blocks of 8), OpenBLAS otherwise. Long by choice:
+    /// both paths share the operands, sizes and scratch set up first, and each path's three
+    /// ways of spreading work over threads (images, panels, channel blocks) read best side by side.
     func conv(_ c: Program.Conv, _ step: Program.Step, index: Int, parallel: Bool) {
         let (x, bias, residual, y) = convOperands(step)
         let w = Shared(pointer: pointer(step.inputs[1].tensor!))
@@ -266,121 +280,6 @@ extension CompiledModel {
                 for n in 0..<images {
                     pad(n, into: scratch[0].pointer)
                     parallelChunks(blocks, workers: threads, pool: pool) { _, range in compute(n, scratch[0].pointer, range) }
-                }
-            }
-        }
-    }
-
-    /// Winograd F(2×2, 3×3): images spread over threads; with fewer images than threads, each
-    /// image split by tile rows, or by output-channel blocks when the transformed weights are
-    /// large (so each thread reads only its share of them).
-    func winogradConv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
-        let (x, bias, residual, y) = convOperands(step)
-        let images = step.outputs[0].shape[0]
-        guard kiln_has_nonfinite(x.pointer, images * c.channels * c.height * c.width) != 0, let signs = winogradSigns[index] else {
-            winogradConv(c, x: x, bias: bias, residual: residual, y: y, index: index, images: images)
-            return
-        }
-        nonFiniteWinograd(c, x: x, bias: bias, residual: residual, y: y, index: index, images: images, signs: signs)
-    }
-
-    /// Winograd over an input holding NaN or ±inf, as a direct convolution computes it: the
-    /// transforms would mix one infinity into all four outputs of its tile (and inf − inf into
-    /// NaN). The non-finite inputs are set to zero for a normal run, which leaves every output
-    /// whose window holds none of them exact; each other output is Σ w·x over its non-finite
-    /// taps alone — ±inf or NaN, decided by the signs of the weights (kept at packing) — with
-    /// the bias, residual and activation applied as the epilogue does. Exceptional inputs only:
-    /// this path allocates.
-    func nonFiniteWinograd(_ c: Program.Conv, x: Shared<Float>, bias: Shared<Float>?, residual: Shared<Float>?, y: Shared<Float>,
-                           index: Int, images: Int, signs: [Int8]) {
-        let plane = c.height * c.width, inImage = c.channels * plane, outPlane = c.outHeight * c.outWidth
-        // Non-finite inputs by (image, row, column): their channels and values.
-        var bad: [Int: [(channel: Int, value: Float)]] = [:]
-        for i in 0..<(images * inImage) where !x.pointer[i].isFinite {
-            let n = i / inImage, ch = (i % inImage) / plane, p = i % plane
-            bad[n * plane + p, default: []].append((ch, x.pointer[i]))
-        }
-        // Outputs (image, row, column) whose 3×3 window holds one, and their residuals (y may
-        // share the residual's storage).
-        var affected = Set<Int>()
-        for key in bad.keys {
-            let n = key / plane, ih = (key % plane) / c.width, iw = key % c.width
-            for kh in 0..<3 {
-                let oh = ih + c.padTop - kh
-                guard oh >= 0 && oh < c.outHeight else { continue }
-                for kw in 0..<3 {
-                    let ow = iw + c.padLeft - kw
-                    if ow >= 0 && ow < c.outWidth { affected.insert(n * outPlane + oh * c.outWidth + ow) }
-                }
-            }
-        }
-        let outs = affected.sorted()
-        var saved: [Float] = []
-        if let residual {
-            for o in outs {
-                let n = o / outPlane, p = o % outPlane
-                for m in 0..<c.outChannels { saved.append(residual.pointer[(n * c.outChannels + m) * outPlane + p]) }
-            }
-        }
-        for (key, list) in bad {
-            let n = key / plane, p = key % plane
-            for e in list { x.pointer[n * inImage + e.channel * plane + p] = 0 }
-        }
-        winogradConv(c, x: x, bias: bias, residual: residual, y: y, index: index, images: images)
-        for (key, list) in bad {
-            let n = key / plane, p = key % plane
-            for e in list { x.pointer[n * inImage + e.channel * plane + p] = e.value }
-        }
-        let act = c.activation
-        for (k, o) in outs.enumerated() {
-            let n = o / outPlane, oh = (o % outPlane) / c.outWidth, ow = o % c.outWidth
-            for m in 0..<c.outChannels {
-                var s: Float = 0
-                for kh in 0..<3 {
-                    let ih = oh - c.padTop + kh
-                    guard ih >= 0 && ih < c.height else { continue }
-                    for kw in 0..<3 {
-                        let iw = ow - c.padLeft + kw
-                        guard iw >= 0 && iw < c.width, let list = bad[n * plane + ih * c.width + iw] else { continue }
-                        for e in list {
-                            // w · x with only w's sign known: ±inf, or NaN for x NaN or w = 0.
-                            let sign = signs[((m * c.channels) + e.channel) * 9 + kh * 3 + kw]
-                            s += sign == 0 ? Float.nan : Float(sign) * e.value
-                        }
-                    }
-                }
-                var v = s + (bias?.pointer[m] ?? 0)
-                if residual != nil { v += saved[k * c.outChannels + m] }
-                y.pointer[(n * c.outChannels + m) * outPlane + oh * c.outWidth + ow] = kiln_apply_activation(v, act.kernel)
-            }
-        }
-    }
-
-    func winogradConv(_ c: Program.Conv, x: Shared<Float>, bias: Shared<Float>?, residual: Shared<Float>?, y: Shared<Float>, index: Int, images: Int) {
-        let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
-        let scratch = self.scratch.map { Shared(pointer: $0) }
-        let geometry = c.geometry(), act = c.activation.kernel
-        let u = Shared(pointer: packedWeights[index]!)
-        let blocks = c.outChannels / 8
-        do {
-            let tileRows = Int(kiln_winograd_tile_rows(geometry))
-            func run(_ n: Int, rows: Range<Int>, blocks: Range<Int>, worker: Int) {
-                kiln_winograd_block(geometry, x.pointer + n * inImage, u.pointer, Int32(rows.lowerBound), Int32(rows.upperBound),
-                                    Int32(blocks.lowerBound), Int32(blocks.upperBound), bias?.pointer,
-                                    residual.map { $0.pointer + n * outImage }, act, scratch[worker].pointer, y.pointer + n * outImage)
-            }
-            if images >= threads {
-                parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                    for n in range { run(n, rows: 0..<tileRows, blocks: 0..<blocks, worker: worker) }
-                }
-                return
-            }
-            let largeWeights = 16 * c.outChannels * c.channels * 4 > 1 << 20
-            for n in 0..<images {
-                if largeWeights {
-                    parallelChunks(blocks, workers: threads, pool: pool) { worker, range in run(n, rows: 0..<tileRows, blocks: range, worker: worker) }
-                } else {
-                    parallelChunks(tileRows, workers: threads, pool: pool) { worker, range in run(n, rows: range, blocks: 0..<blocks, worker: worker) }
                 }
             }
         }

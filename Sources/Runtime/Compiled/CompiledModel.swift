@@ -202,9 +202,21 @@ public final class CompiledModel: @unchecked Sendable {
         }
     }
 
-    /// Index maps from the reference kernel run on element indices; BatchNorm constants.
+    /// Packed weights, parameter values, index maps from the reference kernel run on element
+    /// indices, BatchNorm constants.
     func prepare() throws {
-        // One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary.
+        let packedSteps = allocatePackedWeights()
+        let source = loadParameters(packedSteps: packedSteps)
+        func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
+            guard let data = source[w.byteOffset] else { body(pointer(w)); return }
+            data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
+        }
+        for (i, step) in program.steps.enumerated() { try prepare(step, at: i, packSource: packSource) }
+    }
+
+    /// One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary; the
+    /// steps that have one.
+    func allocatePackedWeights() -> Set<Int> {
         var offsets: [Int: Int] = [:]
         var total = 0
         for (i, step) in program.steps.enumerated() {
@@ -232,13 +244,18 @@ public final class CompiledModel: @unchecked Sendable {
             packedCount = total
             for (i, offset) in offsets { packedWeights[i] = buffer + offset }
         }
-        // Parameter values go into the buffer, except weights that only packed kernels read:
-        // those are packed straight from the graph's tensors and their slots stay untouched.
+        return Set(offsets.keys)
+    }
+
+    /// Parameter values go into the buffer, except weights that only packed kernels read:
+    /// those are packed straight from the graph's tensors and their slots stay untouched.
+    /// Returns those weights' values by byte offset.
+    func loadParameters(packedSteps: Set<Int>) -> [Int: TensorData] {
         var packedUse = Set<Int>(), otherUse = Set<Int>()
         for (i, step) in program.steps.enumerated() {
             for (j, operand) in step.inputs.enumerated() {
                 guard let t = operand.tensor, t.inParameters else { continue }
-                if j == 1 && offsets[i] != nil { packedUse.insert(t.byteOffset) } else { otherUse.insert(t.byteOffset) }
+                if j == 1 && packedSteps.contains(i) { packedUse.insert(t.byteOffset) } else { otherUse.insert(t.byteOffset) }
             }
         }
         for b in program.outputs where b.tensor.inParameters { otherUse.insert(b.tensor.byteOffset) }
@@ -253,14 +270,14 @@ public final class CompiledModel: @unchecked Sendable {
                 pointer(slotTensor).update(from: raw.bindMemory(to: Float.self).baseAddress!, count: slot.data.count)
             }
         }
-        func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
-            guard let data = source[w.byteOffset] else { body(pointer(w)); return }
-            data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
-        }
-        for (i, step) in program.steps.enumerated() {
+        return source
+    }
+
+    /// Step `i`'s constants: its packed weights, index maps, BatchNorm scale and shift.
+    func prepare(_ step: Program.Step, at i: Int, packSource: ((Program.Tensor), (UnsafePointer<Float>) -> Void) -> Void) throws {
             switch step.kernel {
             case .dataMovement(let node):
-                guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { continue }
+                guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { return }
                 guard let kernel = OpRegistry.definition(of: node)?.reference else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
                 var inputs = step.inputs.map(host)
                 if node.op == "Pad" {
@@ -285,15 +302,15 @@ public final class CompiledModel: @unchecked Sendable {
                     let inImage = Int32(x.count / batch)
                     if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
                         maps[i] = one
-                        continue
+                        return
                     }
                 }
                 maps[i] = try map(images: batch)
             case .conv(let c) where c.algorithm != .winograd:
-                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
                 packSource(w) { kiln_conv_shift_pack($0, c.geometry(), p) }
             case .conv(let c) where c.algorithm == .winograd:
-                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
                 let need = Int(kiln_winograd_scratch(c.geometry()))
                 guard need <= program.scratchCount else {
                     throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
@@ -306,10 +323,10 @@ public final class CompiledModel: @unchecked Sendable {
                 scatterMaps[i] = try scatterMap(node, step)
             case .convGradData(let c) where c.algorithm == .winograd:
                 // c describes the transposed convolution: channels = the forward's M.
-                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { continue }
+                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
                 packSource(w) { kiln_winograd_pack_flipped($0, c.geometry(), p) }
             case .scaleShift(let c, _, let eps):
-                guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { continue }
+                guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { return }
                 var out = [Float](repeating: 0, count: 2 * c)
                 for k in 0..<c {
                     let a = s.f[k] / (v.f[k] + eps).squareRoot()
@@ -319,7 +336,6 @@ public final class CompiledModel: @unchecked Sendable {
                 scaleShift[i] = out
             default: break
             }
-        }
     }
 
     /// Copies inputs in, runs every step, copies outputs out.
