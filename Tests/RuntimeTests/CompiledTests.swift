@@ -253,6 +253,35 @@ struct CompiledTests {
         #expect(maxRelativeError(compiled, reference) <= 1e-6)
     }
 
+    @Test("refreshing a compiled model with new weights equals compiling them (BatchNorm folded, packed Winograd and direct weights, chunks)")
+    func refresh() throws {
+        let first = try ModelZoo.model(named: "resnet32-cifar")!.materialized(seed: 1)
+        var second = try ModelZoo.model(named: "resnet32-cifar")!.materialized(seed: 2)
+        // Moved running statistics too, so the folded weights differ from the first model's.
+        for i in second.parameters.indices where second.parameters[i].name.hasSuffix("running_var") {
+            let t = second.parameters[i].initializer.tensor!
+            second.parameters[i].initializer = .data(TensorData(floats: t.floats.map { $0 * 1.7 + 0.1 }, shape: t.shape))
+        }
+        let x = random([12, 3, 32, 32], seed: 7)
+        for (batch, chunk) in [(3, nil), (12, 2)] as [(Int, Int?)] {
+            let options = CompileOptions(chunk: chunk)
+            let refreshed = try CompiledModel.forThroughput(first, batch: batch, threads: 2, options: options)
+            let fresh = try CompiledModel.forThroughput(second, batch: batch, threads: 2, options: options)
+            #expect((refreshed is ChunkedModel) == (chunk != nil))
+            try refreshed.refresh(values: second)
+            var outputs: [[Float]] = []
+            for m in [refreshed, fresh] {
+                _ = m.inputBuffer(first.inputs[0].name)!.update(fromContentsOf: x.floats[..<(batch * 3 * 32 * 32)])
+                try m.execute()
+                outputs.append(Array(m.outputBuffer(first.outputs[0].name)!))
+            }
+            #expect(outputs[0] == outputs[1], "batch \(batch): the refreshed model differs from a fresh compile")
+        }
+        var other = first
+        other.parameters.removeLast()
+        #expect(throws: (any Error).self) { try CompiledModel.compile(first, batch: 1, threads: 1).refresh(values: other) }
+    }
+
     @Test("3×3 stride-1 convolutions from 16 input channels run as Winograd, with the residual and activation fused")
     func winogradChosen() throws {
         let g = try TextFormat.parse(Self.cases[1].1).materialized(seed: 5)

@@ -67,6 +67,8 @@ public enum Lowering {
         /// The value whose storage a view shares, and the last node to read each storage.
         var root: [String: String] = [:]
         var lastReader: [String: Int] = [:]
+        /// Outputs written over the state they replace, in the parameter buffer.
+        var updatedInPlace: Set<String> = []
         let nodeFlops: [String: Int]
 
         /// Slots for the f32 parameters (others are constants), storages for the inputs, and
@@ -159,11 +161,31 @@ public enum Lowering {
                 }
             default: break
             }
+            // State updated in place: SGD's new parameter and velocity, training BatchNorm's
+            // next running statistics, written over the values they replace when this step
+            // is their last reader (the trainer then has nothing to copy back).
+            var updated: Set<Int> = []
+            for (k, j) in Self.stateUpdates(kernel) where j < n.inputs.count && k < n.outputs.count {
+                let (state, next) = (n.inputs[j], n.outputs[k].name)
+                guard !next.isEmpty, let slot = paramTensor[state], lastReader[state] == nodeIndex, slot.count == outShapes[k].reduce(1, *) else { continue }
+                paramTensor[next] = slot
+                updatedInPlace.insert(next)
+                updated.insert(k)
+            }
             if !inPlace {
-                for (k, o) in n.outputs.enumerated() where !o.name.isEmpty { newStorage(o.name, outShapes[k], at: step) }
+                for (k, o) in n.outputs.enumerated() where !o.name.isEmpty && !updated.contains(k) { newStorage(o.name, outShapes[k], at: step) }
             }
             pending.append(Pending(name: n.name, op: n.qualifiedOp, kernel: kernel, inputs: n.inputs, outputs: liveOutputs,
                                    flops: flops(of: kernel, batch: batch) ?? nodeFlops[n.name] ?? 0))
+        }
+
+        /// (output, input) pairs of a kernel whose output is the input's next value.
+        static func stateUpdates(_ kernel: Program.Kernel) -> [(Int, Int)] {
+            switch kernel {
+            case .sgd: return [(0, 0), (1, 2)]               // p' ← p, v' ← v
+            case .batchNormTraining: return [(3, 3), (4, 4)]  // running mean and variance
+            default: return []
+            }
         }
 
         /// Node `n`'s compiled kernel (the shape tables are borrowed only for the call, so
@@ -177,7 +199,7 @@ public enum Lowering {
         /// The program: outputs and inputs live to the end, the arena planned, every step's
         /// operands located.
         mutating func assemble() throws -> Program {
-            for o in g.outputs {
+            for o in g.outputs where !updatedInPlace.contains(o.name) {
                 guard let s = storageOf[o.name] else {
                     throw CompilerError.lowering("graph output '\(o.name)' is a parameter or constant; nothing to compute")
                 }

@@ -170,6 +170,12 @@ public struct Program: Sendable {
         /// Offset in bytes (a multiple of 64) in the parameter buffer.
         public var byteOffset: Int
         public var data: TensorData
+
+        public init(name: String, byteOffset: Int, data: TensorData) {
+            self.name = name
+            self.byteOffset = byteOffset
+            self.data = data
+        }
     }
 
     public struct Binding: Sendable {

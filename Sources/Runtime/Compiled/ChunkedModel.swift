@@ -10,6 +10,8 @@ public protocol BatchModel: AnyObject {
     func inputBuffer(_ name: String) -> UnsafeMutableBufferPointer<Float>?
     func outputBuffer(_ name: String) -> UnsafeMutableBufferPointer<Float>?
     func execute() throws
+    /// New weight values from the graph compiled (CompiledModel.refresh).
+    func refresh(values: Graph) throws
 }
 
 extension BatchModel {
@@ -95,6 +97,9 @@ public final class ChunkedModel: BatchModel, @unchecked Sendable {
     /// Part t takes the t-th contiguous share of the batch (whole chunks, as even as the
     /// chunks allow); a share's last chunk may be partial (its missing images are zeros
     /// whose outputs are dropped).
+    /// New weight values for every part's program (CompiledModel.refresh).
+    public func refresh(values: Graph) throws { for part in parts { try part.refresh(values: values) } }
+
     public func execute() throws {
         let groups = (batchSize + chunk - 1) / chunk
         let share = (groups + parts.count - 1) / parts.count * chunk

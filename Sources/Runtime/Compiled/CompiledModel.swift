@@ -104,6 +104,8 @@ public final class CompiledModel: @unchecked Sendable {
     public private(set) var parameterTensors: [String: Program.Tensor] = [:]
     /// Parameters in the buffer (others exist only packed).
     var resident = Set<String>()
+    /// The passes the model was compiled with (refresh runs them again on new values).
+    var pipeline: [Pass] = []
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     /// `passes` replaces the pipeline (a training step's, say); by default the inference
@@ -119,7 +121,9 @@ public final class CompiledModel: @unchecked Sendable {
             shapes[v.name] = v.type.shape.map { d in d.value ?? d.bound(Dictionary(uniqueKeysWithValues: d.symbols.map { ($0, batch) })).value ?? batch }
         }
         let specialized = try optimized.specialized(inputShapes: shapes)
-        return try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads)
+        let model = try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads)
+        model.pipeline = chosen
+        return model
     }
 
     init(program: Program, graph: Graph, threads: Int) throws {
@@ -206,12 +210,15 @@ public final class CompiledModel: @unchecked Sendable {
     /// indices, BatchNorm constants.
     func prepare() throws {
         let packedSteps = allocatePackedWeights()
-        let source = loadParameters(packedSteps: packedSteps)
-        func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
-            guard let data = source[w.byteOffset] else { body(pointer(w)); return }
-            data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
-        }
-        for (i, step) in program.steps.enumerated() { try prepare(step, at: i, packSource: packSource) }
+        let source = loadParameters(program.parameters, packedSteps: packedSteps)
+        for (i, step) in program.steps.enumerated() { try prepare(step, at: i, source: source) }
+    }
+
+    /// The values packed kernels pack weight `w` from: its graph tensor when it exists only
+    /// packed (`source`, by byte offset), the parameter buffer otherwise.
+    func withPackSource(_ source: [Int: TensorData], _ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
+        guard let data = source[w.byteOffset] else { body(pointer(w)); return }
+        data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
     }
 
     /// One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary; the
@@ -250,7 +257,7 @@ public final class CompiledModel: @unchecked Sendable {
     /// Parameter values go into the buffer, except weights that only packed kernels read:
     /// those are packed straight from the graph's tensors and their slots stay untouched.
     /// Returns those weights' values by byte offset.
-    func loadParameters(packedSteps: Set<Int>) -> [Int: TensorData] {
+    func loadParameters(_ slots: [Program.ParameterSlot], packedSteps: Set<Int>) -> [Int: TensorData] {
         var packedUse = Set<Int>(), otherUse = Set<Int>()
         for (i, step) in program.steps.enumerated() {
             for (j, operand) in step.inputs.enumerated() {
@@ -260,7 +267,7 @@ public final class CompiledModel: @unchecked Sendable {
         }
         for b in program.outputs where b.tensor.inParameters { otherUse.insert(b.tensor.byteOffset) }
         var source: [Int: TensorData] = [:]
-        for slot in program.parameters {
+        for slot in slots {
             let slotTensor = Program.Tensor(byteOffset: slot.byteOffset, shape: slot.data.shape, inParameters: true, storage: .f32)
             parameterTensors[slot.name] = slotTensor
             if packedUse.contains(slot.byteOffset) { source[slot.byteOffset] = slot.data }
@@ -273,9 +280,12 @@ public final class CompiledModel: @unchecked Sendable {
         return source
     }
 
-    /// Step `i`'s constants: its packed weights, index maps, BatchNorm scale and shift.
-    func prepare(_ step: Program.Step, at i: Int, packSource: ((Program.Tensor), (UnsafePointer<Float>) -> Void) -> Void) throws {
+    /// Step `i`'s constants: its packed weights, index maps, BatchNorm scale and shift (only
+    /// what depends on the weights' values when `valuesOnly`).
+    func prepare(_ step: Program.Step, at i: Int, source: [Int: TensorData], valuesOnly: Bool = false) throws {
+            func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) { withPackSource(source, w, body) }
             switch step.kernel {
+            case .dataMovement where valuesOnly, .scatter where valuesOnly: return
             case .dataMovement(let node):
                 guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { return }
                 guard let kernel = OpRegistry.definition(of: node)?.reference else { throw RuntimeError.unsupported(node: node.name, op: node.op) }

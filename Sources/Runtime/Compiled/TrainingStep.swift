@@ -80,7 +80,8 @@ public final class TrainingStep: @unchecked Sendable {
         weights.update(from: classWeights, count: classes)
         rate.pointee = learningRate
         try model.execute()
-        for u in updates { u.param.update(from: u.next, count: u.count) }
+        // SGD and BatchNorm write most state in place (see Lowering); the rest is copied back.
+        for u in updates where u.param != u.next { u.param.update(from: u.next, count: u.count) }
         model.repack()
         return model.outputBuffer(Autodiff.loss)![0]
     }

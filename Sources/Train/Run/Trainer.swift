@@ -48,6 +48,8 @@ public final class Trainer {
     public let model: Graph
     let step: TrainingStep
     var partial: TrainingStep?
+    /// Compiled evaluation models by batch size (refreshed with the weights at each use).
+    var predictors: [Int: Predictor] = [:]
     var rng: KilnRandom
     public private(set) var epoch: Int
     public private(set) var best: Checkpoint.Best?
@@ -200,9 +202,19 @@ public final class Trainer {
     }
 
     /// Top-1 predictions and accuracies of the current weights on `set` (no augmentation).
+    /// The evaluation model is compiled once per batch size and run and refreshed with the
+    /// current weights after that.
     public func evaluate(_ set: ImageDataset) throws -> Evaluation {
-        let predictions = try Predictor(graph: try inferenceGraph(), threads: config.threads, batch: min(256, max(set.count, 1)))
-            .predict(set, normalization: normalization)
+        let graph = try inferenceGraph(), batch = min(256, max(set.count, 1))
+        let predictor: Predictor
+        if let p = predictors[batch] {
+            try p.model.refresh(values: graph)
+            predictor = p
+        } else {
+            predictor = try Predictor(graph: graph, threads: config.threads, batch: batch)
+            predictors[batch] = predictor
+        }
+        let predictions = try predictor.predict(set, normalization: normalization)
         return Evaluation(predictions: predictions, labels: set.labels, trainingCounts: classCounts)
     }
 
