@@ -63,7 +63,7 @@ extension Kiln {
         var train = false
 
         @Option(help: "With --train: the loss, ce, focal or ldam.")
-        var loss: Dump.LossName = .ldam
+        var loss: LossKind = .ldam
 
         @Flag(help: "With --train: run PyTorch's ResNet-32 step (eager, channels_last, torch.compile) in the same run.")
         var compareTorch = false
@@ -171,7 +171,7 @@ extension Kiln {
             if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
             guard let classes = graph.outputs.first?.type.shape.last?.value else { throw CLIError("the model's first output must be logits [N, C]") }
             let counts = LongTail.counts(classes: classes, nMax: 5000, profile: .exp, ratio: 100)
-            let step = try TrainingStep(model: graph, options: loss.options(classCounts: counts, gamma: 1), batch: batch, threads: threads, seed: seed)
+            let step = try TrainingStep(model: graph, options: TrainingOptions(loss: loss.loss(classCounts: counts, gamma: 1)), batch: batch, threads: threads, seed: seed)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             var rng = KilnRandom(seed: 1)
             let images = (0..<(batch * step.imageShape.reduce(1, *))).map { _ in Float(rng.normal()) }

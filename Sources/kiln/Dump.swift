@@ -65,7 +65,7 @@ extension Kiln {
         var train = false
 
         @Option(help: "With --train: the loss, ce (softmax cross-entropy), focal or ldam.")
-        var loss: LossName = .ce
+        var loss: LossKind = .ce
 
         @Option(help: "With --train --loss ldam: training images per class, comma-separated (they set the margins).")
         var classCounts: String?
@@ -73,27 +73,15 @@ extension Kiln {
         @Option(help: "With --train --loss focal: the exponent γ.")
         var gamma: Float = 1
 
-        enum LossName: String, ExpressibleByArgument, CaseIterable {
-            case ce, focal, ldam
-
-            /// The step's options with this loss (LDAM: max margin 0.5, scale 30, as the paper).
-            func options(classCounts: [Int], gamma: Float) -> TrainingOptions {
-                switch self {
-                case .ce: return TrainingOptions(loss: .crossEntropy)
-                case .focal: return TrainingOptions(loss: .focal(gamma: gamma))
-                case .ldam: return TrainingOptions(loss: .ldam(classCounts: classCounts, maxM: 0.5, scale: 30))
-                }
-            }
-        }
 
         func trainingOptions() throws -> TrainingOptions {
-            guard loss == .ldam else { return loss.options(classCounts: [], gamma: gamma) }
+            guard loss == .ldam else { return TrainingOptions(loss: loss.loss(classCounts: [], gamma: gamma)) }
             guard let text = classCounts else { throw ValidationError("--loss ldam needs --class-counts (training images per class)") }
             let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
                 throw ValidationError("--class-counts must be positive integers separated by commas, got '\(text)'")
             }
-            return loss.options(classCounts: counts.map { $0! }, gamma: gamma)
+            return TrainingOptions(loss: loss.loss(classCounts: counts.map { $0! }, gamma: gamma))
         }
 
         func validate() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compiler
 import Foundation
 import Graph
 import Train

@@ -11,6 +11,21 @@ public enum TrainingLoss: Sendable, Equatable {
     case ldam(classCounts: [Int], maxM: Float, scale: Float)
 }
 
+/// A loss by name, as the CLI and a run's configuration give it; `loss(…)` is the step's.
+public enum LossKind: String, Codable, Sendable, CaseIterable {
+    case ce, focal, ldam
+
+    /// The loss with its parameters (LDAM: the margins from the training images per class;
+    /// the paper's largest margin 0.5 and scale 30 by default).
+    public func loss(classCounts: [Int], gamma: Float = 1, maxM: Float = 0.5, scale: Float = 30) -> TrainingLoss {
+        switch self {
+        case .ce: return .crossEntropy
+        case .focal: return .focal(gamma: gamma)
+        case .ldam: return .ldam(classCounts: classCounts, maxM: maxM, scale: scale)
+        }
+    }
+}
+
 /// How `Autodiff.trainingGraph` builds one SGD step.
 public struct TrainingOptions: Sendable, Equatable {
     public var loss: TrainingLoss

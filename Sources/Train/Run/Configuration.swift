@@ -1,12 +1,6 @@
 import Compiler
 import Foundation
 
-/// The loss a run trains with (the CE and Focal baselines keep the model's Linear head; LDAM
-/// swaps it for a cosine head).
-public enum LossKind: String, Codable, Sendable, CaseIterable {
-    case ce, focal, ldam
-}
-
 /// How classes are balanced (../shared/LDAM-DRW.md): `none` — all weights 1; `reweight` —
 /// class-balanced weights from the start; `resample` — class-balanced sampling with
 /// replacement; `drw` — weights 1 until `drwEpoch`, class-balanced after.
@@ -23,6 +17,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var val: String?
     /// Per class, train on the first `splitFirst` images of `data` and validate on the rest.
     public var splitFirst: Int?
+    /// The loss (the CE and Focal baselines keep the model's Linear head; LDAM swaps it for a
+    /// cosine head).
     public var loss: LossKind = .ce
     public var rule: BalanceRule = .none
     public var epochs: Int = 200
@@ -85,12 +81,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     /// The training step's options.
     public func trainingOptions(classCounts: [Int]) -> TrainingOptions {
-        let l: TrainingLoss
-        switch loss {
-        case .ce: l = .crossEntropy
-        case .focal: l = .focal(gamma: Float(gamma))
-        case .ldam: l = .ldam(classCounts: classCounts, maxM: Float(maxM), scale: Float(scale))
-        }
+        let l = loss.loss(classCounts: classCounts, gamma: Float(gamma), maxM: Float(maxM), scale: Float(scale))
         return TrainingOptions(loss: l, momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov)
     }
 
