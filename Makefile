@@ -24,7 +24,7 @@ test: setup
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	bash scripts/conformance.sh "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln"
 	KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build --skip KernelTests
-	bash scripts/kernel-levels.sh -c $(CONFIG) --skip-build
+	KILN_BIN="$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln" bash scripts/kernel-levels.sh -c $(CONFIG) --skip-build
 	FUZZ_REGRESS_SECONDS=5 bash scripts/fuzz.sh --regress
 
 # The whole suite and the CLI under AddressSanitizer + UndefinedBehaviorSanitizer (slow; not in CI).

@@ -70,8 +70,8 @@ struct Importer {
     let constants: [String: TensorData]
     var opsets: [String: Int] = [:]
     var graph = Graph(name: "")
-    var names = Set<String>()
-    var nodeNames = Set<String>()
+    var names = NameTable()
+    var nodeNames = NameTable()
     var extraParameters: [Parameter] = []
 
     init(model: UnsafeMutablePointer<Onnx__ModelProto>, baseDirectory: URL?, constants: [String: TensorData]) {
@@ -118,7 +118,7 @@ struct Importer {
             guard initialisers.insert(name).inserted else { throw fail("initializer '\(name)' is defined twice") }
             graph.parameters.append(Parameter(name: name, role: data.dtype.isFloatingPoint ? .param : .const, data: data))
         }
-        names = initialisers
+        names = NameTable(initialisers)
 
         for i in 0..<g.n_input {
             let v = g.input[i]!.pointee
@@ -132,11 +132,11 @@ struct Importer {
                     throw fail("the value given for input '\(name)' is \(value.type), the input is \(type)")
                 }
                 graph.parameters.append(Parameter(name: name, role: .const, data: value))
-                names.insert(name)
+                names.reserve([name])
                 continue
             }
             graph.inputs.append(Value(name, type))
-            names.insert(name)
+            names.reserve([name])
         }
 
         var unsupported: [(String, String)] = []  // (op@opset, first node)
@@ -242,19 +242,9 @@ struct Importer {
         return out
     }
 
-    mutating func uniqueNodeName(_ base: String) -> String {
-        var name = base, k = 1
-        while nodeNames.contains(name) { name = "\(base)_\(k)"; k += 1 }
-        nodeNames.insert(name)
-        return name
-    }
+    mutating func uniqueNodeName(_ base: String) -> String { nodeNames.fresh(base) }
 
-    mutating func uniqueValueName(_ base: String) -> String {
-        var name = base, k = 1
-        while names.contains(name) { name = "\(base)_\(k)"; k += 1 }
-        names.insert(name)
-        return name
-    }
+    mutating func uniqueValueName(_ base: String) -> String { names.fresh(base) }
 
     mutating func convertNode(_ n: Onnx__NodeProto, index: Int) throws(GraphError) -> Node {
         let op = str(n.op_type)
@@ -264,7 +254,7 @@ struct Importer {
         let inputs = (0..<n.n_input).map { str(n.input[$0]) }
         var outputs = (0..<n.n_output).map { Value(str(n.output[$0]), TensorType(.f32, [])) }
         while outputs.last?.name.isEmpty == true { outputs.removeLast() }
-        for o in outputs where !o.name.isEmpty { names.insert(o.name) }
+        for o in outputs where !o.name.isEmpty { names.reserve([o.name]) }
         var attributes: [String: Attribute] = [:]
         for i in 0..<n.n_attribute {
             let a = n.attribute[i]!.pointee

@@ -11,14 +11,14 @@ public struct GradientError: Error, Sendable, CustomStringConvertible {
 public struct GradientContext {
     public internal(set) var graph: Graph
     public internal(set) var types: [String: TensorType]
-    var taken: Set<String>
+    var names: NameTable
     /// Gradient contributions per value.
     var contributions: [String: [String]] = [:]
 
     public init(graph: Graph) {
         self.graph = graph
         types = graph.valueTypes
-        taken = Set(types.keys).union(graph.nodes.map(\.name))
+        names = NameTable(graph: graph)
     }
 
     /// The type of value `v` (every value a rule sees has one).
@@ -26,13 +26,11 @@ public struct GradientContext {
 
     /// A name not yet used in the graph, from `base`.
     public mutating func fresh(_ base: String) -> String {
-        let n = uniqueName(base, taken: taken)
-        taken.insert(n)
-        return n
+        names.fresh(base)
     }
 
     /// Marks names as used (outputs a driver names itself).
-    public mutating func reserve(_ names: [String]) { taken.formUnion(names) }
+    public mutating func reserve(_ reserved: [String]) { names.reserve(reserved) }
 
     /// Sets a value's type (values a driver adds outside `emit`).
     public mutating func setType(_ v: String, _ t: TensorType) { types[v] = t }
@@ -55,7 +53,7 @@ public struct GradientContext {
         let node = Node(name: fresh(base), op: op, domain: domain, inputs: inputs,
                         outputs: outputs.map { Value($0.0, $0.1) }, attributes: attributes)
         graph.nodes.append(node)
-        for (n, t) in outputs { types[n] = t; taken.insert(n) }
+        for (n, t) in outputs { types[n] = t; names.reserve([n]) }
         return outputs.map(\.0)
     }
 
@@ -85,11 +83,4 @@ public struct GradientContext {
     public func unsupported(_ n: Node, _ what: String) -> GradientError {
         GradientError("no backward rule for \(what) (node '\(n.name)')")
     }
-}
-
-/// `base`, or `base_1`, `base_2`, … whichever is not in `taken`.
-public func uniqueName(_ base: String, taken: Set<String>) -> String {
-    var n = base, k = 1
-    while taken.contains(n) { n = "\(base)_\(k)"; k += 1 }
-    return n
 }

@@ -25,13 +25,8 @@ public enum InferenceModel {
                 throw DatasetError(path: g.parameters[i].name, message: "the run holds no value for this parameter")
             }
         }
-        var taken = Set(g.valueTypes.keys).union(g.nodes.map(\.name))
-        func fresh(_ base: String) -> String {
-            var name = base, k = 1
-            while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
-            taken.insert(name)
-            return name
-        }
+        var names = NameTable(graph: g)
+        func fresh(_ base: String) -> String { names.fresh(base) }
         var nodes: [Node] = []
         let types = g.valueTypes
         for n in g.nodes {
