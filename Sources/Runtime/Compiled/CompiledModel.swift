@@ -106,12 +106,17 @@ public final class CompiledModel: @unchecked Sendable {
     var resident = Set<String>()
     /// The passes the model was compiled with (refresh runs them again on new values).
     var pipeline: [Pass] = []
+    /// The model whose parameter buffer this one runs on (kept alive while this one is).
+    let owner: CompiledModel?
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     /// `passes` replaces the pipeline (a training step's, say); by default the inference
     /// pipeline of `options`.
+    /// `sharingParametersWith`: run on that model's parameter buffer instead of one of its own
+    /// (the same graph at another batch size; see `init`).
     public static func compile(_ graph: Graph, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                               passes: [Pass]? = nil, options: CompileOptions = .environment) throws -> CompiledModel {
+                               passes: [Pass]? = nil, options: CompileOptions = .environment,
+                               sharingParametersWith owner: CompiledModel? = nil) throws -> CompiledModel {
         var chosen = passes ?? Pass.inferencePipeline(options)
         if passes != nil, let names = options.passes { chosen = chosen.filter { names.contains($0.name) } }
         let graph = try graph.bindingBatch(batch)
@@ -121,13 +126,28 @@ public final class CompiledModel: @unchecked Sendable {
             shapes[v.name] = v.type.shape.map { d in d.value ?? d.bound(Dictionary(uniqueKeysWithValues: d.symbols.map { ($0, batch) })).value ?? batch }
         }
         let specialized = try optimized.specialized(inputShapes: shapes)
-        let model = try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads)
+        let model = try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads,
+                                      sharingParametersWith: owner)
         model.pipeline = chosen
         return model
     }
 
-    init(program: Program, graph: Graph, threads: Int) throws {
+    /// With `owner`, the model runs on the owner's parameter buffer (no copy of the weights,
+    /// and writes seen by both: a training step's partial last batch and the main step);
+    /// the parameter layouts must be the same and every weight resident there. Each model's
+    /// packed weights are its own: `repack()` after the other model changed the buffer.
+    init(program: Program, graph: Graph, threads: Int, sharingParametersWith owner: CompiledModel? = nil) throws {
         self.program = program
+        self.owner = owner
+        if let owner {
+            let mine = program.parameters.map { ($0.name, $0.byteOffset) }
+            guard owner.program.parameterBytes == program.parameterBytes,
+                  mine.allSatisfy({ owner.parameterTensors[$0.0]?.byteOffset == $0.1 && owner.resident.contains($0.0) }),
+                  mine.count == owner.parameterTensors.count else {
+                throw RuntimeError.inputMismatch(name: "parameters", expected: "the layout of the model whose buffer is shared",
+                                                 got: "another layout")
+            }
+        }
         var stripped = graph
         for i in stripped.parameters.indices where stripped.parameters[i].dtype == .f32 && stripped.parameters[i].count > 64 {
             stripped.parameters[i].initializer = .zeros
@@ -135,7 +155,7 @@ public final class CompiledModel: @unchecked Sendable {
         self.graph = stripped
         self.threads = max(1, threads)
         arena = alignedFloats(program.arenaBytes / 4)
-        params = alignedFloats((program.parameterBytes + 3) / 4)
+        params = owner?.params ?? alignedFloats((program.parameterBytes + 3) / 4)
         pool = self.threads > 1 ? kiln_pool_create(Int32(self.threads)) : nil
         let scratchCount = program.scratchCount
         scratch = (0..<max(1, threads)).map { _ in alignedFloats(scratchCount) }
@@ -147,7 +167,7 @@ public final class CompiledModel: @unchecked Sendable {
     deinit {
         if let pool { kiln_pool_destroy(pool) }
         freeAlignedFloats(arena, program.arenaBytes / 4)
-        freeAlignedFloats(params, (program.parameterBytes + 3) / 4)
+        if owner == nil { freeAlignedFloats(params, (program.parameterBytes + 3) / 4) }
         scratch.forEach { freeAlignedFloats($0, program.scratchCount) }
         if let packedBuffer { freeAlignedFloats(packedBuffer, packedCount) }
     }
@@ -270,6 +290,8 @@ public final class CompiledModel: @unchecked Sendable {
         for slot in slots {
             let slotTensor = Program.Tensor(byteOffset: slot.byteOffset, shape: slot.data.shape, inParameters: true, storage: .f32)
             parameterTensors[slot.name] = slotTensor
+            // On a shared buffer every weight is there (the owner holds them all): pack from it.
+            if owner != nil { resident.insert(slot.name); continue }
             if packedUse.contains(slot.byteOffset) { source[slot.byteOffset] = slot.data }
             if slot.data.count == 0 || (packedUse.contains(slot.byteOffset) && !otherUse.contains(slot.byteOffset)) { continue }
             resident.insert(slot.name)

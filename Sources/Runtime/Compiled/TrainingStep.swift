@@ -26,15 +26,18 @@ public final class TrainingStep: @unchecked Sendable {
 
     /// Compiles the step. `model` is an inference graph with values (materialised or loaded);
     /// parameters the step adds (velocities, LDAM's cosine-head weight) are drawn with `seed`.
+    /// `sharingStateWith`: a step of the same model and options at another batch size whose
+    /// state (parameter buffer) this one uses — the epoch's partial last batch — so no state is
+    /// copied between them; call `model.repack()` on a step after the other one ran.
     public init(model: Graph, options: TrainingOptions, batch: Int, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                seed: UInt64 = 0) throws {
+                seed: UInt64 = 0, sharingStateWith other: TrainingStep? = nil) throws {
         guard batch >= 1 else { throw RuntimeError.kernel(node: "", op: "train", message: "batch must be at least 1") }
         // Bound here: the training graph's other inputs (labels, weights, rate) hide the
         // image batch from compile's own check.
         let model = try model.bindingBatch(batch)
         graph = try Autodiff.trainingGraph(model, options: options).materialized(seed: seed)
         self.batch = batch
-        let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads)
+        let compiled = try CompiledModel.compile(graph, batch: batch, threads: threads, sharingParametersWith: other?.model)
         self.model = compiled
         guard let x = model.inputs.first, let sizes = Array(x.type.shape.dropFirst()).staticSizes else {
             throw RuntimeError.kernel(node: "", op: "train", message: "the model's first input must be [N, …] with static image dimensions")

@@ -157,10 +157,10 @@ public final class Trainer {
             } else {
                 if partial?.batch != indices.count {
                     partial = try TrainingStep(model: model, options: config.trainingOptions(classCounts: classCounts), batch: indices.count,
-                                               threads: config.threads, seed: config.seed)
+                                               threads: config.threads, seed: config.seed, sharingStateWith: step)
                 }
                 current = partial!
-                try current.copyState(from: step)
+                current.model.repack()  // the state it shares with the main step moved
             }
             let count = indices.count * perImage
             let labels = buffer.withUnsafeMutableBufferPointer {
@@ -175,7 +175,7 @@ public final class Trainer {
             }
             let logits = current.logits
             for i in 0..<indices.count where Evaluation.argmax(logits, row: i, classes: data.train.classes) == labels[i] { correct += 1 }
-            if current !== step { try step.copyState(from: current) }
+            if current !== step { step.model.repack() }
             lossSum += Double(loss) * Double(indices.count)
             seen += indices.count
             progress(StepProgress(epoch: e + 1, epochs: config.epochs, batch: b + 1, batches: batches, images: seen,
