@@ -16,8 +16,8 @@ extension Lowering {
         var op: String { n.domain.isEmpty ? n.op : "\(n.domain).\(n.op)" }
 
             func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
-            func int(_ k: String, _ d: Int) -> Int { if case .int(let v)? = n.attributes[k] { return v }; return d }
-            func float(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
+            func int(_ k: String, _ d: Int) -> Int { n.intAttribute(k, d) }
+            func float(_ k: String, _ d: Float) -> Float { n.floatAttribute(k, d) }
             func string(_ k: String) -> String { if case .string(let v)? = n.attributes[k] { return v }; return "" }
             /// The forward convolution's descriptor, from x's and w's shapes (one group, 2-D).
             func convGeometry(x: [Int], w: [Int], scratch: (Int, Int) -> Int) throws -> Program.Conv? {

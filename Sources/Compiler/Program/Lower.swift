@@ -7,12 +7,6 @@ import Graph
 /// (views such as Reshape cost nothing), weights packed into one buffer, and every value
 /// placed in one arena by liveness, reusing memory and writing elementwise results in place.
 public enum Lowering {
-    struct Storage {
-        var count: Int
-        var first: Int
-        var last: Int
-    }
-
     /// Images whose patches the weight gradient takes at once: enough for ~512 positions.
     public static func weightGradGroup(batch: Int, p: Int) -> Int {
         max(1, min(batch, 8, 512 / max(p, 1)))
@@ -59,7 +53,8 @@ public enum Lowering {
         var parameterBytes = 0
         var paramTensor: [String: Program.Tensor] = [:]
         var constants: [String: TensorData] = [:]
-        var storages: [Storage] = []
+        /// Every value's storage with its lifetime, as the arena planner takes it.
+        var storages: [ArenaPlanner.Request] = []
         var storageOf: [String: Int] = [:]
         var shapeOf: [String: [Int]] = [:]
         var dtypeOf: [String: DType] = [:]
@@ -109,7 +104,8 @@ public enum Lowering {
         mutating func newStorage(_ name: String, _ shape: [Int], at step: Int) {
             storageOf[name] = storages.count
             shapeOf[name] = shape
-            storages.append(Storage(count: shape.reduce(1, *), first: step, last: step))
+            // Every value is held as f32 (integer and bool values too: see Program.Tensor).
+            storages.append(ArenaPlanner.Request(bytes: shape.reduce(1, *) * DType.f32.byteSize, first: step, last: step))
         }
 
         mutating func use(_ name: String, at step: Int) {
@@ -208,9 +204,7 @@ public enum Lowering {
             // Inputs stay intact through the whole program, so executing again on the same
             // input gives the same result (their storage is never reused for later values).
             for v in g.inputs { if let s = storageOf[v.name] { storages[s].last = pending.count } }
-            // Every value is held as f32 (integer and bool values too: see Program.Tensor).
-            let requests = storages.map { ArenaPlanner.Request(bytes: $0.count * DType.f32.byteSize, first: $0.first, last: $0.last) }
-            let (offsets, arena) = ArenaPlanner.place(requests)
+            let (offsets, arena) = ArenaPlanner.place(storages)
             func tensor(_ name: String) -> Program.Tensor? {
                 if let p = paramTensor[name] { return p }
                 guard let s = storageOf[name] else { return nil }
@@ -231,7 +225,7 @@ public enum Lowering {
                 default: return 0
                 }
             }.max() ?? 0
-            let live = zip(requests, offsets).map { Program.Storage(byteOffset: $1, bytes: $0.bytes, firstStep: $0.first, lastStep: $0.last) }
+            let live = zip(storages, offsets).map { Program.Storage(byteOffset: $1, bytes: $0.bytes, firstStep: $0.first, lastStep: $0.last) }
             return Program(batch: batch, steps: steps, arenaBytes: arena, storages: live, parameters: parameters, parameterBytes: parameterBytes,
                            inputs: g.inputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                            outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },

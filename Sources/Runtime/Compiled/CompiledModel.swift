@@ -305,69 +305,69 @@ public final class CompiledModel: @unchecked Sendable {
     /// Step `i`'s constants: its packed weights, index maps, BatchNorm scale and shift (only
     /// what depends on the weights' values when `valuesOnly`).
     func prepare(_ step: Program.Step, at i: Int, source: [Int: TensorData], valuesOnly: Bool = false) throws {
-            func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) { withPackSource(source, w, body) }
-            switch step.kernel {
-            case .dataMovement where valuesOnly, .scatter where valuesOnly: return
-            case .dataMovement(let node):
-                guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { return }
-                guard let kernel = OpRegistry.definition(of: node)?.reference else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
-                var inputs = step.inputs.map(host)
-                if node.op == "Pad" {
-                    fills[i] = Float(inputs.count > 2 ? inputs[2]?.f.first ?? 0 : 0)
-                    while inputs.count < 3 { inputs.append(nil) }
-                    inputs[2] = HostTensor(dtype: .f32, shape: [], f: [-1])
-                }
-                /// The map for a batch of `n` images: the reference kernel run on element indices.
-                func map(images n: Int) throws -> [Int32] {
-                    var ins = inputs
-                    let shape = [n] + x.shape.dropFirst()
-                    ins[0] = HostTensor(dtype: .f32, shape: shape, f: (0..<shape.reduce(1, *)).map(Double.init))
-                    var types = node.outputs.map(\.type)
-                    types[0].shape[0] = Dim(n)
-                    return try kernel(RefContext(node: node, inputs: ins, outputTypes: types))[0].f.map { Int32($0) }
-                }
-                // Most data movement leaves the batch axis alone: then one image's map serves
-                // every image (checked on two images), which keeps compiling large batches cheap.
-                let batch = x.shape.first ?? 1
-                if batch > 1, out.shape.first == batch {
-                    let one = try map(images: 1), two = try map(images: 2)
-                    let inImage = Int32(x.count / batch)
-                    if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
-                        maps[i] = one
-                        return
-                    }
-                }
-                maps[i] = try map(images: batch)
-            case .conv(let c) where c.algorithm != .winograd:
-                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
-                packSource(w) { kiln_conv_shift_pack($0, c.geometry(), p) }
-            case .conv(let c) where c.algorithm == .winograd:
-                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
-                let need = Int(kiln_winograd_scratch(c.geometry()))
-                guard need <= program.scratchCount else {
-                    throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
-                }
-                packSource(w) {
-                    kiln_winograd_pack($0, c.geometry(), p)
-                    winogradSigns[i] = Self.signs($0, c.outChannels * c.channels * 9)
-                }
-            case .scatter(let node):
-                scatterMaps[i] = try scatterMap(node, step)
-            case .convGradData(let c) where c.algorithm == .winograd:
-                // c describes the transposed convolution: channels = the forward's M.
-                guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
-                packSource(w) { kiln_winograd_pack_flipped($0, c.geometry(), p) }
-            case .scaleShift(let c, _, let eps):
-                guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { return }
-                var out = [Float](repeating: 0, count: 2 * c)
-                for k in 0..<c {
-                    let a = s.f[k] / (v.f[k] + eps).squareRoot()
-                    out[k] = Float(a)
-                    out[c + k] = Float(b.f[k] - m.f[k] * a)
-                }
-                scaleShift[i] = out
-            default: break
+        func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) { withPackSource(source, w, body) }
+        switch step.kernel {
+        case .dataMovement where valuesOnly, .scatter where valuesOnly: return
+        case .dataMovement(let node):
+            guard let x = step.inputs.first?.tensor, let out = step.outputs.first else { return }
+            guard let kernel = OpRegistry.definition(of: node)?.reference else { throw RuntimeError.unsupported(node: node.name, op: node.op) }
+            var inputs = step.inputs.map(host)
+            if node.op == "Pad" {
+                fills[i] = Float(inputs.count > 2 ? inputs[2]?.f.first ?? 0 : 0)
+                while inputs.count < 3 { inputs.append(nil) }
+                inputs[2] = HostTensor(dtype: .f32, shape: [], f: [-1])
             }
+            /// The map for a batch of `n` images: the reference kernel run on element indices.
+            func map(images n: Int) throws -> [Int32] {
+                var ins = inputs
+                let shape = [n] + x.shape.dropFirst()
+                ins[0] = HostTensor(dtype: .f32, shape: shape, f: (0..<shape.reduce(1, *)).map(Double.init))
+                var types = node.outputs.map(\.type)
+                types[0].shape[0] = Dim(n)
+                return try kernel(RefContext(node: node, inputs: ins, outputTypes: types))[0].f.map { Int32($0) }
+            }
+            // Most data movement leaves the batch axis alone: then one image's map serves
+            // every image (checked on two images), which keeps compiling large batches cheap.
+            let batch = x.shape.first ?? 1
+            if batch > 1, out.shape.first == batch {
+                let one = try map(images: 1), two = try map(images: 2)
+                let inImage = Int32(x.count / batch)
+                if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
+                    maps[i] = one
+                    return
+                }
+            }
+            maps[i] = try map(images: batch)
+        case .conv(let c) where c.algorithm != .winograd:
+            guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
+            packSource(w) { kiln_conv_shift_pack($0, c.geometry(), p) }
+        case .conv(let c) where c.algorithm == .winograd:
+            guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
+            let need = Int(kiln_winograd_scratch(c.geometry()))
+            guard need <= program.scratchCount else {
+                throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
+            }
+            packSource(w) {
+                kiln_winograd_pack($0, c.geometry(), p)
+                winogradSigns[i] = Self.signs($0, c.outChannels * c.channels * 9)
+            }
+        case .scatter(let node):
+            scatterMaps[i] = try scatterMap(node, step)
+        case .convGradData(let c) where c.algorithm == .winograd:
+            // c describes the transposed convolution: channels = the forward's M.
+            guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
+            packSource(w) { kiln_winograd_pack_flipped($0, c.geometry(), p) }
+        case .scaleShift(let c, _, let eps):
+            guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { return }
+            var out = [Float](repeating: 0, count: 2 * c)
+            for k in 0..<c {
+                let a = s.f[k] / (v.f[k] + eps).squareRoot()
+                out[k] = Float(a)
+                out[c + k] = Float(b.f[k] - m.f[k] * a)
+            }
+            scaleShift[i] = out
+        default: break
+        }
     }
 
     /// Copies inputs in, runs every step, copies outputs out.

@@ -105,16 +105,6 @@ public final class TrainingStep: @unchecked Sendable {
         return out
     }
 
-    /// Copies every state tensor from `other`, a step compiled from the same model and
-    /// options at another batch size (the epoch's last, partial batch).
-    public func copyState(from other: TrainingStep) throws {
-        guard other.updates.map(\.name) == updates.map(\.name) else {
-            throw RuntimeError.inputMismatch(name: "state", expected: "the same model and options", got: "another training graph")
-        }
-        for (u, o) in zip(updates, other.updates) { u.param.update(from: o.param, count: u.count) }
-        model.repack()
-    }
-
     /// Replaces state values (a checkpoint); names it does not hold, or wrong shapes, are errors.
     public func load(_ values: [String: TensorData]) throws {
         for (name, t) in values {

@@ -26,6 +26,7 @@ func define(_ name: String, domain: String = "", types: ElementTypes, flops: Flo
 let trainingOnly = GradientRule.none("it is part of a training step")
 
 extension Node {
-    func intAttribute(_ k: String, _ d: Int) -> Int { if case .int(let v)? = attributes[k] { return v }; return d }
-    func floatAttribute(_ k: String, _ d: Float) -> Float { if case .float(let v)? = attributes[k] { return v }; return d }
+    /// Attribute `k` as set on the node, or `d` (not the schema's default: callers name theirs).
+    public func intAttribute(_ k: String, _ d: Int) -> Int { if case .int(let v)? = attributes[k] { return v }; return d }
+    public func floatAttribute(_ k: String, _ d: Float) -> Float { if case .float(let v)? = attributes[k] { return v }; return d }
 }
