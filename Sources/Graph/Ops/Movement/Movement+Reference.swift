@@ -1,10 +1,11 @@
+import Foundation
 
-// Reference kernels for data movement and shape ops. Row-major throughout.
+// Reference kernels (Double precision, written for clarity) of the movement family (see Movement.swift).
 
 /// Ops that only reinterpret the shape: the output type (from inference) says the shape.
-private let reshapeLike: RefKernel = { ctx in [try ctx.input(0).reshaped(ctx.outShape())] }
+let reshapeLike: RefKernel = { ctx in [try ctx.input(0).reshaped(ctx.outShape())] }
 
-private func transpose(_ ctx: RefContext) throws -> [HostTensor] {
+func transpose(_ ctx: RefContext) throws -> [HostTensor] {
     let x = try ctx.input(0)
     let r = x.shape.count
     let perm = ctx.ints("perm") ?? Array((0..<r).reversed())
@@ -20,7 +21,7 @@ private func transpose(_ ctx: RefContext) throws -> [HostTensor] {
     return [x.gather(idx, shape: outShape)]
 }
 
-private func slice(_ ctx: RefContext) throws -> [HostTensor] {
+func slice(_ ctx: RefContext) throws -> [HostTensor] {
     let x = try ctx.input(0)
     let starts = try ctx.input(1).i.map(Int.init), ends = try ctx.input(2).i.map(Int.init)
     let axes = ctx.optional(3).map { $0.i.map { ctx.axis(Int($0), rank: x.shape.count) } } ?? Array(0..<starts.count)
@@ -45,7 +46,7 @@ private func slice(_ ctx: RefContext) throws -> [HostTensor] {
 }
 
 // Pad: constant, reflect (mirror without repeating the edge), edge (repeat it), wrap.
-private func pad(_ ctx: RefContext) throws -> [HostTensor] {
+func pad(_ ctx: RefContext) throws -> [HostTensor] {
     let x = try ctx.input(0)
     let r = x.shape.count
     let given = try ctx.input(1).i.map(Int.init)
@@ -89,7 +90,7 @@ private func pad(_ ctx: RefContext) throws -> [HostTensor] {
     return [out]
 }
 
-private func concat(_ ctx: RefContext) throws -> [HostTensor] {
+func concat(_ ctx: RefContext) throws -> [HostTensor] {
     let xs = try (0..<ctx.inputs.count).map { try ctx.input($0) }
     let shape = ctx.outShape()
     let axis = ctx.axis(ctx.int("axis"), rank: shape.count)
@@ -109,7 +110,7 @@ private func concat(_ ctx: RefContext) throws -> [HostTensor] {
 }
 
 // Gather: out[i…, j…, k…] = data[i…, indices[j…], k…] along `axis`; negative indices count back.
-private func gather(_ ctx: RefContext) throws -> [HostTensor] {
+func gather(_ ctx: RefContext) throws -> [HostTensor] {
     let x = try ctx.input(0), ind = try ctx.input(1)
     let axis = ctx.axis(ctx.int("axis"), rank: x.shape.count)
     let outer = x.shape[..<axis].reduce(1, *), len = x.shape[axis], inner = x.shape[(axis + 1)...].reduce(1, *)
@@ -126,64 +127,76 @@ private func gather(_ ctx: RefContext) throws -> [HostTensor] {
     return [x.gather(idx, shape: ctx.outShape())]
 }
 
-/// ReduceMean and ReduceL2: `finish` turns the sum over the reduced axes (of x, or of x² for
-/// L2) into the result.
-private func reduction(squares: Bool, _ finish: @escaping @Sendable (Double, Double) -> Double) -> RefKernel {
-    { ctx in
-        let x = try ctx.input(0)
-        let r = x.shape.count
-        let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
-        let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
-        let keptStrides = strides(keptShape)
-        var sums = [Double](repeating: 0, count: keptShape.reduce(1, *))
-        var k = 0
-        forEachIndex(x.shape) { c in
-            var o = 0
-            for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
-            let v = x.value(k)
-            sums[o] += squares ? v * v : v
-            k += 1
-        }
-        let n = Double(axes.reduce(1) { $0 * x.shape[$1] })
-        return [HostTensor(dtype: x.dtype, shape: ctx.outShape(), f: sums.map { finish($0, n) })]
+/// Runs a data-movement kernel on element indices of `x` (as the compiled path does) and
+/// returns, per output element, the input index it copies (or a negative fill).
+func indexMap(_ ctx: RefContext, kernel name: String, inputs: [HostTensor?]) throws -> [Int] {
+    guard let kernel = OpRegistry.definition(OpKey(name))?.reference else { throw ctx.fail("no \(name) kernel") }
+    var ins = inputs
+    let x = try ctx.input(1)
+    ins[0] = HostTensor(dtype: .f64, shape: x.shape, f: (0..<x.count).map(Double.init))
+    var node = ctx.node
+    node.domain = ""
+    node.op = name
+    let out = try kernel(RefContext(node: node, inputs: ins, outputTypes: [TensorType(.f64, ctx.inputs[0]!.shape.map { Dim($0) })]))
+    return out[0].f.map { Int($0) }
+}
+
+func sliceGrad(_ ctx: RefContext) throws -> [HostTensor] {
+    let dy = try ctx.input(0), x = try ctx.input(1)
+    let map = try indexMap(ctx, kernel: "Slice", inputs: [nil] + Array(ctx.inputs[2...]))
+    var dx = HostTensor.zeros(x.dtype, x.shape)
+    for (k, i) in map.enumerated() { dx.f[i] += dy.f[k] }
+    return [dx]
+}
+
+func padGrad(_ ctx: RefContext) throws -> [HostTensor] {
+    let dy = try ctx.input(0), x = try ctx.input(1)
+    let pads = try ctx.input(2)
+    let map = try indexMap(ctx, kernel: "Pad", inputs: [nil, pads, HostTensor(dtype: .f64, shape: [], f: [-1])])
+    var dx = HostTensor.zeros(x.dtype, x.shape)
+    for (k, i) in map.enumerated() where i >= 0 { dx.f[i] += dy.f[k] }
+    return [dx]
+}
+
+let constantReference: RefKernel = { ctx in
+    switch (ctx.attribute("value"), ctx.attribute("value_float"), ctx.attribute("value_floats"), ctx.attribute("value_int"), ctx.attribute("value_ints")) {
+    case (.tensor(let t)?, _, _, _, _): return [HostTensor(t)]
+    case (_, .float(let v)?, _, _, _): return [HostTensor(dtype: .f32, shape: [], f: [Double(v)])]
+    case (_, _, .floats(let v)?, _, _): return [HostTensor(dtype: .f32, shape: [v.count], f: v.map(Double.init))]
+    case (_, _, _, .int(let v)?, _): return [HostTensor(dtype: .i64, shape: [], i: [Int64(v)])]
+    case (_, _, _, _, .ints(let v)?): return [HostTensor(dtype: .i64, shape: [v.count], i: v.map(Int64.init))]
+    default: throw ctx.fail("no supported value attribute")
     }
 }
 
-let tensorKernels: [String: RefKernel] = [
-    "Flatten": reshapeLike, "Reshape": reshapeLike, "Squeeze": reshapeLike, "Unsqueeze": reshapeLike,
-    "Transpose": transpose,
-    "Slice": slice,
-    "Pad": pad,
-    "Concat": concat,
-    "Gather": gather,
-    "ReduceMean": reduction(squares: false) { sum, n in sum / n },
-    "ReduceL2": reduction(squares: true) { sum, _ in sum.squareRoot() },
-    "Shape": { ctx in
-        let x = try ctx.input(0)
-        let r = x.shape.count
-        func clampAxis(_ a: Int) -> Int { min(max(a < 0 ? a + r : a, 0), r) }
-        let start = clampAxis(ctx.int("start")), end = ctx.has("end") ? clampAxis(ctx.int("end")) : r
-        let dims = start < end ? Array(x.shape[start..<end]) : []
-        return [HostTensor(dtype: .i64, shape: [dims.count], i: dims.map(Int64.init))]
-    },
-    "Constant": { ctx in
-        switch (ctx.attribute("value"), ctx.attribute("value_float"), ctx.attribute("value_floats"), ctx.attribute("value_int"), ctx.attribute("value_ints")) {
-        case (.tensor(let t)?, _, _, _, _): return [HostTensor(t)]
-        case (_, .float(let v)?, _, _, _): return [HostTensor(dtype: .f32, shape: [], f: [Double(v)])]
-        case (_, _, .floats(let v)?, _, _): return [HostTensor(dtype: .f32, shape: [v.count], f: v.map(Double.init))]
-        case (_, _, _, .int(let v)?, _): return [HostTensor(dtype: .i64, shape: [], i: [Int64(v)])]
-        case (_, _, _, _, .ints(let v)?): return [HostTensor(dtype: .i64, shape: [v.count], i: v.map(Int64.init))]
-        default: throw ctx.fail("no supported value attribute")
-        }
-    },
-    "ConstantOfShape": { ctx in
-        let shape = ctx.outShape()
-        var fill = HostTensor(dtype: .f32, shape: [1], f: [0])
-        if case .tensor(let t)? = ctx.attribute("value") { fill = HostTensor(t) }
-        let n = shape.reduce(1, *)
-        return [fill.gather(Array(repeating: 0, count: n), shape: shape)]
-    },
-]
+let constantOfShapeReference: RefKernel = { ctx in
+    let shape = ctx.outShape()
+    var fill = HostTensor(dtype: .f32, shape: [1], f: [0])
+    if case .tensor(let t)? = ctx.attribute("value") { fill = HostTensor(t) }
+    let n = shape.reduce(1, *)
+    return [fill.gather(Array(repeating: 0, count: n), shape: shape)]
+}
 
-let referenceKernels: [String: RefKernel] = elementwiseKernels.merging(nnKernels) { a, _ in a }.merging(tensorKernels) { a, _ in a }
-    .merging(trainKernels) { a, _ in a }
+let shapeReference: RefKernel = { ctx in
+    let x = try ctx.input(0)
+    let r = x.shape.count
+    func clampAxis(_ a: Int) -> Int { min(max(a < 0 ? a + r : a, 0), r) }
+    let start = clampAxis(ctx.int("start")), end = ctx.has("end") ? clampAxis(ctx.int("end")) : r
+    let dims = start < end ? Array(x.shape[start..<end]) : []
+    return [HostTensor(dtype: .i64, shape: [dims.count], i: dims.map(Int64.init))]
+}
+
+let castReference: RefKernel = { ctx in
+    let x = try ctx.input(0)
+    let to = ctx.outType()
+    if to.isFloatingPoint {
+        return [HostTensor(dtype: to, shape: x.shape, f: x.isFloat ? x.f : x.i.map(Double.init))]
+    }
+    if to == .bool {
+        return [HostTensor(dtype: to, shape: x.shape, i: x.isFloat ? x.f.map { $0 != 0 ? 1 : 0 } : x.i.map { $0 != 0 ? 1 : 0 })]
+    }
+    let ints = x.isFloat ? x.f.map(TensorData.clampedInt64) : x.i
+    return [HostTensor(dtype: to, shape: x.shape, i: ints.map { wrap($0, to) })]
+}
+
+let reshapeLikeReference: RefKernel = { ctx in [try ctx.input(0).reshaped(try ctx.input(1).shape)] }

@@ -1,6 +1,6 @@
-// Matrix products: Gemm, MatMul, the fused kiln.FusedGemm, and the cosine classifier
-// kiln.NormedLinear of LDAM. Schemas: Ops/Ops+NN.swift, Ops+Kiln.swift, Ops+Train.swift;
-// reference kernels: Reference/Kernels+NN.swift, Kernels+Train.swift.
+// Matrix products: Gemm, MatMul, the fused kiln.FusedGemm, and LDAM's cosine classifier
+// kiln.NormedLinear with its gradient.
+// Schemas: Gemm+Schemas.swift; reference kernels: Gemm+Reference.swift.
 
 /// 2 · outputs · K.
 private let gemmFlops = FlopRule.dense { n, inShapes, out in
@@ -10,8 +10,8 @@ private let gemmFlops = FlopRule.dense { n, inShapes, out in
 }
 
 let gemmDefinitions: [OpDefinition] = [
-    define("Gemm", types: .floats, flops: gemmFlops, gradient: .rule(gemmGradient), lowering: .kernel(.gemm)),
-    define("MatMul", types: .floats, flops: .dense { _, inShapes, out in
+    define(gemmSchema, gemm, types: .floats, flops: gemmFlops, gradient: .rule(gemmGradient), lowering: .kernel(.gemm)),
+    define(matMulSchema, matmul, types: .floats, flops: .dense { _, inShapes, out in
         guard let a = inShapes.first, let k = a.last else { return 0 }
         return sat(2, sat(out, k))
     }, gradient: .rule { ctx, n, dy, wants in
@@ -20,19 +20,14 @@ let gemmDefinitions: [OpDefinition] = [
         if wants[0] { ctx.add(a, ctx.emit("Gemm", domain: "", [dy, b], [(ctx.part(a), ctx.type(a))], attributes: ["transB": .int(1)], name: "\(n.name).grad.a")[0]) }
         if wants[1] { ctx.add(b, ctx.emit("Gemm", domain: "", [a, dy], [(ctx.part(b), ctx.type(b))], attributes: ["transA": .int(1)], name: "\(n.name).grad.b")[0]) }
     }, lowering: .kernel(.matMul)),
-    define("FusedGemm", domain: "kiln", types: .floats, flops: gemmFlops, gradient: .none("the compiler forms it after differentiation"),
-           lowering: .kernel(.gemm), reference: { ctx in
-               var attributes = ctx.node.attributes.filter { ["beta", "transA", "transB"].contains($0.key) }
-               if let a = ctx.node.attributes["alpha_gemm"] { attributes["alpha"] = a }
-               let y = try runPart(ctx, "Gemm", Array(ctx.inputs.prefix(3)), attributes: attributes)
-               return [try fusedEpilogue(ctx, y)]
-           }),
-    define("NormedLinear", domain: "kiln", types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
+    define(fusedGemmSchema, fusedGemmReference, types: .floats, flops: gemmFlops, gradient: .none("the compiler forms it after differentiation"),
+           lowering: .kernel(.gemm)),
+    define(normedLinearSchema, normedLinear, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
         let (x, w) = (n.inputs[0], n.inputs[1])
         let outs = ctx.emit("NormedLinearGrad", [dy, x, w], [(ctx.part(x), ctx.type(x)), (ctx.part(w), ctx.type(w))], name: "\(n.name).grad")
         for k in 0..<2 where wants[k] { ctx.add(n.inputs[k], outs[k]) }
     }, lowering: .reference),
-    define("NormedLinearGrad", domain: "kiln", types: .floats, flops: .perOutput(1), gradient: trainingOnly, lowering: .reference),
+    define(normedLinearGradSchema, normedLinearGrad, types: .floats, flops: .perOutput(1), gradient: trainingOnly, lowering: .reference),
 ]
 
 // Y = α·A'·B' + β·C with A' = A or Aᵀ, B' = B or Bᵀ.

@@ -1,12 +1,21 @@
 import Foundation
 
-// Reference kernels of the losses (cross-entropy, focal, LDAM) with their gradients, and of
-// LDAM's cosine head (kiln.NormedLinear) with its gradient.
+// Reference kernels (Double precision, written for clarity) of the loss family (see Loss.swift).
 
-// MARK: Losses
+func sgd(_ ctx: RefContext) throws -> [HostTensor] {
+    let p = try ctx.input(0), g = try ctx.input(1), v = try ctx.input(2), lr = try ctx.input(3).f[0]
+    let momentum = ctx.float("momentum"), wd = ctx.float("weight_decay"), nesterov = ctx.int("nesterov") != 0
+    var np = p, nv = v
+    for k in 0..<p.count {
+        let gk = g.f[k] + wd * p.f[k]
+        nv.f[k] = momentum * v.f[k] + gk
+        np.f[k] = p.f[k] - lr * (nesterov ? gk + momentum * nv.f[k] : nv.f[k])
+    }
+    return [np, nv]
+}
 
 /// The losses' shared arithmetic on logits z [N, C], labels, class weights.
-private struct LossInputs {
+struct LossInputs {
     let z: HostTensor, labels: [Int], w: [Double]
     let n: Int, c: Int
 
@@ -40,7 +49,7 @@ func ldamMargins(counts: [Int], maxM: Double) -> [Double] {
 }
 
 /// The rows a loss applies softmax cross-entropy to, and the factor d(rows)/d(logits).
-private func lossRows(_ ctx: RefContext, _ l: LossInputs) -> (rows: [Double], scale: Double) {
+func lossRows(_ ctx: RefContext, _ l: LossInputs) -> (rows: [Double], scale: Double) {
     guard ctx.node.op.hasPrefix("LDAM") else { return (l.z.f, 1) }
     let s = ctx.float("scale")
     let delta = ldamMargins(counts: ctx.ints("class_counts") ?? [], maxM: ctx.float("max_m"))
@@ -97,11 +106,9 @@ func lossGrad(_ ctx: RefContext) throws -> [HostTensor] {
     return [dz]
 }
 
-// MARK: Cosine head
+let normEpsilon = 1e-12  // F.normalize's
 
-private let normEpsilon = 1e-12  // F.normalize's
-
-private func normedLinearParts(_ x: HostTensor, _ w: HostTensor) -> (u: [Double], xn: [Double], v: [Double], wn: [Double]) {
+func normedLinearParts(_ x: HostTensor, _ w: HostTensor) -> (u: [Double], xn: [Double], v: [Double], wn: [Double]) {
     let n = x.shape[0], f = x.shape[1], c = w.shape[1]
     var u = x.f, xn = [Double](repeating: 0, count: n), v = w.f, wn = [Double](repeating: 0, count: c)
     for i in 0..<n {
@@ -142,4 +149,3 @@ func normedLinearGrad(_ ctx: RefContext) throws -> [HostTensor] {
     }
     return [dx, dw]
 }
-

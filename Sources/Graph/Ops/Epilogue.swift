@@ -1,0 +1,36 @@
+// The fused epilogues of kiln.FusedConv and kiln.FusedGemm (an optional residual, then an
+// activation): the attributes they share and their checks.
+
+/// Activations a fused epilogue can apply, with their parameters as attributes.
+public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish"]
+
+let epilogueAttributes: [AttributeSpec] = [
+    .required("chain", .strings), .string("activation", ""), .float("alpha", 0.01),
+    .float("min", -Float.infinity), .float("max", Float.infinity), .string("algorithm", ""),
+]
+
+/// Checks the residual input (index `r`) against the main output's type.
+func checkResidual(_ ctx: InferenceContext, _ r: Int, _ out: TensorType) throws {
+    guard let res = ctx.optionalInput(r) else { return }
+    guard res == out else { throw ctx.error("residual \(res) must equal the output \(out)") }
+}
+
+func checkActivation(_ ctx: InferenceContext) throws {
+    let a = ctx.string("activation")
+    guard a.isEmpty || fusableActivations.contains(a) else { throw ctx.error("activation '\(a)' cannot be fused") }
+}
+
+/// Runs another schema's inference on this node seen as that op (with its own attributes).
+func inferAs(_ op: String, _ ctx: InferenceContext, inputs: Int, attributes: [String]) throws -> TensorType {
+    let schema = OpCatalogue.schema(domain: "", op: op)!
+    var node = ctx.node
+    node.op = op
+    node.domain = ""
+    node.inputs = Array(node.inputs.prefix(inputs))
+    while node.inputs.last == "" { node.inputs.removeLast() }
+    node.attributes = node.attributes.filter { attributes.contains($0.key) }
+    var inner = InferenceContext(node: node, schema: schema, inputTypes: Array(ctx.inputTypes.prefix(node.inputs.count)),
+                                 knownValues: Array(ctx.knownValues.prefix(node.inputs.count)))
+    try schema.infer(&inner)
+    return inner.outputTypes[0]!
+}

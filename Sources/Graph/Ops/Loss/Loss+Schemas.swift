@@ -1,0 +1,56 @@
+// Schemas (arity, attributes, type and shape rules) of the loss family (see Loss.swift).
+
+/// The loss attributes: Focal's γ; LDAM's class counts, largest margin and scale.
+let lossAttributes: [String: [AttributeSpec]] = [
+    "SoftmaxCrossEntropy": [],
+    "FocalLoss": [.float("gamma", 1)],
+    "LDAMLoss": [.required("class_counts", .ints), .float("max_m", 0.5), .float("scale", 30)],
+]
+
+/// logits [N, C] (f32), labels [N] (i64), class weights [C] (f32).
+func checkLossInputs(_ ctx: InferenceContext, first: Int) throws -> TensorType {
+    let z = try ctx.input(first), y = try ctx.input(first + 1), w = try ctx.input(first + 2)
+    try ctx.requireFloat(z, "logits")
+    guard z.rank == 2 else { throw ctx.error("logits must be [N, C], got \(z.shape.text)") }
+    guard y.dtype == .i64, y.rank == 1 else { throw ctx.error("labels must be i64 [N], got \(y)") }
+    guard y.shape[0] == z.shape[0] else { throw ctx.error("labels \(y.shape.text) and logits \(z.shape.text) differ in N") }
+    guard w.dtype == z.dtype, w.rank == 1, w.shape[0] == z.shape[1] else {
+        throw ctx.error("class weights must be \(z.dtype)[\(z.shape[1])], got \(w)")
+    }
+    if ctx.node.op == "LDAMLoss" || ctx.node.op == "LDAMLossGrad" {
+        guard let counts = ctx.ints("class_counts"), let c = z.shape[1].value, counts.count == c, counts.allSatisfy({ $0 > 0 }) else {
+            throw ctx.error("class_counts must hold one positive count per class (\(z.shape[1]))")
+        }
+    }
+    return z
+}
+
+// logits, labels, weights → scalar loss
+func lossSchema(_ name: String) -> OpSchema {
+    OpSchema(name, domain: "kiln", inputs: 3...3, attributes: lossAttributes[name]!) { ctx in
+        let z = try checkLossInputs(ctx, first: 0)
+        ctx.setOutput(0, TensorType(z.dtype, []))
+    }
+}
+
+// dloss (scalar), logits, labels, weights → dlogits
+func lossGradSchema(_ name: String) -> OpSchema {
+    OpSchema(name + "Grad", domain: "kiln", inputs: 4...4, attributes: lossAttributes[name]!) { ctx in
+        let z = try checkLossInputs(ctx, first: 1)
+        let d = try ctx.input(0)
+        guard d.rank == 0, d.dtype == z.dtype else { throw ctx.error("the loss gradient must be a \(z.dtype) scalar, got \(d)") }
+        ctx.setOutput(0, z)
+    }
+}
+
+// param, grad, velocity, lr (scalar) → param', velocity': PyTorch's SGD
+// (g = grad + wd·param; v = momentum·v + g; param −= lr·(nesterov ? g + momentum·v : v)).
+let sgdSchema = OpSchema("SGD", domain: "kiln", inputs: 4...4, outputs: 2...2,
+                         attributes: [.float("momentum", 0.9), .float("weight_decay", 0), .int("nesterov", 0)]) { ctx in
+    let p = try ctx.input(0), g = try ctx.input(1), v = try ctx.input(2), lr = try ctx.input(3)
+    try ctx.requireFloat(p, "param")
+    guard g == p, v == p else { throw ctx.error("grad \(g) and velocity \(v) must equal the parameter \(p)") }
+    guard lr.rank == 0, lr.dtype == p.dtype else { throw ctx.error("lr must be a \(p.dtype) scalar, got \(lr)") }
+    ctx.setOutput(0, p)
+    ctx.setOutput(1, p)
+}
