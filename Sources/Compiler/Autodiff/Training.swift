@@ -82,7 +82,7 @@ public enum Autodiff {
         try builder.forward()
         try builder.lossNode(logits: logits, classes: classes)
         try builder.backward()
-        builder.updates()
+        try builder.updates()
         return try builder.ctx.graph.verified()
     }
 
@@ -128,17 +128,15 @@ public enum Autodiff {
                 guard n.inputs.count == 5, n.outputs.count == 1 else {
                     throw CompilerError.training("BatchNormalization '\(n.name)' must have 5 inputs and one output to train")
                 }
-                let c = ctx.type(n.inputs[1])
                 var eps: Float = 1e-5
                 if case .float(let e)? = n.attributes["epsilon"] { eps = e }
                 let mean = ctx.fresh("\(n.name).batch_mean"), invstd = ctx.fresh("\(n.name).batch_invstd")
                 let nextMean = Autodiff.next(n.inputs[3]), nextVar = Autodiff.next(n.inputs[4])
-                ctx.reserve([nextMean, nextVar])
-                for v in [mean, invstd, nextMean, nextVar] { ctx.setType(v, c) }
+                let placeholder = TensorType(.f32, [])  // outputs' types come from the schema
                 let node = Node(name: n.name, op: "BatchNormTraining", domain: "kiln", inputs: n.inputs,
-                                outputs: [n.outputs[0], Value(mean, c), Value(invstd, c), Value(nextMean, c), Value(nextVar, c)],
+                                outputs: [n.outputs[0]] + [mean, invstd, nextMean, nextVar].map { Value($0, placeholder) },
                                 attributes: ["epsilon": .float(eps), "momentum": .float(options.bnMomentum)])
-                ctx.update { $0.nodes[i] = node }
+                try ctx.builder.replace(nodeAt: i, with: node)
                 runningStats += [(n.inputs[3], nextMean), (n.inputs[4], nextVar)]
             }
             for (i, n) in g.nodes.enumerated() where n.domain.isEmpty && n.op == "Dropout" {
@@ -146,33 +144,25 @@ public enum Autodiff {
                 var node = n
                 while node.inputs.count < 2 { node.inputs.append("") }
                 node.inputs = [node.inputs[0], node.inputs[1], ctx.constant("\(n.name).training", TensorData(dtype: .bool, shape: [], values: [1]))]
-                if node.outputs.count < 2 {
-                    let mask = ctx.fresh("\(n.name).mask")
-                    let t = TensorType(.bool, ctx.type(n.inputs[0]).shape)
-                    ctx.setType(mask, t)
-                    node.outputs.append(Value(mask, t))
-                }
+                if node.outputs.count < 2 { node.outputs.append(Value(ctx.fresh("\(n.name).mask"), TensorType(.bool, []))) }
                 if node.attributes["seed"] == nil { node.attributes["seed"] = .int(Int(stableSeed(n.name))) }
-                ctx.update { $0.nodes[i] = node }
+                try ctx.builder.replace(nodeAt: i, with: node)
             }
         }
 
         mutating func lossNode(logits: Value, classes: Int) throws {
             let n = logits.type.shape[0]
-            ctx.update { $0.inputs += [Value(Autodiff.labels, TensorType(.i64, [n])), Value(Autodiff.classWeights, TensorType(.f32, [Dim(classes)])),
-                                       Value(Autodiff.learningRate, TensorType(.f32, []))] }
-            ctx.reserve([Autodiff.labels, Autodiff.classWeights, Autodiff.learningRate, Autodiff.loss])
-            ctx.setType(Autodiff.labels, TensorType(.i64, [n]))
-            ctx.setType(Autodiff.classWeights, TensorType(.f32, [Dim(classes)]))
-            ctx.setType(Autodiff.learningRate, TensorType(.f32, []))
+            ctx.builder.input(Autodiff.labels, TensorType(.i64, [n]))
+            ctx.builder.input(Autodiff.classWeights, TensorType(.f32, [Dim(classes)]))
+            ctx.builder.input(Autodiff.learningRate, TensorType(.f32, []))
             let (op, attributes) = lossOp()
-            ctx.emit(op, [logits.name, Autodiff.labels, Autodiff.classWeights], [(Autodiff.loss, TensorType(.f32, []))],
+            try ctx.emit(op, [logits.name, Autodiff.labels, Autodiff.classWeights], [Autodiff.loss],
                      attributes: attributes, name: "loss")
             let seed = ctx.constant("loss.seed", TensorData(floats: [1], shape: []))
             let dz = ctx.fresh("\(logits.name).grad")
-            ctx.emit(op + "Grad", [seed, logits.name, Autodiff.labels, Autodiff.classWeights], [(dz, logits.type)],
+            try ctx.emit(op + "Grad", [seed, logits.name, Autodiff.labels, Autodiff.classWeights], [dz],
                      attributes: attributes, name: "loss.grad")
-            ctx.add(logits.name, dz)
+            try ctx.add(logits.name, dz)
         }
 
         func lossOp() -> (String, [String: Attribute]) {
@@ -197,7 +187,7 @@ public enum Autodiff {
             let forward = Array(g.nodes.dropLast(2))  // without the loss and its gradient
             let need = needingGradient(forward)
             for n in forward.reversed() {
-                guard let out = n.outputs.first, let dy = ctx.gradient(of: out.name) else { continue }
+                guard let out = n.outputs.first, let dy = try ctx.gradient(of: out.name) else { continue }
                 let wants = n.inputs.map { !$0.isEmpty && need.contains($0) }
                 guard wants.contains(true) else { continue }
                 try rule(n, dy: dy, wants: wants)
@@ -219,21 +209,20 @@ public enum Autodiff {
         }
 
         /// One SGD node per trained parameter with a gradient; the outputs of the step.
-        mutating func updates() {
-            var outputs = [Value(Autodiff.loss, TensorType(.f32, [])), g.outputs[0]]
+        mutating func updates() throws {
+            var outputs = [Autodiff.loss, g.outputs[0].name]
             let attributes: [String: Attribute] = ["momentum": .float(options.momentum), "weight_decay": .float(options.weightDecay),
                                                    "nesterov": .int(options.nesterov ? 1 : 0)]
             for p in g.parameters where p.role == .param && p.dtype == .f32 {
-                guard let grad = ctx.gradient(of: p.name) else { continue }
+                guard let grad = try ctx.gradient(of: p.name) else { continue }
                 let v = Autodiff.velocity(p.name)
-                ctx.update { $0.parameters.append(Parameter(name: v, dtype: .f32, shape: p.shape, role: .buffer, initializer: .zeros)) }
-                ctx.setType(v, p.type)
-                let outs = ctx.emit("SGD", [p.name, grad, v, Autodiff.learningRate], [(Autodiff.next(p.name), p.type), (Autodiff.next(v), p.type)],
+                ctx.builder.parameter(v, p.shape, .zeros, role: .buffer)
+                let outs = try ctx.emit("SGD", [p.name, grad, v, Autodiff.learningRate], [Autodiff.next(p.name), Autodiff.next(v)],
                                     attributes: attributes, name: "\(p.name).sgd")
-                outputs += outs.map { Value($0, p.type) }
+                outputs += outs
             }
-            for (_, next) in runningStats { outputs.append(Value(next, ctx.type(next))) }
-            ctx.update { $0.outputs = outputs }
+            outputs += runningStats.map(\.1)
+            ctx.builder.setOutputs(outputs)
         }
     }
 }

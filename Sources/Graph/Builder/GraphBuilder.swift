@@ -1,5 +1,6 @@
 /// Builds a graph node by node, inferring each output's type as it goes, so a mistake is
-/// reported at the node that makes it.
+/// reported at the node that makes it. The one graph builder: models in Swift start from an
+/// empty one, the autodiff continues a verified graph (`init(continuing:)`) with fresh names.
 ///
 /// ```swift
 /// let b = GraphBuilder(name: "tiny")
@@ -14,10 +15,24 @@ public final class GraphBuilder {
     private var types: [String: TensorType] = [:]
     private var known: [String: KnownInts] = [:]
     private var nodeNames = Set<String>()
+    /// Every value and node name, for fresh names.
+    private var names = NameTable()
 
     public init(name: String, metadata: [String: String] = [:]) {
         graph = Graph(name: name, metadata: metadata)
     }
+
+    /// Continues `graph` (verified): new nodes see its values' types and constants' values.
+    public init(continuing graph: Graph) {
+        self.graph = graph
+        types = graph.valueTypes
+        for p in graph.parameters { if let t = p.initializer.tensor, let k = knownInts(of: t) { known[p.name] = k } }
+        nodeNames = Set(graph.nodes.map(\.name))
+        names = NameTable(graph: graph)
+    }
+
+    /// A name from `base` that no value or node has yet, now taken.
+    public func fresh(_ base: String) -> String { names.fresh(base) }
 
     /// The type of a value defined so far.
     public func type(of name: String) -> TensorType? { types[name] }
@@ -27,6 +42,7 @@ public final class GraphBuilder {
 
     private func claim(_ name: String) {
         precondition(types[name] == nil, "GraphBuilder: value '\(name)' is defined twice")
+        names.reserve([name])
     }
 
     @discardableResult
@@ -61,27 +77,45 @@ public final class GraphBuilder {
     public func node(_ op: String, domain: String = "", name: String, _ inputs: [String],
                      _ attributes: [String: Attribute] = [:], outputs: [String]? = nil, outputCount: Int = 1) throws(GraphError) -> [String] {
         precondition(nodeNames.insert(name).inserted, "GraphBuilder: node '\(name)' is defined twice")
+        names.reserve([name])
         let outNames = outputs ?? (0..<outputCount).map { $0 == 0 ? name : "\(name).\($0)" }
+        let node = Node(name: name, op: op, domain: domain, inputs: inputs,
+                        outputs: outNames.map { Value($0, TensorType(.f32, [])) }, attributes: attributes)
+        graph.nodes.append(try inferred(node, replacing: []))
+        return outNames
+    }
+
+    /// Adds `node` as it is (a node of another graph), its output types inferred.
+    public func add(_ node: Node) throws(GraphError) {
+        precondition(nodeNames.insert(node.name).inserted, "GraphBuilder: node '\(node.name)' is defined twice")
+        names.reserve([node.name])
+        graph.nodes.append(try inferred(node, replacing: []))
+    }
+
+    /// `node` with its output types inferred from its inputs', its outputs declared (those of
+    /// `replacing`, the node it takes the place of, are redefined).
+    private func inferred(_ node: Node, replacing: [Value]) throws(GraphError) -> Node {
         var inputTypes: [TensorType?] = []
         var inputKnown: [KnownInts?] = []
-        for i in inputs {
+        for i in node.inputs {
             if i.isEmpty { inputTypes.append(nil); inputKnown.append(nil); continue }
-            guard let t = types[i] else {
-                throw GraphError.node(name: name, op: op, message: "undefined value '\(i)'", location: nil)
-            }
+            guard let t = types[i] else { throw GraphError.node(name: node.name, op: node.qualifiedOp, message: "undefined value '\(i)'", location: nil) }
             inputTypes.append(t)
             inputKnown.append(known[i])
         }
-        let node = Node(name: name, op: op, domain: domain, inputs: inputs,
-                        outputs: outNames.map { Value($0, TensorType(.f32, [])) }, attributes: attributes)
         let (checked, outTypes, outKnown) = try Graph.infer(node, inputTypes: inputTypes, inputKnown: inputKnown, location: nil)
-        for (i, n) in outNames.enumerated() {
-            claim(n)
-            types[n] = outTypes[i]
-            if let k = outKnown[i] { known[n] = k }
+        let redefined = Set(replacing.map(\.name))
+        for (i, v) in node.outputs.enumerated() {
+            if !redefined.contains(v.name) { claim(v.name) }
+            types[v.name] = outTypes[i]
+            known[v.name] = outKnown[i]
         }
-        graph.nodes.append(checked)
-        return outNames
+        return checked
+    }
+
+    /// Replaces node `index` by `node` (same name), its outputs' types inferred anew.
+    public func replace(nodeAt index: Int, with node: Node) throws(GraphError) {
+        graph.nodes[index] = try inferred(node, replacing: graph.nodes[index].outputs)
     }
 
     /// A node with one output, named like the node.
@@ -92,6 +126,12 @@ public final class GraphBuilder {
 
     public func output(_ name: String) {
         graph.outputs.append(Value(name, types[name] ?? TensorType(.f32, [])))
+    }
+
+    /// Sets the graph's outputs.
+    public func setOutputs(_ names: [String]) {
+        graph.outputs = []
+        for n in names { output(n) }
     }
 
     /// The finished graph, verified as a whole.

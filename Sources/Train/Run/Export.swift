@@ -25,12 +25,9 @@ public enum InferenceModel {
                 throw DatasetError(path: g.parameters[i].name, message: "the run holds no value for this parameter")
             }
         }
-        var names = NameTable(graph: g)
-        func fresh(_ base: String) -> String { names.fresh(base) }
-        var nodes: [Node] = []
+        // The heads' weights, columns normalised.
         let types = g.valueTypes
-        for n in g.nodes {
-            guard n.domain == "kiln" && n.op == "NormedLinear" else { nodes.append(n); continue }
+        for n in g.nodes where n.domain == "kiln" && n.op == "NormedLinear" {
             guard let wi = g.parameters.firstIndex(where: { $0.name == n.inputs[1] }), let w = g.parameters[wi].initializer.tensor,
                   w.shape.count == 2, let xt = types[n.inputs[0]], xt.rank == 2 else {
                 throw DatasetError(path: n.name, message: "a NormedLinear head needs features [N, F] and a weight parameter [F, C]")
@@ -44,21 +41,25 @@ public enum InferenceModel {
                 for k in 0..<f { u[k * c + j] /= norm }
             }
             g.parameters[wi].initializer = .data(TensorData(floats: u, shape: [f, c]))
-            let batch = xt.shape[0]
-            let eps = fresh("\(n.name).epsilon"), s = fresh("\(n.name).scale")
-            g.parameters.append(Parameter(name: eps, data: TensorData(floats: [normEpsilon], shape: [])))
-            g.parameters.append(Parameter(name: s, data: TensorData(floats: [scale], shape: [])))
-            let norm = fresh("\(n.name).feature_norm"), clamped = fresh("\(n.name).feature_norm_clamped")
-            let unit = fresh("\(n.name).unit_features"), cosine = fresh("\(n.name).cosine")
-            let col = TensorType(.f32, [batch, Dim(1)]), out = n.outputs[0]
-            nodes.append(Node(name: fresh("\(n.name).l2"), op: "ReduceL2", inputs: [n.inputs[0]], outputs: [Value(norm, col)],
-                              attributes: ["axes": .ints([1]), "keepdims": .int(1)]))
-            nodes.append(Node(name: fresh("\(n.name).clamp"), op: "Max", inputs: [norm, eps], outputs: [Value(clamped, col)]))
-            nodes.append(Node(name: fresh("\(n.name).normalize"), op: "Div", inputs: [n.inputs[0], clamped], outputs: [Value(unit, xt)]))
-            nodes.append(Node(name: fresh("\(n.name).matmul"), op: "MatMul", inputs: [unit, n.inputs[1]], outputs: [Value(cosine, out.type)]))
-            nodes.append(Node(name: n.name, op: "Mul", inputs: [cosine, s], outputs: [out]))
         }
-        g.nodes = nodes
+        // The graph again, each head as ONNX ops.
+        var base = g
+        base.nodes = []
+        let b = GraphBuilder(continuing: base)
+        for n in g.nodes {
+            guard n.domain == "kiln" && n.op == "NormedLinear" else { try b.add(n); continue }
+            let eps = b.fresh("\(n.name).epsilon"), s = b.fresh("\(n.name).scale")
+            b.parameter(eps, [], .data(TensorData(floats: [normEpsilon], shape: [])), role: .const)
+            b.parameter(s, [], .data(TensorData(floats: [scale], shape: [])), role: .const)
+            let norm = b.fresh("\(n.name).feature_norm"), clamped = b.fresh("\(n.name).feature_norm_clamped")
+            let unit = b.fresh("\(n.name).unit_features"), cosine = b.fresh("\(n.name).cosine")
+            try b.node("ReduceL2", name: b.fresh("\(n.name).l2"), [n.inputs[0]], ["axes": .ints([1]), "keepdims": .int(1)], outputs: [norm])
+            try b.node("Max", name: b.fresh("\(n.name).clamp"), [norm, eps], outputs: [clamped])
+            try b.node("Div", name: b.fresh("\(n.name).normalize"), [n.inputs[0], clamped], outputs: [unit])
+            try b.node("MatMul", name: b.fresh("\(n.name).matmul"), [unit, n.inputs[1]], outputs: [cosine])
+            try b.node("Mul", name: n.name, [cosine, s], outputs: [n.outputs[0].name])
+        }
+        g = b.graph
         g.metadata.merge(metadata) { _, new in new }
         return try eliminateDeadCode(g).verified()
     }

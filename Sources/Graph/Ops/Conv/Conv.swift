@@ -12,14 +12,14 @@ let convDefinitions: [OpDefinition] = [
     define(convSchema, conv, types: .floats, flops: convFlops, gradient: .rule { ctx, n, dy, wants in
         let x = n.inputs[0], w = n.inputs[1]
         if wants[0] {
-            ctx.add(x, ctx.emit("ConvGradData", [dy, w, x], [(ctx.part(x), ctx.type(x))], attributes: n.attributes, name: "\(n.name).grad.data")[0])
+            try ctx.add(x, ctx.emit("ConvGradData", [dy, w, x], [ctx.part(x)], attributes: n.attributes, name: "\(n.name).grad.data")[0])
         }
         if wants[1] {
-            ctx.add(w, ctx.emit("ConvGradWeight", [x, dy, w], [(ctx.part(w), ctx.type(w))], attributes: n.attributes, name: "\(n.name).grad.weight")[0])
+            try ctx.add(w, ctx.emit("ConvGradWeight", [x, dy, w], [ctx.part(w)], attributes: n.attributes, name: "\(n.name).grad.weight")[0])
         }
         if wants.count > 2 && wants[2] {
             let b = n.inputs[2]
-            ctx.add(b, ctx.emit("ConvGradBias", [dy], [(ctx.part(b), ctx.type(b))], name: "\(n.name).grad.bias")[0])
+            try ctx.add(b, ctx.emit("ConvGradBias", [dy], [ctx.part(b)], name: "\(n.name).grad.bias")[0])
         }
     }, lowering: .kernel(.conv)),
     define(fusedConvSchema, fusedConvReference, types: .floats, flops: convFlops, gradient: .none("the compiler forms it after differentiation"),

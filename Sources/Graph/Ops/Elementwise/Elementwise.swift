@@ -8,18 +8,18 @@ private let perOperand = FlopRule.custom { n, _, out in sat(out, max(1, n.inputs
 
 /// The gradient passes to every input, reduced where it was broadcast (Add, Sum).
 private let passThrough = GradientRule.rule { ctx, n, dy, wants in
-    for (k, v) in n.inputs.enumerated() where wants[k] { ctx.add(v, ctx.reduced(dy, to: v)) }
+    for (k, v) in n.inputs.enumerated() where wants[k] { try ctx.add(v, ctx.reduced(dy, to: v)) }
 }
 
 let elementwiseDefinitions: [OpDefinition] = [
     define(unary("Relu"), reluReference, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, _ in
         let x = n.inputs[0]
-        ctx.add(x, ctx.emit("ReluGrad", [dy, n.outputs[0].name], [(ctx.part(x), ctx.type(x))], name: "\(n.name).grad")[0])
+        try ctx.add(x, ctx.emit("ReluGrad", [dy, n.outputs[0].name], [ctx.part(x)], name: "\(n.name).grad")[0])
     }, lowering: .kernel(.activation)),
     define(unary("LeakyRelu", attributes: [.float("alpha", 0.01)]), leakyReluReference,
            types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, _ in
         let x = n.inputs[0]
-        ctx.add(x, ctx.emit("LeakyReluGrad", [dy, x], [(ctx.part(x), ctx.type(x))], attributes: n.attributes.filter { $0.key == "alpha" },
+        try ctx.add(x, ctx.emit("LeakyReluGrad", [dy, x], [ctx.part(x)], attributes: n.attributes.filter { $0.key == "alpha" },
                             name: "\(n.name).grad")[0])
     }, lowering: .kernel(.activation)),
     define(unary("Sigmoid"), sigmoidReference,
@@ -28,8 +28,8 @@ let elementwiseDefinitions: [OpDefinition] = [
     define(unary("Sqrt"), sqrtReference, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, _ in
         let x = n.inputs[0], y = n.outputs[0].name
         let half = ctx.constant("\(n.name).half", TensorData(floats: [0.5], shape: []))
-        let q = ctx.emit("Div", domain: "", [dy, y], [(ctx.part(x), ctx.type(x))], name: "\(n.name).grad.div")[0]
-        ctx.add(x, ctx.emit("Mul", domain: "", [q, half], [(ctx.part(x), ctx.type(x))], name: "\(n.name).grad")[0])
+        let q = try ctx.emit("Div", domain: "", [dy, y], [ctx.part(x)], name: "\(n.name).grad.div")[0]
+        try ctx.add(x, ctx.emit("Mul", domain: "", [q, half], [ctx.part(x)], name: "\(n.name).grad")[0])
     }, lowering: .reference),
     define(unary("Tanh"), tanhReference,
            types: .floats, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
@@ -40,18 +40,18 @@ let elementwiseDefinitions: [OpDefinition] = [
     define(binary("Add"), binary(+, { $0 &+ $1 }), types: .numbers, flops: perOperand, gradient: passThrough, lowering: .kernel(.binary)),
     define(binary("Sub"), binary(-, { $0 &- $1 }), types: .numbers, flops: perOperand, gradient: .rule { ctx, n, dy, wants in
         let (a, b) = (n.inputs[0], n.inputs[1])
-        if wants[0] { ctx.add(a, ctx.reduced(dy, to: a)) }
+        if wants[0] { try ctx.add(a, ctx.reduced(dy, to: a)) }
         if wants[1] {
             let minus = ctx.constant("minus_one", TensorData(floats: [-1], shape: []))
-            let neg = ctx.emit("Mul", domain: "", [dy, minus], [(ctx.part(b), ctx.type(dy))], name: "\(n.name).grad.neg")[0]
-            ctx.add(b, ctx.reduced(neg, to: b))
+            let neg = try ctx.emit("Mul", domain: "", [dy, minus], [ctx.part(b)], name: "\(n.name).grad.neg")[0]
+            try ctx.add(b, ctx.reduced(neg, to: b))
         }
     }, lowering: .kernel(.binary)),
     define(binary("Mul"), binary(*, { $0 &* $1 }), types: .numbers, flops: perOperand, gradient: .rule { ctx, n, dy, wants in
         for k in 0..<2 where wants[k] {
             let other = n.inputs[1 - k], v = n.inputs[k]
-            let product = ctx.emit("Mul", domain: "", [dy, other], [(ctx.part(v), ctx.type(dy))], name: "\(n.name).grad.\(k)")[0]
-            ctx.add(v, ctx.reduced(product, to: v))
+            let product = try ctx.emit("Mul", domain: "", [dy, other], [ctx.part(v)], name: "\(n.name).grad.\(k)")[0]
+            try ctx.add(v, ctx.reduced(product, to: v))
         }
     }, lowering: .kernel(.binary)),
     define(binary("Div"), binary(/, { b, d in d == 0 ? 0 : b / d }),
@@ -66,7 +66,7 @@ let elementwiseDefinitions: [OpDefinition] = [
     define(clipSchema, clipReference,
            types: .numbers, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.clip)),
     define(identitySchema, { ctx in [try ctx.input(0)] },
-           types: .all, flops: .none, gradient: .rule { ctx, n, dy, _ in ctx.add(n.inputs[0], dy) }, lowering: .view),
+           types: .all, flops: .none, gradient: .rule { ctx, n, dy, _ in try ctx.add(n.inputs[0], dy) }, lowering: .view),
     define(dropoutSchema, dropoutReference, types: .floats, flops: .none, gradient: .rule { ctx, n, dy, _ in
         let x = n.inputs[0]
         var ratio: Float = 0.5
@@ -74,7 +74,7 @@ let elementwiseDefinitions: [OpDefinition] = [
             guard let r = ctx.graph.parameter(named: n.inputs[1])?.initializer.tensor else { throw ctx.unsupported(n, "Dropout with a ratio computed at run time") }
             ratio = Float(r.double(at: 0))
         }
-        ctx.add(x, ctx.emit("DropoutGrad", [dy, n.outputs[1].name], [(ctx.part(x), ctx.type(x))], attributes: ["ratio": .float(ratio)],
+        try ctx.add(x, ctx.emit("DropoutGrad", [dy, n.outputs[1].name], [ctx.part(x)], attributes: ["ratio": .float(ratio)],
                             name: "\(n.name).grad")[0])
     }, lowering: .reference),
     define(fusedElementwiseSchema, fusedElementwiseReference, types: .floats, flops: .perOutput(1),

@@ -17,15 +17,15 @@ let gemmDefinitions: [OpDefinition] = [
     }, gradient: .rule { ctx, n, dy, wants in
         let (a, b) = (n.inputs[0], n.inputs[1])
         guard ctx.type(a).rank == 2, ctx.type(b).rank == 2 else { throw ctx.unsupported(n, "MatMul of rank other than 2") }
-        if wants[0] { ctx.add(a, ctx.emit("Gemm", domain: "", [dy, b], [(ctx.part(a), ctx.type(a))], attributes: ["transB": .int(1)], name: "\(n.name).grad.a")[0]) }
-        if wants[1] { ctx.add(b, ctx.emit("Gemm", domain: "", [a, dy], [(ctx.part(b), ctx.type(b))], attributes: ["transA": .int(1)], name: "\(n.name).grad.b")[0]) }
+        if wants[0] { try ctx.add(a, ctx.emit("Gemm", domain: "", [dy, b], [ctx.part(a)], attributes: ["transB": .int(1)], name: "\(n.name).grad.a")[0]) }
+        if wants[1] { try ctx.add(b, ctx.emit("Gemm", domain: "", [a, dy], [ctx.part(b)], attributes: ["transA": .int(1)], name: "\(n.name).grad.b")[0]) }
     }, lowering: .kernel(.matMul)),
     define(fusedGemmSchema, fusedGemmReference, types: .floats, flops: gemmFlops, gradient: .none("the compiler forms it after differentiation"),
            lowering: .kernel(.gemm)),
     define(normedLinearSchema, normedLinear, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
         let (x, w) = (n.inputs[0], n.inputs[1])
-        let outs = ctx.emit("NormedLinearGrad", [dy, x, w], [(ctx.part(x), ctx.type(x)), (ctx.part(w), ctx.type(w))], name: "\(n.name).grad")
-        for k in 0..<2 where wants[k] { ctx.add(n.inputs[k], outs[k]) }
+        let outs = try ctx.emit("NormedLinearGrad", [dy, x, w], [ctx.part(x), ctx.part(w)], name: "\(n.name).grad")
+        for k in 0..<2 where wants[k] { try ctx.add(n.inputs[k], outs[k]) }
     }, lowering: .reference),
     define(normedLinearGradSchema, normedLinearGrad, types: .floats, flops: .perOutput(1), gradient: trainingOnly, lowering: .reference),
 ]
@@ -38,23 +38,23 @@ let gemmDefinitions: [OpDefinition] = [
     let ta = ctx.type(a), tb = ctx.type(b)
     if wants[0] {
         let grad = transA == 0
-            ? ctx.emit("Gemm", domain: "", [dy, b], [(ctx.part(a), ta)], attributes: ["alpha": .float(alpha), "transB": .int(transB == 0 ? 1 : 0)], name: "\(n.name).grad.a")[0]
-            : ctx.emit("Gemm", domain: "", [b, dy], [(ctx.part(a), ta)], attributes: ["alpha": .float(alpha), "transA": .int(transB), "transB": .int(1)], name: "\(n.name).grad.a")[0]
-        ctx.add(a, grad)
+            ? try ctx.emit("Gemm", domain: "", [dy, b], [ctx.part(a)], attributes: ["alpha": .float(alpha), "transB": .int(transB == 0 ? 1 : 0)], name: "\(n.name).grad.a")[0]
+            : try ctx.emit("Gemm", domain: "", [b, dy], [ctx.part(a)], attributes: ["alpha": .float(alpha), "transA": .int(transB), "transB": .int(1)], name: "\(n.name).grad.a")[0]
+        try ctx.add(a, grad)
     }
     if wants[1] {
         let grad = transB == 0
-            ? ctx.emit("Gemm", domain: "", [a, dy], [(ctx.part(b), tb)], attributes: ["alpha": .float(alpha), "transA": .int(transA == 0 ? 1 : 0)], name: "\(n.name).grad.b")[0]
-            : ctx.emit("Gemm", domain: "", [dy, a], [(ctx.part(b), tb)], attributes: ["alpha": .float(alpha), "transA": .int(1), "transB": .int(transA)], name: "\(n.name).grad.b")[0]
-        ctx.add(b, grad)
+            ? try ctx.emit("Gemm", domain: "", [a, dy], [ctx.part(b)], attributes: ["alpha": .float(alpha), "transA": .int(transA == 0 ? 1 : 0)], name: "\(n.name).grad.b")[0]
+            : try ctx.emit("Gemm", domain: "", [dy, a], [ctx.part(b)], attributes: ["alpha": .float(alpha), "transA": .int(1), "transB": .int(transA)], name: "\(n.name).grad.b")[0]
+        try ctx.add(b, grad)
     }
     if n.inputs.count > 2, !n.inputs[2].isEmpty, wants[2] {
         let c = n.inputs[2]
-        var grad = ctx.reduced(dy, to: c)
+        var grad = try ctx.reduced(dy, to: c)
         if beta != 1 {
             let k = ctx.constant("\(n.name).beta", TensorData(floats: [beta], shape: []))
-            grad = ctx.emit("Mul", domain: "", [grad, k], [(ctx.part(c), ctx.type(c))], name: "\(n.name).grad.beta")[0]
+            grad = try ctx.emit("Mul", domain: "", [grad, k], [ctx.part(c)], name: "\(n.name).grad.beta")[0]
         }
-        ctx.add(c, grad)
+        try ctx.add(c, grad)
     }
 }

@@ -5,7 +5,7 @@
 /// The gradient of a reshape: dy reshaped back to x's shape.
 private let reshapeGradient = GradientRule.rule { ctx, n, dy, _ in
     let x = n.inputs[0]
-    ctx.add(x, ctx.emit("ReshapeLike", [dy, x], [(ctx.part(x), ctx.type(x))], name: "\(n.name).grad")[0])
+    try ctx.add(x, ctx.emit("ReshapeLike", [dy, x], [ctx.part(x)], name: "\(n.name).grad")[0])
 }
 
 private let constantGradient = GradientRule.none("its value does not depend on the trained parameters")
@@ -26,17 +26,17 @@ let movementDefinitions: [OpDefinition] = [
         if case .ints(let p)? = n.attributes["perm"] { perm = p }
         var inverse = [Int](repeating: 0, count: rank)
         for (i, p) in perm.enumerated() { inverse[p] = i }
-        ctx.add(x, ctx.emit("Transpose", domain: "", [dy], [(ctx.part(x), ctx.type(x))], attributes: ["perm": .ints(inverse)], name: "\(n.name).grad")[0])
+        try ctx.add(x, ctx.emit("Transpose", domain: "", [dy], [ctx.part(x)], attributes: ["perm": .ints(inverse)], name: "\(n.name).grad")[0])
     }, lowering: .kernel(.dataMovement)),
     define(sliceSchema, slice, types: .all, flops: .none, gradient: .rule { ctx, n, dy, _ in
         let x = n.inputs[0]
-        ctx.add(x, ctx.emit("SliceGrad", [dy] + n.inputs, [(ctx.part(x), ctx.type(x))], name: "\(n.name).grad")[0])
+        try ctx.add(x, ctx.emit("SliceGrad", [dy] + n.inputs, [ctx.part(x)], name: "\(n.name).grad")[0])
     }, lowering: .kernel(.dataMovement)),
     define(padSchema, pad, types: .all, flops: .none, gradient: .rule { ctx, n, dy, _ in
         if case .string(let mode)? = n.attributes["mode"], mode != "constant" { throw ctx.unsupported(n, "Pad mode '\(mode)'") }
         guard n.inputs.count <= 3 || n.inputs[3].isEmpty else { throw ctx.unsupported(n, "Pad with axes") }
         let x = n.inputs[0]
-        ctx.add(x, ctx.emit("PadGrad", [dy, x, n.inputs[1]], [(ctx.part(x), ctx.type(x))], name: "\(n.name).grad")[0])
+        try ctx.add(x, ctx.emit("PadGrad", [dy, x, n.inputs[1]], [ctx.part(x)], name: "\(n.name).grad")[0])
     }, lowering: .kernel(.dataMovement)),
     define(concatSchema, concat, types: .all, flops: .none, gradient: .rule { ctx, n, dy, wants in
         var axis = 0
@@ -49,7 +49,7 @@ let movementDefinitions: [OpDefinition] = [
             let s = ctx.constant("\(n.name).grad.start", TensorData(int64s: [Int64(start)], shape: [1]))
             let e = ctx.constant("\(n.name).grad.end", TensorData(int64s: [Int64(start + size)], shape: [1]))
             let a = ctx.constant("\(n.name).grad.axis", TensorData(int64s: [Int64(axis)], shape: [1]))
-            ctx.add(v, ctx.emit("Slice", domain: "", [dy, s, e, a], [(ctx.part(v), ctx.type(v))], name: "\(n.name).grad.\(k)")[0])
+            try ctx.add(v, ctx.emit("Slice", domain: "", [dy, s, e, a], [ctx.part(v)], name: "\(n.name).grad.\(k)")[0])
         }
     }, lowering: .kernel(.concat)),
     define(gatherSchema, gather,

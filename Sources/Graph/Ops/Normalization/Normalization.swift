@@ -8,10 +8,10 @@ let normalizationDefinitions: [OpDefinition] = [
            lowering: .kernel(.batchNormInference)),
     define(batchNormTrainingSchema, batchNormTraining, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
         let x = n.inputs[0]
-        let outs = ctx.emit("BatchNormGrad", [dy, x, n.inputs[1], n.outputs[1].name, n.outputs[2].name],
-                            [(ctx.part(x), ctx.type(x)), (ctx.part(n.inputs[1]), ctx.type(n.inputs[1])), (ctx.part(n.inputs[2]), ctx.type(n.inputs[2]))],
+        let outs = try ctx.emit("BatchNormGrad", [dy, x, n.inputs[1], n.outputs[1].name, n.outputs[2].name],
+                            [ctx.part(x), ctx.part(n.inputs[1]), ctx.part(n.inputs[2])],
                             name: "\(n.name).grad")
-        for k in 0..<3 where wants[k] { ctx.add(n.inputs[k], outs[k]) }
+        for k in 0..<3 where wants[k] { try ctx.add(n.inputs[k], outs[k]) }
     }, lowering: .kernel(.batchNormTraining)),
     define(batchNormGradSchema, batchNormGrad,
            types: .floats, flops: .perOutput(1), gradient: trainingOnly, lowering: .kernel(.batchNormGrad)),
