@@ -59,5 +59,6 @@ const char *kiln_isa_error(void) { return isa_error; }
 #define KILN_CALL_int(name, args) return active->name args;
 #define KILN_CALL_float(name, args) return active->name args;
 #define KILN_CALL_size_t(name, args) return active->name args;
+#define KILN_CALL_kiln_scratch_layout(name, args) return active->name args;
 #define KILN_DEFINE(ret, name, params, args) ret kiln_##name params { KILN_CALL_##ret(name, args) }
 KILN_KERNEL_LIST(KILN_DEFINE)

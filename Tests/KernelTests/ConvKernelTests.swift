@@ -74,7 +74,7 @@ final class ConvKernelTests: XCTestCase {
             let geometry = g.geometry
             let packed = Guarded(kiln_winograd_packed_size(geometry))
             kiln_winograd_pack(w, geometry, packed.pointer)
-            let scratch = Guarded(Int(kiln_winograd_scratch(geometry)))
+            let scratch = Guarded(kiln_conv_scratch(geometry, Int32(KILN_CONV_WINOGRAD.rawValue), Int32(KILN_CONV_FORWARD.rawValue), 1).total)
             let y = Guarded(g.m * g.oh * g.ow, fill: .nan)
             let rows = Int(kiln_winograd_tile_rows(geometry)), blocks = g.m / 8
             // Two pieces each way, as two threads would split one image.
@@ -122,7 +122,7 @@ final class ConvKernelTests: XCTestCase {
             let packed = Guarded(kiln_conv_shift_packed_size(g.geometry))
             kiln_conv_shift_pack(w, g.geometry, packed.pointer)
             let plane = Int(kiln_conv_shift_plane(g.geometry))
-            let xp = Guarded(g.c * plane)
+            let xp = Guarded(kiln_conv_scratch(g.geometry, Int32(KILN_CONV_DIRECT.rawValue), Int32(KILN_CONV_FORWARD.rawValue), 1).total)
             kiln_conv_shift_pad(x, g.geometry, Int32(plane), xp.pointer)
             let y = Guarded(g.m * g.oh * g.ow, fill: .nan)
             let blocks = g.m / 8
@@ -196,6 +196,65 @@ final class ConvKernelTests: XCTestCase {
             kiln_weight_grad_shift(dyp.pointer, xp.pointer, Int32(images), g.geometry, Int32(plane), 0, Int32(g.m), dw.pointer)
             assertClose(dw.values, want, tol: 1e-5 * Double(images * g.oh * g.ow + 1), "weight_grad_shift \(g.kh)×\(g.kw)")
             XCTAssertTrue(dw.intact && xp.intact && dyp.intact)
+        }
+    }
+
+    /// The weight gradient's scratch as kiln_conv_scratch lays it out and the runtime carves it:
+    /// the dW accumulator at 0, a group of images' patches (or padded images, or dU) at
+    /// `second`, dy's rows (or Winograd's transforms) at `third`, in one buffer of `total`
+    /// floats; a part too small overwrites the next one (a wrong dW) or the guard band.
+    func testWeightGradientScratchLayout() {
+        var rng = TestRandom(seed: 19)
+        func layout(_ g: Window, _ algorithm: kiln_conv_algorithm, batch: Int) -> kiln_scratch_layout {
+            kiln_conv_scratch(g.geometry, Int32(algorithm.rawValue), Int32(KILN_CONV_GRAD_WEIGHT.rawValue), Int32(batch))
+        }
+        for (g, images) in [(Window(c: 8, h: 6, w: 7, m: 16, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 3),
+                            (Window(c: 5, h: 4, w: 9, m: 6, kh: 3, kw: 1, pt: 1, pl: 0, pb: 0, pr: 0), 4)] {
+            let x = rng.floats(images * g.c * g.h * g.w), dy = rng.floats(images * g.m * g.oh * g.ow)
+            let want = Reference.convWeightGrad(g, images: images, x: x, dy: dy)
+            let k = g.c * g.kh * g.kw, p = g.oh * g.ow, inImage = g.c * g.h * g.w, outImage = g.m * p
+            // Patches of `group` images side by side, dy's rows likewise.
+            var s = layout(g, KILN_CONV_IM2COL, batch: images)
+            XCTAssertEqual(s.second, g.m * k, "the accumulator comes first")
+            var buffer = Guarded(s.total)
+            for g0 in stride(from: 0, to: images, by: Int(s.group)) {
+                let count = min(Int(s.group), images - g0), ld = count * p
+                let col = buffer.pointer + s.second, rows = buffer.pointer + s.third
+                for j in 0..<count {
+                    x.withUnsafeBufferPointer { kiln_im2col_rows_ld($0.baseAddress! + (g0 + j) * inImage, g.geometry, 0, Int32(g.c * g.kh), Int32(ld), col + j * p) }
+                    for mi in 0..<g.m { for q in 0..<p { rows[mi * ld + j * p + q] = dy[(g0 + j) * outImage + mi * p + q] } }
+                }
+                kiln_weight_grad(rows, col, Int32(g.m), Int32(k), Int32(ld), 0, Int32(g.m), buffer.pointer)
+            }
+            assertClose(Array(buffer.values.prefix(g.m * k)), want, tol: 1e-5 * Double(images * p + 1), "im2col weight gradient in its scratch")
+            XCTAssertTrue(buffer.intact, "im2col weight gradient: a write past its scratch")
+            // Padded images and dy on the padded grid.
+            s = layout(g, KILN_CONV_DIRECT, batch: images)
+            buffer = Guarded(s.total)
+            let plane = Int(kiln_conv_shift_plane(g.geometry)), wp = g.w + g.pl + g.pr
+            for g0 in stride(from: 0, to: images, by: Int(s.group)) {
+                let count = min(Int(s.group), images - g0), xp = buffer.pointer + s.second, dyp = buffer.pointer + s.third
+                for j in 0..<count {
+                    x.withUnsafeBufferPointer { kiln_conv_shift_pad($0.baseAddress! + (g0 + j) * inImage, g.geometry, Int32(plane), xp + j * g.c * plane) }
+                    dy.withUnsafeBufferPointer {
+                        kiln_pad_rows($0.baseAddress! + (g0 + j) * outImage, Int32(g.m), Int32(g.oh), Int32(g.ow), Int32(wp), dyp + j * g.m * g.oh * wp)
+                    }
+                }
+                kiln_weight_grad_shift(dyp, xp, Int32(count), g.geometry, Int32(plane), 0, Int32(g.m), buffer.pointer)
+            }
+            assertClose(Array(buffer.values.prefix(g.m * k)), want, tol: 1e-5 * Double(images * p + 1), "direct weight gradient in its scratch")
+            XCTAssertTrue(buffer.intact, "direct weight gradient: a write past its scratch")
+            // Winograd: dU, then its transforms; dW from dU.
+            guard g.kh == 3, g.kw == 3 else { continue }
+            s = layout(g, KILN_CONV_WINOGRAD, batch: images)
+            buffer = Guarded(s.total)
+            let dU = buffer.pointer + s.second
+            x.withUnsafeBufferPointer { xb in dy.withUnsafeBufferPointer { db in
+                kiln_winograd_wgrad_accumulate(g.geometry, xb.baseAddress!, db.baseAddress!, Int32(images), dU, buffer.pointer + s.third)
+            } }
+            kiln_winograd_wgrad_finish(dU, Int32(g.m), Int32(g.c), buffer.pointer)
+            assertClose(Array(buffer.values.prefix(g.m * k)), want, tol: 1e-5 * Double(images * p + 1), "winograd weight gradient in its scratch")
+            XCTAssertTrue(buffer.intact, "winograd weight gradient: a write past its scratch")
         }
     }
 

@@ -136,6 +136,12 @@
       (g, x, dy, G, dU, scratch)) \
     X(void, winograd_wgrad_finish, (const float *dU, int M, int C, float *dw), (dU, M, C, dw)) \
     \
+    /* --- Scratch of the convolution kernels (kernels/scratch.c) -------------------------- */ \
+    /* One definition of each kernel's per-thread scratch: the compiler plans it, the runtime */ \
+    /* carves it up. g: the convolution the kernel runs (one group's channels; for the */ \
+    /* Winograd data gradient, the transposed convolution); batch: images of the step. */ \
+    X(kiln_scratch_layout, conv_scratch, (kiln_conv_geometry g, int algorithm, int pass, int batch), (g, algorithm, pass, batch)) \
+    \
     /* --- BatchNorm forward and backward (kernels/batchnorm.c) ----------------------------- */ \
     /* sums[c] = Σ over n and inner of x [N, C, inner], channels [c_begin, c_end). */ \
     X(void, channel_sums, (const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums), \

@@ -25,6 +25,20 @@ typedef struct {
     int PH, PW, PHE, PWE;
 } kiln_conv_geometry;
 
+// How a convolution runs (Compiler's ConvAlgorithm) and which of its passes a kernel serves.
+enum kiln_conv_algorithm { KILN_CONV_GEMM_1X1 = 0, KILN_CONV_IM2COL = 1, KILN_CONV_DIRECT = 2, KILN_CONV_WINOGRAD = 3 };
+enum kiln_conv_pass { KILN_CONV_FORWARD = 0, KILN_CONV_GRAD_DATA = 1, KILN_CONV_GRAD_WEIGHT = 2 };
+
+// The per-thread scratch of a convolution kernel (kiln_conv_scratch), in floats: `total`,
+// and where its parts start. Forward and data gradient: one part (im2col columns, the
+// padded image, Winograd tiles). Weight gradient: a dW accumulator [M, C·KH·KW] at 0, then the `group` images'
+// patches (or padded images, or Winograd's dU) at `second`, and dy's rows (or Winograd's
+// transform space) at `third`.
+typedef struct {
+    long total, second, third;
+    int group;
+} kiln_scratch_layout;
+
 // One step of a fused elementwise chain: v = op(v, operand) or v = act(v).
 typedef struct {
     int kind;          // 0..3: add, sub, mul, div with an operand; 10 + kiln_activation for activations

@@ -13,4 +13,5 @@
 #include "winograd_wgrad.c"
 #include "batchnorm.c"
 #include "optimizer.c"
+#include "scratch.c"
 #include "table.c"

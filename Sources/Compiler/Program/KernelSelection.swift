@@ -1,3 +1,4 @@
+import CKernels
 import Graph
 
 extension Lowering {
@@ -20,18 +21,17 @@ extension Lowering {
             func float(_ k: String, _ d: Float) -> Float { n.floatAttribute(k, d) }
             func string(_ k: String) -> String { if case .string(let v)? = n.attributes[k] { return v }; return "" }
             /// The forward convolution's descriptor, from x's and w's shapes (one group, 2-D).
-            func convGeometry(x: [Int], w: [Int], scratch: (Int, Int) -> Int) throws -> Program.Conv? {
+            func convGeometry(x: [Int], w: [Int]) throws -> Program.Conv? {
                 guard x.count == 4, w.count == 4, int("group", 1) == 1 else { return nil }
                 let geometry = try WindowGeometry.resolve(input: [x[2], x[3]], kernel: [w[2], w[3]], strides: ints("strides"),
                                                           dilations: ints("dilations"), pads: ints("pads"),
                                                           autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
-                let k = x[1] * w[2] * w[3], p = geometry.output[0] * geometry.output[1]
                 return Program.Conv(
                     algorithm: .im2col, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
                     outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
                     strideH: geometry.strides[0], strideW: geometry.strides[1], padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1],
                     padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
-                    dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: 1, activation: .none, scratch: scratch(k, p))
+                    dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: 1, activation: .none)
             }
 
         /// The kernel of family `fast` for this node.
@@ -53,7 +53,7 @@ extension Lowering {
             switch fast {
             case .convGradData:
                 // Per thread: the columns Wᵀ·dy of one image.
-                guard var c = try convGeometry(x: shapeOf(n.inputs[2]), w: shapeOf(n.inputs[1]), scratch: { k, p in k * p }) else { return .reference(n) }
+                guard var c = try convGeometry(x: shapeOf(n.inputs[2]), w: shapeOf(n.inputs[1])) else { return .reference(n) }
                 // A 3×3 stride-1 convolution's data gradient is itself a 3×3 stride-1 convolution
                 // (dy by the rotated, channel-swapped kernel, pads 2 − p): Winograd, described as
                 // that convolution.
@@ -65,36 +65,26 @@ extension Lowering {
                     c = Program.Conv(algorithm: .winograd, channels: c.outChannels, height: c.outHeight, width: c.outWidth,
                                      outChannels: c.channels, outHeight: c.height, outWidth: c.width, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
                                      padTop: t[0], padLeft: t[1], padBottom: t[2], padRight: t[3], dilationH: 1, dilationW: 1, group: 1,
-                                     activation: .none,
-                                     scratch: winogradScratch(c: c.outChannels, m: c.channels, h: c.outHeight, w: c.outWidth, pads: t, out: [c.height, c.width]))
+                                     activation: .none)
                 }
+                c.scratch = c.plannedScratch(KILN_CONV_GRAD_DATA, batch: batch)
                 return .convGradData(c)
             case .convGradWeight:
-                // Per thread: one image's columns and a dW accumulator.
-                let w = shapeOf(n.inputs[2])
                 // Per thread: a dW accumulator, and the patches and dy of a group of images side by
                 // side (so each dot product runs over at least ~512 positions).
-                guard var c = try convGeometry(x: shapeOf(n.inputs[0]), w: w, scratch: { k, p in
-                    w[0] * k + weightGradGroup(batch: batch, p: p) * (k * p + w[0] * p)
-                }) else { return .reference(n) }
+                guard var c = try convGeometry(x: shapeOf(n.inputs[0]), w: shapeOf(n.inputs[2])) else { return .reference(n) }
                 if c.kernelH == 3, c.kernelW == 3, c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1,
                    c.channels % 8 == 0, c.outChannels % 8 == 0, options.winograd != false {
                     // 3×3 stride 1: Winograd F(2×2, 3×3) in the weights too (16 products per tile
                     // summed over tiles instead of 36 per output pair of positions), one
                     // accumulator dU per thread and then dW.
-                    let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
                     c.algorithm = .winograd
-                    c.scratch = w[0] * c.channels * 9 + 16 * c.channels * w[0]
-                        + winogradWeightGradScratch(c: c.channels, m: w[0], h: c.height, w: c.width, pads: pads, out: [c.outHeight, c.outWidth])
                 } else if c.strideH == 1, c.strideW == 1, c.dilationH == 1, c.dilationW == 1 {
                     // Stride 1: no patches at all — the image zero-padded once and dy on the same
                     // grid, every tap a shifted row (algorithm "direct_shift", as in the forward).
-                    let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
-                    let plane = directPlane(h: c.height, w: c.width, kh: c.kernelH, kw: c.kernelW, pads: pads)
-                    let q = c.outHeight * (c.width + c.padLeft + c.padRight)
                     c.algorithm = .direct
-                    c.scratch = w[0] * c.channels * c.kernelH * c.kernelW + weightGradGroup(batch: batch, p: q) * (c.channels * plane + w[0] * q)
                 }
+                c.scratch = c.plannedScratch(KILN_CONV_GRAD_WEIGHT, batch: batch)
                 return .convGradWeight(c)
             case .convGradBias:
                 let d = shapeOf(n.inputs[0])
@@ -128,19 +118,15 @@ extension Lowering {
                                                           autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
                 let group = int("group", 1)
                 let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd)
-                let k = x[1] / group * w[2] * w[3]
-                let p = geometry.output[0] * geometry.output[1]
-                return .conv(Program.Conv(
+                var c = Program.Conv(
                     algorithm: algorithm, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
                     outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
                     strideH: geometry.strides[0], strideW: geometry.strides[1], padTop: geometry.padsBegin[0], padLeft: geometry.padsBegin[1],
                     padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
                     dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
-                    activation: op == "Conv" ? .none : activation(n),
-                    scratch: algorithm == .im2col ? k * p
-                        : algorithm == .direct ? x[1] * directPlane(h: x[2], w: x[3], kh: w[2], kw: w[3], pads: geometry.padsBegin + geometry.padsEnd)
-                        : algorithm == .winograd ? winogradScratch(c: x[1], m: w[0], h: x[2], w: x[3], pads: geometry.padsBegin + geometry.padsEnd, out: geometry.output)
-                        : 0))
+                    activation: op == "Conv" ? .none : activation(n))
+                c.scratch = c.plannedScratch(KILN_CONV_FORWARD, batch: batch)
+                return .conv(c)
         }
 
         /// Gemm, kiln.FusedGemm and MatMul of rank 2.

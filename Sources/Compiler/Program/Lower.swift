@@ -7,11 +7,6 @@ import Graph
 /// (views such as Reshape cost nothing), weights packed into one buffer, and every value
 /// placed in one arena by liveness, reusing memory and writing elementwise results in place.
 public enum Lowering {
-    /// Images whose patches the weight gradient takes at once: enough for ~512 positions.
-    public static func weightGradGroup(batch: Int, p: Int) -> Int {
-        max(1, min(batch, 8, 512 / max(p, 1)))
-    }
-
     /// Multiply-adds × 2 of the training kernels the graph statistics do not know.
     static func flops(of kernel: Program.Kernel, batch: Int) -> Int? {
         switch kernel {
@@ -221,7 +216,7 @@ public enum Lowering {
             }
             let scratch = steps.map { s -> Int in
                 switch s.kernel {
-                case .conv(let c), .convGradData(let c), .convGradWeight(let c): return c.scratch
+                case .conv(let c), .convGradData(let c), .convGradWeight(let c): return c.scratch.total
                 default: return 0
                 }
             }.max() ?? 0
@@ -231,28 +226,6 @@ public enum Lowering {
                            outputs: g.outputs.map { Program.Binding(name: $0.name, tensor: tensor($0.name)!) },
                            scratchCount: scratch)
         }
-    }
-
-    /// A geometry for the size queries below (stride and dilation 1, the only ones they serve).
-    static func geometry(c: Int, m: Int, h: Int, w: Int, kh: Int, kw: Int, pads: [Int], out: [Int]) -> kiln_conv_geometry {
-        kiln_conv_geometry(C: Int32(c), H: Int32(h), W: Int32(w), M: Int32(m), OH: Int32(out[0]), OW: Int32(out[1]),
-                           KH: Int32(kh), KW: Int32(kw), SH: 1, SW: 1, DH: 1, DW: 1,
-                           PH: Int32(pads[0]), PW: Int32(pads[1]), PHE: Int32(pads[2]), PWE: Int32(pads[3]))
-    }
-
-    /// Floats per channel of the padded input of the direct kernel.
-    static func directPlane(h: Int, w: Int, kh: Int, kw: Int, pads: [Int]) -> Int {
-        Int(kiln_conv_shift_plane(geometry(c: 1, m: 1, h: h, w: w, kh: kh, kw: kw, pads: pads, out: [h, w])))
-    }
-
-    /// Floats of per-thread scratch for the Winograd convolution.
-    static func winogradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
-        Int(kiln_winograd_scratch(geometry(c: c, m: m, h: h, w: w, kh: 3, kw: 3, pads: pads, out: out)))
-    }
-
-    /// Floats of per-thread scratch for the Winograd weight gradient's transforms.
-    static func winogradWeightGradScratch(c: Int, m: Int, h: Int, w: Int, pads: [Int], out: [Int]) -> Int {
-        Int(kiln_winograd_wgrad_scratch(geometry(c: c, m: m, h: h, w: w, kh: 3, kw: 3, pads: pads, out: out)))
     }
 
     /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.

@@ -13,6 +13,21 @@ extension Program.Conv {
     }
 }
 
+extension Program.Conv {
+    /// The scratch the kernel of `pass` needs for this convolution (its definition is the
+    /// C kernels' kiln_conv_scratch).
+    public func plannedScratch(_ pass: kiln_conv_pass, batch: Int) -> Program.Scratch {
+        let code: kiln_conv_algorithm = switch algorithm {
+        case .gemm1x1: KILN_CONV_GEMM_1X1
+        case .im2col: KILN_CONV_IM2COL
+        case .direct: KILN_CONV_DIRECT
+        case .winograd: KILN_CONV_WINOGRAD
+        }
+        let s = kiln_conv_scratch(geometry(channels: channels / max(group, 1)), Int32(code.rawValue), Int32(pass.rawValue), Int32(batch))
+        return Program.Scratch(total: s.total, second: s.second, third: s.third, group: Int(s.group))
+    }
+}
+
 extension Program.Pool {
     /// The kernels' geometry of one plane's window (channels unused).
     public var geometry: kiln_conv_geometry {

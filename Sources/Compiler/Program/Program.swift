@@ -62,8 +62,15 @@ public struct Program: Sendable {
         public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int, dilationH: Int, dilationW: Int
         public var group: Int
         public var activation: Activation
-        /// Floats of per-thread scratch (im2col columns).
-        public var scratch: Int
+        /// Per-thread scratch, as the kernel defines it (kiln_conv_scratch).
+        public var scratch: Scratch = .none
+    }
+
+    /// A kernel's per-thread scratch in floats: the total and where its parts start, and the
+    /// images a weight-gradient worker takes at once (kiln_scratch_layout).
+    public struct Scratch: Sendable, Equatable {
+        public var total: Int, second: Int, third: Int, group: Int
+        public static let none = Scratch(total: 0, second: 0, third: 0, group: 1)
     }
 
     public struct Gemm: Sendable {

@@ -139,7 +139,7 @@ extension CompiledModel {
             let geometry = c.geometry()
             let workers = min(threads, images)
             parallelChunks(images, workers: workers, pool: pool) { worker, range in
-                let acc = scratch[worker].pointer, dU = acc + m * k, work = dU + 16 * c.channels * m
+                let acc = scratch[worker].pointer, dU = acc + c.scratch.second, work = acc + c.scratch.third
                 dU.update(repeating: 0, count: 16 * c.channels * m)
                 acc.update(repeating: 0, count: m * k)
                 if !range.isEmpty {
@@ -155,9 +155,9 @@ extension CompiledModel {
             // Each worker sums its images into its own accumulator, a group of images' patches
             // and dy side by side at a time; then the accumulators add up.
             let workers = min(threads, images)
-            let group = Lowering.weightGradGroup(batch: images, p: p)
+            let group = c.scratch.group
             parallelChunks(images, workers: workers, pool: pool) { worker, range in
-                let acc = scratch[worker].pointer, col = acc + m * k, dyRows = col + k * group * p
+                let acc = scratch[worker].pointer, col = acc + c.scratch.second, dyRows = acc + c.scratch.third
                 acc.update(repeating: 0, count: m * k)
                 for g0 in stride(from: range.lowerBound, to: range.upperBound, by: group) {
                     let g = min(group, range.upperBound - g0), ld = g * p
@@ -203,7 +203,7 @@ extension CompiledModel {
         let plane = Int(kiln_conv_shift_plane(geometry))
         let inImage = c.channels * c.height * c.width, outImage = m * c.outHeight * c.outWidth
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        let group = Lowering.weightGradGroup(batch: images, p: q)
+        let group = c.scratch.group
         func prepare(_ n: Int, _ j: Int, xp: UnsafeMutablePointer<Float>, dyp: UnsafeMutablePointer<Float>) {
             kiln_conv_shift_pad(x.pointer + n * inImage, geometry, Int32(plane), xp + j * c.channels * plane)
             kiln_pad_rows(dy.pointer + n * outImage, Int32(m), Int32(c.outHeight), Int32(c.outWidth), Int32(wp), dyp + j * m * q)
@@ -214,7 +214,7 @@ extension CompiledModel {
         if parallel {
             let workers = min(threads, images)
             parallelChunks(images, workers: workers, pool: pool) { worker, range in
-                let acc = scratch[worker].pointer, xp = acc + m * k, dyp = xp + group * c.channels * plane
+                let acc = scratch[worker].pointer, xp = acc + c.scratch.second, dyp = acc + c.scratch.third
                 acc.update(repeating: 0, count: m * k)
                 for g0 in stride(from: range.lowerBound, to: range.upperBound, by: group) {
                     let g = min(group, range.upperBound - g0)
@@ -225,7 +225,7 @@ extension CompiledModel {
             sumAccumulators(workers: workers, count: m * k, into: dw)
             return
         }
-        let xp = scratch[0].pointer + m * k, dyp = xp + group * c.channels * plane
+        let xp = scratch[0].pointer + c.scratch.second, dyp = scratch[0].pointer + c.scratch.third
         let xs = Shared(pointer: xp), dys = Shared(pointer: dyp)
         dw.pointer.update(repeating: 0, count: m * k)
         for n in 0..<images {

@@ -343,7 +343,8 @@ public final class CompiledModel: @unchecked Sendable {
             packSource(w) { kiln_conv_shift_pack($0, c.geometry(), p) }
         case .conv(let c) where c.algorithm == .winograd:
             guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
-            let need = Int(kiln_winograd_scratch(c.geometry()))
+            // A Program is plain data: check its plan against the kernel's own size.
+            let need = c.plannedScratch(KILN_CONV_FORWARD, batch: program.batch).total
             guard need <= program.scratchCount else {
                 throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
             }
