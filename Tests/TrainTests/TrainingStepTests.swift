@@ -144,6 +144,33 @@ struct CompiledStepTests {
         try Self.compare(model, options: options, batch: 3, threads: 2, label: "resnet32 batch 3")
     }
 
+    @Test("the packed weights follow SGD: a second step equals a fresh step loaded with the first's state")
+    func packedWeightsFollowUpdates() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models/resnet8-mnist.kiln").standardized
+        let model = try TextFormat.parse(String(contentsOf: url, encoding: .utf8)).materialized(seed: 5)
+        let options = TrainingOptions(momentum: 0.9, weightDecay: 5e-4)
+        let batch = 4
+        var rng = KilnRandom(seed: 6)
+        let images = (0..<2 * batch * 28 * 28).map { _ in Float(rng.unit()) }, labels = [3, 1, 4, 1, 5, 9, 2, 6]
+        func run(_ step: TrainingStep, _ k: Int) throws -> Float {
+            try images.withUnsafeBufferPointer { all in
+                try step.run(images: UnsafeBufferPointer(rebasing: all[(k * batch * 784)..<((k + 1) * batch * 784)]), labels: Array(labels[(k * batch)..<((k + 1) * batch)]),
+                             classWeights: Array(repeating: 1, count: 10), learningRate: 0.5)
+            }
+        }
+        let step = try TrainingStep(model: model, options: options, batch: batch, threads: 2, seed: 7)
+        // Its convolutions read packed weights (direct and Winograd kernels).
+        let packed = step.model.program.steps.filter { if case .conv(let c) = $0.kernel { return c.algorithm != .im2col && c.algorithm != .gemm1x1 }; return false }
+        #expect(!packed.isEmpty)
+        _ = try run(step, 0)
+        let fresh = try TrainingStep(model: model, options: options, batch: batch, threads: 2, seed: 7)
+        try fresh.load(step.state())
+        let (second, again) = (try run(step, 1), try run(fresh, 1))
+        #expect(second == again, "the second step's loss")
+        let (a, b) = (step.state(), fresh.state())
+        for (name, t) in a { #expect(t.floats == b[name]?.floats, "\(name) after two steps") }
+    }
+
     /// The algorithm of every convolution weight gradient in a compiled step, by step name.
     static func weightGradAlgorithms(_ step: TrainingStep) -> [String: ConvAlgorithm] {
         var out: [String: ConvAlgorithm] = [:]

@@ -100,6 +100,9 @@ public final class CompiledModel: @unchecked Sendable {
     /// non-finite-input path needs of the weights that only exist transformed.
     var winogradSigns: [Int: [Int8]] = [:]
     var packedCount = 0
+    /// Per step that updates a weight in place (SGD): the steps whose packed copy of it the
+    /// update repacks at once.
+    var repackAfter: [Int: [Int]] = [:]
     /// Every f32 parameter's place in the parameter buffer, by name.
     public private(set) var parameterTensors: [String: Program.Tensor] = [:]
     /// Parameters in the buffer (others exist only packed).
@@ -191,30 +194,6 @@ public final class CompiledModel: @unchecked Sendable {
         program.outputs.first { $0.name == name }.map { UnsafeMutableBufferPointer(start: pointer($0.tensor), count: $0.tensor.count) }
     }
 
-    /// Packs again the weights packed kernels read, from the parameter buffer (after the
-    /// buffer changed: a training step's update, a loaded checkpoint).
-    public func repack() {
-        let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.byteOffset })
-        for (i, step) in program.steps.enumerated() {
-            if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, let w = step.inputs[1].tensor, let p = packedWeights[i] {
-                kiln_winograd_pack_flipped(pointer(w), c.geometry(), p)
-                continue
-            }
-            guard case .conv(let c) = step.kernel, let w = step.inputs[1].tensor, let p = packedWeights[i],
-                  residentOffsets.contains(w.byteOffset) else { continue }
-            if c.algorithm == .winograd {
-                kiln_winograd_pack(pointer(w), c.geometry(), p)
-                winogradSigns[i] = Self.signs(pointer(w), c.outChannels * c.channels * 9)
-            } else {
-                kiln_conv_shift_pack(pointer(w), c.geometry(), p)
-            }
-        }
-    }
-
-    static func signs(_ w: UnsafePointer<Float>, _ count: Int) -> [Int8] {
-        (0..<count).map { w[$0] > 0 ? 1 : w[$0] < 0 ? -1 : 0 }
-    }
-
     func host(_ o: Program.Operand) -> HostTensor? {
         switch o {
         case .none: return nil
@@ -232,46 +211,7 @@ public final class CompiledModel: @unchecked Sendable {
         let packedSteps = allocatePackedWeights()
         let source = loadParameters(program.parameters, packedSteps: packedSteps)
         for (i, step) in program.steps.enumerated() { try prepare(step, at: i, source: source) }
-    }
-
-    /// The values packed kernels pack weight `w` from: its graph tensor when it exists only
-    /// packed (`source`, by byte offset), the parameter buffer otherwise.
-    func withPackSource(_ source: [Int: TensorData], _ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
-        guard let data = source[w.byteOffset] else { body(pointer(w)); return }
-        data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
-    }
-
-    /// One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary; the
-    /// steps that have one.
-    func allocatePackedWeights() -> Set<Int> {
-        var offsets: [Int: Int] = [:]
-        var total = 0
-        for (i, step) in program.steps.enumerated() {
-            if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, step.inputs[1].tensor?.inParameters == true {
-                offsets[i] = total
-                total += (kiln_winograd_packed_size(c.geometry()) + 15) / 16 * 16
-                continue
-            }
-            // Only weights fixed at compile time can be packed (not ones computed or fed at run time).
-            guard case .conv(let c) = step.kernel, step.inputs[1].tensor?.inParameters == true else { continue }
-            let count: Int
-            switch c.algorithm {
-            case .direct: count = kiln_conv_shift_packed_size(c.geometry())
-            case .winograd: count = kiln_winograd_packed_size(c.geometry())
-            case .im2col, .gemm1x1:
-                guard c.group == 1, c.outChannels % 8 == 0 else { continue }
-                count = kiln_conv_shift_packed_size(c.geometry())
-            }
-            offsets[i] = total
-            total += (count + 15) / 16 * 16
-        }
-        if total > 0 {
-            let buffer = alignedFloats(total)
-            packedBuffer = buffer
-            packedCount = total
-            for (i, offset) in offsets { packedWeights[i] = buffer + offset }
-        }
-        return Set(offsets.keys)
+        repackAfter = ownersOfPackedWeights(packedSteps)
     }
 
     /// Parameter values go into the buffer, except weights that only packed kernels read:
@@ -305,7 +245,7 @@ public final class CompiledModel: @unchecked Sendable {
     /// Step `i`'s constants: its packed weights, index maps, BatchNorm scale and shift (only
     /// what depends on the weights' values when `valuesOnly`).
     func prepare(_ step: Program.Step, at i: Int, source: [Int: TensorData], valuesOnly: Bool = false) throws {
-        func packSource(_ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) { withPackSource(source, w, body) }
+        if packedWeights[i] != nil, let w = step.inputs[1].tensor { withPackSource(source, w) { pack(step: i, from: $0) } }
         switch step.kernel {
         case .dataMovement where valuesOnly, .scatter where valuesOnly: return
         case .dataMovement(let node):
@@ -338,26 +278,14 @@ public final class CompiledModel: @unchecked Sendable {
                 }
             }
             maps[i] = try map(images: batch)
-        case .conv(let c) where c.algorithm != .winograd:
-            guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
-            packSource(w) { kiln_conv_shift_pack($0, c.geometry(), p) }
         case .conv(let c) where c.algorithm == .winograd:
-            guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
             // A Program is plain data: check its plan against the kernel's own size.
             let need = c.plannedScratch(KILN_CONV_FORWARD, batch: program.batch).total
             guard need <= program.scratchCount else {
                 throw RuntimeError.kernel(node: step.name, op: step.op, message: "planned scratch \(program.scratchCount) floats, the Winograd kernel needs \(need)")
             }
-            packSource(w) {
-                kiln_winograd_pack($0, c.geometry(), p)
-                winogradSigns[i] = Self.signs($0, c.outChannels * c.channels * 9)
-            }
         case .scatter(let node):
             scatterMaps[i] = try scatterMap(node, step)
-        case .convGradData(let c) where c.algorithm == .winograd:
-            // c describes the transposed convolution: channels = the forward's M.
-            guard let w = step.inputs[1].tensor, let p = packedWeights[i] else { return }
-            packSource(w) { kiln_winograd_pack_flipped($0, c.geometry(), p) }
         case .scaleShift(let c, _, let eps):
             guard let s = host(step.inputs[1]), let b = host(step.inputs[2]), let m = host(step.inputs[3]), let v = host(step.inputs[4]) else { return }
             var out = [Float](repeating: 0, count: 2 * c)
@@ -419,6 +347,7 @@ public final class CompiledModel: @unchecked Sendable {
             } else {
                 try run(step, index: i, imageParallel: imageParallel)
             }
+            if let packs = repackAfter[i] { for j in packs { pack(step: j, from: pointer(program.steps[j].inputs[1].tensor!)) } }
         }
     }
 }

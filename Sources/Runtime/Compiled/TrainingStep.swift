@@ -83,9 +83,14 @@ public final class TrainingStep: @unchecked Sendable {
         weights.update(from: classWeights, count: classes)
         rate.pointee = learningRate
         try model.execute()
-        // SGD and BatchNorm write most state in place (see Lowering); the rest is copied back.
-        for u in updates where u.param != u.next { u.param.update(from: u.next, count: u.count) }
-        model.repack()
+        // SGD and BatchNorm write most state in place (see Lowering), and SGD repacks the
+        // weights it updates as it runs; the rest is copied back, then packed again.
+        var copied = false
+        for u in updates where u.param != u.next {
+            u.param.update(from: u.next, count: u.count)
+            copied = true
+        }
+        if copied { model.repack() }
         return model.outputBuffer(Autodiff.loss)![0]
     }
 

@@ -1,0 +1,93 @@
+import CKernels
+import Compiler
+import Graph
+
+// Weights packed for the direct and Winograd kernels: one buffer for them all, packed once
+// from the graph's values, and again by the step that updates a weight (SGD) as it runs.
+extension CompiledModel {
+    /// One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary; the
+    /// steps that have one.
+    func allocatePackedWeights() -> Set<Int> {
+        var offsets: [Int: Int] = [:]
+        var total = 0
+        for (i, step) in program.steps.enumerated() {
+            if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, step.inputs[1].tensor?.inParameters == true {
+                offsets[i] = total
+                total += (kiln_winograd_packed_size(c.geometry()) + 15) / 16 * 16
+                continue
+            }
+            // Only weights fixed at compile time can be packed (not ones computed or fed at run time).
+            guard case .conv(let c) = step.kernel, step.inputs[1].tensor?.inParameters == true else { continue }
+            let count: Int
+            switch c.algorithm {
+            case .direct: count = kiln_conv_shift_packed_size(c.geometry())
+            case .winograd: count = kiln_winograd_packed_size(c.geometry())
+            case .im2col, .gemm1x1:
+                guard c.group == 1, c.outChannels % 8 == 0 else { continue }
+                count = kiln_conv_shift_packed_size(c.geometry())
+            }
+            offsets[i] = total
+            total += (count + 15) / 16 * 16
+        }
+        if total > 0 {
+            let buffer = alignedFloats(total)
+            packedBuffer = buffer
+            packedCount = total
+            for (i, offset) in offsets { packedWeights[i] = buffer + offset }
+        }
+        return Set(offsets.keys)
+    }
+
+    /// The values packed kernels pack weight `w` from: its graph tensor when it exists only
+    /// packed (`source`, by byte offset), the parameter buffer otherwise.
+    func withPackSource(_ source: [Int: TensorData], _ w: Program.Tensor, _ body: (UnsafePointer<Float>) -> Void) {
+        guard let data = source[w.byteOffset] else { body(pointer(w)); return }
+        data.bytes.withUnsafeBytes { body($0.bindMemory(to: Float.self).baseAddress!) }
+    }
+
+    /// Packs again the weights packed kernels read, from the parameter buffer (after the
+    /// buffer changed from outside: a loaded checkpoint, another model on the same buffer).
+    /// A training step's own updates repack as they run (`repackAfter`).
+    public func repack() {
+        let residentOffsets = Set(resident.compactMap { parameterTensors[$0]?.byteOffset })
+        for i in packedWeights.keys.sorted() {
+            guard let w = program.steps[i].inputs[1].tensor, residentOffsets.contains(w.byteOffset) else { continue }
+            pack(step: i, from: pointer(w))
+        }
+    }
+
+    /// Step `i`'s packed weights from the values `w` (its weight input's layout).
+    func pack(step i: Int, from w: UnsafePointer<Float>) {
+        guard let p = packedWeights[i] else { return }
+        switch program.steps[i].kernel {
+        case .convGradData(let c):
+            // c describes the transposed convolution: channels = the forward's M.
+            kiln_winograd_pack_flipped(w, c.geometry(), p)
+        case .conv(let c) where c.algorithm == .winograd:
+            kiln_winograd_pack(w, c.geometry(), p)
+            winogradSigns[i] = Self.signs(w, c.outChannels * c.channels * 9)
+        case .conv(let c):
+            kiln_conv_shift_pack(w, c.geometry(), p)
+        default:
+            preconditionFailure("step \(i) has packed weights but no packing kernel")
+        }
+    }
+
+    /// For each step updating a parameter in place, the packed steps reading that parameter.
+    func ownersOfPackedWeights(_ packedSteps: Set<Int>) -> [Int: [Int]] {
+        var readers: [Int: [Int]] = [:]  // weight byte offset → packed steps
+        for j in packedSteps.sorted() {
+            if let w = program.steps[j].inputs[1].tensor, w.inParameters { readers[w.byteOffset, default: []].append(j) }
+        }
+        var after: [Int: [Int]] = [:]
+        for (i, step) in program.steps.enumerated() {
+            guard case .sgd = step.kernel, let next = step.outputs.first, next.inParameters, let js = readers[next.byteOffset] else { continue }
+            after[i] = js
+        }
+        return after
+    }
+
+    static func signs(_ w: UnsafePointer<Float>, _ count: Int) -> [Int8] {
+        (0..<count).map { w[$0] > 0 ? 1 : w[$0] < 0 ? -1 : 0 }
+    }
+}
