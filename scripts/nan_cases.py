@@ -85,6 +85,40 @@ def build():
     for op, attrs in [("Relu", {}), ("LeakyRelu", {"alpha": 0.1}), ("Sigmoid", {}), ("Tanh", {}), ("HardSigmoid", {}),
                       ("HardSwish", {}), ("Identity", {}), ("Dropout", {}), ("Sqrt", {})]:
         case(op.lower(), op, *one(op, **attrs))
+    for op, attrs, opset in [("Exp", {}, 17), ("Log", {}, 17), ("Erf", {}, 17), ("Reciprocal", {}, 17), ("Floor", {}, 17),
+                             ("Ceil", {}, 17), ("Neg", {}, 17), ("Abs", {}, 17), ("Elu", {"alpha": 0.7}, 17), ("Selu", {}, 17),
+                             ("Softplus", {}, 17), ("Mish", {}, 18), ("Gelu", {}, 20), ("Gelu", {"approximate": "tanh"}, 20)]:
+        suffix = "-tanh" if attrs.get("approximate") == "tanh" else ""
+        case(op.lower() + suffix, op, *one(op, **attrs), opset=opset)
+    case("pow", "Pow", [helper.make_node("Pow", ["a", "b"], ["y"], name="pow")],
+         [("a", data((3, 4), 50)), ("b", data((4,), 51, 0.4))], ["y"])
+    case("prelu", "PRelu", [helper.make_node("PRelu", ["x", "s"], ["y"], name="prelu")], [("x", data((2, 3, 4), 52))], ["y"],
+         [("s", weights((3, 1), 53))])
+    for op in ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]:
+        case(op.lower(), op, [helper.make_node(op, ["a", "b"], ["y"], name=op.lower())],
+             [("a", data((2, 5), 54)), ("b", data((5,), 55, 0.4))], ["y"])
+    # Logic on comparisons of non-finite data (NaN compares false).
+    a, b = data((2, 5), 56), data((5,), 57, 0.4)
+    case("not", "Not,Less", [helper.make_node("Less", ["a", "b"], ["p"], name="less"), helper.make_node("Not", ["p"], ["y"], name="not")],
+         [("a", a), ("b", b)], ["y"])
+    for op in ["And", "Or", "Xor"]:
+        case(op.lower(), op + ",Less,Greater",
+             [helper.make_node("Less", ["a", "b"], ["p"], name="less"), helper.make_node("Greater", ["a", "c"], ["q"], name="greater"),
+              helper.make_node(op, ["p", "q"], ["y"], name=op.lower())],
+             [("a", a), ("b", b), ("c", data((2, 1), 64, 0.4))], ["y"])
+    case("where", "Where,Less", [helper.make_node("Less", ["a", "b"], ["c"], name="less"),
+                                 helper.make_node("Where", ["c", "a", "b"], ["y"], name="where")],
+         [("a", data((2, 6), 58)), ("b", data((6,), 59, 0.4))], ["y"])
+    case("expand", "Expand", [helper.make_node("Expand", ["x", "s"], ["y"], name="expand")], [("x", data((3, 1), 60))], ["y"],
+         [("s", np.array([2, 1, 4], np.int64))])
+    case("tile", "Tile", [helper.make_node("Tile", ["x", "r"], ["y"], name="tile")], [("x", data((2, 3), 61))], ["y"],
+         [("r", np.array([2, 3], np.int64))])
+    case("range", "Range,Cast,Add", [helper.make_node("Range", ["s", "l", "d"], ["r"], name="range"),
+                                     helper.make_node("Cast", ["r"], ["f"], name="cast", to=F),
+                                     helper.make_node("Add", ["x", "f"], ["y"], name="add")],
+         [("x", data((2, 5), 62))], ["y"], [("s", np.array(7, np.int64)), ("l", np.array(-3, np.int64)), ("d", np.array(-2, np.int64))])
+    case("split", "Split", [helper.make_node("Split", ["x", "sp"], ["y0", "y1"], name="split", axis=1)], [("x", data((2, 7), 63))],
+         ["y0", "y1"], [("sp", np.array([3, 4], np.int64))])
     # Relu at the sizes the compiled vector loops take whole and the remainder they finish.
     case("relu-long", "Relu", *one("Relu", shape=(3, 37), seed=2))
     for op in ["Add", "Sub", "Mul", "Div"]:

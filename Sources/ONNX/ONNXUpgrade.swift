@@ -44,6 +44,8 @@ extension Importer {
             let starts = takeInts("starts") ?? [], ends = takeInts("ends") ?? []
             n.inputs = [n.inputs.first ?? "", ints("\(n.name).starts", starts), ints("\(n.name).ends", ends)]
             if let axes = takeInts("axes") { n.inputs.append(ints("\(n.name).axes", axes)) }
+        case "Split" where opset < 13:
+            if let split = takeInts("split") { n.inputs = [n.inputs.first ?? "", ints("\(n.name).split", split)] }
         case "Squeeze" where opset < 13, "Unsqueeze" where opset < 13:
             if let axes = takeInts("axes") { n.inputs = [n.inputs.first ?? "", ints("\(n.name).axes", axes)] }
         case "ReduceMean" where opset >= 18, "ReduceL2" where opset >= 18:

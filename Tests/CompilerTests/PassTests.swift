@@ -27,6 +27,55 @@ struct PassTests {
         #expect(out.parameters.map(\.name).sorted() == ["target"])
     }
 
+    @Test("shape arithmetic through any op folds: Shape → Gather → Div → Mul gives a Slice bound (ShuffleNet's channel split)")
+    func foldArithmeticChain() throws {
+        // Before ops computed known values with their reference kernels, the Slice bound was
+        // "must be a constant" here (known values stopped at Div and Mul).
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[1, 8, 4, 4]
+              const one: i64[] = [1]
+              const two: i64[] = [2]
+              const zero1: i64[1] = [0]
+              const axis1: i64[1] = [1]
+              s = Shape(x)
+              c = Gather(s, one) {axis=0}
+              h = Div(c, two)
+              e = Mul(h, one)
+              eu = Unsqueeze(e, zero1)
+              y = Slice(x, zero1, eu, axis1)
+              output y
+            }
+            """)
+        // 8 channels / 2 × 1 = 4, by hand.
+        #expect(g.outputs[0].type == TensorType(.f32, [1, 4, 4, 4]))
+        let out = try Pipeline.run(g, passes: [.foldConstants])
+        #expect(out.nodes.map(\.op) == ["Slice"])
+        #expect(out.parameter(named: "eu")?.initializer.tensor?.int64s == [4])
+    }
+
+    @Test("nodes on constants of any type fold through their reference kernels; trained parameters do not")
+    func foldFloatConstants() throws {
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 3]
+              const a: f32[3] = [1, 2, 0.5]
+              param w: f32[3] = ones
+              ea = Exp(a)
+              na = Neg(ea)
+              ew = Exp(w)
+              s = Add(x, na)
+              y = Mul(s, ew)
+              output y
+            }
+            """)
+        let out = try Pipeline.run(g, passes: [.foldConstants])
+        #expect(out.nodes.map(\.op) == ["Exp", "Add", "Mul"], "Exp of the trained w stays")
+        let folded = try #require(out.parameter(named: "na")?.initializer.tensor?.floats)
+        // −eᵃ by hand (Foundation's exp in Double, rounded to f32).
+        #expect(folded == [-2.7182817, -7.389056, -1.6487212])
+    }
+
     @Test("Identity and inference Dropout go; a graph output keeps its name")
     func identities() throws {
         let g = try TextFormat.parse("""

@@ -6,8 +6,8 @@ extension Pass {
         removeIdentityNodes(g)
     }
 
-    /// Replaces integer values known at compile time (shape computations) by constants.
-    public static let foldConstants = Pass("fold-constants", summary: "replace compile-time integer values by constants") { g in
+    /// Replaces values known at compile time (shape computations, nodes on constants) by constants.
+    public static let foldConstants = Pass("fold-constants", summary: "replace values known at compile time by constants") { g in
         try foldConstantValues(g)
     }
 }
@@ -54,31 +54,44 @@ public func removeIdentityNodes(_ graph: Graph) -> Graph {
     return g
 }
 
+/// Folds what is known at compile time into constants: Constant nodes, integer values the
+/// verifier's known-value propagation computed (shape arithmetic), and every node whose inputs
+/// are all constants (`.const` parameters, whatever their element type), evaluated by its
+/// reference kernel. Outputs larger than `maxFoldedElements` stay computed.
 public func foldConstantValues(_ graph: Graph) throws -> Graph {
     var g = graph
     let known = try graph.knownIntegerValues()
     let graphOutputs = Set(graph.outputs.map(\.name))
+    var constants: [String: TensorData] = [:]
+    for p in graph.parameters where p.role == .const { if let t = p.initializer.tensor { constants[p.name] = t } }
     var folded: [Parameter] = []
     var keep: [Node] = []
     for n in graph.nodes {
         let outs = n.outputs.filter { !$0.name.isEmpty }
-        let foldable = !outs.isEmpty && outs.allSatisfy { o in
-            known[o.name] != nil && o.type.dtype.isInteger && !graphOutputs.contains(o.name)
-                && o.type.shape.staticSizes.map { $0.reduce(1, *) == known[o.name]!.count } == true
+        func fold(_ values: [(String, TensorData)]) {
+            for (name, t) in values {
+                folded.append(Parameter(name: name, role: .const, data: t))
+                constants[name] = t
+            }
         }
         // Constant nodes become parameters whatever their type.
         if n.domain.isEmpty && n.op == "Constant", n.outputs.count == 1, !graphOutputs.contains(n.outputs[0].name) {
             if let t = constantTensor(n) {
-                folded.append(Parameter(name: n.outputs[0].name, role: .const, data: t))
+                fold([(n.outputs[0].name, t)])
                 continue
             }
         }
-        if foldable && !(n.domain.isEmpty && n.op == "Constant") {
-            for o in outs {
-                let shape = o.type.shape.staticSizes!
-                folded.append(Parameter(name: o.name, role: .const,
-                                        data: TensorData(dtype: o.type.dtype, shape: shape, integers: known[o.name]!.map(Int64.init))))
-            }
+        guard !outs.isEmpty, !outs.contains(where: { graphOutputs.contains($0.name) }) else { keep.append(n); continue }
+        let knownInts = outs.allSatisfy { o in
+            known[o.name] != nil && (o.type.dtype.isInteger || o.type.dtype == .bool)
+                && o.type.shape.staticSizes.map { $0.reduce(1, *) == known[o.name]!.count } == true
+        }
+        if knownInts {
+            fold(outs.map { o in (o.name, TensorData(dtype: o.type.dtype, shape: o.type.shape.staticSizes!, integers: known[o.name]!.map(Int64.init))) })
+            continue
+        }
+        if let values = evaluatedOnConstants(n, constants) {
+            fold(values)
             continue
         }
         keep.append(n)
@@ -86,6 +99,24 @@ public func foldConstantValues(_ graph: Graph) throws -> Graph {
     g.nodes = keep
     g.parameters += folded
     return eliminateDeadCode(g)
+}
+
+/// Largest output (in elements) constant folding materialises.
+let maxFoldedElements = 1 << 22
+
+/// The outputs of `n` computed by its reference kernel, when every input is in `constants`.
+func evaluatedOnConstants(_ n: Node, _ constants: [String: TensorData]) -> [(String, TensorData)]? {
+    guard n.inputs.contains(where: { !$0.isEmpty }), n.inputs.allSatisfy({ $0.isEmpty || constants[$0] != nil }),
+          n.outputs.allSatisfy({ $0.type.shape.staticSizes.map { $0.reduce(1, *) <= maxFoldedElements } ?? false }),
+          let kernel = OpRegistry.definition(of: n)?.reference else { return nil }
+    let inputs = n.inputs.map { $0.isEmpty ? nil : HostTensor(constants[$0]!) }
+    guard let outs = try? kernel(RefContext(node: n, inputs: inputs, outputTypes: n.outputs.map(\.type))), outs.count >= n.outputs.count else { return nil }
+    var values: [(String, TensorData)] = []
+    for (o, t) in zip(n.outputs, outs) where !o.name.isEmpty {
+        guard t.dtype == o.type.dtype, t.shape == o.type.shape.staticSizes else { return nil }
+        values.append((o.name, t.data))
+    }
+    return values
 }
 
 /// The value of a Constant node as a tensor.

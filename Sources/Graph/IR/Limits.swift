@@ -6,6 +6,9 @@ public enum ONNXLimits {
     /// Largest kernel size, stride, dilation or pad a window op or Pad takes (2^32): bounds
     /// attributes read from a file before shape arithmetic multiplies them.
     public static let maxDimension = 1 << 32
+    /// Most elements of a small integer or bool tensor whose values shape inference tracks
+    /// (KnownInts): shapes, indices, axes.
+    public static let knownValues = 64
 }
 
 /// The element count of `dims`, or nil if negative or too large.

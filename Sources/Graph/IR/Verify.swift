@@ -182,7 +182,12 @@ extension Graph {
             checkedNode.outputs[i].type = t
             types.append(t)
         }
-        return (checkedNode, types, ctx.outputKnown)
+        var known = ctx.outputKnown
+        if known.allSatisfy({ $0 == nil }),
+           let evaluated = evaluatedKnownValues(checkedNode, inputTypes: inputTypes, inputKnown: inputKnown, outputTypes: types) {
+            known = evaluated
+        }
+        return (checkedNode, types, known)
     }
 
     /// Whether node `to` depends (transitively) on node `from`'s outputs.

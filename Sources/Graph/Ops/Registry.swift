@@ -109,7 +109,7 @@ public let kilnOpsets = 1...1
 public enum OpRegistry {
     static let table: [OpKey: OpDefinition] = {
         var t: [OpKey: OpDefinition] = [:]
-        for d in elementwiseDefinitions + convDefinitions + gemmDefinitions + poolDefinitions + normalizationDefinitions
+        for d in elementwiseDefinitions + mathDefinitions + convDefinitions + gemmDefinitions + poolDefinitions + normalizationDefinitions
                  + movementDefinitions + reduceDefinitions + lossDefinitions {
             // Registration-time check: one definition per key.
             precondition(t[d.key] == nil, "op \(d.key) is defined twice")

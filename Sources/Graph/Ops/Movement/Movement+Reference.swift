@@ -200,3 +200,41 @@ let castReference: RefKernel = { ctx in
 }
 
 let reshapeLikeReference: RefKernel = { ctx in [try ctx.input(0).reshaped(try ctx.input(1).shape)] }
+
+let expandReference: RefKernel = { ctx in
+    let x = try ctx.input(0), shape = ctx.outShape()
+    return [x.gather(broadcastIndices(from: x.shape, to: shape), shape: shape)]
+}
+
+let tileReference: RefKernel = { ctx in
+    let x = try ctx.input(0), shape = ctx.outShape()
+    let inStrides = strides(x.shape)
+    var indices: [Int] = []
+    indices.reserveCapacity(shape.reduce(1, *))
+    forEachIndex(shape) { c in
+        var k = 0
+        for d in c.indices { k += (c[d] % x.shape[d]) * inStrides[d] }
+        indices.append(k)
+    }
+    return [x.gather(indices, shape: shape)]
+}
+
+let rangeReference: RefKernel = { ctx in
+    let start = try ctx.input(0), delta = try ctx.input(2), n = ctx.outShape()[0]
+    if start.isFloat { return [HostTensor(dtype: start.dtype, shape: [n], f: (0..<n).map { start.f[0] + Double($0) * delta.f[0] })] }
+    return [HostTensor(dtype: start.dtype, shape: [n], i: (0..<n).map { start.i[0] + Int64($0) * delta.i[0] })]
+}
+
+let splitReference: RefKernel = { ctx in
+    let x = try ctx.input(0)
+    let axis = ctx.axis(ctx.int("axis"), rank: x.shape.count)
+    let outer = x.shape[..<axis].reduce(1, *), inner = x.shape[(axis + 1)...].reduce(1, *)
+    var start = 0
+    return ctx.outputTypes.map { t in
+        let shape = t.shape.map { $0.value ?? 0 }, size = shape[axis]
+        defer { start += size }
+        var indices: [Int] = []
+        for o in 0..<outer { for a in start..<(start + size) { for j in 0..<inner { indices.append((o * x.shape[axis] + a) * inner + j) } } }
+        return x.gather(indices, shape: shape)
+    }
+}

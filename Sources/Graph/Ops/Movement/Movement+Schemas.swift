@@ -18,7 +18,7 @@ public func sliceRange(start: Int, end: Int, step: Int, dim: Int) -> (start: Int
 
 /// A tensor small and integral enough to track its values through shape computations.
 func knownInts(of data: TensorData) -> KnownInts? {
-    guard data.dtype.isInteger, data.shape.count <= 1, data.count <= 64 else { return nil }
+    guard data.dtype.isInteger || data.dtype == .bool, data.shape.count <= 1, data.count <= ONNXLimits.knownValues else { return nil }
     return data.int64s.map { Dim(Int($0)) }
 }
 
@@ -35,7 +35,7 @@ func constantValue(_ ctx: InferenceContext) throws -> (TensorType, KnownInts?) {
     case ("value_float", .float): return (TensorType(.f32, []), nil)
     case ("value_floats", .floats(let v)): return (TensorType(.f32, [Dim(v.count)]), nil)
     case ("value_int", .int(let v)): return (TensorType(.i64, []), [Dim(v)])
-    case ("value_ints", .ints(let v)): return (TensorType(.i64, [Dim(v.count)]), v.count <= 64 ? v.map { Dim($0) } : nil)
+    case ("value_ints", .ints(let v)): return (TensorType(.i64, [Dim(v.count)]), v.count <= ONNXLimits.knownValues ? v.map { Dim($0) } : nil)
     case (let name, _) where name.hasPrefix("value_string") || name == "sparse_value":
         throw ctx.error("attribute '\(name)' is not supported (Kiln has no string or sparse tensors)")
     case (let name, let a):
@@ -268,4 +268,72 @@ let gatherSchema = OpSchema("Gather", inputs: 2...2, attributes: [.int("axis", 0
         }
     }
     ctx.setOutput(0, TensorType(x.dtype, shape), known: known)
+}
+
+// Expand-13: the input broadcast (both ways) with `shape`, a 1-D int64 input known at
+// compile time.
+let expandSchema = OpSchema("Expand", inputs: 2...2) { ctx in
+    let x = try ctx.input(0), s = try ctx.input(1)
+    guard s.dtype == .i64, s.rank == 1 else { throw ctx.error("shape must be a 1-D int64 tensor, got \(s)") }
+    guard let target = ctx.known(1) else { throw ctx.error("shape (input 1, '\(ctx.node.inputs[1])') must be a constant for Kiln to infer shapes") }
+    guard let out = broadcastShapes(x.shape, target) else { throw ctx.error("shape \(target.text) does not broadcast with the input \(x.shape.text)") }
+    ctx.setOutput(0, TensorType(x.dtype, out))
+}
+
+// Tile-13: each dimension times its `repeats` entry (1-D int64, one per input dimension).
+let tileSchema = OpSchema("Tile", inputs: 2...2) { ctx in
+    let x = try ctx.input(0)
+    let repeats = try ctx.constantInts(1, what: "repeats")
+    guard repeats.count == x.rank else { throw ctx.error("repeats has \(repeats.count) values for an input of rank \(x.rank)") }
+    guard repeats.allSatisfy({ $0 >= 0 && $0 <= ONNXLimits.maxDimension }) else { throw ctx.error("repeats \(repeats) must be from 0 to \(ONNXLimits.maxDimension)") }
+    ctx.setOutput(0, TensorType(x.dtype, zip(x.shape, repeats).map { $0 * Dim($1) }))
+}
+
+// Range-11: start, limit, delta (scalars of one type) → [max(⌈(limit − start) / delta⌉, 0)];
+// the count must be known at compile time (integer bounds Kiln tracks).
+let rangeSchema = OpSchema("Range", inputs: 3...3) { ctx in
+    let t = try ctx.input(0)
+    for i in 1...2 { try ctx.requireSameType(t, try ctx.input(i), "start and input \(i)") }
+    for i in 0...2 where try ctx.input(i).shape.elementCount.value != 1 { throw ctx.error("input \(i) must be a scalar") }
+    guard t.dtype != .bool else { throw ctx.error("Range is not defined on bool tensors") }
+    let start = try ctx.constantInts(0, what: "start"), limit = try ctx.constantInts(1, what: "limit"), delta = try ctx.constantInts(2, what: "delta")
+    guard delta[0] != 0 else { throw ctx.error("delta must not be 0") }
+    let span = limit[0] - start[0]
+    let count = max(0, span / delta[0] + (span % delta[0] != 0 && (span < 0) == (delta[0] < 0) ? 1 : 0))
+    guard count <= ONNXLimits.maxDimension else { throw ctx.error("Range of \(count) elements") }
+    ctx.setOutput(0, TensorType(t.dtype, [Dim(count)]))
+}
+
+/// Split's part sizes along its axis of size `dim`: from `split` (an input, or the attribute of
+/// older opsets the importer turns into one), else `num_outputs` parts of ⌈dim / n⌉ (the last
+/// smaller), else equal parts, one per output.
+func splitSizes(_ ctx: InferenceContext, dim: Int, outputs: Int) throws -> [Int] {
+    if ctx.hasInput(1) {
+        let sizes = try ctx.constantInts(1, what: "split")
+        guard sizes.count == outputs, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == dim else {
+            throw ctx.error("split \(sizes) must give \(outputs) non-negative sizes summing to \(dim)")
+        }
+        return sizes
+    }
+    if ctx.has("num_outputs") {
+        let n = ctx.int("num_outputs")
+        guard n == outputs, n >= 1 else { throw ctx.error("num_outputs \(n) must equal the node's \(outputs) outputs") }
+        let part = (dim + n - 1) / n
+        guard part * (n - 1) <= dim else { throw ctx.error("\(dim) elements do not split into \(n) parts of \(part)") }
+        return (0..<n).map { $0 < n - 1 ? part : dim - part * (n - 1) }
+    }
+    guard dim % outputs == 0 else { throw ctx.error("axis of size \(dim) does not split into \(outputs) equal parts") }
+    return Array(repeating: dim / outputs, count: outputs)
+}
+
+// Split-18 (older forms upgraded on import): the input cut along `axis` into the outputs.
+let splitSchema = OpSchema("Split", inputs: 1...2, outputs: 1...variadic, attributes: [.int("axis", 0), .optional("num_outputs", .int)]) { ctx in
+    let x = try ctx.input(0)
+    let axis = try ctx.axis(ctx.int("axis"), rank: x.rank)
+    guard let dim = x.shape[axis].value else { throw ctx.error("cannot split the symbolic dimension \(x.shape[axis]) (axis \(axis))") }
+    for (i, size) in try splitSizes(ctx, dim: dim, outputs: ctx.node.outputs.count).enumerated() {
+        var shape = x.shape
+        shape[axis] = Dim(size)
+        ctx.setOutput(i, TensorType(x.dtype, shape))
+    }
 }

@@ -1,5 +1,6 @@
 // Shapes and data movement: Constant, ConstantOfShape, Shape, Cast, the reshapes, Transpose,
-// Slice, Pad, Concat, Gather, and the training step's ReshapeLike, SliceGrad and PadGrad.
+// Slice, Pad, Concat, Gather, Expand, Tile, Range, Split, and the training step's ReshapeLike,
+// SliceGrad and PadGrad.
 // Schemas: Movement+Schemas.swift; reference kernels: Movement+Reference.swift.
 
 /// The gradient of a reshape: dy reshaped back to x's shape.
@@ -54,6 +55,11 @@ let movementDefinitions: [OpDefinition] = [
     }, lowering: .kernel(.concat)),
     define(gatherSchema, gather,
            types: .all, flops: .none, gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.dataMovement)),
+    define(expandSchema, expandReference, types: .all, flops: .none, gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+    define(tileSchema, tileReference, types: .all, flops: .none, gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+    define(rangeSchema, rangeReference, types: .numbers, flops: .none, gradient: .none("its value does not depend on the trained parameters"),
+           lowering: .reference),
+    define(splitSchema, splitReference, types: .all, flops: .none, gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
     // dy, x → dy with x's shape (the gradient of Reshape, Flatten, Squeeze, Unsqueeze)
     define(shapedLike("ReshapeLike", inputs: 2...2, like: 1), reshapeLikeReference,
            types: .all, flops: .perOutput(1), gradient: trainingOnly, lowering: .view),

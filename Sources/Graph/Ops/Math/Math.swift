@@ -1,0 +1,36 @@
+// Elementwise math on the reference path: Exp, Log, Erf, Neg, Abs, Reciprocal, Floor, Ceil,
+// Pow, the activations Elu, Selu, Softplus, Mish, Gelu and PRelu, comparisons and logic
+// (Equal, Less, Greater, LessOrEqual, GreaterOrEqual, Not, And, Or, Xor) and Where.
+// Schemas: Math+Schemas.swift; reference kernels: Math+Reference.swift.
+
+private let noGradient = GradientRule.none("Kiln has no backward rule for it yet")
+private let logic = GradientRule.none("its output is boolean")
+
+let mathDefinitions: [OpDefinition] = [
+    define(unary("Exp"), expReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Log"), logReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Erf"), erfReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Reciprocal"), reciprocalReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Floor"), floorReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Ceil"), ceilReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unaryNumber("Neg"), negReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unaryNumber("Abs"), absReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(powSchema, powReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Elu", attributes: [.float("alpha", 1)]), eluReference,
+           types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(seluSchema, seluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Softplus"), softplusReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Mish"), mishReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(geluSchema, geluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(preluSchema, preluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(comparison("Equal"), comparisonReference(==, ==), types: .all, flops: .none, gradient: logic, lowering: .reference),
+    define(comparison("Less"), comparisonReference(<, <), types: .numbers, flops: .none, gradient: logic, lowering: .reference),
+    define(comparison("Greater"), comparisonReference(>, >), types: .numbers, flops: .none, gradient: logic, lowering: .reference),
+    define(comparison("LessOrEqual"), comparisonReference(<=, <=), types: .numbers, flops: .none, gradient: logic, lowering: .reference),
+    define(comparison("GreaterOrEqual"), comparisonReference(>=, >=), types: .numbers, flops: .none, gradient: logic, lowering: .reference),
+    define(notSchema, notReference, types: .all, flops: .none, gradient: logic, lowering: .reference),
+    define(logical("And"), logicalReference { $0 && $1 }, types: .all, flops: .none, gradient: logic, lowering: .reference),
+    define(logical("Or"), logicalReference { $0 || $1 }, types: .all, flops: .none, gradient: logic, lowering: .reference),
+    define(logical("Xor"), logicalReference { $0 != $1 }, types: .all, flops: .none, gradient: logic, lowering: .reference),
+    define(whereSchema, whereReference, types: .all, flops: .none, gradient: noGradient, lowering: .reference),
+]
