@@ -182,6 +182,20 @@ def build():
     case("logsoftmax", "LogSoftmax", *one("LogSoftmax", shape=(4, 6), seed=34, axis=1))
     case("reducemean", "ReduceMean", *one("ReduceMean", shape=(3, 4, 5), seed=35, axes=[1, 2]))
     case("reducel2", "ReduceL2", *one("ReduceL2", shape=(3, 4, 5), seed=36, axes=[2]))
+    # onnxruntime's ReduceMax and ReduceMin may drop a NaN; ONNX's reference (numpy's max)
+    # propagates it, as Kiln's Max, MaxPool and GlobalMaxPool do.
+    for k, op in enumerate(["ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceL1", "ReduceLogSumExp"]):
+        nodes, ins, outs = one(op, shape=(3, 4, 5), seed=70 + k, axes=[1])
+        oracle = {"ReduceMax": np.max, "ReduceMin": np.min}.get(op)
+        case(op.lower(), op, nodes, ins, outs, oracle=oracle and [oracle(ins[0][1], axis=1, keepdims=True)])
+    case("reducesum", "ReduceSum", [helper.make_node("ReduceSum", ["x", "a"], ["y"], name="reducesum", keepdims=0)],
+         [("x", data((3, 4, 5), 76))], ["y"], [("a", np.array([0, 2], np.int64))])
+    case("layernorm", "LayerNormalization",
+         [helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], name="ln", axis=-1, epsilon=1e-5)],
+         [("x", data((2, 3, 6), 77))], ["y"], [("s", weights((6,), 78)), ("b", weights((6,), 79))])
+    case("instancenorm", "InstanceNormalization",
+         [helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], name="in")],
+         [("x", data((2, 3, 4, 4), 80))], ["y"], [("s", weights((3,), 81)), ("b", weights((3,), 82))])
 
     # Data movement: NaN and infinities pass through unchanged.
     case("flatten", "Flatten", *one("Flatten", seed=37, axis=1))

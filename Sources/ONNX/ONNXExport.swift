@@ -11,10 +11,12 @@ public enum ONNXExport {
     public static let opset: Int64 = 17
     public static let irVersion: Int64 = 8
 
-    public static func bytes(_ graph: Graph, producerVersion: String = "0.1.0") throws(GraphError) -> [UInt8] {
+    public static func bytes(_ input: Graph, producerVersion: String = "0.1.0") throws(GraphError) -> [UInt8] {
+        let graph = opset17Forms(input)
         for n in graph.nodes where !(n.domain.isEmpty || n.domain == "ai.onnx") {
             throw GraphError.node(name: n.name, op: n.qualifiedOp, message: "has no lowering to standard ONNX ops", location: nil)
         }
+        for n in graph.nodes { if let why = notInOpset(n) { throw GraphError.node(name: n.name, op: n.op, message: why, location: nil) } }
         for p in graph.parameters where p.initializer.tensor == nil {
             throw GraphError.graph(message: "parameter '\(p.name)' has no values to export (initialise the weights first)", location: nil)
         }
@@ -63,6 +65,31 @@ public enum ONNXExport {
     }
 
     /// Writes the model atomically (temporary file, then rename).
+    /// Why node `n` has no opset-\(opset) form the exporter writes, or nil: ops ONNX added
+    /// later, and the opset-18 form of Split (`num_outputs`).
+    static func notInOpset(_ n: Node) -> String? {
+        let since: [String: Int] = ["Gelu": 20, "Mish": 18]
+        if let v = since[n.op] { return "is an opset-\(v) op; Kiln writes opset \(opset)" }
+        if n.op == "Split", n.attributes["num_outputs"] != nil, n.inputs.count < 2 {
+            return "uses num_outputs (opset 18); Kiln writes opset \(opset)"
+        }
+        return nil
+    }
+
+    /// The IR's forms rewritten into opset 17's where they differ: ReduceSum takes its axes as
+    /// an input there (the IR keeps them as the attribute of the other reductions).
+    static func opset17Forms(_ graph: Graph) -> Graph {
+        var g = graph
+        var names = NameTable(graph: g)
+        for i in g.nodes.indices where g.nodes[i].domain.isEmpty && g.nodes[i].op == "ReduceSum" {
+            guard case .ints(let axes)? = g.nodes[i].attributes.removeValue(forKey: "axes") else { continue }
+            let name = names.fresh("\(g.nodes[i].name).axes")
+            g.parameters.append(Parameter(name: name, data: TensorData(int64s: axes.map(Int64.init), shape: [axes.count])))
+            g.nodes[i].inputs = [g.nodes[i].inputs[0], name]
+        }
+        return g
+    }
+
     public static func write(_ graph: Graph, to path: String) throws {
         let b = try bytes(graph)
         try Data(b).write(to: URL(fileURLWithPath: path), options: .atomic)

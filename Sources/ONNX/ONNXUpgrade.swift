@@ -48,7 +48,9 @@ extension Importer {
             if let split = takeInts("split") { n.inputs = [n.inputs.first ?? "", ints("\(n.name).split", split)] }
         case "Squeeze" where opset < 13, "Unsqueeze" where opset < 13:
             if let axes = takeInts("axes") { n.inputs = [n.inputs.first ?? "", ints("\(n.name).axes", axes)] }
-        case "ReduceMean" where opset >= 18, "ReduceL2" where opset >= 18:
+        case "ReduceSum" where opset >= 13, "ReduceMean" where opset >= 18, "ReduceL2" where opset >= 18, "ReduceMax" where opset >= 18,
+             "ReduceMin" where opset >= 18, "ReduceProd" where opset >= 18, "ReduceSumSquare" where opset >= 18, "ReduceL1" where opset >= 18,
+             "ReduceLogSumExp" where opset >= 18:
             let noop: Bool
             if case .int(let v)? = n.attributes.removeValue(forKey: "noop_with_empty_axes") { noop = v != 0 } else { noop = false }
             var axes: [Int] = []
@@ -60,7 +62,7 @@ extension Importer {
                 axes = t.int64s.map { Int($0) }
             }
             n.inputs = [n.inputs.first ?? ""]
-            if !axes.isEmpty { n.attributes["axes"] = .ints(axes) } else if noop { n.op = "Identity" }
+            if !axes.isEmpty { n.attributes["axes"] = .ints(axes) } else if noop { n.op = "Identity"; n.attributes = [:] }
         case "Dropout":
             if opset < 12 {
                 n.attributes.removeValue(forKey: "is_test")

@@ -69,6 +69,50 @@ struct ONNXExportTests {
         #expect(back.parameters.map(\.name) == original.parameters.map(\.name))
         #expect(back.metadata == original.metadata)
     }
+
+    @Test("ReduceSum exports in opset 17's form (axes as an input), and onnxruntime computes the same sums")
+    func reduceSumExport() throws {
+        let dir = try scratch("reducesum")
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[2, 3, 4]
+              y = ReduceSum(x) {axes=[0, 2], keepdims=0}
+              output y
+            }
+            """)
+        let path = dir.appendingPathComponent("sum.onnx").path
+        try ONNXExport.write(g, to: path)
+        let x = TensorData(floats: (0..<24).map { Float($0) }, shape: [2, 3, 4])
+        try NPY.write(x, path: dir.appendingPathComponent("x.npy").path)
+        let script = """
+            import sys, numpy as np, onnx, onnxruntime as ort
+            m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True)
+            y = ort.InferenceSession(sys.argv[1]).run(None, {"x": np.load(sys.argv[2])})[0]
+            print(" ".join(str(int(v)) for v in y.ravel()))
+            """
+        let r = try run(python, ["-c", script, path, dir.appendingPathComponent("x.npy").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        // By hand: Σ over n and w of n·12 + c·4 + w = 12·4 + 8·(4c) + 2·6 = 60 + 32c.
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "60 92 124")
+    }
+
+    @Test("ops ONNX added after opset 17 are a clear export error, naming the node, not an invalid file")
+    func laterOpsetOps() throws {
+        for (op, opset) in [("Gelu", 20), ("Mish", 18)] {
+            let g = try TextFormat.parse("""
+                graph t {
+                  input x: f32[N, 4]
+                  y = \(op)(x)
+                  output y
+                }
+                """)
+            #expect {
+                _ = try ONNXExport.bytes(g)
+            } throws: { error in
+                "\(error)".contains("node 'y'") && "\(error)".contains("opset-\(opset) op; Kiln writes opset 17")
+            }
+        }
+    }
 }
 
 @Suite("Malformed and hostile model and tensor files", .serialized)

@@ -142,3 +142,41 @@ func batchNormGrad(_ ctx: RefContext) throws -> [HostTensor] {
     }
     return [dx, ds, db]
 }
+
+/// Normalises each of `groups` consecutive runs of `size` values of x (mean 0, variance 1 with
+/// ε), returning the normalised values and each run's mean and 1/√(var + ε).
+func normalizedRuns(_ x: [Double], groups: Int, size: Int, epsilon: Double) -> (y: [Double], mean: [Double], invStd: [Double]) {
+    var y = x, means = [Double](repeating: 0, count: groups), inv = means
+    for g in 0..<groups {
+        let run = x[(g * size)..<((g + 1) * size)]
+        let mean = run.reduce(0, +) / Double(size)
+        let variance = run.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(size)
+        let s = 1 / (variance + epsilon).squareRoot()
+        for k in 0..<size { y[g * size + k] = (x[g * size + k] - mean) * s }
+        (means[g], inv[g]) = (mean, s)
+    }
+    return (y, means, inv)
+}
+
+let layerNormalizationReference: RefKernel = { ctx in
+    let x = try ctx.input(0), scale = try ctx.input(1), bias = ctx.optional(2)
+    let axis = ctx.axis(ctx.int("axis"), rank: x.shape.count)
+    let size = x.shape[axis...].reduce(1, *), groups = x.shape[..<axis].reduce(1, *)
+    var (y, mean, inv) = normalizedRuns(x.f, groups: groups, size: size, epsilon: ctx.float("epsilon"))
+    let inner = Array(x.shape[axis...])
+    let si = broadcastIndices(from: scale.shape, to: inner), bi = bias.map { broadcastIndices(from: $0.shape, to: inner) }
+    for g in 0..<groups {
+        for k in 0..<size { y[g * size + k] = y[g * size + k] * scale.f[si[k]] + (bias.map { $0.f[bi![k]] } ?? 0) }
+    }
+    let statShape = ctx.outputTypes.count > 1 ? ctx.outShape(1) : []
+    return [HostTensor(dtype: x.dtype, shape: x.shape, f: y), HostTensor(dtype: .f32, shape: statShape, f: mean),
+            HostTensor(dtype: .f32, shape: statShape, f: inv)].prefix(ctx.outputTypes.count).map { $0 }
+}
+
+let instanceNormalizationReference: RefKernel = { ctx in
+    let x = try ctx.input(0), scale = try ctx.input(1), bias = try ctx.input(2)
+    let c = x.shape[1], size = x.shape[2...].reduce(1, *), groups = x.shape[0] * c
+    var y = normalizedRuns(x.f, groups: groups, size: size, epsilon: ctx.float("epsilon")).y
+    for g in 0..<groups { for k in 0..<size { y[g * size + k] = y[g * size + k] * scale.f[g % c] + bias.f[g % c] } }
+    return [HostTensor(dtype: x.dtype, shape: x.shape, f: y)]
+}

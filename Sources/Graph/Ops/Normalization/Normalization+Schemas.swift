@@ -69,3 +69,38 @@ let lrnSchema = OpSchema("LRN", inputs: 1...1,
     guard ctx.int("size") >= 1 else { throw ctx.error("size must be ≥ 1") }
     ctx.setOutput(0, x)
 }
+
+// LayerNormalization-17: X normalised over the axes from `axis` on, then × Scale (+ B), both
+// broadcast to X's shape from `axis` on; Mean and InvStdDev (optional) keep the leading axes.
+let layerNormalizationSchema = OpSchema("LayerNormalization", inputs: 2...3, outputs: 1...3,
+                                        attributes: [.int("axis", -1), .float("epsilon", 1e-5), .int("stash_type", 1)]) { ctx in
+    let x = try ctx.input(0)
+    try ctx.requireFloat(x, "X")
+    let axis = try ctx.axis(ctx.int("axis"), rank: x.rank)
+    let normalized = Array(x.shape[axis...])
+    for i in 1..<ctx.inputCount where ctx.hasInput(i) {
+        let t = try ctx.input(i)
+        try ctx.requireSameType(x, t, i == 1 ? "X and Scale" : "X and B")
+        guard broadcastShapes(normalized, t.shape) == normalized else {
+            throw ctx.error("\(i == 1 ? "Scale" : "B") \(t.shape.text) does not broadcast to the normalised shape \(normalized.text)")
+        }
+    }
+    guard [0, 1].contains(ctx.int("stash_type")) || ctx.int("stash_type") == 11 else { throw ctx.error("stash_type \(ctx.int("stash_type")) is not a float type") }
+    ctx.setOutput(0, x)
+    let stats = TensorType(.f32, Array(x.shape[..<axis]) + Array(repeating: Dim(1), count: x.rank - axis))
+    ctx.setOutput(1, stats)
+    ctx.setOutput(2, stats)
+}
+
+// InstanceNormalization-6: each (n, c) plane of X [N, C, D…] normalised, × scale[c] + B[c].
+let instanceNormalizationSchema = OpSchema("InstanceNormalization", inputs: 3...3, attributes: [.float("epsilon", 1e-5)]) { ctx in
+    let x = try ctx.input(0)
+    try ctx.requireFloat(x, "input")
+    guard x.rank >= 3 else { throw ctx.error("input must be [N, C, D1, …] (rank ≥ 3), got \(x.shape.text)") }
+    for (i, what) in [(1, "scale"), (2, "B")] {
+        let t = try ctx.input(i)
+        try ctx.requireSameType(x, t, "input and \(what)")
+        guard t.shape == [x.shape[1]] else { throw ctx.error("\(what) must be [\(x.shape[1])], got \(t.shape.text)") }
+    }
+    ctx.setOutput(0, x)
+}

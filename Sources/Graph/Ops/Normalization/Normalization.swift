@@ -1,5 +1,5 @@
 // Normalisation: BatchNormalization (inference, and the training step's kiln.BatchNormTraining
-// with its gradient), LRN, Softmax and LogSoftmax.
+// with its gradient), LayerNormalization, InstanceNormalization, LRN, Softmax and LogSoftmax.
 // Schemas: Normalization+Schemas.swift; reference kernels: Normalization+Reference.swift.
 
 let normalizationDefinitions: [OpDefinition] = [
@@ -16,6 +16,10 @@ let normalizationDefinitions: [OpDefinition] = [
     define(batchNormGradSchema, batchNormGrad,
            types: .floats, flops: .perOutput(1), gradient: trainingOnly, lowering: .kernel(.batchNormGrad)),
     define(lrnSchema, lrn, types: .floats, flops: .custom { n, _, out in sat(out, satAdd(n.intAttribute("size", 1), 3)) },
+           gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+    define(layerNormalizationSchema, layerNormalizationReference, types: .floats, flops: .perOutput(5),
+           gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+    define(instanceNormalizationSchema, instanceNormalizationReference, types: .floats, flops: .perOutput(5),
            gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
     define(softmaxLike("Softmax"), softmax(log: false),
            types: .floats, flops: .perOutput(3), gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.softmax)),
