@@ -54,6 +54,31 @@ struct PassTests {
         #expect(out.parameter(named: "eu")?.initializer.tensor?.int64s == [4])
     }
 
+    @Test("a symbolic batch through Equal and Where (ViT's class-token Expand) keeps its shape")
+    func symbolicShapeArithmetic() throws {
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 4]
+              const cls: f32[1, 1, 4] = [1, 2, 3, 4]
+              const zero: i64[] = [0]
+              const axes0: i64[1] = [0]
+              const minus1: i64[1] = [-1]
+              const ones: i64[3] = [1, 1, 1]
+              s = Shape(x)
+              n = Gather(s, zero) {axis=0}
+              nu = Unsqueeze(n, axes0)
+              target = Concat(nu, minus1, minus1) {axis=0}
+              eq = Equal(target, minus1)
+              shape = Where(eq, ones, target)
+              y = Expand(cls, shape)
+              output y
+            }
+            """)
+        // [N, −1, −1]: N is no −1 (a size is never negative), so the target is [N, 1, 1] and
+        // the class token [1, 1, 4] expands to [N, 1, 4], by hand.
+        #expect(g.outputs[0].type.shape == [Dim(symbol: "N"), 1, 4])
+    }
+
     @Test("nodes on constants of any type fold through their reference kernels; trained parameters do not")
     func foldFloatConstants() throws {
         let g = try TextFormat.parse("""

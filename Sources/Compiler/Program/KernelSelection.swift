@@ -150,10 +150,44 @@ extension Lowering {
                                           biasMode: mode, activation: op == "Gemm" ? .none : activation(n)))
             case .matMul:
                 let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
-                guard a.count == 2, b.count == 2 else { return .reference(n) }
+                guard a.count == 2, b.count == 2 else { return batchedMatMul(a, b) }
                 return .gemm(Program.Gemm(m: a[0], n: b[1], k: a[1], transA: false, transB: false, alpha: 1, beta: 0, biasMode: 0, activation: .none))
             default: preconditionFailure("\(fast) is not one of product's kernels")
             }
+        }
+
+        /// numpy's matmul of a [..., m, k] and b [..., k, n] (a 1-D a is [1, k], a 1-D b [k, 1]):
+        /// the batch dimensions broadcast, each output batch element one product.
+        func batchedMatMul(_ a: [Int], _ b: [Int]) -> Program.Kernel {
+            guard !a.isEmpty, !b.isEmpty else { return .reference(n) }
+            let sa = a.count == 1 ? [1] + a : a, sb = b.count == 1 ? b + [1] : b
+            let (m, k, nn) = (sa[sa.count - 2], sa[sa.count - 1], sb[sb.count - 1])
+            guard sb[sb.count - 2] == k else { return .reference(n) }
+            let batchA = Array(sa.dropLast(2)), batchB = Array(sb.dropLast(2))
+            let rank = max(batchA.count, batchB.count)
+            let pa = Array(repeating: 1, count: rank - batchA.count) + batchA, pb = Array(repeating: 1, count: rank - batchB.count) + batchB
+            let batch = zip(pa, pb).map { max($0, $1) }
+            func offsets(_ dims: [Int], matrix: Int) -> [Int] {
+                // Row-major strides of the operand's batch dimensions, 0 where it broadcasts.
+                var strides = Array(repeating: 0, count: rank), s = matrix
+                for d in (0..<rank).reversed() {
+                    strides[d] = dims[d] == 1 ? 0 : s
+                    s *= dims[d]
+                }
+                var out: [Int] = [], index = Array(repeating: 0, count: rank)
+                for _ in 0..<batch.reduce(1, *) {
+                    out.append(zip(index, strides).reduce(0) { $0 + $1.0 * $1.1 })
+                    var d = rank - 1
+                    while d >= 0 {
+                        index[d] += 1
+                        if index[d] < batch[d] { break }
+                        index[d] = 0
+                        d -= 1
+                    }
+                }
+                return out
+            }
+            return .batchedMatMul(Program.BatchedMatMul(m: m, n: nn, k: k, aOffsets: offsets(pa, matrix: m * k), bOffsets: offsets(pb, matrix: k * nn)))
         }
 
         /// Max and average pools over 2-D windows, the global average pool.
@@ -171,7 +205,13 @@ extension Lowering {
                                           dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], includePad: int("count_include_pad", 0) != 0))
             case .globalAveragePool:
                 let x = shapeOf(n.inputs[0])
-                return .globalAveragePool(planes: x[0] * x[1], size: x[2...].reduce(1, *))
+                guard n.op == "ReduceMean" else { return .globalAveragePool(planes: x[0] * x[1], size: x[2...].reduce(1, *)) }
+                // ReduceMean over trailing axes (the pooling of exported classifiers): the same
+                // mean of contiguous runs, whatever keepdims says of the output's shape.
+                let axes = (ints("axes") ?? Array(x.indices)).map { $0 < 0 ? $0 + x.count : $0 }.sorted()
+                guard !axes.isEmpty, axes == Array((x.count - axes.count)..<x.count) else { return .reference(n) }
+                let first = x.count - axes.count
+                return .globalAveragePool(planes: x[..<first].reduce(1, *), size: x[first...].reduce(1, *))
             default: preconditionFailure("\(fast) is not one of pool's kernels")
             }
         }

@@ -109,7 +109,15 @@ public enum Lowering {
 
         /// Node `n` (the `nodeIndex`th): a view of its input's storage, or a step with its
         /// kernel, its output written in place where an elementwise input dies here.
-        mutating func lower(_ n: Node, at nodeIndex: Int) throws {
+        mutating func lower(_ node: Node, at nodeIndex: Int) throws {
+            var n = node
+            // Add and Mul are commutative: the operand of the output's shape first, so a bias
+            // added before the value ([C] + [N, T, C], as exporters write Linear) still takes
+            // the broadcasting kernel.
+            if n.domain.isEmpty, ["Add", "Mul"].contains(n.op), n.inputs.count == 2, let out = n.outputs.first?.type.shape.staticSizes,
+               shapeOf[n.inputs[0]] ?? paramTensor[n.inputs[0]]?.shape != out, shapeOf[n.inputs[1]] ?? paramTensor[n.inputs[1]]?.shape == out {
+                n.inputs.swapAt(0, 1)
+            }
             let outShapes = try n.outputs.map { o -> [Int] in
                 guard let s = o.type.shape.staticSizes else { throw CompilerError.lowering("node '\(n.name)': shape \(o.type) is not static") }
                 return s

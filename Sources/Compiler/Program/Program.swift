@@ -82,6 +82,12 @@ public struct Program: Sendable {
         public var activation: Activation
     }
 
+    public struct BatchedMatMul: Sendable {
+        public var m: Int, n: Int, k: Int
+        /// Per output batch element: where its A and B matrices start (elements).
+        public var aOffsets: [Int], bOffsets: [Int]
+    }
+
     public struct Pool: Sendable {
         public var isMax: Bool
         public var height: Int, width: Int, outHeight: Int, outWidth: Int
@@ -94,6 +100,9 @@ public struct Program: Sendable {
     public enum Kernel: Sendable {
         case conv(Conv)
         case gemm(Gemm)
+        /// MatMul of operands of rank other than 2: one [m, k] · [k, n] product per output batch
+        /// element, its operands' batch offsets broadcast (numpy's rules).
+        case batchedMatMul(BatchedMatMul)
         case pool(Pool)
         case globalAveragePool(planes: Int, size: Int)
         case activation(Activation)
@@ -129,6 +138,7 @@ public struct Program: Sendable {
             switch self {
             case .conv(let c): return "conv/\(c.algorithm.rawValue)"
             case .gemm: return "gemm/sgemm"
+            case .batchedMatMul(let b): return "matmul/batched×\(b.aOffsets.count)"
             case .pool(let p): return p.isMax ? "maxpool2d" : "avgpool2d"
             case .globalAveragePool: return "global-avgpool"
             case .activation: return "activation"

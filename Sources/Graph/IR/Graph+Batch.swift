@@ -97,6 +97,17 @@ extension Graph {
         return rebound
     }
 
+    /// The graph at batch `batch` with static shapes: a fixed batch rebound (`bindingBatch`),
+    /// then every symbolic input dimension bound to `batch` (`specialized`).
+    public func bound(toBatch batch: Int) throws -> Graph {
+        let graph = try bindingBatch(batch)
+        var shapes: [String: [Int]] = [:]
+        for v in graph.inputs {
+            shapes[v.name] = v.type.shape.map { d in d.value ?? d.bound(Dictionary(uniqueKeysWithValues: d.symbols.map { ($0, batch) })).value ?? batch }
+        }
+        return try graph.specialized(inputShapes: shapes)
+    }
+
     /// The graph with its inputs' symbolic dimensions bound to the sizes of `shapes` and every
     /// value's type re-inferred, so all shapes are static.
     public func specialized(inputShapes shapes: [String: [Int]]) throws -> Graph {

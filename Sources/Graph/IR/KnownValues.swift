@@ -35,4 +35,37 @@ extension Graph {
     }
 
     private static func isTracked(_ t: DType) -> Bool { t.isInteger || t == .bool }
+
+    /// Known values through Equal, Where, Mul and Div when some are symbolic (a batch `N`),
+    /// as the exporters' shape arithmetic needs before the batch is bound: a dimension is never
+    /// negative, so N = −1 is false (ViT's Where(Equal(shape, −1), 1, shape) → Expand).
+    static func symbolicKnownValues(_ node: Node, inputKnown: [KnownInts?]) -> [KnownInts?]? {
+        guard node.domain.isEmpty, ["Equal", "Where", "Mul", "Div"].contains(node.op), node.outputs.count == 1,
+              node.inputs.indices.allSatisfy({ $0 < inputKnown.count && inputKnown[$0] != nil }) else { return nil }
+        let values = node.inputs.indices.map { inputKnown[$0]! }
+        let count = values.map(\.count).max() ?? 0
+        guard values.allSatisfy({ $0.count == count || $0.count == 1 }) else { return nil }
+        func at(_ v: KnownInts, _ k: Int) -> Dim { v.count == 1 ? v[0] : v[k] }
+        var out: KnownInts = []
+        for k in 0..<count {
+            switch node.op {
+            case "Equal":
+                let (a, b) = (at(values[0], k), at(values[1], k))
+                if a == b { out.append(Dim(1)); continue }
+                if let x = a.value, let y = b.value { out.append(Dim(x == y ? 1 : 0)); continue }
+                // A symbolic dimension against a negative constant: never equal.
+                guard (a.isSymbolic && (b.value ?? 0) < 0) || (b.isSymbolic && (a.value ?? 0) < 0) else { return nil }
+                out.append(Dim(0))
+            case "Where":
+                guard let c = at(values[0], k).value else { return nil }
+                out.append(c != 0 ? at(values[1], k) : at(values[2], k))
+            case "Mul":
+                out.append(at(values[0], k) * at(values[1], k))
+            default:
+                guard let q = Dim.divide(at(values[0], k), by: at(values[1], k)) else { return nil }
+                out.append(q)
+            }
+        }
+        return [out]
+    }
 }

@@ -184,7 +184,8 @@ extension Graph {
         }
         var known = ctx.outputKnown
         if known.allSatisfy({ $0 == nil }),
-           let evaluated = evaluatedKnownValues(checkedNode, inputTypes: inputTypes, inputKnown: inputKnown, outputTypes: types) {
+           let evaluated = evaluatedKnownValues(checkedNode, inputTypes: inputTypes, inputKnown: inputKnown, outputTypes: types)
+                ?? symbolicKnownValues(checkedNode, inputKnown: inputKnown) {
             known = evaluated
         }
         return (checkedNode, types, known)

@@ -9,7 +9,7 @@ extension CompiledModel {
     /// and their results go into the parameter buffer, the packed weights and the BatchNorm
     /// tables; nothing is lowered or allocated again.
     public func refresh(values: Graph) throws {
-        let optimized = try Pipeline.run(try values.bindingBatch(program.batch), passes: pipeline)
+        let optimized = try Pipeline.run(try values.bound(toBatch: program.batch), passes: pipeline)
         var slots: [Program.ParameterSlot] = []
         for (name, t) in parameterTensors.sorted(by: { $0.key < $1.key }) {
             guard let data = optimized.parameter(named: name)?.initializer.tensor, data.dtype == .f32, data.count == t.count else {

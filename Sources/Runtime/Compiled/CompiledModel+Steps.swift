@@ -12,6 +12,7 @@ extension CompiledModel {
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
         case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
+        case .batchedMatMul(let b): batchedMatMul(b, step)
         case .pool(let p):
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
             let planes = step.inputs[0].tensor!.shape[0] * step.inputs[0].tensor!.shape[1]
@@ -282,6 +283,26 @@ extension CompiledModel {
                     parallelChunks(blocks, workers: threads, pool: pool) { _, range in compute(n, scratch[0].pointer, range) }
                 }
             }
+        }
+    }
+
+    /// One product per output batch element: elements spread over threads, or (fewer
+    /// elements than threads) each product's rows.
+    func batchedMatMul(_ b: Program.BatchedMatMul, _ step: Program.Step) {
+        let sa = Shared(pointer: pointer(step.inputs[0].tensor!)), sb = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let sy = Shared(pointer: pointer(step.outputs[0]))
+        let count = b.aOffsets.count, mn = b.m * b.n
+        func product(_ i: Int, rows: Range<Int>) {
+            guard !rows.isEmpty else { return }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(b.n), Int32(b.k), 1,
+                        sa.pointer + b.aOffsets[i] + rows.lowerBound * b.k, Int32(b.k), sb.pointer + b.bOffsets[i], Int32(b.n), 0,
+                        sy.pointer + i * mn + rows.lowerBound * b.n, Int32(b.n))
+        }
+        let workers = count * mn * b.k >= 1 << 16 ? threads : 1
+        if count >= workers {
+            parallelChunks(count, workers: workers, pool: pool) { _, range in for i in range { product(i, rows: 0..<b.m) } }
+        } else {
+            for i in 0..<count { parallelChunks(b.m, workers: workers, pool: pool) { _, rows in product(i, rows: rows) } }
         }
     }
 

@@ -122,13 +122,9 @@ public final class CompiledModel: @unchecked Sendable {
                                sharingParametersWith owner: CompiledModel? = nil) throws -> CompiledModel {
         var chosen = passes ?? Pass.inferencePipeline(options)
         if passes != nil, let names = options.passes { chosen = chosen.filter { names.contains($0.name) } }
-        let graph = try graph.bindingBatch(batch)
-        let optimized = try Pipeline.run(graph, passes: chosen)
-        var shapes: [String: [Int]] = [:]
-        for v in optimized.inputs {
-            shapes[v.name] = v.type.shape.map { d in d.value ?? d.bound(Dictionary(uniqueKeysWithValues: d.symbols.map { ($0, batch) })).value ?? batch }
-        }
-        let specialized = try optimized.specialized(inputShapes: shapes)
+        // Static shapes first, so the passes fold every shape computation (Shape of a batch).
+        let optimized = try Pipeline.run(try graph.bound(toBatch: batch), passes: chosen)
+        let specialized = try optimized.bound(toBatch: batch)
         let model = try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads,
                                       sharingParametersWith: owner)
         model.pipeline = chosen
