@@ -211,6 +211,26 @@ final class OtherKernelTests: XCTestCase {
         assertClose(shifted.values, (0..<n).map { Double(a[$0]) * Double(per[$0 / (n / 4)]) + Double(b[$0 / (n / 4)]) }, tol: 1e-6, "scale_shift")
     }
 
+    func testLayerNorm() {
+        var rng = TestRandom(seed: 41)
+        for (rows, n, withBias) in [(1, 1, true), (3, 7, false), (2, 33, true), (5, 192, true), (4, 100, false)] {
+            let x = rng.floats(rows * n), scale = rng.floats(n), bias = rng.floats(n)
+            var want = [Double](repeating: 0, count: rows * n)
+            for r in 0..<rows {
+                let row = (0..<n).map { Double(x[r * n + $0]) }
+                let mean = row.reduce(0, +) / Double(n)
+                let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
+                for k in 0..<n { want[r * n + k] = (row[k] - mean) / (variance + 1e-5).squareRoot() * Double(scale[k]) + (withBias ? Double(bias[k]) : 0) }
+            }
+            let y = Guarded(rows * n, fill: .nan)
+            bias.withUnsafeBufferPointer { b in
+                kiln_layernorm_rows(x, Int32(rows), Int32(n), scale, withBias ? b.baseAddress : nil, 1e-5, y.pointer)
+            }
+            assertClose(y.values, want, tol: 1e-4, "layernorm \(rows)×\(n)")
+            XCTAssertTrue(y.intact)
+        }
+    }
+
     func testSGD() {
         var rng = TestRandom(seed: 25)
         let n = 1001

@@ -142,7 +142,10 @@
     /* Winograd data gradient, the transposed convolution); batch: images of the step. */ \
     X(kiln_scratch_layout, conv_scratch, (kiln_conv_geometry g, int algorithm, int pass, int batch), (g, algorithm, pass, batch)) \
     \
-    /* --- BatchNorm forward and backward (kernels/batchnorm.c) ----------------------------- */ \
+    /* --- BatchNorm forward and backward, LayerNorm (kernels/batchnorm.c) ------------------ */ \
+    /* LayerNormalization of `rows` runs of n values; scale and bias [n], bias may be NULL. */ \
+    X(void, layernorm_rows, (const float *x, int rows, int n, const float *scale, const float *bias, float eps, float *y), \
+      (x, rows, n, scale, bias, eps, y)) \
     /* sums[c] = Σ over n and inner of x [N, C, inner], channels [c_begin, c_end). */ \
     X(void, channel_sums, (const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums), \
       (x, N, C, inner, c_begin, c_end, sums)) \

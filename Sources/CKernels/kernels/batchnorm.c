@@ -127,3 +127,19 @@ static void batchnorm_grad(const float *dy, const float *x, int N, int C, int in
         }
     }
 }
+
+// LayerNormalization over each of `rows` runs of n values: y = (x − mean)·(var + ε)^−½ ·
+// scale + bias (scale and bias [n]; bias may be NULL), the statistics by the plane sums above.
+static void layernorm_rows(const float *x, int rows, int n, const float *scale, const float *bias, float eps, float *y) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *yr = y + (size_t)r * n;
+        const float mu = plane_sum(xr, n) / (float)n;
+        const float inv = 1.0f / sqrtf(plane_centered_squares(xr, n, mu) / (float)n + eps);
+        if (bias) {
+            for (int k = 0; k < n; k++) yr[k] = (xr[k] - mu) * inv * scale[k] + bias[k];
+        } else {
+            for (int k = 0; k < n; k++) yr[k] = (xr[k] - mu) * inv * scale[k];
+        }
+    }
+}

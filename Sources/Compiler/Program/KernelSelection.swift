@@ -44,6 +44,15 @@ extension Lowering {
             case .gemm, .matMul: return try product(fast)
             case .pool, .globalAveragePool: return try pool(fast)
             case .activation, .clip, .binary, .sum, .batchNormInference, .softmax, .elementwiseChain: return try elementwise(fast)
+            case .layerNorm:
+                // The rows after `axis` normalised; Scale (and B) exactly that long, f32, and no
+                // Mean or InvStdDev read.
+                let x = shapeOf(n.inputs[0])
+                let axis = int("axis", -1) < 0 ? int("axis", -1) + x.count : int("axis", -1)
+                let size = x[axis...].reduce(1, *)
+                guard n.outputs.dropFirst().allSatisfy({ $0.name.isEmpty }), n.inputs.dropFirst().allSatisfy({ $0.isEmpty || shapeOf($0).reduce(1, *) == size })
+                else { return .reference(n) }
+                return .layerNorm(rows: x[..<axis].reduce(1, *), size: size, epsilon: float("epsilon", 1e-5))
             case .dataMovement, .concat: return try movement(fast)
             }
         }

@@ -111,6 +111,9 @@ public struct Program: Sendable {
         /// Inference BatchNormalization: y = x·scale + shift per channel, from the four
         /// parameter inputs and epsilon.
         case scaleShift(channels: Int, inner: Int, epsilon: Double)
+        /// LayerNormalization over the last `size` values of each of `rows` runs (Scale and B
+        /// of exactly that size; the optional Mean and InvStdDev outputs unused).
+        case layerNorm(rows: Int, size: Int, epsilon: Float)
         /// Slice, Pad, Transpose, Gather with constant indices: output[k] = input[map[k]] or
         /// the fill value; the runtime derives the map once from the reference kernel.
         case dataMovement(Node)
@@ -144,6 +147,7 @@ public struct Program: Sendable {
             case .activation: return "activation"
             case .binary: return "binary"
             case .scaleShift: return "scale-shift"
+            case .layerNorm: return "layernorm"
             case .dataMovement: return "gather-map"
             case .convGradData: return "conv-grad/data"
             case .convGradWeight: return "conv-grad/weight"

@@ -13,6 +13,15 @@ extension CompiledModel {
         case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .batchedMatMul(let b): batchedMatMul(b, step)
+        case .layerNorm(let rows, let size, let eps):
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+            let scale = Shared(pointer: pointer(step.inputs[1].tensor!))
+            let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+            parallelChunks(rows, workers: rows * size >= 1 << 14 ? threads : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_layernorm_rows(x.pointer + r.lowerBound * size, Int32(r.count), Int32(size), scale.pointer, bias?.pointer, eps,
+                                    y.pointer + r.lowerBound * size)
+            }
         case .pool(let p):
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
             let planes = step.inputs[0].tensor!.shape[0] * step.inputs[0].tensor!.shape[1]

@@ -18,7 +18,7 @@ let normalizationDefinitions: [OpDefinition] = [
     define(lrnSchema, lrn, types: .floats, flops: .custom { n, _, out in sat(out, satAdd(n.intAttribute("size", 1), 3)) },
            gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
     define(layerNormalizationSchema, layerNormalizationReference, types: .floats, flops: .perOutput(5),
-           gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+           gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.layerNorm)),
     define(instanceNormalizationSchema, instanceNormalizationReference, types: .floats, flops: .perOutput(5),
            gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
     define(softmaxLike("Softmax"), softmax(log: false),
