@@ -76,12 +76,9 @@ public final class GraphBuilder {
     @discardableResult
     public func node(_ op: String, domain: String = "", name: String, _ inputs: [String],
                      _ attributes: [String: Attribute] = [:], outputs: [String]? = nil, outputCount: Int = 1) throws(GraphError) -> [String] {
-        precondition(nodeNames.insert(name).inserted, "GraphBuilder: node '\(name)' is defined twice")
-        names.reserve([name])
         let outNames = outputs ?? (0..<outputCount).map { $0 == 0 ? name : "\(name).\($0)" }
-        let node = Node(name: name, op: op, domain: domain, inputs: inputs,
-                        outputs: outNames.map { Value($0, TensorType(.f32, [])) }, attributes: attributes)
-        graph.nodes.append(try inferred(node, replacing: []))
+        try add(Node(name: name, op: op, domain: domain, inputs: inputs,
+                     outputs: outNames.map { Value($0, TensorType(.f32, [])) }, attributes: attributes))
         return outNames
     }
 

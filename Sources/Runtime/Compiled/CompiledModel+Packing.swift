@@ -73,13 +73,13 @@ extension CompiledModel {
         }
     }
 
-    /// For each step updating a parameter in place, the packed steps reading that parameter.
-    func ownersOfPackedWeights(_ packedSteps: Set<Int>) -> [Int: [Int]] {
+    /// Per step: when it updates a parameter in place, the packed steps reading that parameter.
+    func ownersOfPackedWeights(_ packedSteps: Set<Int>) -> [[Int]] {
         var readers: [Int: [Int]] = [:]  // weight byte offset → packed steps
         for j in packedSteps.sorted() {
             if let w = program.steps[j].inputs[1].tensor, w.inParameters { readers[w.byteOffset, default: []].append(j) }
         }
-        var after: [Int: [Int]] = [:]
+        var after = [[Int]](repeating: [], count: program.steps.count)
         for (i, step) in program.steps.enumerated() {
             guard case .sgd = step.kernel, let next = step.outputs.first, next.inParameters, let js = readers[next.byteOffset] else { continue }
             after[i] = js

@@ -102,7 +102,7 @@ public final class CompiledModel: @unchecked Sendable {
     var packedCount = 0
     /// Per step that updates a weight in place (SGD): the steps whose packed copy of it the
     /// update repacks at once.
-    var repackAfter: [Int: [Int]] = [:]
+    var repackAfter: [[Int]] = []
     /// Every f32 parameter's place in the parameter buffer, by name.
     public private(set) var parameterTensors: [String: Program.Tensor] = [:]
     /// Parameters in the buffer (others exist only packed).
@@ -343,7 +343,7 @@ public final class CompiledModel: @unchecked Sendable {
             } else {
                 try run(step, index: i, imageParallel: imageParallel)
             }
-            if let packs = repackAfter[i] { for j in packs { pack(step: j, from: pointer(program.steps[j].inputs[1].tensor!)) } }
+            for j in repackAfter[i] { pack(step: j, from: pointer(program.steps[j].inputs[1].tensor!)) }
         }
     }
 }

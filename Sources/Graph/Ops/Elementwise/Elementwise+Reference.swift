@@ -14,9 +14,8 @@ func unaryFloat(_ f: @escaping @Sendable (Double, RefContext) -> Double) -> RefK
 
 func binary(_ ff: @escaping @Sendable (Double, Double) -> Double, _ fi: @escaping @Sendable (Int64, Int64) -> Int64) -> RefKernel {
     { ctx in
-        let a = try ctx.input(0), b = try ctx.input(1)
-        let shape = broadcastShape([a.shape, b.shape])
-        let ia = broadcastIndices(from: a.shape, to: shape), ib = broadcastIndices(from: b.shape, to: shape)
+        let (xs, shape, idx) = try broadcastOperands(ctx, [0, 1])
+        let (a, b, ia, ib) = (xs[0], xs[1], idx[0], idx[1])
         if a.isFloat {
             return [HostTensor(dtype: a.dtype, shape: shape, f: (0..<ia.count).map { ff(a.f[ia[$0]], b.f[ib[$0]]) })]
         }

@@ -2,27 +2,22 @@ import Foundation
 
 // Reference kernels (Double precision, written for clarity) of the reduce family (see Reduce.swift).
 
-/// ReduceMean and ReduceL2: `finish` turns the sum over the reduced axes (of x, or of x² for
-/// L2) into the result.
-func reduction(squares: Bool, _ finish: @escaping @Sendable (Double, Double) -> Double) -> RefKernel {
-    { ctx in
-        let x = try ctx.input(0)
-        let r = x.shape.count
-        let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
-        let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
-        let keptStrides = strides(keptShape)
-        var sums = [Double](repeating: 0, count: keptShape.reduce(1, *))
-        var k = 0
-        forEachIndex(x.shape) { c in
-            var o = 0
-            for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
-            let v = x.value(k)
-            sums[o] += squares ? v * v : v
-            k += 1
-        }
-        let n = Double(axes.reduce(1) { $0 * x.shape[$1] })
-        return [HostTensor(dtype: x.dtype, shape: ctx.outShape(), f: sums.map { finish($0, n) })]
+/// Where a reduction over the `axes` attribute (every axis when absent) sends each element of
+/// x (row-major): its output element; with the number of output elements and of inputs each
+/// one reduces.
+func reducedPositions(_ ctx: RefContext, _ x: HostTensor) -> (of: [Int], outputs: Int, perOutput: Int) {
+    let r = x.shape.count
+    let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
+    let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
+    let keptStrides = strides(keptShape)
+    var positions: [Int] = []
+    positions.reserveCapacity(x.count)
+    forEachIndex(x.shape) { c in
+        var o = 0
+        for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
+        positions.append(o)
     }
+    return (positions, keptShape.reduce(1, *), axes.reduce(1) { $0 * x.shape[$1] })
 }
 
 /// A reduction by `combine` from `initial` over the reduced axes, then `finish(value, count)`;
@@ -31,19 +26,10 @@ func fold(initial: Double, _ combine: @escaping @Sendable (Double, Double) -> Do
           finish: @escaping @Sendable (Double, Double) -> Double = { v, _ in v }) -> RefKernel {
     { ctx in
         let x = try ctx.input(0)
-        let r = x.shape.count
-        let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
-        let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
-        let keptStrides = strides(keptShape)
-        var acc = [Double](repeating: initial, count: keptShape.reduce(1, *))
-        var k = 0
-        forEachIndex(x.shape) { c in
-            var o = 0
-            for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
-            acc[o] = combine(acc[o], x.value(k))
-            k += 1
-        }
-        let n = Double(axes.reduce(1) { $0 * x.shape[$1] })
+        let (of, outputs, perOutput) = reducedPositions(ctx, x)
+        var acc = [Double](repeating: initial, count: outputs)
+        for (k, o) in of.enumerated() { acc[o] = combine(acc[o], x.value(k)) }
+        let n = Double(perOutput)
         let values = acc.map { finish($0, n) }
         if x.isFloat { return [HostTensor(dtype: x.dtype, shape: ctx.outShape(), f: values)] }
         // An empty bool max is false (from −∞), an empty min true.
@@ -71,17 +57,8 @@ func reduceToShape(_ ctx: RefContext) throws -> [HostTensor] {
 let logSumExpReference: RefKernel = { ctx in
     let x = try ctx.input(0)
     let m = try reduceMaxReference(ctx)[0]
-    let r = x.shape.count
-    let axes = Set((ctx.ints("axes") ?? Array(0..<r)).map { ctx.axis($0, rank: r) })
-    let keptShape = (0..<r).map { axes.contains($0) ? 1 : x.shape[$0] }
-    let keptStrides = strides(keptShape)
-    var sums = [Double](repeating: 0, count: keptShape.reduce(1, *))
-    var k = 0
-    forEachIndex(x.shape) { c in
-        var o = 0
-        for d in 0..<r where !axes.contains(d) { o += c[d] * keptStrides[d] }
-        sums[o] += m.f[o].isFinite ? exp(x.f[k] - m.f[o]) : 0
-        k += 1
-    }
+    let (of, outputs, _) = reducedPositions(ctx, x)
+    var sums = [Double](repeating: 0, count: outputs)
+    for (k, o) in of.enumerated() { sums[o] += m.f[o].isFinite ? exp(x.f[k] - m.f[o]) : 0 }
     return [HostTensor(dtype: x.dtype, shape: ctx.outShape(), f: zip(sums, m.f).map { s, mx in mx.isFinite ? mx + log(s) : mx })]
 }

@@ -7,9 +7,9 @@ private let noReduceGradient = GradientRule.none("Kiln has no backward rule for 
 
 let reduceDefinitions: [OpDefinition] = [
     // ReduceMean-13 and ReduceL2-13: axes is an attribute (all axes when absent).
-    define(reduction("ReduceMean"), reduction(squares: false) { sum, n in sum / n },
+    define(reduction("ReduceMean"), fold(initial: 0, +) { sum, n in sum / n },
            types: .floats, flops: .perInput, gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.globalAveragePool)),
-    define(reduction("ReduceL2"), reduction(squares: true) { sum, _ in sum.squareRoot() },
+    define(reduction("ReduceL2"), fold(initial: 0, { $0 + $1 * $1 }) { sum, _ in sum.squareRoot() },
            types: .floats, flops: .none, gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
     // ReduceSum-13, ReduceMax-18, ReduceMin-18, ReduceProd, ReduceSumSquare, ReduceL1,
     // ReduceLogSumExp: axes as an input there, moved to the attribute on import.
