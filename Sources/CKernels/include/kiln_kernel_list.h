@@ -108,6 +108,17 @@
     X(void, weight_grad, (const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw), \
       (dy, col, M, K, P, m_begin, m_end, dw)) \
     \
+    /* --- linear layers (kernels/linear.c) -------------------------------------------------- */ \
+    /* W [K, N] (trans: [N, K]) → column panels of 32, packed[p][k][j] = W[k][32p + j], zero */ \
+    /* past N. */ \
+    X(size_t, linear_packed_size, (int K, int N), (K, N)) \
+    X(void, linear_pack, (const float *w, int K, int N, int trans, float *packed), (w, K, N, trans, packed)) \
+    /* y [R, N] = act(x [R, K] · W + bias[n] + residual [R, N]) for rows [r_begin, r_end) and */ \
+    /* panels [p_begin, p_end); bias and residual may be NULL. */ \
+    X(void, linear, (const float *x, int K, int N, const float *packed, int r_begin, int r_end, int p_begin, int p_end, \
+                     const float *bias, const float *residual, kiln_act act, float *y), \
+      (x, K, N, packed, r_begin, r_end, p_begin, p_end, bias, residual, act, y)) \
+    \
     /* --- Winograd F(2×2, 3×3) forward (kernels/winograd_forward.c) ------------------------ */ \
     /* 3×3 stride-1 convolutions, M a multiple of 8. Weights are transformed once, U = G g Gᵀ, */ \
     /* and packed for the path the convolution takes (which depends on OW and on the level: */ \

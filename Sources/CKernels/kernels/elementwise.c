@@ -5,24 +5,46 @@ static void gather_map(const float *x, const int *map, size_t n, float fill, flo
 }
 
 static void binary(const float *a, const float *b, float *y, size_t n, int op, size_t b_period, size_t inner) {
+    // b's value changes every `inner` elements and repeats every `period` of those: runs of
+    // one b value (inner > 1), or runs where b is read in order (inner = 1); each run one
+    // vectorisable loop.
+#define KILN_BINARY_LOOPS(A, B)                                                      \
+    switch (op) {                                                                    \
+    case 0: for (size_t j = 0; j < len; j++) yr[j] = (A) + (B); break;               \
+    case 1: for (size_t j = 0; j < len; j++) yr[j] = (A) - (B); break;               \
+    case 2: for (size_t j = 0; j < len; j++) yr[j] = (A) * (B); break;               \
+    default: for (size_t j = 0; j < len; j++) yr[j] = (A) / (B); break;              \
+    }
     if (b_period == 0) {  // same shape
-        switch (op) {
-        case 0: for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i]; break;
-        case 1: for (size_t i = 0; i < n; i++) y[i] = a[i] - b[i]; break;
-        case 2: for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i]; break;
-        default: for (size_t i = 0; i < n; i++) y[i] = a[i] / b[i]; break;
+        const size_t len = n;
+        const float *ar = a, *br = b;
+        float *yr = y;
+        KILN_BINARY_LOOPS(ar[j], br[j])
+        return;
+    }
+    if (b_period == 1) {  // a scalar
+        const size_t len = n;
+        const float *ar = a, bv = b[0];
+        float *yr = y;
+        KILN_BINARY_LOOPS(ar[j], bv)
+        return;
+    }
+    if (inner == 1) {
+        for (size_t i0 = 0; i0 < n; i0 += b_period) {
+            const size_t len = n - i0 < b_period ? n - i0 : b_period;
+            const float *ar = a + i0, *br = b;
+            float *yr = y + i0;
+            KILN_BINARY_LOOPS(ar[j], br[j])
         }
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        const float bv = b[(i / inner) % b_period];
-        switch (op) {
-        case 0: y[i] = a[i] + bv; break;
-        case 1: y[i] = a[i] - bv; break;
-        case 2: y[i] = a[i] * bv; break;
-        default: y[i] = a[i] / bv; break;
-        }
+    for (size_t i0 = 0, blk = 0; i0 < n; i0 += inner, blk++) {
+        const size_t len = n - i0 < inner ? n - i0 : inner;
+        const float *ar = a + i0, bv = b[blk % b_period];
+        float *yr = y + i0;
+        KILN_BINARY_LOOPS(ar[j], bv)
     }
+#undef KILN_BINARY_LOOPS
 }
 
 static void scale_shift(const float *x, float *y, int C, int P, const float *scale, const float *shift) {
@@ -35,18 +57,46 @@ static void scale_shift(const float *x, float *y, int C, int P, const float *sca
 }
 
 static void softmax_rows(const float *x, float *y, int rows, int n, int log_softmax) {
+    // Three passes over a row: the maximum, e^(x − max) (stored, and summed in 16 lanes), the
+    // scaling; sixteen values at a time, the tail through a padded copy.
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * n;
         float *yr = y + (size_t)r * n;
+        // The maximum (NaN wins: it then fills the row, as e^NaN does).
+        kiln_v16 m16 = splat16(-INFINITY);
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const kiln_v16 v = load16(xr + i);
+            m16 = select16((v > m16) | (v != v), v, m16);
+        }
         float mx = -INFINITY;
-        for (int i = 0; i < n; i++) if (xr[i] > mx) mx = xr[i];
-        double sum = 0.0;
-        for (int i = 0; i < n; i++) sum += exp((double)xr[i] - mx);
+        for (int j = 0; j < 16; j++) mx = m16[j] > mx || m16[j] != m16[j] ? m16[j] : mx;
+        for (; i < n; i++) mx = xr[i] > mx || xr[i] != xr[i] ? xr[i] : mx;
+        kiln_v16 sum = splat16(0.0f);
+        i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const kiln_v16 e = exp16(load16(xr + i) - mx);
+            if (!log_softmax) store16(yr + i, e);
+            sum += e;
+        }
+        float tail = 0.0f;
+        if (i < n) {
+            float tmp[16];
+            for (int j = 0; j < 16; j++) tmp[j] = i + j < n ? xr[i + j] - mx : -INFINITY;
+            store16(tmp, exp16(load16(tmp)));
+            for (int j = 0; i + j < n; j++) {
+                if (!log_softmax) yr[i + j] = tmp[j];
+                tail += tmp[j];
+            }
+        }
+        float total = tail;
+        for (int j = 0; j < 16; j++) total += sum[j];
         if (log_softmax) {
-            const float l = (float)log(sum);
-            for (int i = 0; i < n; i++) yr[i] = xr[i] - mx - l;
+            const float l = logf(total);
+            for (int j = 0; j < n; j++) yr[j] = xr[j] - mx - l;
         } else {
-            for (int i = 0; i < n; i++) yr[i] = (float)(exp((double)xr[i] - mx) / sum);
+            const float inv = 1.0f / total;
+            for (int j = 0; j < n; j++) yr[j] *= inv;
         }
     }
 }
@@ -76,15 +126,37 @@ static void elementwise_chain_range(const float *x, float *y, size_t begin, size
                 }
                 continue;
             }
-            for (size_t j = 0; j < len; j++) {
+            // A broadcast operand, in runs: one value for `inner` elements, or (inner = 1) values
+            // read in order up to the end of the period; one vectorisable loop per run.
+            const size_t period = (size_t)op->period, inner = (size_t)op->inner;
+            for (size_t j = 0; j < len;) {
                 const size_t i = b0 + j;
-                const float o = op->operand[(i / op->inner) % op->period];
-                const float a = op->swap ? o : v[j], c = op->swap ? v[j] : o;
-                switch (op->kind) {
-                case 0: v[j] = a + c; break;
-                case 1: v[j] = a - c; break;
-                case 2: v[j] = a * c; break;
-                default: v[j] = a / c; break;
+                float *w = v + j;
+                if (inner == 1 && period > 1) {
+                    const size_t start = i % period, run = period - start < len - j ? period - start : len - j;
+                    const float *o = op->operand + start;
+                    switch (op->kind * 2 + (op->swap ? 1 : 0)) {
+                    case 0: case 1: for (size_t t = 0; t < run; t++) w[t] = w[t] + o[t]; break;
+                    case 2: for (size_t t = 0; t < run; t++) w[t] = w[t] - o[t]; break;
+                    case 3: for (size_t t = 0; t < run; t++) w[t] = o[t] - w[t]; break;
+                    case 4: case 5: for (size_t t = 0; t < run; t++) w[t] = w[t] * o[t]; break;
+                    case 6: for (size_t t = 0; t < run; t++) w[t] = w[t] / o[t]; break;
+                    default: for (size_t t = 0; t < run; t++) w[t] = o[t] / w[t]; break;
+                    }
+                    j += run;
+                } else {
+                    const size_t step = period == 1 ? len - j : inner - i % inner;
+                    const size_t run = step < len - j ? step : len - j;
+                    const float o = op->operand[period == 1 ? 0 : (i / inner) % period];
+                    switch (op->kind * 2 + (op->swap ? 1 : 0)) {
+                    case 0: case 1: for (size_t t = 0; t < run; t++) w[t] = w[t] + o; break;
+                    case 2: for (size_t t = 0; t < run; t++) w[t] = w[t] - o; break;
+                    case 3: for (size_t t = 0; t < run; t++) w[t] = o - w[t]; break;
+                    case 4: case 5: for (size_t t = 0; t < run; t++) w[t] = w[t] * o; break;
+                    case 6: for (size_t t = 0; t < run; t++) w[t] = w[t] / o; break;
+                    default: for (size_t t = 0; t < run; t++) w[t] = o / w[t]; break;
+                    }
+                    j += run;
                 }
             }
         }

@@ -8,6 +8,7 @@
 #include "elementwise.c"
 #include "direct.c"
 #include "gemm.c"
+#include "linear.c"
 #include "winograd_common.h"
 #include "winograd_forward.c"
 #include "winograd_wgrad.c"

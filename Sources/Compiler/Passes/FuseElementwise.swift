@@ -10,7 +10,8 @@ extension Pass {
 /// The input an elementwise node's chain runs through, its other operand and whether that
 /// operand comes first (Sub, Div); nil when the node cannot join a chain.
 private func chainInput(_ n: Node, _ ctx: RewriteContext) -> (value: String, operand: String?, swap: Bool)? {
-    guard n.domain.isEmpty, chainableElementwise.contains(n.op), n.outputs.count == 1, n.outputs[0].type.dtype == .f32 else { return nil }
+    guard n.domain.isEmpty, chainableElementwise.contains(n.op), n.outputs.count == 1, n.outputs[0].type.dtype == .f32,
+          n.attributes["approximate"] == nil || n.attributes["approximate"] == .string("none") else { return nil }
     let out = n.outputs[0].type, types = ctx.types
     if n.op == "Clip" {
         for k in 1..<min(3, n.inputs.count) where !n.inputs[k].isEmpty {
@@ -48,8 +49,13 @@ let elementwiseChainRule = RewriteRule("elementwise-chain", root: { n, ctx in ch
             operand.append(-1)
         }
         swap.append(link.swap ? 1 : 0)
-        var alpha: Float = 0.01, lo = -Float.greatestFiniteMagnitude, hi = Float.greatestFiniteMagnitude
+        let defaults = activationParameters(n.op)
+        var alpha = defaults.alpha, lo = -Float.greatestFiniteMagnitude, hi = Float.greatestFiniteMagnitude
         if case .float(let a)? = n.attributes["alpha"] { alpha = a }
+        if n.op == "HardSigmoid" {
+            lo = defaults.beta  // the kernels' rule reads HardSigmoid's beta from lo
+            if case .float(let b)? = n.attributes["beta"] { lo = b }
+        }
         if n.op == "Clip" {
             if n.inputs.count > 1, !n.inputs[1].isEmpty { lo = ctx.scalar(n.inputs[1])! }
             if n.inputs.count > 2, !n.inputs[2].isEmpty { hi = ctx.scalar(n.inputs[2])! }

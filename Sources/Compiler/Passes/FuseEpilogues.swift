@@ -2,8 +2,8 @@ import Graph
 
 extension Pass {
     /// Conv/Gemm followed by a residual Add and/or an activation becomes one fused node.
-    public static let fuseEpilogues = Pass("fuse-epilogues", summary: "fuse bias, residual Add and activation into Conv and Gemm") { g in
-        Rewriter.apply(epilogueRule, to: g)
+    public static let fuseEpilogues = Pass("fuse-epilogues", summary: "fuse bias, residual Add and activation into Conv, Gemm and MatMul") { g in
+        Rewriter.apply([epilogueRule, matMulEpilogueRule], to: g)
     }
 }
 
@@ -20,11 +20,7 @@ let epilogueRule = RewriteRule("conv-gemm-epilogue", root: { n, _ in
         let other = a.inputs[0] == out.name ? a.inputs[1] : a.inputs[0]
         return other != out.name && ctx.types[other] == out.type
     },
-    // An activation the epilogue applies (Clip with constant bounds).
-    .init(.optional) { r, previous, ctx in
-        guard r.domain.isEmpty, fusableActivations.contains(r.op), r.outputs.count == 1, r.inputs.first == previous.outputs[0].name else { return false }
-        return r.op != "Clip" || (1..<min(3, r.inputs.count)).allSatisfy { r.inputs[$0].isEmpty || ctx.scalar(r.inputs[$0]) != nil }
-    },
+    fusedActivationLink,
 ], replace: { m, ctx in
     let p = m.root
     guard m.nodes.count > 1 else { return nil }
@@ -36,17 +32,84 @@ let epilogueRule = RewriteRule("conv-gemm-epilogue", root: { n, _ in
         chain.append("Add")
         inputs.append(add.inputs[0] == out ? add.inputs[1] : add.inputs[0])
     }
-    if let r = m.links[1].first {
-        if r.op == "LeakyRelu" { attributes["alpha"] = r.attributes["alpha"] ?? .float(0.01) }
-        if r.op == "Clip" {
-            for (k, key) in [(1, "min"), (2, "max")] where k < r.inputs.count && !r.inputs[k].isEmpty {
-                attributes[key] = .float(ctx.scalar(r.inputs[k])!)
-            }
-        }
-        chain.append(r.op)
-        attributes["activation"] = .string(r.op)
-    }
+    if let r = m.links[1].first { addActivation(r, to: &attributes, chain: &chain, ctx) }
     attributes["chain"] = .strings(chain)
     return Node(name: p.name, op: p.op == "Conv" ? "FusedConv" : "FusedGemm", domain: "kiln",
                 inputs: inputs.count == 4 ? inputs : Array(inputs.prefix(3)), outputs: [m.last.outputs[0]], attributes: attributes)
+})
+
+/// An activation the epilogue applies (Clip with constant bounds, Gelu in its erf form).
+private let fusedActivationLink = RewriteRule.Link(.optional) { r, previous, ctx in
+    guard r.domain.isEmpty, fusableActivations.contains(r.op), r.outputs.count == 1, r.inputs.first == previous.outputs[0].name,
+          r.attributes["approximate"] == nil || r.attributes["approximate"] == .string("none") else { return false }
+    return r.op != "Clip" || (1..<min(3, r.inputs.count)).allSatisfy { r.inputs[$0].isEmpty || ctx.scalar(r.inputs[$0]) != nil }
+}
+
+/// The activation `r` as epilogue attributes (its parameters with ONNX's defaults).
+private func addActivation(_ r: Node, to attributes: inout [String: Attribute], chain: inout [String], _ ctx: RewriteContext) {
+    let defaults = activationParameters(r.op)
+    if ["LeakyRelu", "HardSigmoid", "Elu"].contains(r.op) { attributes["alpha"] = r.attributes["alpha"] ?? .float(defaults.alpha) }
+    if r.op == "HardSigmoid" { attributes["beta"] = r.attributes["beta"] ?? .float(defaults.beta) }
+    if r.op == "Clip" {
+        for (k, key) in [(1, "min"), (2, "max")] where k < r.inputs.count && !r.inputs[k].isEmpty {
+            attributes[key] = .float(ctx.scalar(r.inputs[k])!)
+        }
+    }
+    chain.append(r.op)
+    attributes["activation"] = .string(r.op)
+}
+
+/// The other operand of an Add that reads `value`.
+private func otherOperand(_ a: Node, _ value: String) -> String? {
+    guard a.domain.isEmpty, a.op == "Add", a.inputs.count == 2, a.inputs.contains(value), a.inputs[0] != a.inputs[1] else { return nil }
+    return a.inputs[0] == value ? a.inputs[1] : a.inputs[0]
+}
+
+/// `act(MatMul(x, w) + bias + r)` with w a constant [K, N] (the linear layers of transformers
+/// and MLPs), bias a constant [N], each part optional but the MatMul, becomes
+/// `kiln.FusedMatMul(x, w, bias, r)`, which runs on packed weights with the epilogue in the
+/// store.
+let matMulEpilogueRule = RewriteRule("matmul-epilogue", root: { n, ctx in
+    guard n.domain.isEmpty, n.op == "MatMul", n.outputs[0].type.dtype == .f32, let w = ctx.parameters[n.inputs[1]],
+          let x = ctx.types[n.inputs[0]] else { return false }
+    return w.type.rank == 2 && x.rank >= 2
+}, links: [
+    // A bias: a constant [N] (or [1, …, 1, N]).
+    .init(.optional) { a, previous, ctx in
+        guard let b = otherOperand(a, previous.outputs[0].name), let p = ctx.parameters[b], a.outputs[0].type == previous.outputs[0].type else { return false }
+        let shape = p.type.shape.compactMap(\.value), n = previous.outputs[0].type.shape.last?.value
+        return shape.count == p.type.rank && shape.last == n && shape.dropLast().allSatisfy { $0 == 1 } && shape.count <= previous.outputs[0].type.rank
+    },
+    // A residual of the output's type.
+    .init(.optional) { a, previous, ctx in
+        guard let r = otherOperand(a, previous.outputs[0].name) else { return false }
+        return ctx.types[r] == previous.outputs[0].type && a.outputs[0].type == previous.outputs[0].type
+    },
+    fusedActivationLink,
+], replace: { m, ctx in
+    guard m.nodes.count > 1 else { return nil }
+    let root = m.root
+    var inputs = [root.inputs[0], root.inputs[1], "", ""], chain = ["MatMul"], attributes: [String: Attribute] = [:]
+    var value = root.outputs[0].name
+    if let add = m.links[0].first {
+        let b = otherOperand(add, value)!
+        guard let p = ctx.parameters[b] else { return nil }
+        if p.type.rank == 1 {
+            inputs[2] = b
+        } else {
+            // [1, …, 1, N] as the [N] the kernel reads.
+            guard let n = p.type.shape.last?.value, let data = p.initializer.tensor else { return nil }
+            inputs[2] = ctx.addParameter("\(b).row", TensorData(dtype: data.dtype, shape: [n], bytes: data.bytes))
+        }
+        chain.append("Add")
+        value = add.outputs[0].name
+    }
+    if let add = m.links[1].first {
+        inputs[3] = otherOperand(add, value)!
+        chain.append("Add")
+    }
+    if let r = m.links[2].first { addActivation(r, to: &attributes, chain: &chain, ctx) }
+    attributes["chain"] = .strings(chain)
+    while inputs.last == "" { inputs.removeLast() }
+    return Node(name: root.name, op: "FusedMatMul", domain: "kiln", inputs: inputs, outputs: [m.last.outputs[0]], attributes: attributes)
 })

@@ -13,6 +13,8 @@ extension Lowering {
         let constants: [String: TensorData]
         let params: [String: Program.Tensor]
         let out: [Int]
+        /// Every output's shape (out is the first).
+        let outs: [[Int]]
         let options: CompileOptions
         var op: String { n.domain.isEmpty ? n.op : "\(n.domain).\(n.op)" }
 
@@ -41,7 +43,7 @@ extension Lowering {
                  .scatter, .sgd:
                 return try training(fast)
             case .conv: return try convolution()
-            case .gemm, .matMul: return try product(fast)
+            case .gemm, .matMul, .linear: return try product(fast)
             case .pool, .globalAveragePool: return try pool(fast)
             case .activation, .clip, .binary, .sum, .batchNormInference, .softmax, .elementwiseChain: return try elementwise(fast)
             case .layerNorm:
@@ -53,7 +55,7 @@ extension Lowering {
                 guard n.outputs.dropFirst().allSatisfy({ $0.name.isEmpty }), n.inputs.dropFirst().allSatisfy({ $0.isEmpty || shapeOf($0).reduce(1, *) == size })
                 else { return .reference(n) }
                 return .layerNorm(rows: x[..<axis].reduce(1, *), size: size, epsilon: float("epsilon", 1e-5))
-            case .dataMovement, .concat: return try movement(fast)
+            case .dataMovement, .concat, .split: return try movement(fast)
             }
         }
 
@@ -157,8 +159,15 @@ extension Lowering {
                 return .gemm(Program.Gemm(m: m, n: nn, k: k, transA: transA, transB: transB,
                                           alpha: float(op == "Gemm" ? "alpha" : "alpha_gemm", 1), beta: float("beta", 1),
                                           biasMode: mode, activation: op == "Gemm" ? .none : activation(n)))
+            case .linear:
+                let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
+                return .linear(Program.Linear(rows: a.dropLast().reduce(1, *), k: b[0], n: b[1], transposed: false, activation: activation(n)))
             case .matMul:
                 let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
+                // By a constant matrix: the packed linear kernel, every leading axis of x as rows.
+                if a.count >= 2, b.count == 2, params[n.inputs[1]] != nil {
+                    return .linear(Program.Linear(rows: a.dropLast().reduce(1, *), k: b[0], n: b[1], transposed: false, activation: .none))
+                }
                 guard a.count == 2, b.count == 2 else { return batchedMatMul(a, b) }
                 return .gemm(Program.Gemm(m: a[0], n: b[1], k: a[1], transA: false, transB: false, alpha: 1, beta: 0, biasMode: 0, activation: .none))
             default: preconditionFailure("\(fast) is not one of product's kernels")
@@ -288,11 +297,19 @@ extension Lowering {
                     return fillKnown ? .dataMovement(n) : .reference(n)
                 case "Gather":
                     return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
+                case "Expand", "Tile":
+                    // The map is built once: the shape (or repeats) must be known.
+                    return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
                 default:
                     return .dataMovement(n)  // Slice, Transpose
                 }
             case .concat:
                 return .concat(axis: int("axis", 0) < 0 ? int("axis", 0) + out.count : int("axis", 0))
+            case .split:
+                let x = shapeOf(n.inputs[0])
+                let axis = int("axis", 0) < 0 ? int("axis", 0) + x.count : int("axis", 0)
+                guard n.outputs.allSatisfy({ !$0.name.isEmpty }) else { return .reference(n) }
+                return .split(outer: x[..<axis].reduce(1, *), sizes: outs.map { $0[axis...].reduce(1, *) })
             default: preconditionFailure("\(fast) is not one of movement's kernels")
             }
         }

@@ -237,7 +237,10 @@ public enum Lowering {
     }
 
     /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.
-    static let activationCodes: [String: Int32] = ["Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5]
+    static let activationCodes: [String: Int32] = [
+        "Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5, "Gelu": 6, "Erf": 8, "HardSigmoid": 9, "Sqrt": 10,
+        "Tanh": 11, "Exp": 12, "Log": 13, "Abs": 14, "Neg": 15, "Reciprocal": 16, "Elu": 17, "Softplus": 18, "Mish": 19,
+    ]
     static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
 
     /// How `b` broadcasts into `out` for the binary kernels: (0, 0) same shape, (1, 1) a
@@ -256,9 +259,16 @@ public enum Lowering {
         func f(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
         var name = n.op
         if case .string(let a)? = n.attributes["activation"] { name = a }
-        guard let kind = activationCodes[name] else { return .none }
-        return .init(kind: kind, alpha: name == "LeakyRelu" ? f("alpha", 0.01) : 0,
-                     low: name == "Clip" ? f("min", -.greatestFiniteMagnitude) : 0, high: name == "Clip" ? f("max", .greatestFiniteMagnitude) : 0)
+        guard var kind = activationCodes[name] else { return .none }
+        if name == "Gelu", case .string("tanh")? = n.attributes["approximate"] { kind = 7 }
+        let alpha: Float = switch name {
+        case "LeakyRelu": f("alpha", 0.01)
+        case "HardSigmoid": f("alpha", 0.2)
+        case "Elu": f("alpha", 1)
+        default: 0
+        }
+        let low: Float = name == "Clip" ? f("min", -.greatestFiniteMagnitude) : name == "HardSigmoid" ? f("beta", 0.5) : 0
+        return .init(kind: kind, alpha: alpha, low: low, high: name == "Clip" ? f("max", .greatestFiniteMagnitude) : 0)
     }
 
     static func selectKernel(_ n: Node, g: Graph, batch: Int, shapeOf: @escaping (String) -> [Int], constants: [String: TensorData],
@@ -270,6 +280,6 @@ public enum Lowering {
         // (and the reference kernel runs where they do not fit the fast kernel).
         guard case .kernel(let fast) = definition.lowering else { return .reference(n) }
         return try KernelSelection(n: n, g: g, batch: batch, shapeOf: shapeOf, constants: constants, params: params,
-                                   out: outShapes.first ?? [], options: options).kernel(fast)
+                                   out: outShapes.first ?? [], outs: outShapes, options: options).kernel(fast)
     }
 }

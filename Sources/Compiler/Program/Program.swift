@@ -82,6 +82,15 @@ public struct Program: Sendable {
         public var activation: Activation
     }
 
+    /// x [rows, k] · W [k, n] (W constant, packed in column panels at load; stored [n, k]
+    /// when `transposed`) with the epilogue act(· + bias + residual): inputs x, W, bias or
+    /// none, residual or none.
+    public struct Linear: Sendable {
+        public var rows: Int, k: Int, n: Int
+        public var transposed: Bool
+        public var activation: Activation
+    }
+
     public struct BatchedMatMul: Sendable {
         public var m: Int, n: Int, k: Int
         /// Per output batch element: where its A and B matrices start (elements).
@@ -100,6 +109,7 @@ public struct Program: Sendable {
     public enum Kernel: Sendable {
         case conv(Conv)
         case gemm(Gemm)
+        case linear(Linear)
         /// MatMul of operands of rank other than 2: one [m, k] · [k, n] product per output batch
         /// element, its operands' batch offsets broadcast (numpy's rules).
         case batchedMatMul(BatchedMatMul)
@@ -118,6 +128,9 @@ public struct Program: Sendable {
         /// the fill value; the runtime derives the map once from the reference kernel.
         case dataMovement(Node)
         case concat(axis: Int)
+        /// Split: per outer index (the elements before the axis), output k takes the next
+        /// `sizes[k]` contiguous values.
+        case split(outer: Int, sizes: [Int])
         case softmax(log: Bool, rows: Int, length: Int)
         /// A fused elementwise chain, one pass over memory.
         case elementwiseChain([ElementwiseOp])
@@ -141,6 +154,7 @@ public struct Program: Sendable {
             switch self {
             case .conv(let c): return "conv/\(c.algorithm.rawValue)"
             case .gemm: return "gemm/sgemm"
+            case .linear: return "linear/packed"
             case .batchedMatMul(let b): return "matmul/batched×\(b.aOffsets.count)"
             case .pool(let p): return p.isMax ? "maxpool2d" : "avgpool2d"
             case .globalAveragePool: return "global-avgpool"
@@ -159,6 +173,7 @@ public struct Program: Sendable {
             case .scatter: return "scatter-map"
             case .sgd: return "sgd"
             case .concat: return "concat"
+            case .split: return "split"
             case .softmax: return "softmax"
             case .elementwiseChain: return "elementwise-chain"
             case .reference: return "reference"

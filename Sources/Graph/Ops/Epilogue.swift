@@ -2,10 +2,21 @@
 // activation): the attributes they share and their checks.
 
 /// Activations a fused epilogue can apply, with their parameters as attributes.
-public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish"]
+public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish", "Gelu", "HardSigmoid", "Tanh", "Elu", "Mish"]
+
+/// Activation parameters an epilogue and a fused chain carry (alpha: LeakyRelu's, Elu's,
+/// HardSigmoid's; beta: HardSigmoid's), with ONNX's defaults.
+public func activationParameters(_ op: String) -> (alpha: Float, beta: Float) {
+    switch op {
+    case "LeakyRelu": (0.01, 0)
+    case "HardSigmoid": (0.2, 0.5)
+    case "Elu": (1, 0)
+    default: (0, 0)
+    }
+}
 
 let epilogueAttributes: [AttributeSpec] = [
-    .required("chain", .strings), .string("activation", ""), .float("alpha", 0.01),
+    .required("chain", .strings), .string("activation", ""), .float("alpha", 0.01), .float("beta", 0.5),
     .float("min", -Float.infinity), .float("max", Float.infinity), .string("algorithm", ""),
 ]
 

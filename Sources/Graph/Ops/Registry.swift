@@ -52,8 +52,8 @@ public enum GradientRule: Sendable {
 /// The compiled kernels Kiln has; Compiler's lowering builds each one's descriptor (and falls
 /// back to the reference kernel where shapes do not fit it, e.g. a grouped im2col).
 public enum FastKernel: Sendable, CaseIterable {
-    case conv, gemm, matMul, pool, globalAveragePool, activation, clip, binary, sum, batchNormInference, layerNorm,
-         dataMovement, concat, softmax, elementwiseChain
+    case conv, gemm, matMul, linear, pool, globalAveragePool, activation, clip, binary, sum, batchNormInference, layerNorm,
+         dataMovement, concat, split, softmax, elementwiseChain
     // Training.
     case convGradData, convGradWeight, convGradBias, batchNormTraining, batchNormGrad, reluGrad,
          globalAveragePoolGrad, scatter, sgd

@@ -2,7 +2,7 @@ import CKernels
 import Compiler
 import Graph
 
-// Weights packed for the direct and Winograd kernels: one buffer for them all, packed once
+// Weights packed for the direct, Winograd and linear kernels: one buffer for them all, packed once
 // from the graph's values, and again by the step that updates a weight (SGD) as it runs.
 extension CompiledModel {
     /// One 64-byte-aligned buffer for every packed weight, each at a 16-float boundary; the
@@ -14,6 +14,12 @@ extension CompiledModel {
             if case .convGradData(let c) = step.kernel, c.algorithm == .winograd, step.inputs[1].tensor?.inParameters == true {
                 offsets[i] = total
                 total += (kiln_winograd_packed_size(c.geometry()) + 15) / 16 * 16
+                continue
+            }
+            if case .linear(let l) = step.kernel {
+                guard step.inputs[1].tensor?.inParameters == true else { continue }
+                offsets[i] = total
+                total += (kiln_linear_packed_size(Int32(l.k), Int32(l.n)) + 15) / 16 * 16
                 continue
             }
             // Only weights fixed at compile time can be packed (not ones computed or fed at run time).
@@ -68,6 +74,8 @@ extension CompiledModel {
             winogradSigns[i] = Self.signs(w, c.outChannels * c.channels * 9)
         case .conv(let c):
             kiln_conv_shift_pack(w, c.geometry(), p)
+        case .linear(let l):
+            kiln_linear_pack(w, Int32(l.k), Int32(l.n), l.transposed ? 1 : 0, p)
         default:
             preconditionFailure("step \(i) has packed weights but no packing kernel")
         }

@@ -13,6 +13,7 @@ extension CompiledModel {
         case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .batchedMatMul(let b): batchedMatMul(b, step)
+        case .linear(let l): try linear(l, step, index: index)
         case .layerNorm(let rows, let size, let eps):
             let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
             let scale = Shared(pointer: pointer(step.inputs[1].tensor!))
@@ -44,11 +45,13 @@ extension CompiledModel {
         case .binary(let op, let period, let inner):
             guard let a = step.inputs[0].tensor, let b = step.inputs[1].tensor else { throw RuntimeError.kernel(node: step.name, op: step.op, message: "constant operand") }
             let n = step.outputs[0].count
-            if period == 0 && n >= 1 << 16 && threads > 1 {
-                // Same shapes: threads take ranges of 4,096 elements.
+            // Threads take ranges of whole repeats of b's pattern (4,096 elements for equal
+            // shapes), so each range starts at b's first value.
+            let unit = period == 0 ? 4096 : period * inner
+            if n >= 1 << 16 && threads > 1 && unit <= n / 2 {
                 let sa = Shared(pointer: pointer(a)), sb = Shared(pointer: pointer(b)), sy = Shared(pointer: pointer(step.outputs[0]))
-                parallelRanges(n, block: 4096, workers: threads, pool: pool) { lo, hi in
-                    kiln_binary(sa.pointer + lo, sb.pointer + lo, sy.pointer + lo, hi - lo, op, 0, inner)
+                parallelRanges(n, block: unit, workers: threads, pool: pool) { lo, hi in
+                    kiln_binary(sa.pointer + lo, period == 0 ? sb.pointer + lo : sb.pointer, sy.pointer + lo, hi - lo, op, period, inner)
                 }
             } else {
                 kiln_binary(pointer(a), pointer(b), pointer(step.outputs[0]), n, op, period, inner)
@@ -76,10 +79,23 @@ extension CompiledModel {
                     y += chunk
                 }
             }
+        case .split(let outer, let sizes):
+            var x = UnsafePointer(pointer(step.inputs[0].tensor!))
+            let ys = step.outputs.map { pointer($0) }
+            for o in 0..<outer {
+                for (k, size) in sizes.enumerated() {
+                    (ys[k] + o * size).update(from: x, count: size)
+                    x += size
+                }
+            }
         case .elementwiseChain(let ops):
             elementwiseChain(ops, step)
         case .softmax(let log, let rows, let length):
-            kiln_softmax_rows(pointer(step.inputs[0].tensor!), pointer(step.outputs[0]), Int32(rows), Int32(length), log ? 1 : 0)
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+            parallelChunks(rows, workers: rows * length >= 1 << 14 ? threads : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_softmax_rows(x.pointer + r.lowerBound * length, y.pointer + r.lowerBound * length, Int32(r.count), Int32(length), log ? 1 : 0)
+            }
         case .convGradData, .convGradWeight, .channelSum, .batchNormTraining, .batchNormGrad, .reluGrad, .globalAveragePoolGrad,
              .scatter, .sgd:
             break  // runTraining ran it
@@ -291,6 +307,34 @@ extension CompiledModel {
                     pad(n, into: scratch[0].pointer)
                     parallelChunks(blocks, workers: threads, pool: pool) { _, range in compute(n, scratch[0].pointer, range) }
                 }
+            }
+        }
+    }
+
+    /// A linear layer on its packed weight: threads take blocks of 24 rows (whole tiles at
+    /// every level), or column panels when there are too few rows.
+    func linear(_ l: Program.Linear, _ step: Program.Step, index: Int) throws {
+        guard let packed = packedWeights[index] else {
+            throw RuntimeError.kernel(node: step.name, op: step.op, message: "the weight was not packed")
+        }
+        let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+        let w = Shared(pointer: packed)
+        let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let panels = (l.n + 31) / 32, blocks = (l.rows + 23) / 24, act = l.activation.kernel
+        let (k, n, rows) = (Int32(l.k), Int32(l.n), l.rows)
+        let workers = l.rows * l.n * l.k >= 1 << 16 ? threads : 1
+        if blocks >= 2 * workers || panels < workers {
+            parallelChunks(blocks, workers: workers, pool: pool) { _, r in
+                let lo = r.lowerBound * 24, hi = min(rows, r.upperBound * 24)
+                guard hi > lo else { return }
+                kiln_linear(x.pointer, k, n, w.pointer, Int32(lo), Int32(hi), 0, Int32(panels), bias?.pointer, residual?.pointer, act, y.pointer)
+            }
+        } else {
+            parallelChunks(panels, workers: workers, pool: pool) { _, p in
+                guard !p.isEmpty else { return }
+                kiln_linear(x.pointer, k, n, w.pointer, 0, Int32(rows), Int32(p.lowerBound), Int32(p.upperBound), bias?.pointer, residual?.pointer,
+                            act, y.pointer)
             }
         }
     }

@@ -254,13 +254,22 @@ public final class CompiledModel: @unchecked Sendable {
                 inputs[2] = HostTensor(dtype: .f32, shape: [], f: [-1])
             }
             /// The map for a batch of `n` images: the reference kernel run on element indices.
+            /// (The output's first axis is the batch only when it is taken as n images; the
+            /// whole input's map keeps the node's own output type: Expand and Tile change it.)
             func map(images n: Int) throws -> [Int32] {
                 var ins = inputs
                 let shape = [n] + x.shape.dropFirst()
                 ins[0] = HostTensor(dtype: .f32, shape: shape, f: (0..<shape.reduce(1, *)).map(Double.init))
                 var types = node.outputs.map(\.type)
-                types[0].shape[0] = Dim(n)
+                if n != x.shape.first { types[0].shape[0] = Dim(n) }
                 return try kernel(RefContext(node: node, inputs: ins, outputTypes: types))[0].f.map { Int32($0) }
+            }
+            /// The kernel reads x[map[k]] unchecked: a map must stay inside what it reads.
+            func checked(_ m: [Int32], inside count: Int) throws -> [Int32] {
+                guard m.allSatisfy({ Int($0) < count }) else {
+                    throw RuntimeError.kernel(node: node.name, op: node.op, message: "index map reads outside its input")
+                }
+                return m
             }
             // Most data movement leaves the batch axis alone: then one image's map serves
             // every image (checked on two images), which keeps compiling large batches cheap.
@@ -269,11 +278,11 @@ public final class CompiledModel: @unchecked Sendable {
                 let one = try map(images: 1), two = try map(images: 2)
                 let inImage = Int32(x.count / batch)
                 if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
-                    maps[i] = one
+                    maps[i] = try checked(one, inside: Int(inImage))
                     return
                 }
             }
-            maps[i] = try map(images: batch)
+            maps[i] = try checked(map(images: batch), inside: x.count)
         case .conv(let c) where c.algorithm == .winograd:
             // A Program is plain data: check its plan against the kernel's own size.
             let need = c.plannedScratch(KILN_CONV_FORWARD, batch: program.batch).total

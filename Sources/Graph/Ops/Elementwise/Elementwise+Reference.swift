@@ -152,7 +152,10 @@ let fusedElementwiseReference: RefKernel = { ctx in
             v = try runPart(ctx, op, [v, HostTensor(dtype: v.dtype, shape: [], f: [Double(mins[k])]),
                                       HostTensor(dtype: v.dtype, shape: [], f: [Double(maxs[k])])])
         } else {
-            v = try runPart(ctx, op, [v], attributes: op == "LeakyRelu" ? ["alpha": .float(alphas[k])] : [:])
+            var attributes: [String: Attribute] = [:]
+            if ["LeakyRelu", "Elu", "HardSigmoid"].contains(op) { attributes["alpha"] = .float(alphas[k]) }
+            if op == "HardSigmoid" { attributes["beta"] = .float(mins[k]) }  // beta travels in mins
+            v = try runPart(ctx, op, [v], attributes: attributes)
         }
     }
     return [v]
@@ -179,7 +182,9 @@ func fusedEpilogue(_ ctx: RefContext, _ y: HostTensor) throws -> HostTensor {
         let lo = ctx.has("min") ? HostTensor(dtype: v.dtype, shape: [], f: [ctx.float("min")]) : nil
         let hi = ctx.has("max") ? HostTensor(dtype: v.dtype, shape: [], f: [ctx.float("max")]) : nil
         return try runPart(ctx, act, [v, lo, hi])
-    case "LeakyRelu": return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha")))])
+    case "LeakyRelu", "Elu": return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha")))])
+    case "HardSigmoid":
+        return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha"))), "beta": .float(Float(ctx.float("beta")))])
     default: return try runPart(ctx, act, [v])
     }
 }

@@ -30,11 +30,11 @@ let elementwiseDefinitions: [OpDefinition] = [
         let half = ctx.constant("\(n.name).half", TensorData(floats: [0.5], shape: []))
         let q = try ctx.emit("Div", domain: "", [dy, y], [ctx.part(x)], name: "\(n.name).grad.div")[0]
         try ctx.add(x, ctx.emit("Mul", domain: "", [q, half], [ctx.part(x)], name: "\(n.name).grad")[0])
-    }, lowering: .reference),
+    }, lowering: .kernel(.activation)),
     define(unary("Tanh"), tanhReference,
-           types: .floats, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+           types: .floats, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.activation)),
     define(hardSigmoidSchema, hardSigmoidReference,
-           types: .floats, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+           types: .floats, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.activation)),
     define(unary("HardSwish"), hardSwishReference,
            types: .floats, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.activation)),
     define(binary("Add"), binary(+, { $0 &+ $1 }), types: .numbers, flops: perOperand, gradient: passThrough, lowering: .kernel(.binary)),

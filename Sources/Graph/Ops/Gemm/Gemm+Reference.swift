@@ -58,6 +58,12 @@ func matmul(_ ctx: RefContext) throws -> [HostTensor] {
 }
 
 /// kiln.FusedGemm: Gemm on the first three inputs (its alpha is `alpha_gemm`), then the epilogue.
+let fusedMatMulReference: RefKernel = { ctx in
+    var y = try runPart(ctx, "MatMul", [try ctx.input(0), try ctx.input(1)])
+    if let b = ctx.optional(2) { y = try runPart(ctx, "Add", [y, b]) }
+    return [try fusedEpilogue(ctx, y)]
+}
+
 let fusedGemmReference: RefKernel = { ctx in
     var attributes = ctx.node.attributes.filter { ["beta", "transA", "transB"].contains($0.key) }
     if let a = ctx.node.attributes["alpha_gemm"] { attributes["alpha"] = a }

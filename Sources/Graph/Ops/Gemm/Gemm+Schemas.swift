@@ -46,6 +46,22 @@ let fusedGemmSchema = OpSchema("FusedGemm", domain: "kiln", inputs: 2...4,
     ctx.setOutput(0, t)
 }
 
+// x [..., K], w [K, N], bias [N] (optional), residual (optional, the output's type) →
+// act(x·w + bias + residual) [..., N]: MatMul by a constant weight with its epilogue.
+let fusedMatMulSchema = OpSchema("FusedMatMul", domain: "kiln", inputs: 2...4, attributes: epilogueAttributes) { ctx in
+    try checkActivation(ctx)
+    let x = try ctx.input(0), w = try ctx.input(1)
+    try ctx.requireFloat(x, "x")
+    try ctx.requireSameType(x, w, "x and w")
+    guard x.rank >= 2, w.rank == 2, x.shape[x.rank - 1] == w.shape[0] else {
+        throw ctx.error("x must be [..., K] and w [K, N], got \(x.shape.text) and \(w.shape.text)")
+    }
+    let out = TensorType(x.dtype, Array(x.shape.dropLast()) + [w.shape[1]])
+    if let b = ctx.optionalInput(2), b.shape != [w.shape[1]] { throw ctx.error("bias must be [\(w.shape[1])], got \(b.shape.text)") }
+    try checkResidual(ctx, 3, out)
+    ctx.setOutput(0, out)
+}
+
 // x [N, F], w [F, C] → cos [N, C]: L2-normalised rows of x times L2-normalised columns of w.
 let normedLinearSchema = OpSchema("NormedLinear", domain: "kiln", inputs: 2...2) { ctx in
     let x = try ctx.input(0), w = try ctx.input(1)

@@ -1,4 +1,4 @@
-// Matrix products: Gemm, MatMul, the fused kiln.FusedGemm, and LDAM's cosine classifier
+// Matrix products: Gemm, MatMul, the fused kiln.FusedGemm and kiln.FusedMatMul, and LDAM's cosine classifier
 // kiln.NormedLinear with its gradient.
 // Schemas: Gemm+Schemas.swift; reference kernels: Gemm+Reference.swift.
 
@@ -22,6 +22,10 @@ let gemmDefinitions: [OpDefinition] = [
     }, lowering: .kernel(.matMul)),
     define(fusedGemmSchema, fusedGemmReference, types: .floats, flops: gemmFlops, gradient: .none("the compiler forms it after differentiation"),
            lowering: .kernel(.gemm)),
+    define(fusedMatMulSchema, fusedMatMulReference, types: .floats, flops: .dense { _, inShapes, out in
+        guard let a = inShapes.first, let k = a.last else { return 0 }
+        return sat(2, sat(out, k))
+    }, gradient: .none("the compiler forms it after differentiation"), lowering: .kernel(.linear)),
     define(normedLinearSchema, normedLinear, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
         let (x, w) = (n.inputs[0], n.inputs[1])
         let outs = try ctx.emit("NormedLinearGrad", [dy, x, w], [ctx.part(x), ctx.part(w)], name: "\(n.name).grad")
