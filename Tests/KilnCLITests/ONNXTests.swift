@@ -317,3 +317,38 @@ struct CompiledPathTests {
         }
     }
 }
+
+@Suite("Transformer-path patterns against onnxruntime", .serialized)
+struct TransformerPatternTests {
+    @Test("decomposed GELU, MatMul epilogues, attention, Expand/Concat/Tile/Split and activations run compiled, none on reference kernels, with onnxruntime's outputs")
+    func patterns() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("patterns")
+        let r = try run(python, [repositoryRoot.appendingPathComponent("scripts/make_pattern_models.py").path, dir.path])
+        try #require(r.status == 0, "\(r.stderr)")
+        // What each program must show (the fusions took the pattern).
+        let kernels: [String: [String]] = [
+            "mlp_gelu_div": ["linear/packed kiln.FusedMatMul 'MatMul_1'", "linear/packed kiln.FusedMatMul 'MatMul_8'"],
+            "mlp_gelu_mul": ["linear/packed kiln.FusedMatMul 'MatMul_1'"],
+            "attention": ["kiln.MatMulTransB", "split Split", "softmax Softmax", "linear/packed kiln.FusedMatMul"],
+            "cls_token": ["gather-map Expand", "binary Add"],
+            "tile_split": ["gather-map Tile", "split Split"],
+            "activations": ["elementwise-chain kiln.FusedElementwise 'Erf_0'", "activation Gelu", "linear/packed kiln.FusedMatMul"],
+        ]
+        let models = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".onnx") }.sorted()
+        #expect(models.count == kernels.count)
+        for m in models {
+            let name = String(m.dropLast(5)), base = dir.appendingPathComponent(name).path, out = base + ".kiln-out"
+            let k = try kiln("run", dir.appendingPathComponent(m).path, "--input", "x=\(base).input.npy", "--output", out)
+            #expect(k.status == 0, "\(m): \(k.stderr)")
+            guard k.status == 0 else { continue }
+            let want = try NPY.read(path: base + ".expected.npy"), got = try NPY.read(path: out + "/y.npy")
+            #expect(allCloseProblem(got, want) == nil, "\(m): \(allCloseProblem(got, want) ?? "")")
+            let program = try kiln("dump", dir.appendingPathComponent(m).path, "--program", "--batch", "2")
+            #expect(program.status == 0, "\(m): \(program.stderr)")
+            #expect(!program.stdout.contains(": reference "), "\(m) runs a step on a reference kernel:\n\(program.stdout)")
+            for s in kernels[name] ?? [] { #expect(program.stdout.contains(s), "\(m): no \(s) in\n\(program.stdout)") }
+            if name.hasPrefix("mlp") { #expect(!program.stdout.contains("elementwise-chain"), "\(m): GELU not fused into the MatMul") }
+        }
+    }
+}

@@ -55,6 +55,8 @@
     /* --- elementwise and data movement (kernels/elementwise.c) ---------------------------- */ \
     /* y[k] = x[map[k]], or `fill` where map[k] < 0 (Slice, Pad, Transpose, Gather as maps). */ \
     X(void, gather_map, (const float *x, const int *map, size_t n, float fill, float *y), (x, map, n, fill, y)) \
+    /* The same by runs: y[k·len + j] = x[map[k] + j] for j < len, or `fill` where map[k] < 0. */ \
+    X(void, gather_runs, (const float *x, const int *map, size_t runs, size_t len, float fill, float *y), (x, map, runs, len, fill, y)) \
     /* dx[map[k]] += dy[k] for map[k] ≥ 0 (gather_map's adjoint; dx cleared by the caller). */ \
     X(void, scatter_add_map, (const float *dy, const int *map, size_t n, float *dx), (dy, map, n, dx)) \
     /* Binary op over equal shapes, or b broadcast (b_period values, each repeated `inner` */ \

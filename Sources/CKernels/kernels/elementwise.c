@@ -4,6 +4,16 @@ static void gather_map(const float *x, const int *map, size_t n, float fill, flo
     for (size_t k = 0; k < n; k++) y[k] = map[k] >= 0 ? x[map[k]] : fill;
 }
 
+static void gather_runs(const float *x, const int *map, size_t runs, size_t len, float fill, float *y) {
+    for (size_t k = 0; k < runs; k++, y += len) {
+        if (map[k] >= 0) {
+            memcpy(y, x + map[k], sizeof(float) * len);
+        } else {
+            for (size_t j = 0; j < len; j++) y[j] = fill;
+        }
+    }
+}
+
 static void binary(const float *a, const float *b, float *y, size_t n, int op, size_t b_period, size_t inner) {
     // b's value changes every `inner` elements and repeats every `period` of those: runs of
     // one b value (inner > 1), or runs where b is read in order (inner = 1); each run one

@@ -3,7 +3,7 @@ import Graph
 extension Pass {
     /// Conv/Gemm followed by a residual Add and/or an activation becomes one fused node.
     public static let fuseEpilogues = Pass("fuse-epilogues", summary: "fuse bias, residual Add and activation into Conv, Gemm and MatMul") { g in
-        Rewriter.apply([epilogueRule, matMulEpilogueRule], to: g)
+        Rewriter.apply([epilogueRule, matMulEpilogueRule, matMulTransposedRule], to: g)
     }
 }
 
@@ -112,4 +112,26 @@ let matMulEpilogueRule = RewriteRule("matmul-epilogue", root: { n, ctx in
     attributes["chain"] = .strings(chain)
     while inputs.last == "" { inputs.removeLast() }
     return Node(name: root.name, op: "FusedMatMul", domain: "kiln", inputs: inputs, outputs: [m.last.outputs[0]], attributes: attributes)
+})
+
+/// `MatMul(a, Transpose(b))` with the transpose swapping b's last two axes (attention's q·kᵀ)
+/// becomes `kiln.MatMulTransB(a, b)`: the product reads b as it is stored.
+let matMulTransposedRule = RewriteRule("matmul-transposed-b", root: { t, ctx in
+    guard t.domain.isEmpty, t.op == "Transpose", t.outputs[0].type.dtype == .f32, let x = ctx.types[t.inputs[0]], x.rank >= 2,
+          case .ints(let perm)? = t.attributes["perm"] else { return false }
+    return perm == Array(0..<(x.rank - 2)) + [x.rank - 1, x.rank - 2]
+}, links: [
+    // A scale on the way (PyTorch's attention scales q and kᵀ by √scale each).
+    .init(.optional) { s, previous, ctx in
+        guard s.domain.isEmpty, s.op == "Mul", s.inputs.count == 2, s.outputs[0].type == previous.outputs[0].type else { return false }
+        return (s.inputs[0] == previous.outputs[0].name && ctx.scalar(s.inputs[1]) != nil) || (s.inputs[1] == previous.outputs[0].name && ctx.scalar(s.inputs[0]) != nil)
+    },
+    .init(.one) { m, previous, _ in m.domain.isEmpty && m.op == "MatMul" && m.inputs.count == 2 && m.inputs[1] == previous.outputs[0].name && m.inputs[0] != m.inputs[1] },
+], replace: { m, ctx in
+    let product = m.links[1][0]
+    guard let a = ctx.types[product.inputs[0]], a.rank >= 2 else { return nil }
+    var attributes: [String: Attribute] = [:]
+    if let s = m.links[0].first { attributes["alpha"] = .float(ctx.scalar(s.inputs[0]) ?? ctx.scalar(s.inputs[1])!) }
+    return Node(name: product.name, op: "MatMulTransB", domain: "kiln", inputs: [product.inputs[0], m.root.inputs[0]], outputs: product.outputs,
+                attributes: attributes)
 })

@@ -162,6 +162,13 @@ extension Lowering {
             case .linear:
                 let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
                 return .linear(Program.Linear(rows: a.dropLast().reduce(1, *), k: b[0], n: b[1], transposed: false, activation: activation(n)))
+            case .matMul where n.op == "MatMulTransB":
+                let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
+                let swapped = Array(b.dropLast(2)) + [b[b.count - 1], b[b.count - 2]]
+                guard case .batchedMatMul(var p) = batchedMatMul(a, swapped) else { return .reference(n) }
+                p.transB = true
+                p.alpha = float("alpha", 1)
+                return .batchedMatMul(p)
             case .matMul:
                 let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
                 // By a constant matrix: the packed linear kernel, every leading axis of x as rows.

@@ -244,15 +244,16 @@ public enum Lowering {
     static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
 
     /// How `b` broadcasts into `out` for the binary kernels: (0, 0) same shape, (1, 1) a
-    /// scalar, (C, inner) one axis of size C with `inner` elements after it; nil otherwise.
+    /// scalar, (C, inner) a run of consecutive axes of `out` (C elements, a channel vector or
+    /// a position embedding) with `inner` elements after it; nil otherwise.
     static func broadcastPattern(_ b: [Int], into out: [Int]) -> (period: Int, inner: Int)? {
         if b == out { return (0, 0) }
         if b.reduce(1, *) == 1 { return (1, 1) }
         guard b.count <= out.count else { return nil }
         let padded = Array(repeating: 1, count: out.count - b.count) + b
         let nonOne = padded.indices.filter { padded[$0] != 1 }
-        guard nonOne.count == 1, padded[nonOne[0]] == out[nonOne[0]] else { return nil }
-        return (padded[nonOne[0]], out[(nonOne[0] + 1)...].reduce(1, *))
+        guard let first = nonOne.first, let last = nonOne.last, (first...last).allSatisfy({ padded[$0] == out[$0] }) else { return nil }
+        return (padded[first...last].reduce(1, *), out[(last + 1)...].reduce(1, *))
     }
 
     static func activation(_ n: Node) -> Program.Activation {

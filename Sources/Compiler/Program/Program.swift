@@ -93,6 +93,9 @@ public struct Program: Sendable {
 
     public struct BatchedMatMul: Sendable {
         public var m: Int, n: Int, k: Int
+        /// B stored [n, k] (kiln.MatMulTransB), and the product's scale.
+        public var transB: Bool = false
+        public var alpha: Float = 1
         /// Per output batch element: where its A and B matrices start (elements).
         public var aOffsets: [Int], bOffsets: [Int]
     }

@@ -116,13 +116,26 @@ extension CompiledModel {
     /// the whole batch.
     func gatherMap(_ step: Program.Step, index: Int) {
         // The map covers one image (repeated per image) or the whole batch.
-        let map = maps[index]!
+        let map = maps[index]!, run = runLengths[index] ?? 1
         let x = step.inputs[0].tensor!, out = step.outputs[0]
-        let repeats = out.count / max(map.count, 1)
+        let repeats = out.count / max(map.count * run, 1)
         let inStride = x.count / max(repeats, 1)
         let xs = Shared(pointer: pointer(x)), ys = Shared(pointer: pointer(out)), fill = fills[index] ?? 0
         map.withUnsafeBufferPointer { m in
             let ms = Shared(pointer: UnsafeMutablePointer(mutating: m.baseAddress!)), count = m.count
+            if run > 1 {
+                // Runs: threads take ranges of them (one repeat or many).
+                let total = repeats * count
+                parallelChunks(total, workers: total * run >= 1 << 14 ? threads : 1, pool: pool) { _, range in
+                    var k = range.lowerBound
+                    while k < range.upperBound {
+                        let n = k / count, first = k % count, last = min(count, first + range.upperBound - k)
+                        kiln_gather_runs(xs.pointer + n * inStride, ms.pointer + first, last - first, run, fill, ys.pointer + (n * count + first) * run)
+                        k += last - first
+                    }
+                }
+                return
+            }
             parallelChunks(repeats, workers: repeats * count >= 1 << 14 ? threads : 1, pool: pool) { _, range in
                 for n in range { kiln_gather_map(xs.pointer + n * inStride, ms.pointer, count, fill, ys.pointer + n * count) }
             }
@@ -347,8 +360,8 @@ extension CompiledModel {
         let count = b.aOffsets.count, mn = b.m * b.n
         func product(_ i: Int, rows: Range<Int>) {
             guard !rows.isEmpty else { return }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(b.n), Int32(b.k), 1,
-                        sa.pointer + b.aOffsets[i] + rows.lowerBound * b.k, Int32(b.k), sb.pointer + b.bOffsets[i], Int32(b.n), 0,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, b.transB ? CblasTrans : CblasNoTrans, Int32(rows.count), Int32(b.n), Int32(b.k), b.alpha,
+                        sa.pointer + b.aOffsets[i] + rows.lowerBound * b.k, Int32(b.k), sb.pointer + b.bOffsets[i], Int32(b.transB ? b.k : b.n), 0,
                         sy.pointer + i * mn + rows.lowerBound * b.n, Int32(b.n))
         }
         let workers = count * mn * b.k >= 1 << 16 ? threads : 1

@@ -89,6 +89,9 @@ public final class CompiledModel: @unchecked Sendable {
     let pool: OpaquePointer?
     /// Per step: index maps (data movement) and BatchNorm scale/shift, built once.
     var maps: [Int: [Int32]] = [:]
+    /// Per gather-map step: the length of the contiguous runs its map is made of (the map
+    /// then holds one entry per run; 1: element by element).
+    var runLengths: [Int: Int] = [:]
     var fills: [Int: Float] = [:]
     var scaleShift: [Int: [Float]] = [:]
     /// Per step: the forward index map a SliceGrad / PadGrad scatters through.
@@ -201,6 +204,24 @@ public final class CompiledModel: @unchecked Sendable {
         }
     }
 
+    /// Step `i`'s map as runs of consecutive source elements (a transpose that keeps the last
+    /// axes, a slice of whole rows): the run length is the gcd of where runs break, and the map
+    /// keeps each run's start, so the kernel copies runs instead of single elements.
+    func compressRuns(_ i: Int) {
+        guard let m = maps[i], m.count > 1 else { return }
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        var length = 0
+        for k in 1..<m.count where m[k] < 0 || m[k - 1] < 0 || m[k] != m[k - 1] + 1 {
+            length = gcd(length, k)
+            if length == 1 { return }
+        }
+        length = length == 0 ? m.count : gcd(length, m.count)
+        // Fill runs must be all fill: a run starting below 0 is a fill run throughout.
+        guard length >= 4 else { return }
+        maps[i] = stride(from: 0, to: m.count, by: length).map { m[$0] }
+        runLengths[i] = length
+    }
+
     /// Packed weights, parameter values, index maps from the reference kernel run on element
     /// indices, BatchNorm constants.
     func prepare() throws {
@@ -279,10 +300,12 @@ public final class CompiledModel: @unchecked Sendable {
                 let inImage = Int32(x.count / batch)
                 if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
                     maps[i] = try checked(one, inside: Int(inImage))
+                    compressRuns(i)
                     return
                 }
             }
             maps[i] = try checked(map(images: batch), inside: x.count)
+            compressRuns(i)
         case .conv(let c) where c.algorithm == .winograd:
             // A Program is plain data: check its plan against the kernel's own size.
             let need = c.plannedScratch(KILN_CONV_FORWARD, batch: program.batch).total

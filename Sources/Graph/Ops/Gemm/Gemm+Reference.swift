@@ -64,6 +64,15 @@ let fusedMatMulReference: RefKernel = { ctx in
     return [try fusedEpilogue(ctx, y)]
 }
 
+let matMulTransBReference: RefKernel = { ctx in
+    let b = try ctx.input(1)
+    let perm = Array(0..<(b.shape.count - 2)) + [b.shape.count - 1, b.shape.count - 2]
+    let bt = try runPart(ctx, "Transpose", [b], attributes: ["perm": .ints(perm)])
+    let y = try runPart(ctx, "MatMul", [try ctx.input(0), bt])
+    let alpha = ctx.float("alpha")
+    return [ctx.has("alpha") && alpha != 1 ? try runPart(ctx, "Mul", [y, HostTensor(dtype: y.dtype, shape: [], f: [alpha])]) : y]
+}
+
 let fusedGemmReference: RefKernel = { ctx in
     var attributes = ctx.node.attributes.filter { ["beta", "transA", "transB"].contains($0.key) }
     if let a = ctx.node.attributes["alpha_gemm"] { attributes["alpha"] = a }

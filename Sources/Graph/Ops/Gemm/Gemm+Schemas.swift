@@ -62,6 +62,20 @@ let fusedMatMulSchema = OpSchema("FusedMatMul", domain: "kiln", inputs: 2...4, a
     ctx.setOutput(0, out)
 }
 
+// a [..., m, k], b [..., n, k] → alpha · a · bᵀ [..., m, n] (MatMul of a by b's last two axes
+// swapped: attention's scaled q · kᵀ without writing kᵀ out).
+let matMulTransBSchema = OpSchema("MatMulTransB", domain: "kiln", inputs: 2...2, attributes: [.float("alpha", 1)]) { ctx in
+    let a = try ctx.input(0), b = try ctx.input(1)
+    try ctx.requireSameType(a, b, "A and B")
+    guard a.rank >= 2, b.rank >= 2, a.shape[a.rank - 1] == b.shape[b.rank - 1] else {
+        throw ctx.error("A must be [..., m, k] and B [..., n, k], got \(a.shape.text) and \(b.shape.text)")
+    }
+    guard let batch = broadcastShapes(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2))) else {
+        throw ctx.error("batch dimensions of \(a.shape.text) and \(b.shape.text) do not broadcast")
+    }
+    ctx.setOutput(0, TensorType(a.dtype, batch + [a.shape[a.rank - 2], b.shape[b.rank - 2]]))
+}
+
 // x [N, F], w [F, C] → cos [N, C]: L2-normalised rows of x times L2-normalised columns of w.
 let normedLinearSchema = OpSchema("NormedLinear", domain: "kiln", inputs: 2...2) { ctx in
     let x = try ctx.input(0), w = try ctx.input(1)

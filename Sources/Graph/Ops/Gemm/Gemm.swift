@@ -26,6 +26,10 @@ let gemmDefinitions: [OpDefinition] = [
         guard let a = inShapes.first, let k = a.last else { return 0 }
         return sat(2, sat(out, k))
     }, gradient: .none("the compiler forms it after differentiation"), lowering: .kernel(.linear)),
+    define(matMulTransBSchema, matMulTransBReference, types: .floats, flops: .dense { _, inShapes, out in
+        guard let a = inShapes.first, let k = a.last else { return 0 }
+        return sat(2, sat(out, k))
+    }, gradient: .none("the compiler forms it after differentiation"), lowering: .kernel(.matMul)),
     define(normedLinearSchema, normedLinear, types: .floats, flops: .perOutput(1), gradient: .rule { ctx, n, dy, wants in
         let (x, w) = (n.inputs[0], n.inputs[1])
         let outs = try ctx.emit("NormedLinearGrad", [dy, x, w], [ctx.part(x), ctx.part(w)], name: "\(n.name).grad")

@@ -1,0 +1,102 @@
+"""Writes small models with the transformer-path patterns Kiln compiles (decomposed GELU,
+MatMul with bias/residual/activation epilogues, attention with Split and a transposed
+scaled key, Expand/Concat/Tile, position embeddings, activations), with inputs and
+onnxruntime's outputs.
+
+Usage: python make_pattern_models.py OUT_DIR
+For each case: CASE.onnx, CASE.input.npy (input "x", batch 2) and CASE.expected.npy ("y").
+Weights are seeded random values; the graphs are built here with onnx.helper.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+ort.set_default_logger_severity(3)
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(7)
+n = helper.make_node
+
+
+def w(name, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float32), name)
+
+
+def c(name, value, dtype=np.float32):
+    return numpy_helper.from_array(np.array(value, dtype), name)
+
+
+def build(out, name, nodes, in_shape, inits=(), opset=17):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + list(in_shape[1:]))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    path = os.path.join(out, name + ".onnx")
+    onnx.save(m, path)
+    x = np.random.default_rng(len(name)).standard_normal(in_shape).astype(np.float32)
+    y = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.save(os.path.join(out, name + ".input.npy"), x)
+    np.save(os.path.join(out, name + ".expected.npy"), y)
+
+
+def gelu_nodes(x, y, p, form):
+    """0.5·x·(1 + erf(x/√2)) as the classic exporter writes it (form "div") or with Mul by 1/√2."""
+    first = n("Div", [x, "sqrt2"], [p + "d"]) if form == "div" else n("Mul", [x, "rsqrt2"], [p + "d"])
+    return [first, n("Erf", [p + "d"], [p + "e"]), n("Add", [p + "e", "one"], [p + "a"]), n("Mul", [x, p + "a"], [p + "m"]),
+            n("Mul", [p + "m", "half"], [y])]
+
+
+CONSTS = [c("sqrt2", np.sqrt(2)), c("rsqrt2", 1 / np.sqrt(2)), c("one", 1.0), c("half", 0.5)]
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    T, D = 5, 24
+    # An MLP block: LayerNorm → fc1 + bias → GELU (decomposed) → fc2 + bias → + residual.
+    for form in ["div", "mul"]:
+        build(out, f"mlp_gelu_{form}", [
+            n("LayerNormalization", ["x", "ln_s", "ln_b"], ["h"], axis=-1),
+            n("MatMul", ["h", "w1"], ["h1"]), n("Add", ["h1", "b1"], ["h2"]),
+            *gelu_nodes("h2", "g", "gelu", form),
+            n("MatMul", ["g", "w2"], ["h3"]), n("Add", ["b2", "h3"], ["h4"]), n("Add", ["x", "h4"], ["y"]),
+        ], (2, T, D), [w("ln_s", D), w("ln_b", D), w("w1", D, 40), w("b1", 40), w("w2", 40, D), w("b2", D)] + CONSTS)
+    # Attention: qkv projection, heads by Reshape/Transpose/Split, q·(kᵀ·s), softmax, ·v, back.
+    H, Dh = 2, 12
+    build(out, "attention", [
+        n("MatMul", ["x", "wqkv"], ["qkv0"]), n("Add", ["qkv0", "bqkv"], ["qkv1"]),
+        n("Reshape", ["qkv1", "shape5"], ["qkv2"]), n("Transpose", ["qkv2"], ["qkv3"], perm=[2, 0, 3, 1, 4]),
+        n("Split", ["qkv3", "split3"], ["q0", "k0", "v0"], axis=0),
+        n("Squeeze", ["q0", "axis0"], ["q"]), n("Squeeze", ["k0", "axis0"], ["k"]), n("Squeeze", ["v0", "axis0"], ["v"]),
+        n("Mul", ["q", "scale"], ["qs"]), n("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), n("Mul", ["kt", "scale"], ["kts"]),
+        n("MatMul", ["qs", "kts"], ["att"]), n("Softmax", ["att"], ["p"], axis=-1), n("MatMul", ["p", "v"], ["o"]),
+        n("Transpose", ["o"], ["o1"], perm=[0, 2, 1, 3]), n("Reshape", ["o1", "shape3"], ["o2"]),
+        n("MatMul", ["o2", "wo"], ["o3"]), n("Add", ["o3", "bo"], ["o4"]), n("Add", ["x", "o4"], ["y"]),
+    ], (2, T, D), [w("wqkv", D, 3 * D), w("bqkv", 3 * D), c("shape5", [0, T, 3, H, Dh], np.int64), c("split3", [1, 1, 1], np.int64),
+                   c("axis0", [0], np.int64), c("scale", Dh ** -0.25), c("shape3", [0, T, D], np.int64), w("wo", D, D), w("bo", D)])
+    # A class token expanded to the batch and concatenated, a position embedding added, the
+    # token taken back out.
+    build(out, "cls_token", [
+        n("Shape", ["x"], ["s"]), n("Gather", ["s", "i0"], ["nb"], axis=0), n("Unsqueeze", ["nb", "axis0"], ["nb1"]),
+        n("Concat", ["nb1", "one_one"], ["eshape"], axis=0), n("Expand", ["cls", "eshape"], ["ct"]),
+        n("Concat", ["ct", "x"], ["t"], axis=1), n("Add", ["t", "pos"], ["tp"]),
+        n("Gather", ["tp", "i0"], ["first"], axis=1), n("Gemm", ["first", "head", "hb"], ["y"]),
+    ], (2, T, D), [w("cls", 1, 1, D), c("i0", 0, np.int64), c("axis0", [0], np.int64), c("one_one", [1, 1], np.int64),
+                   w("pos", 1, T + 1, D), w("head", D, 7), w("hb", 7)])
+    build(out, "tile_split", [
+        n("Tile", ["x", "reps"], ["t"]), n("Split", ["t"], ["a", "b"], axis=2, num_outputs=2), n("Sub", ["a", "b"], ["y"]),
+    ], (2, 3, 8), [c("reps", [1, 2, 1], np.int64)], opset=18)
+    # Activations on the compiled kernel: standalone, chained with arithmetic, and in a
+    # MatMul epilogue (HardSigmoid with its parameters).
+    build(out, "activations", [
+        n("Erf", ["x"], ["e"]), n("Mul", ["e", "half"], ["e2"]), n("Tanh", ["e2"], ["t"]), n("Exp", ["t"], ["ex"]),
+        n("Gelu", ["ex"], ["g"], approximate="tanh"), n("MatMul", ["g", "w"], ["m"]), n("Add", ["m", "b"], ["m1"]),
+        n("HardSigmoid", ["m1"], ["hs"], alpha=0.3, beta=0.4), n("Softplus", ["hs"], ["sp"]), n("Elu", ["sp"], ["y"], alpha=0.7),
+    ], (2, 4, 9), [w("w", 9, 33), w("b", 33)] + CONSTS, opset=20)
+
+
+if __name__ == "__main__":
+    main()
