@@ -92,6 +92,8 @@ def build():
         case(op.lower() + suffix, op, *one(op, **attrs), opset=opset)
     case("pow", "Pow", [helper.make_node("Pow", ["a", "b"], ["y"], name="pow")],
          [("a", data((3, 4), 50)), ("b", data((4,), 51, 0.4))], ["y"])
+    case("mod", "Mod", [helper.make_node("Mod", ["a", "b"], ["y"], name="mod", fmod=1)],
+         [("a", data((3, 4), 56)), ("b", data((4,), 57, 0.4))], ["y"])
     case("prelu", "PRelu", [helper.make_node("PRelu", ["x", "s"], ["y"], name="prelu")], [("x", data((2, 3, 4), 52))], ["y"],
          [("s", weights((3, 1), 53))])
     for op in ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]:

@@ -42,6 +42,12 @@ def build(name):
         import timm
         model = timm.create_model(name, pretrained=False)
         size = model.default_cfg.get("input_size", (3, 224, 224))[1]
+    with torch.no_grad():
+        # Weights a builder initialises to zero (torchvision ViT's head) would make every
+        # output equal the bias: give them small random values so the check compares logits.
+        for p in model.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.normal_(0, 0.02)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.momentum = None  # a cumulative average over the calibration batches

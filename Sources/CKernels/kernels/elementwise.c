@@ -123,17 +123,21 @@ static void elementwise_chain_range(const float *x, float *y, size_t begin, size
                 activation(v, v, len, (kiln_act){op->kind - 10, op->alpha, op->lo, op->hi});
                 continue;
             }
+            // v[t] = v[t] op O (or O op v[t] when swapped) for t < run: O an array operand
+            // (O(t) = o[t]) or one value.
+#define KILN_CHAIN_RUN(w, run, O)                                                           \
+    switch (op->kind * 2 + (op->swap ? 1 : 0)) {                                              \
+    case 0: case 1: for (size_t t = 0; t < (run); t++) (w)[t] = (w)[t] + (O); break;          \
+    case 2: for (size_t t = 0; t < (run); t++) (w)[t] = (w)[t] - (O); break;                  \
+    case 3: for (size_t t = 0; t < (run); t++) (w)[t] = (O) - (w)[t]; break;                  \
+    case 4: case 5: for (size_t t = 0; t < (run); t++) (w)[t] = (w)[t] * (O); break;          \
+    case 6: for (size_t t = 0; t < (run); t++) (w)[t] = (w)[t] / (O); break;                  \
+    default: for (size_t t = 0; t < (run); t++) (w)[t] = (O) / (w)[t]; break;                 \
+    }
             if (op->period == 0) {
                 // A same-shape operand: one vectorisable loop per operation.
                 const float *o = op->operand + b0;
-                switch (op->kind * 2 + (op->swap ? 1 : 0)) {
-                case 0: case 1: for (size_t j = 0; j < len; j++) v[j] = v[j] + o[j]; break;
-                case 2: for (size_t j = 0; j < len; j++) v[j] = v[j] - o[j]; break;
-                case 3: for (size_t j = 0; j < len; j++) v[j] = o[j] - v[j]; break;
-                case 4: case 5: for (size_t j = 0; j < len; j++) v[j] = v[j] * o[j]; break;
-                case 6: for (size_t j = 0; j < len; j++) v[j] = v[j] / o[j]; break;
-                default: for (size_t j = 0; j < len; j++) v[j] = o[j] / v[j]; break;
-                }
+                KILN_CHAIN_RUN(v, len, o[t])
                 continue;
             }
             // A broadcast operand, in runs: one value for `inner` elements, or (inner = 1) values
@@ -145,30 +149,17 @@ static void elementwise_chain_range(const float *x, float *y, size_t begin, size
                 if (inner == 1 && period > 1) {
                     const size_t start = i % period, run = period - start < len - j ? period - start : len - j;
                     const float *o = op->operand + start;
-                    switch (op->kind * 2 + (op->swap ? 1 : 0)) {
-                    case 0: case 1: for (size_t t = 0; t < run; t++) w[t] = w[t] + o[t]; break;
-                    case 2: for (size_t t = 0; t < run; t++) w[t] = w[t] - o[t]; break;
-                    case 3: for (size_t t = 0; t < run; t++) w[t] = o[t] - w[t]; break;
-                    case 4: case 5: for (size_t t = 0; t < run; t++) w[t] = w[t] * o[t]; break;
-                    case 6: for (size_t t = 0; t < run; t++) w[t] = w[t] / o[t]; break;
-                    default: for (size_t t = 0; t < run; t++) w[t] = o[t] / w[t]; break;
-                    }
+                    KILN_CHAIN_RUN(w, run, o[t])
                     j += run;
                 } else {
                     const size_t step = period == 1 ? len - j : inner - i % inner;
                     const size_t run = step < len - j ? step : len - j;
                     const float o = op->operand[period == 1 ? 0 : (i / inner) % period];
-                    switch (op->kind * 2 + (op->swap ? 1 : 0)) {
-                    case 0: case 1: for (size_t t = 0; t < run; t++) w[t] = w[t] + o; break;
-                    case 2: for (size_t t = 0; t < run; t++) w[t] = w[t] - o; break;
-                    case 3: for (size_t t = 0; t < run; t++) w[t] = o - w[t]; break;
-                    case 4: case 5: for (size_t t = 0; t < run; t++) w[t] = w[t] * o; break;
-                    case 6: for (size_t t = 0; t < run; t++) w[t] = w[t] / o; break;
-                    default: for (size_t t = 0; t < run; t++) w[t] = o / w[t]; break;
-                    }
+                    KILN_CHAIN_RUN(w, run, o)
                     j += run;
                 }
             }
+#undef KILN_CHAIN_RUN
         }
     }
 }

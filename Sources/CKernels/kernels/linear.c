@@ -60,17 +60,22 @@ static inline __attribute__((always_inline)) void linear_tile(const float *x, in
 }
 #endif
 
-// Rows [r_begin, r_end) × panels [p_begin, p_end): panel by panel (a panel is read from cache
-// for every tile of rows).
+// Rows [r_begin, r_end) × panels [p_begin, p_end): blocks of rows that fit in a quarter of a
+// MiB (so a block of x stays in L2 while every panel streams past it), panel by panel inside
+// a block (a panel is read from cache for every tile of rows).
 static void linear(const float *x, int K, int N, const float *packed, int r_begin, int r_end, int p_begin, int p_end,
                    const float *bias, const float *residual, kiln_act a, float *y) {
 #if KILN_SIMD
+    int block = (int)((256 * 1024) / ((size_t)K * sizeof(float))) / 24 * 24;
+    if (block < 24) block = 24;
+    for (int rb = r_begin; rb < r_end; rb += block) {
+    const int rb_end = rb + block < r_end ? rb + block : r_end;
     for (int p = p_begin; p < p_end; p++) {
         const float *panel = packed + (size_t)p * K * 32;
         const int n0 = p * 32;
-        int r0 = r_begin;
-        for (; r0 + LINEAR_MR <= r_end; r0 += LINEAR_MR) linear_tile(x, K, N, panel, r0, LINEAR_MR, n0, bias, residual, a, y);
-        switch (r_end - r0) {
+        int r0 = rb;
+        for (; r0 + LINEAR_MR <= rb_end; r0 += LINEAR_MR) linear_tile(x, K, N, panel, r0, LINEAR_MR, n0, bias, residual, a, y);
+        switch (rb_end - r0) {
 #if LINEAR_MR > 7
         case 7: linear_tile(x, K, N, panel, r0, 7, n0, bias, residual, a, y); break;
         case 6: linear_tile(x, K, N, panel, r0, 6, n0, bias, residual, a, y); break;
@@ -82,6 +87,7 @@ static void linear(const float *x, int K, int N, const float *packed, int r_begi
         case 1: linear_tile(x, K, N, panel, r0, 1, n0, bias, residual, a, y); break;
         default: break;
         }
+    }
     }
 #else
     KILN_ACT_LOCALS(a);

@@ -76,6 +76,29 @@ let powReference: RefKernel = { ctx in
     return [HostTensor(dtype: x.dtype, shape: shape, i: (0..<idx[0].count).map { wrap(power(x.i[idx[0][$0]], y.value(idx[1][$0])), x.dtype) })]
 }
 
+/// Mod: integers by zero give 0 (no trap), floats follow IEEE fmod and, for fmod = 0,
+/// numpy.mod's rule (a nonzero remainder of the other sign moves by b; zero takes b's sign).
+let modReference: RefKernel = { ctx in
+    let (xs, shape, idx) = try broadcastOperands(ctx, [0, 1])
+    let (a, b) = (xs[0], xs[1]), truncated = ctx.node.intAttribute("fmod", 0) == 1
+    if a.isFloat {
+        return [HostTensor(dtype: a.dtype, shape: shape, f: (0..<idx[0].count).map { k in
+            let x = a.f[idx[0][k]], y = b.f[idx[1][k]]
+            var r = Foundation.fmod(x, y)
+            if truncated { return r }
+            if r != 0, (r < 0) != (y < 0) { r += y }
+            return r == 0 ? (y < 0 ? -0.0 : 0.0) : r
+        })]
+    }
+    return [HostTensor(dtype: a.dtype, shape: shape, i: (0..<idx[0].count).map { k in
+        let x = a.i[idx[0][k]], y = b.i[idx[1][k]]
+        guard y != 0 else { return 0 }
+        if y == -1 { return 0 }  // Int64.min % −1 would overflow
+        let r = x % y
+        return truncated || r == 0 || (r < 0) == (y < 0) ? r : r + y
+    })]
+}
+
 let preluReference: RefKernel = { ctx in
     let (xs, shape, idx) = try broadcastOperands(ctx, [0, 1])
     return [HostTensor(dtype: xs[0].dtype, shape: shape, f: (0..<idx[0].count).map { k in

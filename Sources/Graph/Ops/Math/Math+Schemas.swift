@@ -61,6 +61,17 @@ let powSchema = OpSchema("Pow", inputs: 2...2) { ctx in
     ctx.setOutput(0, TensorType(x.dtype, try broadcastInputs(ctx, [0, 1])))
 }
 
+// Mod-13: a mod b, broadcast; fmod = 0 takes the divisor's sign (floored, as Python and
+// numpy), fmod = 1 the dividend's (truncated, as C's fmod).
+let modSchema = OpSchema("Mod", inputs: 2...2, attributes: [.int("fmod", 0)]) { ctx in
+    let a = try ctx.input(0), b = try ctx.input(1)
+    try ctx.requireSameType(a, b, "A and B")
+    guard a.dtype != .bool else { throw ctx.error("Mod is not defined on bool tensors") }
+    let fmod = ctx.int("fmod")
+    guard fmod == 0 || fmod == 1 else { throw ctx.error("fmod must be 0 or 1, got \(fmod)") }
+    ctx.setOutput(0, TensorType(a.dtype, try broadcastInputs(ctx, [0, 1])))
+}
+
 // PRelu-16: slope broadcasts to X (unidirectionally).
 let preluSchema = OpSchema("PRelu", inputs: 2...2) { ctx in
     let x = try ctx.input(0), slope = try ctx.input(1)

@@ -24,6 +24,7 @@ let mathDefinitions: [OpDefinition] = [
     define(unary("Softplus"), softplusReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(unary("Mish"), mishReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(geluSchema, geluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
+    define(modSchema, modReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
     define(preluSchema, preluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
     define(comparison("Equal"), comparisonReference(==, ==), types: .all, flops: .none, gradient: logic, lowering: .reference),
     define(comparison("Less"), comparisonReference(<, <), types: .numbers, flops: .none, gradient: logic, lowering: .reference),
