@@ -1,6 +1,6 @@
 """Writes small models with the transformer-path patterns Kiln compiles (decomposed GELU,
 MatMul with bias/residual/activation epilogues, attention with Split and a transposed
-scaled key, Expand/Concat/Tile, position embeddings, activations), with inputs and
+scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations), with inputs and
 onnxruntime's outputs.
 
 Usage: python make_pattern_models.py OUT_DIR
@@ -87,8 +87,9 @@ def main():
     ], (2, T, D), [w("cls", 1, 1, D), c("i0", 0, np.int64), c("axis0", [0], np.int64), c("one_one", [1, 1], np.int64),
                    w("pos", 1, T + 1, D), w("head", D, 7), w("hb", 7)])
     build(out, "tile_split", [
-        n("Tile", ["x", "reps"], ["t"]), n("Split", ["t"], ["a", "b"], axis=2, num_outputs=2), n("Sub", ["a", "b"], ["y"]),
-    ], (2, 3, 8), [c("reps", [1, 2, 1], np.int64)], opset=18)
+        n("Tile", ["x", "reps"], ["t"]), n("Split", ["t"], ["a", "b"], axis=2, num_outputs=2), n("Sub", ["a", "b"], ["d"]),
+        n("Unsqueeze", ["d", "axis2"], ["d1"]), n("Expand", ["d1", "eshape"], ["y"]),
+    ], (2, 3, 8), [c("reps", [1, 2, 1], np.int64), c("axis2", [2], np.int64), c("eshape", [1, 1, 4, 1], np.int64)], opset=18)
     # Activations on the compiled kernel: standalone, chained with arithmetic, and in a
     # MatMul epilogue (HardSigmoid with its parameters).
     build(out, "activations", [
@@ -96,6 +97,26 @@ def main():
         n("Gelu", ["ex"], ["g"], approximate="tanh"), n("MatMul", ["g", "w"], ["m"]), n("Add", ["m", "b"], ["m1"]),
         n("HardSigmoid", ["m1"], ["hs"], alpha=0.3, beta=0.4), n("Softplus", ["hs"], ["sp"]), n("Elu", ["sp"], ["y"], alpha=0.7),
     ], (2, 4, 9), [w("w", 9, 33), w("b", 33)] + CONSTS, opset=20)
+    # Einsum in its matrix-product forms (maxvit's attention, a projection with the output
+    # permuted, an ellipsis batch): lowered onto MatMul and kiln.MatMulTransB.
+    build(out, "einsum", [
+        n("MatMul", ["x", "wk"], ["k"]), n("Einsum", ["x", "k"], ["att"], equation="B H I D, B H J D -> B H I J"),
+        n("Softmax", ["att"], ["p"], axis=-1), n("Einsum", ["p", "k"], ["o"], equation="bhij,bhjd->bhid"),
+        n("Einsum", ["o", "we"], ["e"], equation="bhid,de->beih"), n("Einsum", ["e", "e"], ["y"], equation="...ij,...kj->...ik"),
+    ], (2, 2, 5, 8), [w("wk", 8, 8), w("we", 8, 6)])
+    # Reductions over the last and a middle axis, softmax over axis 1, a mask broadcast along
+    # two runs of axes (Swin's), InstanceNormalization, GroupNormalization, and a weight
+    # transposed in the graph (folded: parameters are constants for inference).
+    build(out, "reductions", [
+        n("ReduceL2", ["x"], ["l2"], axes=[-1], keepdims=1), n("Clip", ["l2", "eps"], ["l2c"]), n("Div", ["x", "l2c"], ["xn"]),
+        n("Softmax", ["xn"], ["s"], axis=1), n("Add", ["s", "mask"], ["m"]),
+        n("InstanceNormalization", ["m", "in_s", "in_b"], ["i"], epsilon=1e-3), n("ReduceMean", ["i"], ["r"], axes=[1], keepdims=0),
+        n("ReduceMax", ["r"], ["rm"], axes=[-1], keepdims=1), n("Add", ["r", "rm"], ["r2"]),
+        n("Transpose", ["wt"], ["w_t"], perm=[1, 0]), n("MatMul", ["r2", "w_t"], ["y"]),
+    ], (2, 6, 8, 5), [c("eps", 1e-12), w("mask", 6, 1, 5), w("in_s", 6), w("in_b", 6), w("wt", 7, 5)])
+    build(out, "groupnorm", [
+        n("GroupNormalization", ["x", "g_s", "g_b"], ["g"], num_groups=3, epsilon=1e-4), n("LogSoftmax", ["g"], ["y"], axis=2),
+    ], (2, 6, 4, 5), [w("g_s", 6), w("g_b", 6)], opset=21)
 
 
 if __name__ == "__main__":

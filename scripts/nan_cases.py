@@ -45,10 +45,11 @@ def weights(shape, seed=1):
 cases = []
 
 
-def case(name, op, nodes, inputs, outputs, inits=(), opset=17, oracle=None):
-    """inputs: [(name, array)]; outputs: [name]; oracle: numpy's outputs from the inputs."""
+def case(name, op, nodes, inputs, outputs, inits=(), opset=17, oracle=None, out_shape=None):
+    """inputs: [(name, array)]; outputs: [name]; oracle: numpy's outputs from the inputs;
+    out_shape: the outputs' shape where onnx's shape inference gives none (function ops)."""
     graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, F, a.shape) for n, a in inputs],
-                              [helper.make_tensor_value_info(o, 0, None) for o in outputs],
+                              [helper.make_tensor_value_info(o, F if out_shape else 0, out_shape) for o in outputs],
                               initializer=[numpy_helper.from_array(a, n) for n, a in inits])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -199,7 +200,22 @@ def build():
          [helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], name="in")],
          [("x", data((2, 3, 4, 4), 80))], ["y"], [("s", weights((3,), 81)), ("b", weights((3,), 82))])
 
+    case("groupnorm", "GroupNormalization",
+         [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], name="gn", num_groups=2, epsilon=1e-5)],
+         [("x", data((2, 4, 3, 3), 83))], ["y"], [("s", weights((4,), 84)), ("b", weights((4,), 85))], opset=21,
+         out_shape=(2, 4, 3, 3))
+    case("einsum", "Einsum", [helper.make_node("Einsum", ["x", "w"], ["y"], name="einsum", equation="bij,bjk->bik")],
+         [("x", data((2, 3, 4), 86))], ["y"], [("w", weights((2, 4, 5), 87))])
+    case("cumsum", "CumSum", [helper.make_node("CumSum", ["x", "a"], ["y"], name="cumsum", reverse=1)], [("x", data((3, 6), 88))], ["y"],
+         [("a", np.array(1, np.int64))])
+
     # Data movement: NaN and infinities pass through unchanged.
+    case("gathernd", "GatherND", [helper.make_node("GatherND", ["x", "i"], ["y"], name="gathernd")], [("x", data((3, 4, 5), 89))], ["y"],
+         [("i", np.array([[2, 1], [0, 3], [1, -1]], np.int64))])
+    case("scatternd", "ScatterND", [helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="scatternd", reduction="add")],
+         [("x", data((4, 3), 90)), ("u", data((2, 3), 91))], ["y"], [("i", np.array([[1], [3]], np.int64))], opset=18)
+    case("trilu", "Trilu", [helper.make_node("Trilu", ["x", "k"], ["y"], name="trilu", upper=0)], [("x", data((2, 4, 5), 92))], ["y"],
+         [("k", np.array(1, np.int64))])
     case("flatten", "Flatten", *one("Flatten", seed=37, axis=1))
     case("transpose", "Transpose", *one("Transpose", seed=38, perm=[0, 2, 3, 1]))
     case("cast", "Cast", *one("Cast", seed=39, to=F))

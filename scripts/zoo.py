@@ -1,7 +1,7 @@
 """The model zoo check: image classifiers from torchvision and timm, exported with random
 weights, run through `kiln run` (compiled) and onnxruntime on the same seeded input.
 
-Usage: python zoo.py KILN_BINARY OUT_DIR [--models a,b,...] [--exporters classic-static,classic-dynamic,dynamo]
+Usage: python zoo.py KILN_BINARY OUT_DIR [--models a,b,...] [--exporters classic-static,classic-dynamic,dynamo] [--no-timing] [--reuse-exports]
 Run by scripts/zoo.sh with the PyTorch venv (scripts/setup-zoo.sh). For each model and exporter
 it prints one line: the worst relative error max|kiln − ort| / max|ort| over batches 1 and 4,
 whether top-1 agrees, the compiled program's steps left on reference kernels (and their ops),
@@ -70,7 +70,7 @@ def export(model, size, exporter, path):
                           dynamic_axes=dynamic)
 
 
-def ort_run(path, x, static):
+def ort_run(path, x, static, timing=True):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
@@ -81,6 +81,8 @@ def ort_run(path, x, static):
             return np.concatenate([session.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
         return session.run(None, {name: x})[0]
     y = once()
+    if not timing:
+        return y, float("nan"), name
     t = time.perf_counter()
     for _ in range(3):
         once()
@@ -112,21 +114,27 @@ def reference_steps(kiln, path, batch):
     return len(ops), sorted(set(ops))
 
 
-def check(kiln, name, exporter, out):
+def check(kiln, name, exporter, out, timing=True, reuse=False):
     model, size = build(name)
     path = os.path.join(out, f"{name}-{exporter}.onnx")
     try:
-        export(model, size, exporter, path)
+        if not (reuse and os.path.exists(path)):
+            export(model, size, exporter, path)
     except Exception as e:  # the exporter's own failure: listed, not counted against Kiln
         return "export", f"{type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''}"
+    # A batch the exporter fixed (classic-static; dynamo when torch.export specialises the
+    # dynamic dimension to 1): onnxruntime runs the images one at a time, Kiln batches them.
+    import onnx
+    first = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    static = exporter == "classic-static" or first.HasField("dim_value")
     worst, top1, times = 0.0, True, []
     for batch in (1, 4):
         x = np.random.default_rng(batch).standard_normal((batch, 3, size, size)).astype(np.float32)
-        want, ort_t, input_name = ort_run(path, x, exporter == "classic-static")
+        want, ort_t, input_name = ort_run(path, x, static, timing)
         got = kiln_run(kiln, path, input_name, x, os.path.join(out, f"{name}-{exporter}-b{batch}"))
         worst = max(worst, float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30)))
         top1 = top1 and bool(np.all(got.argmax(-1) == want.argmax(-1)))
-        times.append((ort_t, kiln_time(kiln, path, batch)))
+        times.append((ort_t, kiln_time(kiln, path, batch) if timing else float("nan")))
     count, ops = reference_steps(kiln, path, 1)
     ok = worst <= TOLERANCE and top1 and count == 0
     line = (f"rel {worst:.1e}  top-1 {'same' if top1 else 'DIFFERS'}  reference steps {count}{' (' + ', '.join(ops) + ')' if ops else ''}  "
@@ -140,13 +148,15 @@ def main():
     p.add_argument("out")
     p.add_argument("--models", default=",".join(TORCHVISION + TIMM))
     p.add_argument("--exporters", default=",".join(EXPORTERS))
+    p.add_argument("--no-timing", action="store_true", help="check outputs only; skip the time per image")
+    p.add_argument("--reuse-exports", action="store_true", help="keep ONNX files an earlier run wrote to OUT_DIR")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     counts = {"pass": 0, "fail": 0, "export": 0}
     for name in a.models.split(","):
         for exporter in a.exporters.split(","):
             try:
-                status, line = check(a.kiln, name, exporter, a.out)
+                status, line = check(a.kiln, name, exporter, a.out, not a.no_timing, a.reuse_exports)
             except Exception as e:
                 status, line = "fail", f"{type(e).__name__}: {str(e).strip()[:300]}"
                 if os.environ.get("ZOO_TRACE"):

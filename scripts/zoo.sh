@@ -4,7 +4,7 @@
 # batch) and by the dynamo exporter (opset 18), run compiled by `kiln run` and by
 # onnxruntime on the same seeded input. Not part of `make test` (it needs the PyTorch venv:
 # a few GB, made by scripts/setup-torch.sh). Long: about a minute per model and exporter.
-# Usage: scripts/zoo.sh [--models a,b] [--exporters classic-static,classic-dynamic,dynamo]
+# Usage: scripts/zoo.sh [--models a,b] [--exporters classic-static,classic-dynamic,dynamo] [--no-timing] [--reuse-exports]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-torch.sh

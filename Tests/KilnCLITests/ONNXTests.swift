@@ -320,7 +320,7 @@ struct CompiledPathTests {
 
 @Suite("Transformer-path patterns against onnxruntime", .serialized)
 struct TransformerPatternTests {
-    @Test("decomposed GELU, MatMul epilogues, attention, Expand/Concat/Tile/Split and activations run compiled, none on reference kernels, with onnxruntime's outputs")
+    @Test("decomposed GELU, MatMul epilogues, attention, Expand/Concat/Tile/Split, activations, Einsum, reductions and normalisations run compiled, none on reference kernels, with onnxruntime's outputs")
     func patterns() throws {
         try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
         let dir = try scratch("patterns")
@@ -331,9 +331,14 @@ struct TransformerPatternTests {
             "mlp_gelu_div": ["linear/packed kiln.FusedMatMul 'MatMul_1'", "linear/packed kiln.FusedMatMul 'MatMul_8'"],
             "mlp_gelu_mul": ["linear/packed kiln.FusedMatMul 'MatMul_1'"],
             "attention": ["kiln.MatMulTransB", "split Split", "softmax Softmax", "linear/packed kiln.FusedMatMul"],
-            "cls_token": ["gather-map Expand", "binary Add"],
-            "tile_split": ["gather-map Tile", "split Split"],
+            // The class token's Expand reads a weight only: folded (weights are constants here).
+            "cls_token": ["concat Concat", "binary Add"],
+            "tile_split": ["gather-map Tile", "split Split", "gather-map Expand"],
             "activations": ["elementwise-chain kiln.FusedElementwise 'Erf_0'", "activation Gelu", "linear/packed kiln.FusedMatMul"],
+            "reductions": ["reduce ReduceL2", "softmax Softmax", "groupnorm InstanceNormalization", "reduce ReduceMean", "reduce ReduceMax",
+                           "binary Add 'Add_4'", "linear/packed MatMul"],
+            "groupnorm": ["groupnorm GroupNormalization", "softmax LogSoftmax"],
+            "einsum": ["kiln.MatMulTransB 'Einsum_1'", "matmul/batched×4 MatMul 'Einsum_3'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
         ]
         let models = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".onnx") }.sorted()
         #expect(models.count == kernels.count)

@@ -68,6 +68,12 @@
       (x, y, C, P, scale, shift)) \
     /* Softmax or log-softmax of `rows` rows of `n` contiguous values. */ \
     X(void, softmax_rows, (const float *x, float *y, int rows, int n, int log_softmax), (x, y, rows, n, log_softmax)) \
+    /* Reduction `kind` (enum kiln_reduce) of x [outer, len, inner] over its middle axis into */ \
+    /* y [outer, inner] (kernels/reduce.c). */ \
+    X(void, reduce_axis, (int kind, const float *x, int outer, int len, int inner, float *y), (kind, x, outer, len, inner, y)) \
+    /* Softmax or log-softmax of x [outer, len, inner] along its middle axis. */ \
+    X(void, softmax_axis, (const float *x, float *y, int outer, int len, int inner, int log_softmax), \
+      (x, y, outer, len, inner, log_softmax)) \
     /* y[i] = chain(x[i]) for i in [begin, end), in blocks that stay in L1 (one pass). */ \
     X(void, elementwise_chain_range, (const float *x, float *y, size_t begin, size_t end, const kiln_ew_op *ops, int count), \
       (x, y, begin, end, ops, count)) \
@@ -159,6 +165,10 @@
     /* LayerNormalization of `rows` runs of n values; scale and bias [n], bias may be NULL. */ \
     X(void, layernorm_rows, (const float *x, int rows, int n, const float *scale, const float *bias, float eps, float *y), \
       (x, rows, n, scale, bias, eps, y)) \
+    /* InstanceNormalization (cpg 1) and GroupNormalization: `rows` runs of cpg·inner values, */ \
+    /* each normalised, channel c of run r (((first + r) mod groups)·cpg + k) × scale[c] + bias[c]. */ \
+    X(void, groupnorm_rows, (const float *x, int rows, int first, int groups, int cpg, int inner, const float *scale, \
+                             const float *bias, float eps, float *y), (x, rows, first, groups, cpg, inner, scale, bias, eps, y)) \
     /* sums[c] = Σ over n and inner of x [N, C, inner], channels [c_begin, c_end). */ \
     X(void, channel_sums, (const float *x, int N, int C, int inner, int c_begin, int c_end, float *sums), \
       (x, N, C, inner, c_begin, c_end, sums)) \

@@ -10,6 +10,10 @@ enum kiln_activation { KILN_ACT_NONE = 0, KILN_ACT_RELU = 1, KILN_ACT_LEAKY_RELU
                        KILN_ACT_EXP = 12, KILN_ACT_LOG = 13, KILN_ACT_ABS = 14, KILN_ACT_NEG = 15,
                        KILN_ACT_RECIPROCAL = 16, KILN_ACT_ELU = 17, KILN_ACT_SOFTPLUS = 18, KILN_ACT_MISH = 19 };
 
+/* Reductions of kiln_reduce_axis. */
+enum kiln_reduce { KILN_REDUCE_SUM = 0, KILN_REDUCE_MEAN = 1, KILN_REDUCE_SUM_SQUARE = 2, KILN_REDUCE_L2 = 3,
+                   KILN_REDUCE_MAX = 4, KILN_REDUCE_MIN = 5, KILN_REDUCE_L1 = 6 };
+
 // An activation applied by an epilogue: kind (enum kiln_activation), LeakyRelu's and
 // HardSigmoid's alpha, Clip's bounds (lo is HardSigmoid's beta).
 typedef struct {

@@ -128,6 +128,28 @@ static void batchnorm_grad(const float *dy, const float *x, int N, int C, int in
     }
 }
 
+// Instance and group normalisation: each of `rows` runs of cpg·inner values (one image's
+// group of cpg channels, inner values each) normalised by its own statistics, then channel c
+// — run r holds channels ((first + r) mod groups)·cpg … + cpg − 1 (first: the index of x's
+// first run in the whole tensor) — scaled by scale[c] plus bias[c].
+static void groupnorm_rows(const float *x, int rows, int first, int groups, int cpg, int inner, const float *scale, const float *bias,
+                           float eps, float *y) {
+    const int n = cpg * inner;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *yr = y + (size_t)r * n;
+        const float mu = plane_sum(xr, n) / (float)n;
+        const float inv = 1.0f / sqrtf(plane_centered_squares(xr, n, mu) / (float)n + eps);
+        for (int k = 0; k < cpg; k++) {
+            const int c = ((first + r) % groups) * cpg + k;
+            const float s = inv * scale[c], t = bias[c] - mu * s;
+            const float *xc = xr + (size_t)k * inner;
+            float *yc = yr + (size_t)k * inner;
+            for (int i = 0; i < inner; i++) yc[i] = xc[i] * s + t;
+        }
+    }
+}
+
 // LayerNormalization over each of `rows` runs of n values: y = (x − mean)·(var + ε)^−½ ·
 // scale + bias (scale and bias [n]; bias may be NULL), the statistics by the plane sums above.
 static void layernorm_rows(const float *x, int rows, int n, const float *scale, const float *bias, float eps, float *y) {

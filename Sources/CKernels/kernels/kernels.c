@@ -6,6 +6,7 @@
 #include "epilogue.c"
 #include "pool.c"
 #include "elementwise.c"
+#include "reduce.c"
 #include "direct.c"
 #include "gemm.c"
 #include "linear.c"

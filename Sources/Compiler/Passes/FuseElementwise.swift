@@ -11,7 +11,7 @@ extension Pass {
 /// operand comes first (Sub, Div); nil when the node cannot join a chain.
 private func chainInput(_ n: Node, _ ctx: RewriteContext) -> (value: String, operand: String?, swap: Bool)? {
     guard n.domain.isEmpty, chainableElementwise.contains(n.op), n.outputs.count == 1, n.outputs[0].type.dtype == .f32,
-          n.attributes["approximate"] == nil || n.attributes["approximate"] == .string("none") else { return nil }
+          hasNoTanhApproximation(n) else { return nil }
     let out = n.outputs[0].type, types = ctx.types
     if n.op == "Clip" {
         for k in 1..<min(3, n.inputs.count) where !n.inputs[k].isEmpty {

@@ -41,14 +41,14 @@ let epilogueRule = RewriteRule("conv-gemm-epilogue", root: { n, _ in
 /// An activation the epilogue applies (Clip with constant bounds, Gelu in its erf form).
 private let fusedActivationLink = RewriteRule.Link(.optional) { r, previous, ctx in
     guard r.domain.isEmpty, fusableActivations.contains(r.op), r.outputs.count == 1, r.inputs.first == previous.outputs[0].name,
-          r.attributes["approximate"] == nil || r.attributes["approximate"] == .string("none") else { return false }
+          hasNoTanhApproximation(r) else { return false }
     return r.op != "Clip" || (1..<min(3, r.inputs.count)).allSatisfy { r.inputs[$0].isEmpty || ctx.scalar(r.inputs[$0]) != nil }
 }
 
 /// The activation `r` as epilogue attributes (its parameters with ONNX's defaults).
 private func addActivation(_ r: Node, to attributes: inout [String: Attribute], chain: inout [String], _ ctx: RewriteContext) {
     let defaults = activationParameters(r.op)
-    if ["LeakyRelu", "HardSigmoid", "Elu"].contains(r.op) { attributes["alpha"] = r.attributes["alpha"] ?? .float(defaults.alpha) }
+    if parameterisedActivations.contains(r.op) { attributes["alpha"] = r.attributes["alpha"] ?? .float(defaults.alpha) }
     if r.op == "HardSigmoid" { attributes["beta"] = r.attributes["beta"] ?? .float(defaults.beta) }
     if r.op == "Clip" {
         for (k, key) in [(1, "min"), (2, "max")] where k < r.inputs.count && !r.inputs[k].isEmpty {

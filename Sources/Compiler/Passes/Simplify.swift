@@ -63,7 +63,13 @@ public func foldConstantValues(_ graph: Graph) throws -> Graph {
     let known = try graph.knownIntegerValues()
     let graphOutputs = Set(graph.outputs.map(\.name))
     var constants: [String: TensorData] = [:]
-    for p in graph.parameters where p.role == .const { if let t = p.initializer.tensor { constants[p.name] = t } }
+    // In an inference graph (no optimizer step) trained parameters do not change while it
+    // runs, so what is computed from them alone folds too (the relative-position tables of
+    // windowed attention); CompiledModel.refresh runs the passes again on new values.
+    let inference = !graph.nodes.contains { $0.domain == "kiln" && $0.op == "SGD" }
+    for p in graph.parameters where p.role == .const || (inference && p.role == .param) {
+        if let t = p.initializer.tensor { constants[p.name] = t }
+    }
     var folded: [Parameter] = []
     var keep: [Node] = []
     for n in graph.nodes {

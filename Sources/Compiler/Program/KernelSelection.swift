@@ -46,6 +46,14 @@ extension Lowering {
             case .gemm, .matMul, .linear: return try product(fast)
             case .pool, .globalAveragePool: return try pool(fast)
             case .activation, .clip, .binary, .sum, .batchNormInference, .softmax, .elementwiseChain: return try elementwise(fast)
+            case .reduce: return reduction()
+            case .layerNorm where n.op == "InstanceNormalization" || n.op == "GroupNormalization":
+                // Scale and B per channel ([C]; GroupNormalization-18's per-group form of
+                // another length stays on the reference kernel).
+                let x = shapeOf(n.inputs[0]), c = x[1]
+                let groups = n.op == "InstanceNormalization" ? c : int("num_groups", 1)
+                guard groups > 0, c % groups == 0, n.inputs[1...2].allSatisfy({ shapeOf($0) == [c] }) else { return .reference(n) }
+                return .groupNorm(rows: x[0] * groups, groups: groups, perGroup: c / groups, inner: x[2...].reduce(1, *), epsilon: float("epsilon", 1e-5))
             case .layerNorm:
                 // The rows after `axis` normalised; Scale (and B) exactly that long, f32, and no
                 // Mean or InvStdDev read.
@@ -230,13 +238,7 @@ extension Lowering {
                                           dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], includePad: int("count_include_pad", 0) != 0))
             case .globalAveragePool:
                 let x = shapeOf(n.inputs[0])
-                guard n.op == "ReduceMean" else { return .globalAveragePool(planes: x[0] * x[1], size: x[2...].reduce(1, *)) }
-                // ReduceMean over trailing axes (the pooling of exported classifiers): the same
-                // mean of contiguous runs, whatever keepdims says of the output's shape.
-                let axes = (ints("axes") ?? Array(x.indices)).map { $0 < 0 ? $0 + x.count : $0 }.sorted()
-                guard !axes.isEmpty, axes == Array((x.count - axes.count)..<x.count) else { return .reference(n) }
-                let first = x.count - axes.count
-                return .globalAveragePool(planes: x[..<first].reduce(1, *), size: x[first...].reduce(1, *))
+                return .globalAveragePool(planes: x[0] * x[1], size: x[2...].reduce(1, *))
             default: preconditionFailure("\(fast) is not one of pool's kernels")
             }
         }
@@ -255,10 +257,12 @@ extension Lowering {
                 }
                 return .activation(.init(kind: 3, alpha: 0, low: bounds[0], high: bounds[1]))
             case .binary:
-                guard shapeOf(n.inputs[0]) == out, let (period, inner) = broadcastPattern(shapeOf(n.inputs[1]), into: out) else {
-                    return .reference(n)
+                guard shapeOf(n.inputs[0]) == out else { return .reference(n) }
+                if let (period, inner) = broadcastPattern(shapeOf(n.inputs[1]), into: out) {
+                    return .binary(op: arithmeticCodes[n.op]!, period: period, inner: inner)
                 }
-                return .binary(op: arithmeticCodes[n.op]!, period: period, inner: inner)
+                guard let s = slabPattern(shapeOf(n.inputs[1]), into: out) else { return .reference(n) }
+                return .binary(op: arithmeticCodes[n.op]!, period: s.period, inner: s.inner, slabs: s.slabs, slabPeriod: s.slabPeriod)
             case .sum:
                 // Gradient accumulation in the training step.
                 guard n.inputs.count == 2 && shapeOf(n.inputs[0]) == out && shapeOf(n.inputs[1]) == out else { return .reference(n) }
@@ -271,8 +275,8 @@ extension Lowering {
                 return .scaleShift(channels: x[1], inner: x[2...].reduce(1, *), epsilon: epsilon)
             case .softmax:
                 let axis = int("axis", -1) < 0 ? int("axis", -1) + out.count : int("axis", -1)
-                guard axis == out.count - 1 else { return .reference(n) }
-                return .softmax(log: n.op == "LogSoftmax", rows: out.dropLast().reduce(1, *), length: out.last ?? 1)
+                guard out.indices.contains(axis) else { return .reference(n) }
+                return .softmax(log: n.op == "LogSoftmax", outer: out[..<axis].reduce(1, *), length: out[axis], inner: out[(axis + 1)...].reduce(1, *))
             case .elementwiseChain:
                 guard case .strings(let chain)? = n.attributes["chain"], let operands = ints("operand"), let swaps = ints("swap"),
                       case .floats(let alphas)? = n.attributes["alphas"], case .floats(let mins)? = n.attributes["mins"],
@@ -293,6 +297,21 @@ extension Lowering {
             }
         }
 
+        /// ReduceSum/Mean/SumSquare/L2/Max/Min/L1 of f32 values over a run of consecutive
+        /// axes (axes of size 1 aside) as [outer, length, inner]; others on the reference kernel.
+        func reduction() -> Program.Kernel {
+            let kinds: [String: Int32] = ["ReduceSum": 0, "ReduceMean": 1, "ReduceSumSquare": 2, "ReduceL2": 3, "ReduceMax": 4, "ReduceMin": 5,
+                                          "ReduceL1": 6]
+            let x = shapeOf(n.inputs[0])
+            guard let kind = kinds[n.op], n.outputs[0].type.dtype == .f32 else { return .reference(n) }
+            let axes = Set((ints("axes") ?? Array(x.indices)).map { $0 < 0 ? $0 + x.count : $0 }).filter { x.indices.contains($0) && x[$0] != 1 }
+            guard let first = axes.min(), let last = axes.max() else {
+                return .reduce(kind: kind, outer: x.reduce(1, *), length: 1, inner: 1)  // nothing reduced but sizes of 1
+            }
+            guard (first...last).allSatisfy({ axes.contains($0) || x[$0] == 1 }) else { return .reference(n) }
+            return .reduce(kind: kind, outer: x[..<first].reduce(1, *), length: x[first...last].reduce(1, *), inner: x[(last + 1)...].reduce(1, *))
+        }
+
         /// Slice, Transpose, Pad, Gather as index maps; Concat.
         func movement(_ fast: FastKernel) throws -> Program.Kernel {
             switch fast {
@@ -302,7 +321,7 @@ extension Lowering {
                     // The fill value must be known when the index map is built.
                     let fillKnown = n.inputs.count < 3 || n.inputs[2].isEmpty || params[n.inputs[2]] != nil
                     return fillKnown ? .dataMovement(n) : .reference(n)
-                case "Gather":
+                case "Gather", "GatherND":
                     return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
                 case "Expand", "Tile":
                     // The map is built once: the shape (or repeats) must be known.

@@ -256,19 +256,32 @@ public enum Lowering {
         return (padded[first...last].reduce(1, *), out[(last + 1)...].reduce(1, *))
     }
 
+    /// How `b` broadcasts into `out` along two runs of axes, out seen as [pre, A, G, P, inner]
+    /// with b [A, 1, P, 1] (sizes of 1 anywhere): pre·A slabs of G·P·inner outputs, slab s
+    /// reading b's P values from (s mod A)·P with the (P, inner) pattern; nil otherwise.
+    static func slabPattern(_ b: [Int], into out: [Int]) -> (slabs: Int, slabPeriod: Int, period: Int, inner: Int)? {
+        guard b.count <= out.count else { return nil }
+        let padded = Array(repeating: 1, count: out.count - b.count) + b
+        guard zip(padded, out).allSatisfy({ $0 == $1 || $0 == 1 }) else { return nil }
+        var runs: [[Int]] = []
+        for i in padded.indices where padded[i] != 1 {
+            if let last = runs.last?.last, last == i - 1 { runs[runs.count - 1].append(i) } else { runs.append([i]) }
+        }
+        guard runs.count == 2 else { return nil }
+        let product = { (axes: [Int]) in axes.reduce(1) { $0 * out[$1] } }
+        let a = product(runs[0])
+        return (out[..<runs[0][0]].reduce(1, *) * a, a, product(runs[1]), out[(runs[1].last! + 1)...].reduce(1, *))
+    }
+
     static func activation(_ n: Node) -> Program.Activation {
         func f(_ k: String, _ d: Float) -> Float { if case .float(let v)? = n.attributes[k] { return v }; return d }
         var name = n.op
         if case .string(let a)? = n.attributes["activation"] { name = a }
         guard var kind = activationCodes[name] else { return .none }
         if name == "Gelu", case .string("tanh")? = n.attributes["approximate"] { kind = 7 }
-        let alpha: Float = switch name {
-        case "LeakyRelu": f("alpha", 0.01)
-        case "HardSigmoid": f("alpha", 0.2)
-        case "Elu": f("alpha", 1)
-        default: 0
-        }
-        let low: Float = name == "Clip" ? f("min", -.greatestFiniteMagnitude) : name == "HardSigmoid" ? f("beta", 0.5) : 0
+        let defaults = activationParameters(name)
+        let alpha: Float = parameterisedActivations.contains(name) ? f("alpha", defaults.alpha) : 0
+        let low: Float = name == "Clip" ? f("min", -.greatestFiniteMagnitude) : name == "HardSigmoid" ? f("beta", defaults.beta) : 0
         return .init(kind: kind, alpha: alpha, low: low, high: name == "Clip" ? f("max", .greatestFiniteMagnitude) : 0)
     }
 

@@ -120,13 +120,19 @@ public struct Program: Sendable {
         case globalAveragePool(planes: Int, size: Int)
         case activation(Activation)
         /// op 0 add, 1 sub, 2 mul, 3 div; b repeats with `period` values each `inner` times (0: same shape).
-        case binary(op: Int32, period: Int, inner: Int)
+        /// With `slabs` > 1 the output is that many equal slabs, slab s reading b from
+        /// (s mod slabPeriod)·period (b broadcast along two runs of axes: Swin's window masks).
+        case binary(op: Int32, period: Int, inner: Int, slabs: Int = 1, slabPeriod: Int = 1)
         /// Inference BatchNormalization: y = x·scale + shift per channel, from the four
         /// parameter inputs and epsilon.
         case scaleShift(channels: Int, inner: Int, epsilon: Double)
         /// LayerNormalization over the last `size` values of each of `rows` runs (Scale and B
         /// of exactly that size; the optional Mean and InvStdDev outputs unused).
         case layerNorm(rows: Int, size: Int, epsilon: Float)
+        /// InstanceNormalization (perGroup 1) and GroupNormalization: `rows` (images ×
+        /// groups) runs of perGroup channels of `inner` values, each run normalised, then
+        /// per channel × Scale + B (both [C]).
+        case groupNorm(rows: Int, groups: Int, perGroup: Int, inner: Int, epsilon: Float)
         /// Slice, Pad, Transpose, Gather with constant indices: output[k] = input[map[k]] or
         /// the fill value; the runtime derives the map once from the reference kernel.
         case dataMovement(Node)
@@ -134,7 +140,11 @@ public struct Program: Sendable {
         /// Split: per outer index (the elements before the axis), output k takes the next
         /// `sizes[k]` contiguous values.
         case split(outer: Int, sizes: [Int])
-        case softmax(log: Bool, rows: Int, length: Int)
+        /// Softmax over the middle axis of [outer, length, inner] (inner 1: the last axis).
+        case softmax(log: Bool, outer: Int, length: Int, inner: Int)
+        /// A reduction (kiln_reduce: sum, mean, sum of squares, L2, max, min, L1) over the
+        /// middle axis of [outer, length, inner] — a run of consecutive axes of the input.
+        case reduce(kind: Int32, outer: Int, length: Int, inner: Int)
         /// A fused elementwise chain, one pass over memory.
         case elementwiseChain([ElementwiseOp])
         /// Runs the reference kernel of the node (ops without a fast kernel).
@@ -165,6 +175,7 @@ public struct Program: Sendable {
             case .binary: return "binary"
             case .scaleShift: return "scale-shift"
             case .layerNorm: return "layernorm"
+            case .groupNorm: return "groupnorm"
             case .dataMovement: return "gather-map"
             case .convGradData: return "conv-grad/data"
             case .convGradWeight: return "conv-grad/weight"
@@ -178,6 +189,7 @@ public struct Program: Sendable {
             case .concat: return "concat"
             case .split: return "split"
             case .softmax: return "softmax"
+            case .reduce: return "reduce"
             case .elementwiseChain: return "elementwise-chain"
             case .reference: return "reference"
             }

@@ -6,7 +6,8 @@
 extension Graph {
     /// The outputs' known values of `node` from its inputs' (`inputKnown`), by running its
     /// reference kernel; nil unless every given input is known and static and every output
-    /// is a small integer or bool tensor (what `KnownInts` tracks).
+    /// is a small integer or bool tensor of any rank (what `KnownInts` tracks, row-major:
+    /// Swin's pads go through Reshape [−1, 2] → Slice → Transpose).
     static func evaluatedKnownValues(_ node: Node, inputTypes: [TensorType?], inputKnown: [KnownInts?],
                                      outputTypes: [TensorType]) -> [KnownInts?]? {
         guard node.inputs.contains(where: { !$0.isEmpty }), !outputTypes.isEmpty else { return nil }
@@ -24,7 +25,7 @@ extension Graph {
         }
         var counts: [Int] = []
         for t in outputTypes {
-            guard isTracked(t.dtype), let s = t.shape.staticSizes, s.count <= 1, s.reduce(1, *) <= ONNXLimits.knownValues else { return nil }
+            guard isTracked(t.dtype), let s = t.shape.staticSizes, s.reduce(1, *) <= ONNXLimits.knownValues else { return nil }
             counts.append(s.reduce(1, *))
         }
         guard let kernel = OpRegistry.definition(of: node)?.reference,

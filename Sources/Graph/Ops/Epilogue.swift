@@ -15,6 +15,15 @@ public func activationParameters(_ op: String) -> (alpha: Float, beta: Float) {
     }
 }
 
+/// Activations whose parameters travel as alpha (and HardSigmoid's beta) in fused nodes.
+public let parameterisedActivations: Set<String> = ["LeakyRelu", "HardSigmoid", "Elu"]
+
+/// Whether `n` is not a Gelu in its tanh approximation (the fused chain and epilogues carry
+/// only the erf form; the tanh form runs as its own activation step).
+public func hasNoTanhApproximation(_ n: Node) -> Bool {
+    n.attributes["approximate"] == nil || n.attributes["approximate"] == .string("none")
+}
+
 let epilogueAttributes: [AttributeSpec] = [
     .required("chain", .strings), .string("activation", ""), .float("alpha", 0.01), .float("beta", 0.5),
     .float("min", -Float.infinity), .float("max", Float.infinity), .string("algorithm", ""),

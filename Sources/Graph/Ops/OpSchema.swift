@@ -39,7 +39,7 @@ public struct OpSchema: Sendable {
 /// Up to this many inputs for variadic ops (Sum, Concat).
 let variadic = Int(Int32.max)
 
-/// The values a small integer tensor is known to hold at compile time, element by element
+/// The values a small integer tensor (any rank, row-major) is known to hold at compile time, element by element
 /// (a `Shape` of a symbolic input holds `N`). Used to infer the shapes of Reshape, Slice, Pad,
 /// ConstantOfShape and the Shape → Gather → Concat chains of exported models.
 public typealias KnownInts = [Dim]

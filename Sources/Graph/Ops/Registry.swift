@@ -53,7 +53,7 @@ public enum GradientRule: Sendable {
 /// back to the reference kernel where shapes do not fit it, e.g. a grouped im2col).
 public enum FastKernel: Sendable, CaseIterable {
     case conv, gemm, matMul, linear, pool, globalAveragePool, activation, clip, binary, sum, batchNormInference, layerNorm,
-         dataMovement, concat, split, softmax, elementwiseChain
+         dataMovement, concat, split, softmax, reduce, elementwiseChain
     // Training.
     case convGradData, convGradWeight, convGradBias, batchNormTraining, batchNormGrad, reluGrad,
          globalAveragePoolGrad, scatter, sgd
@@ -110,7 +110,7 @@ public enum OpRegistry {
     static let table: [OpKey: OpDefinition] = {
         var t: [OpKey: OpDefinition] = [:]
         for d in elementwiseDefinitions + mathDefinitions + convDefinitions + gemmDefinitions + poolDefinitions + normalizationDefinitions
-                 + movementDefinitions + reduceDefinitions + lossDefinitions {
+                 + movementDefinitions + indexDefinitions + reduceDefinitions + lossDefinitions {
             // Registration-time check: one definition per key.
             precondition(t[d.key] == nil, "op \(d.key) is defined twice")
             if case .rewritten(let other) = d.gradient { precondition(other != d.key, "op \(d.key) is rewritten as itself") }

@@ -23,6 +23,15 @@ extension CompiledModel {
                 kiln_layernorm_rows(x.pointer + r.lowerBound * size, Int32(r.count), Int32(size), scale.pointer, bias?.pointer, eps,
                                     y.pointer + r.lowerBound * size)
             }
+        case .groupNorm(let rows, let groups, let perGroup, let inner, let eps):
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+            let scale = Shared(pointer: pointer(step.inputs[1].tensor!)), bias = Shared(pointer: pointer(step.inputs[2].tensor!))
+            let size = perGroup * inner
+            parallelChunks(rows, workers: rows * size >= 1 << 14 ? threads : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_groupnorm_rows(x.pointer + r.lowerBound * size, Int32(r.count), Int32(r.lowerBound), Int32(groups), Int32(perGroup),
+                                    Int32(inner), scale.pointer, bias.pointer, eps, y.pointer + r.lowerBound * size)
+            }
         case .pool(let p):
             let x = pointer(step.inputs[0].tensor!), y = pointer(step.outputs[0])
             let planes = step.inputs[0].tensor!.shape[0] * step.inputs[0].tensor!.shape[1]
@@ -42,9 +51,19 @@ extension CompiledModel {
         case .activation(let a):
             let x = pointer(step.inputs[0].tensor!)
             kiln_activation(x, pointer(step.outputs[0]), step.outputs[0].count, a.kernel)
-        case .binary(let op, let period, let inner):
+        case .binary(let op, let period, let inner, let slabs, let slabPeriod):
             guard let a = step.inputs[0].tensor, let b = step.inputs[1].tensor else { throw RuntimeError.kernel(node: step.name, op: step.op, message: "constant operand") }
             let n = step.outputs[0].count
+            if slabs > 1 {
+                let sa = Shared(pointer: pointer(a)), sb = Shared(pointer: pointer(b)), sy = Shared(pointer: pointer(step.outputs[0]))
+                let size = n / slabs
+                parallelChunks(slabs, workers: n >= 1 << 16 ? threads : 1, pool: pool) { _, r in
+                    for s in r {
+                        kiln_binary(sa.pointer + s * size, sb.pointer + (s % slabPeriod) * period, sy.pointer + s * size, size, op, period, inner)
+                    }
+                }
+                return
+            }
             // Threads take ranges of whole repeats of b's pattern (4,096 elements for equal
             // shapes), so each range starts at b's first value.
             let unit = period == 0 ? 4096 : period * inner
@@ -90,11 +109,19 @@ extension CompiledModel {
             }
         case .elementwiseChain(let ops):
             elementwiseChain(ops, step)
-        case .softmax(let log, let rows, let length):
+        case .softmax(let log, let outer, let length, let inner):
             let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
-            parallelChunks(rows, workers: rows * length >= 1 << 14 ? threads : 1, pool: pool) { _, r in
+            parallelChunks(outer, workers: outer * length * inner >= 1 << 14 ? threads : 1, pool: pool) { _, r in
                 guard !r.isEmpty else { return }
-                kiln_softmax_rows(x.pointer + r.lowerBound * length, y.pointer + r.lowerBound * length, Int32(r.count), Int32(length), log ? 1 : 0)
+                let at = r.lowerBound * length * inner
+                kiln_softmax_axis(x.pointer + at, y.pointer + at, Int32(r.count), Int32(length), Int32(inner), log ? 1 : 0)
+            }
+        case .reduce(let kind, let outer, let length, let inner):
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+            // Threads take whole outer blocks.
+            parallelChunks(outer, workers: outer * length * inner >= 1 << 15 ? threads : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_reduce_axis(kind, x.pointer + r.lowerBound * length * inner, Int32(r.count), Int32(length), Int32(inner), y.pointer + r.lowerBound * inner)
             }
         case .convGradData, .convGradWeight, .channelSum, .batchNormTraining, .batchNormGrad, .reluGrad, .globalAveragePoolGrad,
              .scatter, .sgd:

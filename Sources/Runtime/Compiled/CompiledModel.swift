@@ -295,10 +295,11 @@ public final class CompiledModel: @unchecked Sendable {
             // Most data movement leaves the batch axis alone: then one image's map serves
             // every image (checked on two images), which keeps compiling large batches cheap.
             let batch = x.shape.first ?? 1
-            if batch > 1, out.shape.first == batch {
-                let one = try map(images: 1), two = try map(images: 2)
+            // (A map that cannot be built for fewer images — indices into the batch axis —
+            // takes the whole batch's.)
+            if batch > 1, out.shape.first == batch, let one = try? map(images: 1), let two = try? map(images: 2) {
                 let inImage = Int32(x.count / batch)
-                if two == one + one.map { $0 < 0 ? $0 : $0 + inImage } {
+                if two == one + one.map({ $0 < 0 ? $0 : $0 + inImage }) {
                     maps[i] = try checked(one, inside: Int(inImage))
                     compressRuns(i)
                     return

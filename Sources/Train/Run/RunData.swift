@@ -74,7 +74,7 @@ extension CIFAR {
     /// for CIFAR-100 without its names file.
     static func classNames(near path: String, classes: Int) -> [String] {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         let folder = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
         let file = classes == 10 ? "batches.meta.txt" : "fine_label_names.txt"
         if let text = try? String(contentsOfFile: (folder as NSString).appendingPathComponent(file), encoding: .utf8) {

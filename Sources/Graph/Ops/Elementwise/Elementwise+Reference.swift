@@ -153,7 +153,7 @@ let fusedElementwiseReference: RefKernel = { ctx in
                                       HostTensor(dtype: v.dtype, shape: [], f: [Double(maxs[k])])])
         } else {
             var attributes: [String: Attribute] = [:]
-            if ["LeakyRelu", "Elu", "HardSigmoid"].contains(op) { attributes["alpha"] = .float(alphas[k]) }
+            if parameterisedActivations.contains(op) { attributes["alpha"] = .float(alphas[k]) }
             if op == "HardSigmoid" { attributes["beta"] = .float(mins[k]) }  // beta travels in mins
             v = try runPart(ctx, op, [v], attributes: attributes)
         }

@@ -1,4 +1,4 @@
-// Matrix products: Gemm, MatMul, the fused kiln.FusedGemm and kiln.FusedMatMul, and LDAM's cosine classifier
+// Matrix products: Gemm, MatMul, Einsum (Einsum.swift), the fused kiln.FusedGemm and kiln.FusedMatMul, and LDAM's cosine classifier
 // kiln.NormedLinear with its gradient.
 // Schemas: Gemm+Schemas.swift; reference kernels: Gemm+Reference.swift.
 
@@ -10,6 +10,8 @@ private let gemmFlops = FlopRule.dense { n, inShapes, out in
 }
 
 let gemmDefinitions: [OpDefinition] = [
+    define(einsumSchema, einsumReference, types: .numbers, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"),
+           lowering: .reference),
     define(gemmSchema, gemm, types: .floats, flops: gemmFlops, gradient: .rule(gemmGradient), lowering: .kernel(.gemm)),
     define(matMulSchema, matmul, types: .floats, flops: .dense { _, inShapes, out in
         guard let a = inShapes.first, let k = a.last else { return 0 }

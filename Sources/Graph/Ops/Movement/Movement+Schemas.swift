@@ -18,7 +18,7 @@ public func sliceRange(start: Int, end: Int, step: Int, dim: Int) -> (start: Int
 
 /// A tensor small and integral enough to track its values through shape computations.
 func knownInts(of data: TensorData) -> KnownInts? {
-    guard data.dtype.isInteger || data.dtype == .bool, data.shape.count <= 1, data.count <= ONNXLimits.knownValues else { return nil }
+    guard data.dtype.isInteger || data.dtype == .bool, data.count <= ONNXLimits.knownValues else { return nil }
     return data.int64s.map { Dim(Int($0)) }
 }
 

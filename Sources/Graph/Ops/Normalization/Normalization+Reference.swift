@@ -180,3 +180,15 @@ let instanceNormalizationReference: RefKernel = { ctx in
     for g in 0..<groups { for k in 0..<size { y[g * size + k] = y[g * size + k] * scale.f[g % c] + bias.f[g % c] } }
     return [HostTensor(dtype: x.dtype, shape: x.shape, f: y)]
 }
+
+let groupNormalizationReference: RefKernel = { ctx in
+    let x = try ctx.input(0), scale = try ctx.input(1), bias = try ctx.input(2)
+    let c = x.shape[1], g = ctx.int("num_groups"), spatial = x.shape[2...].reduce(1, *)
+    var y = normalizedRuns(x.f, groups: x.shape[0] * g, size: c / g * spatial, epsilon: ctx.float("epsilon")).y
+    for e in 0..<y.count {
+        let channel = (e / spatial) % c
+        let k = scale.count == c ? channel : channel / (c / g)
+        y[e] = y[e] * scale.f[k] + bias.f[k]
+    }
+    return [HostTensor(dtype: x.dtype, shape: x.shape, f: y)]
+}

@@ -104,3 +104,24 @@ let instanceNormalizationSchema = OpSchema("InstanceNormalization", inputs: 3...
     }
     ctx.setOutput(0, x)
 }
+
+// GroupNormalization-21 (and -18): the channels of X [N, C, D…] split into num_groups groups,
+// each (n, group) normalised, × scale + bias. Opset 21 gives scale and bias per channel [C];
+// opset 18 per group [num_groups] (when the two agree the forms coincide).
+let groupNormalizationSchema = OpSchema("GroupNormalization", inputs: 3...3,
+                                        attributes: [.required("num_groups", .int), .float("epsilon", 1e-5), .int("stash_type", 1)]) { ctx in
+    let x = try ctx.input(0)
+    try ctx.requireFloat(x, "input")
+    guard x.rank >= 2 else { throw ctx.error("input must be [N, C, D1, …] (rank ≥ 2), got \(x.shape.text)") }
+    let g = ctx.int("num_groups")
+    guard g >= 1 else { throw ctx.error("num_groups must be ≥ 1, got \(g)") }
+    if let c = x.shape[1].value, c % g != 0 { throw ctx.error("\(c) channels do not split into \(g) groups") }
+    for (i, what) in [(1, "scale"), (2, "bias")] {
+        let t = try ctx.input(i)
+        try ctx.requireSameType(x, t, "input and \(what)")
+        guard t.shape == [x.shape[1]] || t.shape == [Dim(g)] else {
+            throw ctx.error("\(what) must be [\(x.shape[1])] (one per channel) or [\(g)] (one per group), got \(t.shape.text)")
+        }
+    }
+    ctx.setOutput(0, x)
+}

@@ -1,5 +1,5 @@
 // Normalisation: BatchNormalization (inference, and the training step's kiln.BatchNormTraining
-// with its gradient), LayerNormalization, InstanceNormalization, LRN, Softmax and LogSoftmax.
+// with its gradient), LayerNormalization, InstanceNormalization, GroupNormalization, LRN, Softmax and LogSoftmax.
 // Schemas: Normalization+Schemas.swift; reference kernels: Normalization+Reference.swift.
 
 let normalizationDefinitions: [OpDefinition] = [
@@ -20,7 +20,9 @@ let normalizationDefinitions: [OpDefinition] = [
     define(layerNormalizationSchema, layerNormalizationReference, types: .floats, flops: .perOutput(5),
            gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.layerNorm)),
     define(instanceNormalizationSchema, instanceNormalizationReference, types: .floats, flops: .perOutput(5),
-           gradient: .none("Kiln has no backward rule for it yet"), lowering: .reference),
+           gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.layerNorm)),
+    define(groupNormalizationSchema, groupNormalizationReference, types: .floats, flops: .perOutput(5),
+           gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.layerNorm)),
     define(softmaxLike("Softmax"), softmax(log: false),
            types: .floats, flops: .perOutput(3), gradient: .none("Kiln has no backward rule for it yet"), lowering: .kernel(.softmax)),
     define(softmaxLike("LogSoftmax"), softmax(log: true),
