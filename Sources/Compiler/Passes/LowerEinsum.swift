@@ -9,7 +9,7 @@ extension Pass {
     public static let lowerEinsum = Pass("lower-einsum", summary: "Einsum in matrix-product form as MatMul with transposes") { g in
         var out = g
         out.nodes = []
-        var taken = Set(g.parameters.map(\.name) + g.inputs.map(\.name) + g.nodes.flatMap { $0.outputs.map(\.name) })
+        var taken = Set(g.parameters.map(\.name) + g.inputs.map(\.name) + g.nodes.flatMap { [$0.name] + $0.outputs.map(\.name) })
         let types = g.valueTypes
         for n in g.nodes {
             if let nodes = matrixProduct(n, types, &taken, &out.parameters) { out.nodes += nodes } else { out.nodes.append(n) }
@@ -44,6 +44,14 @@ private func matrixProduct(_ n: Node, _ types: [String: TensorType], _ taken: in
         taken.insert(v)
         return v
     }
+    /// `value` reshaped to `target` (a new constant shape and a Reshape node).
+    func reshaped(_ value: String, _ target: [Int], _ what: String) -> String {
+        let s = name("\(what).shape")
+        parameters.append(Parameter(name: s, role: .const, data: TensorData(int64s: target.map(Int64.init), shape: [target.count])))
+        let r = name("\(what).reshaped")
+        nodes.append(Node(name: r, op: "Reshape", inputs: [value, s], outputs: [Value(r, TensorType(.f32, target.map { Dim($0) }))]))
+        return r
+    }
     /// `value` (labels `from`, sizes `shape`) permuted into `order` and reshaped to `target`.
     func arrange(_ value: String, _ from: [Int], _ shape: [Int], _ order: [Int], _ target: [Int], _ what: String) -> String {
         var v = value
@@ -54,18 +62,12 @@ private func matrixProduct(_ n: Node, _ types: [String: TensorType], _ taken: in
                               attributes: ["perm": .ints(perm)]))
             v = t
         }
-        if target != perm.map({ shape[$0] }) {
-            let s = name("\(what).shape")
-            parameters.append(Parameter(name: s, role: .const, data: TensorData(int64s: target.map(Int64.init), shape: [target.count])))
-            let r = name("\(what).reshaped")
-            nodes.append(Node(name: r, op: "Reshape", inputs: [v, s], outputs: [Value(r, TensorType(.f32, target.map { Dim($0) }))]))
-            v = r
-        }
-        return v
+        return target != perm.map({ shape[$0] }) ? reshaped(v, target, what) : v
     }
     let x = arrange(n.inputs[0], a, sa, batch + rows + summed, batchA + [m, k], "a")
     // B with its summed axes last takes the transposed product (no copy of B).
-    let transB = b.firstIndex(of: summed.last ?? -1000).map { $0 > (cols.last.flatMap { b.firstIndex(of: $0) } ?? -1) } ?? false
+    let lastSummed = summed.last.flatMap { b.firstIndex(of: $0) }, lastCol = cols.last.flatMap { b.firstIndex(of: $0) } ?? -1
+    let transB = lastSummed.map { $0 > lastCol } ?? false
     let y = transB ? arrange(n.inputs[1], b, sb, batch + cols + summed, batchB + [nn, k], "b")
                    : arrange(n.inputs[1], b, sb, batch + summed + cols, batchB + [k, nn], "b")
     let batchOut = zip(batchA, batchB).map { Swift.max($0, $1) }
@@ -75,18 +77,11 @@ private func matrixProduct(_ n: Node, _ types: [String: TensorType], _ taken: in
     // [batch, M, N] → the output's labels.
     let labels = batch + rows + cols
     let full = batchOut + rows.map { size($0, a, sa) } + cols.map { size($0, b, sb) }
-    var v = product
-    if full != batchOut + [m, nn] {
-        let s = name("product.shape")
-        parameters.append(Parameter(name: s, role: .const, data: TensorData(int64s: full.map(Int64.init), shape: [full.count])))
-        let r = name("product.reshaped")
-        nodes.append(Node(name: r, op: "Reshape", inputs: [v, s], outputs: [Value(r, TensorType(.f32, full.map { Dim($0) }))]))
-        v = r
-    }
+    let v = full != batchOut + [m, nn] ? reshaped(product, full, "product") : product
     let perm = o.map { labels.firstIndex(of: $0)! }
     if perm != Array(perm.indices) {
         nodes.append(Node(name: n.name, op: "Transpose", inputs: [v], outputs: n.outputs, attributes: ["perm": .ints(perm)]))
-    } else if let last = nodes.last, last.outputs[0].name == v {
+    } else {  // the last node (the product or its reshape) gives the Einsum's output
         nodes[nodes.count - 1].outputs = n.outputs
         nodes[nodes.count - 1].name = n.name
     }

@@ -300,10 +300,8 @@ extension Lowering {
         /// ReduceSum/Mean/SumSquare/L2/Max/Min/L1 of f32 values over a run of consecutive
         /// axes (axes of size 1 aside) as [outer, length, inner]; others on the reference kernel.
         func reduction() -> Program.Kernel {
-            let kinds: [String: Int32] = ["ReduceSum": 0, "ReduceMean": 1, "ReduceSumSquare": 2, "ReduceL2": 3, "ReduceMax": 4, "ReduceMin": 5,
-                                          "ReduceL1": 6]
             let x = shapeOf(n.inputs[0])
-            guard let kind = kinds[n.op], n.outputs[0].type.dtype == .f32 else { return .reference(n) }
+            guard let kind = reductionCodes[n.op], n.outputs[0].type.dtype == .f32 else { return .reference(n) }
             let axes = Set((ints("axes") ?? Array(x.indices)).map { $0 < 0 ? $0 + x.count : $0 }).filter { x.indices.contains($0) && x[$0] != 1 }
             guard let first = axes.min(), let last = axes.max() else {
                 return .reduce(kind: kind, outer: x.reduce(1, *), length: 1, inner: 1)  // nothing reduced but sizes of 1

@@ -242,6 +242,9 @@ public enum Lowering {
         "Tanh": 11, "Exp": 12, "Log": 13, "Abs": 14, "Neg": 15, "Reciprocal": 16, "Elu": 17, "Softplus": 18, "Mish": 19,
     ]
     static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
+    /// kiln_reduce_axis codes (enum kiln_reduce).
+    static let reductionCodes: [String: Int32] = ["ReduceSum": 0, "ReduceMean": 1, "ReduceSumSquare": 2, "ReduceL2": 3, "ReduceMax": 4,
+                                                  "ReduceMin": 5, "ReduceL1": 6]
 
     /// How `b` broadcasts into `out` for the binary kernels: (0, 0) same shape, (1, 1) a
     /// scalar, (C, inner) a run of consecutive axes of `out` (C elements, a channel vector or

@@ -112,11 +112,14 @@ let einsumReference: RefKernel = { ctx in
     }
     let outCount = eq.output.reduce(1) { $0 * (size[$1]!.value ?? 0) }
     let sumCount = summed.reduce(1) { $0 * (size[$1]!.value ?? 0) }
+    // Every combination of the labels is visited: a product that large is refused, not wrapped.
+    let (combinations, overflow) = outCount.multipliedReportingOverflow(by: sumCount)
+    guard !overflow else { throw ctx.fail("\(outCount) outputs × \(sumCount) summed terms is too many to evaluate") }
     var out = [Double](repeating: 0, count: outCount)
     var counter = [Int](repeating: 0, count: labels.count)
     var offsets = [Int](repeating: 0, count: xs.count)
     // One odometer over every label, the last fastest: combination c adds to output c / sumCount.
-    for c in 0..<(outCount * sumCount) {
+    for c in 0..<combinations {
         var product = 1.0
         for k in xs.indices { product *= xs[k].value(offsets[k]) }
         out[c / sumCount] += product
