@@ -1,6 +1,6 @@
 """Writes small models with the transformer-path patterns Kiln compiles (decomposed GELU,
 MatMul with bias/residual/activation epilogues, attention with Split and a transposed
-scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations), with inputs and
+scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations, Resize), with inputs and
 onnxruntime's outputs.
 
 Usage: python make_pattern_models.py OUT_DIR
@@ -117,7 +117,12 @@ def main():
     build(out, "groupnorm", [
         n("GroupNormalization", ["x", "g_s", "g_b"], ["g"], num_groups=3, epsilon=1e-4), n("LogSoftmax", ["g"], ["y"], axis=2),
     ], (2, 6, 4, 5), [w("g_s", 6), w("g_b", 6)], opset=21)
-
+    # Nearest resizing of an input (by scales, then to sizes on two axes): index maps.
+    build(out, "resize", [
+        n("Resize", ["x", "", "scales"], ["r"], mode="nearest"),
+        n("Resize", ["r", "", "", "sizes"], ["y"], mode="nearest", axes=[2, 3], coordinate_transformation_mode="asymmetric",
+          nearest_mode="floor"),
+    ], (2, 3, 4, 5), [c("scales", [1, 1, 2, 1.5]), c("sizes", [5, 9], np.int64)], opset=18)
 
 if __name__ == "__main__":
     main()

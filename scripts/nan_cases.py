@@ -13,7 +13,9 @@ output comes from numpy instead (ORACLE "numpy"): its MaxPool and GlobalMaxPool 
 keep it depending on where in the window it sits (a 2×2 window [NaN, 1, 2, NaN] gives 1; a
 global max over [NaN, 1, 2, NaN] gives NaN), and its LRN turns a window holding an infinity
 into NaN (a running sum of squares that subtracts inf − inf). numpy's max propagates NaN, as
-ONNX's Max and onnxruntime's own Max do, and LRN follows the operator's formula.
+ONNX's Max and onnxruntime's own Max do, and LRN follows the operator's formula. Its linear
+Resize reads a neighbour of weight 0 in some places and not in others; numpy's form of the
+operator's formula does not read it.
 """
 import os
 import sys
@@ -55,6 +57,24 @@ def case(name, op, nodes, inputs, outputs, inits=(), opset=17, oracle=None, out_
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     onnx.checker.check_model(model)
     cases.append((name, op, model, inputs, oracle))
+
+
+def np_resize_linear_asymmetric(x, scales):
+    """Linear Resize with asymmetric coordinates (x_in = x_out / scale), axis by axis in
+    float64; the upper neighbour clamped to the edge, a neighbour of weight 0 not read."""
+    y = x.astype(np.float64)
+    for axis, s in enumerate(scales):
+        n = y.shape[axis]
+        out = int(np.floor(n * s))
+        rows = []
+        for o in range(out):
+            c = o / float(s)
+            b = int(np.floor(c))
+            r = c - b
+            lo, hi = np.take(y, min(b, n - 1), axis=axis), np.take(y, min(b + 1, n - 1), axis=axis)
+            rows.append(lo if r == 0 else (1 - r) * lo + r * hi)
+        y = np.stack(rows, axis=axis)
+    return y.astype(np.float32)
 
 
 def np_maxpool(x, k, s, pads=(0, 0, 0, 0)):
@@ -214,6 +234,13 @@ def build():
          [("i", np.array([[2, 1], [0, 3], [1, -1]], np.int64))])
     case("scatternd", "ScatterND", [helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="scatternd", reduction="add")],
          [("x", data((4, 3), 90)), ("u", data((2, 3), 91))], ["y"], [("i", np.array([[1], [3]], np.int64))], opset=18)
+    # onnxruntime's linear Resize reads a neighbour of weight 0 in some places and not in
+    # others (−inf next to +inf gives NaN at one sample point, −inf at another): the oracle is
+    # the operator's formula in numpy, a neighbour of weight 0 not read.
+    rx, rs = data((1, 2, 4, 5), 93), np.array([1, 1, 2, 3], np.float32)
+    case("resize", "Resize", [helper.make_node("Resize", ["x", "", "s"], ["y"], name="resize", mode="linear",
+                                               coordinate_transformation_mode="asymmetric")],
+         [("x", rx)], ["y"], [("s", rs)], oracle=[np_resize_linear_asymmetric(rx, rs)])
     case("trilu", "Trilu", [helper.make_node("Trilu", ["x", "k"], ["y"], name="trilu", upper=0)], [("x", data((2, 4, 5), 92))], ["y"],
          [("k", np.array(1, np.int64))])
     case("flatten", "Flatten", *one("Flatten", seed=37, axis=1))

@@ -66,12 +66,21 @@ public enum ONNXExport {
 
     /// Writes the model atomically (temporary file, then rename).
     /// Why node `n` has no opset-\(opset) form the exporter writes, or nil: ops ONNX added
-    /// later, and the opset-18 form of Split (`num_outputs`).
+    /// later (GroupNormalization in the per-channel form of opset 21), and later forms of
+    /// Split (`num_outputs`), ScatterND (max and min) and Resize (axes, aspect-ratio policy,
+    /// half_pixel_symmetric).
     static func notInOpset(_ n: Node) -> String? {
-        let since: [String: Int] = ["Gelu": 20, "Mish": 18]
+        let since: [String: Int] = ["Gelu": 20, "Mish": 18, "GroupNormalization": 21]
         if let v = since[n.op] { return "is an opset-\(v) op; Kiln writes opset \(opset)" }
         if n.op == "Split", n.attributes["num_outputs"] != nil, n.inputs.count < 2 {
             return "uses num_outputs (opset 18); Kiln writes opset \(opset)"
+        }
+        if n.op == "ScatterND", case .string(let r)? = n.attributes["reduction"], r == "max" || r == "min" {
+            return "uses reduction '\(r)' (opset 18); Kiln writes opset \(opset)"
+        }
+        if n.op == "Resize", n.attributes["axes"] != nil || n.attributes["keep_aspect_ratio_policy"] != nil || n.attributes["antialias"] != nil
+            || n.attributes["coordinate_transformation_mode"] == .string("half_pixel_symmetric") {
+            return "uses axes, antialias, keep_aspect_ratio_policy or half_pixel_symmetric (opsets 18–19); Kiln writes opset \(opset)"
         }
         return nil
     }

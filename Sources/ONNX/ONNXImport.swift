@@ -331,4 +331,22 @@ extension ONNXImport {
         }
         return out
     }
+
+    /// Names read by some node of the default domain at an input its schema marks as deciding
+    /// shapes (`OpSchema.compileTimeInputs`: Resize's roi, scales, sizes), without importing.
+    public static func compileTimeValues(path: String) -> Set<String> {
+        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return [] }
+        let bytes = [UInt8](data)
+        guard let model = bytes.withUnsafeBufferPointer({ onnx__model_proto__unpack(nil, $0.count, $0.baseAddress) }) else { return [] }
+        defer { onnx__model_proto__free_unpacked(model, nil) }
+        guard let g = model.pointee.graph?.pointee else { return [] }
+        var names = Set<String>()
+        for i in 0..<g.n_node {
+            let n = g.node[i]!.pointee
+            guard str(n.domain).isEmpty || str(n.domain) == "ai.onnx", let schema = OpCatalogue.schema(domain: "", op: str(n.op_type)) else { continue }
+            for k in schema.compileTimeInputs where k < n.n_input { names.insert(str(n.input[k])) }
+        }
+        names.remove("")
+        return names
+    }
 }

@@ -44,6 +44,11 @@ extension Importer {
             let starts = takeInts("starts") ?? [], ends = takeInts("ends") ?? []
             n.inputs = [n.inputs.first ?? "", ints("\(n.name).starts", starts), ints("\(n.name).ends", ends)]
             if let axes = takeInts("axes") { n.inputs.append(ints("\(n.name).axes", axes)) }
+        case "Resize" where opset < 11:
+            // Resize-10 (X, scales) resized as Upsample: asymmetric coordinates, nearest by floor.
+            n.inputs = [n.inputs.first ?? "", "", n.inputs.count > 1 ? n.inputs[1] : ""]
+            n.attributes["coordinate_transformation_mode"] = .string("asymmetric")
+            if n.attributes["mode"] == nil || n.attributes["mode"] == .string("nearest") { n.attributes["nearest_mode"] = .string("floor") }
         case "Split" where opset < 13:
             if let split = takeInts("split") { n.inputs = [n.inputs.first ?? "", ints("\(n.name).split", split)] }
         case "Squeeze" where opset < 13, "Unsqueeze" where opset < 13:

@@ -61,8 +61,10 @@ public enum Conformance {
                 return .unsupported("test data: \(error)")
             }
             // Integer inputs decide shapes (Slice bounds, Reshape targets): Kiln compiles
-            // them in as constants, as it does for `kiln run`.
-            let constants = inputs.filter { !$0.value.dtype.isFloatingPoint }
+            // them in as constants, as it does for `kiln run`; so are float inputs an op
+            // reads as a shape (Resize's scales and roi).
+            let shaping = ONNXImport.compileTimeValues(path: model)
+            let constants = inputs.filter { !$0.value.dtype.isFloatingPoint || shaping.contains($0.key) }
             let graph: Graph
             do {
                 graph = try ONNXImport.load(path: model, constants: constants)

@@ -56,13 +56,16 @@ extension Kiln {
                         given.append((nil, try readTensorFile(spec), spec))
                     }
                 }
-                // Integer inputs of ONNX models become constants; name them from the model's signature.
+                // Integer inputs of ONNX models, and float inputs read as shapes (Resize's
+                // scales), become constants; name them from the model's signature.
                 var constants: [String: TensorData] = [:]
                 var signature: [String] = []
                 if model.lowercased().hasSuffix(".onnx") {
                     signature = try ONNXImport.inputSignature(path: model).map(\.name)
-                    for (k, g) in given.enumerated() where !g.1.dtype.isFloatingPoint {
-                        if let n = g.0 ?? (given.count == signature.count ? signature[k] : nil) { constants[n] = g.1 }
+                    let shaping = ONNXImport.compileTimeValues(path: model)
+                    for (k, g) in given.enumerated() {
+                        guard let n = g.0 ?? (given.count == signature.count ? signature[k] : nil) else { continue }
+                        if !g.1.dtype.isFloatingPoint || shaping.contains(n) { constants[n] = g.1 }
                     }
                 }
                 var graph = try loadGraph(model, constants: constants)

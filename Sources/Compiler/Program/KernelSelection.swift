@@ -319,6 +319,13 @@ extension Lowering {
                     // The fill value must be known when the index map is built.
                     let fillKnown = n.inputs.count < 3 || n.inputs[2].isEmpty || params[n.inputs[2]] != nil
                     return fillKnown ? .dataMovement(n) : .reference(n)
+                case "Resize":
+                    // Nearest resizing copies: an index map (tf_crop_and_resize's extrapolated
+                    // value is not an index; linear and cubic weigh several inputs).
+                    let nearest = (n.attributes["mode"] ?? .string("nearest")) == .string("nearest")
+                        && n.attributes["coordinate_transformation_mode"] != .string("tf_crop_and_resize")
+                    return nearest && n.inputs.dropFirst().allSatisfy({ $0.isEmpty || params[$0] != nil || constants[$0] != nil })
+                        ? .dataMovement(n) : .reference(n)
                 case "Gather", "GatherND":
                     return constants[n.inputs[1]] != nil || params[n.inputs[1]] != nil ? .dataMovement(n) : .reference(n)
                 case "Expand", "Tile":

@@ -31,6 +31,8 @@ extension Graph {
         var g = self
         var types: [String: TensorType] = [:]
         var known: [String: KnownInts] = [:]
+        var floats: [String: [Double]] = [:]
+        func smallFloats(_ t: TensorData) -> [Double]? { t.dtype.isFloatingPoint && t.count <= ONNXLimits.knownValues ? t.doubles : nil }
         var nodeNames = Set<String>()
 
         func define(_ name: String, _ what: String, location: String? = nil) throws(GraphError) {
@@ -69,6 +71,7 @@ extension Graph {
                     throw GraphError.graph(message: "parameter '\(p.name)' is declared \(p.type) but holds \(t.type)", location: nil)
                 }
                 if let k = knownInts(of: t) { known[p.name] = k }
+                if let f = smallFloats(t) { floats[p.name] = f }
             }
             types[p.name] = p.type
         }
@@ -102,7 +105,16 @@ extension Graph {
                 inputKnown.append(known[name])
             }
 
-            let (checkedNode, inferred, outKnown) = try Graph.infer(node, inputTypes: inputTypes, inputKnown: inputKnown, location: loc)
+            let (checkedNode, inferred, outKnown) = try Graph.infer(node, inputTypes: inputTypes, inputKnown: inputKnown,
+                                                                    inputFloats: node.inputs.map { floats[$0] }, location: loc)
+            if node.domain.isEmpty, node.op == "Constant", let out = node.outputs.first {
+                switch (node.attributes["value"], node.attributes["value_float"], node.attributes["value_floats"]) {
+                case (.tensor(let t)?, _, _): if let f = smallFloats(t) { floats[out.name] = f }
+                case (_, .float(let v)?, _): floats[out.name] = [Double(v)]
+                case (_, _, .floats(let v)?) where v.count <= ONNXLimits.knownValues: floats[out.name] = v.map(Double.init)
+                default: break
+                }
+            }
             for (i, out) in node.outputs.enumerated() {
                 if out.name.isEmpty { continue }
                 try define(out.name, "output \(i) of node '\(node.name)'", location: loc)
@@ -131,7 +143,7 @@ extension Graph {
 
     /// Checks one node against its schema and input types; returns the node with attributes
     /// normalised and output types set, its output types, and known output values.
-    static func infer(_ node: Node, inputTypes: [TensorType?], inputKnown: [KnownInts?], location loc: String?)
+    static func infer(_ node: Node, inputTypes: [TensorType?], inputKnown: [KnownInts?], inputFloats: [[Double]?] = [], location loc: String?)
         throws(GraphError) -> (Node, [TensorType], [KnownInts?]) {
         func fail(_ message: String) -> GraphError {
             .node(name: node.name, op: node.qualifiedOp, message: message, location: loc)
@@ -167,7 +179,7 @@ extension Graph {
         var checkedNode = node
         checkedNode.attributes = normalised
 
-        var ctx = InferenceContext(node: checkedNode, schema: schema, inputTypes: inputTypes, knownValues: inputKnown)
+        var ctx = InferenceContext(node: checkedNode, schema: schema, inputTypes: inputTypes, knownValues: inputKnown, floatValues: inputFloats)
         do {
             try schema.infer(&ctx)
         } catch let e as GraphError {

@@ -22,6 +22,9 @@ public struct OpSchema: Sendable {
     public let attributes: [AttributeSpec]
     /// Checks the node against its input types and sets every output type.
     let infer: @Sendable (inout InferenceContext) throws -> Void
+    /// Inputs whose values decide the output's shape (Resize's roi, scales and sizes): a
+    /// graph input read there is compiled in as a constant by `kiln conformance`.
+    public internal(set) var compileTimeInputs: Set<Int> = []
 
     public init(_ name: String, domain: String = "", inputs: ClosedRange<Int>, outputs: ClosedRange<Int> = 1...1,
                 attributes: [AttributeSpec] = [], infer: @escaping @Sendable (inout InferenceContext) throws -> Void) {
@@ -51,14 +54,17 @@ public struct InferenceContext {
     /// nil where an optional input is omitted.
     public let inputTypes: [TensorType?]
     let knownValues: [KnownInts?]
+    /// Values of small floating-point constants (initialisers and Constant nodes), per input.
+    let floatValues: [[Double]?]
     public internal(set) var outputTypes: [TensorType?]
     public internal(set) var outputKnown: [KnownInts?]
 
-    init(node: Node, schema: OpSchema, inputTypes: [TensorType?], knownValues: [KnownInts?]) {
+    init(node: Node, schema: OpSchema, inputTypes: [TensorType?], knownValues: [KnownInts?], floatValues: [[Double]?] = []) {
         self.node = node
         self.schema = schema
         self.inputTypes = inputTypes
         self.knownValues = knownValues
+        self.floatValues = floatValues
         outputTypes = Array(repeating: nil, count: node.outputs.count)
         outputKnown = Array(repeating: nil, count: node.outputs.count)
     }
@@ -94,6 +100,9 @@ public struct InferenceContext {
 
     /// The values input `i` is known to hold, or nil.
     public func known(_ i: Int) -> KnownInts? { i < knownValues.count ? knownValues[i] : nil }
+
+    /// The values of input `i` when it is a small floating-point constant (Resize's scales), or nil.
+    public func knownFloats(_ i: Int) -> [Double]? { i < floatValues.count ? floatValues[i] : nil }
 
     /// Input `i`'s values as plain integers, or an error saying they must be constant.
     public func constantInts(_ i: Int, what: String) throws -> [Int] {

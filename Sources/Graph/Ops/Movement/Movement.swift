@@ -1,5 +1,5 @@
 // Shapes and data movement: Constant, ConstantOfShape, Shape, Cast, the reshapes, Transpose,
-// Slice, Pad, Concat, Gather, Expand, Tile, Range, Split, and the training step's ReshapeLike,
+// Slice, Pad, Concat, Gather, Expand, Tile, Range, Split, Resize (Resize.swift), and the training step's ReshapeLike,
 // SliceGrad and PadGrad.
 // Schemas: Movement+Schemas.swift; reference kernels: Movement+Reference.swift.
 
@@ -61,6 +61,8 @@ let movementDefinitions: [OpDefinition] = [
            lowering: .kernel(.dataMovement)),
     define(rangeSchema, rangeReference, types: .numbers, flops: .none, gradient: .none("its value does not depend on the trained parameters"),
            lowering: .reference),
+    define(resizeSchema, resizeReference, types: .numbers, flops: .perOutput(4), gradient: .none("Kiln has no backward rule for it yet"),
+           lowering: .kernel(.dataMovement)),
     define(splitSchema, splitReference, types: .all, flops: .none, gradient: .none("Kiln has no backward rule for it yet"),
            lowering: .kernel(.split)),
     // dy, x → dy with x's shape (the gradient of Reshape, Flatten, Squeeze, Unsqueeze)
