@@ -52,10 +52,10 @@ def main():
     cases.append(save(out, "missing_input.onnx", model([relu("nothing")], [x()], [x("y")]), "undefined value 'nothing'"))
     cycle = [helper.make_node("Add", ["x", "b"], ["a"], name="n1"), helper.make_node("Relu", ["a"], ["b"], name="n2")]
     cases.append(save(out, "cycle.onnx", model(cycle, [x()], [x("b")]), "cycle through nodes"))
-    unsup = [helper.make_node("Resize", ["x"], ["a"], name="r1"), helper.make_node("GridSample", ["a", "x"], ["b"], name="g1"),
-             helper.make_node("Resize", ["b"], ["y"], name="r2")]
+    unsup = [helper.make_node("DepthToSpace", ["x"], ["a"], name="d1", blocksize=1), helper.make_node("GridSample", ["a", "x"], ["b"], name="g1"),
+             helper.make_node("DepthToSpace", ["b"], ["y"], name="d2", blocksize=1)]
     cases.append(save(out, "unsupported_ops.onnx", model(unsup, [x()], [x("y")]),
-                      "unsupported ops: Resize (opset 17), first used by node 'r1'; GridSample (opset 17), first used by node 'g1'"))
+                      "unsupported ops: DepthToSpace (opset 17), first used by node 'd1'; GridSample (opset 17), first used by node 'g1'"))
     cases.append(save(out, "old_opset.onnx", model([relu()], [x()], [x("y")], opset=5), "opset 5 is not supported"))
     cases.append(save(out, "no_default_opset.onnx", helper.make_model(helper.make_graph([relu()], "g", [x()], [x("y")]),
                       opset_imports=[helper.make_opsetid("ai.onnx.ml", 3)]), "imports no opset of the default ONNX domain"))
