@@ -117,6 +117,12 @@ def main():
     build(out, "groupnorm", [
         n("GroupNormalization", ["x", "g_s", "g_b"], ["g"], num_groups=3, epsilon=1e-4), n("LogSoftmax", ["g"], ["y"], axis=2),
     ], (2, 6, 4, 5), [w("g_s", 6), w("g_b", 6)], opset=21)
+    # LayerNorm as exporters write it before opset 17 (then a residual Add).
+    build(out, "layernorm_decomposed", [
+        n("ReduceMean", ["x"], ["m"], axes=[-1]), n("Sub", ["x", "m"], ["d"]), n("Pow", ["d", "two"], ["p"]),
+        n("ReduceMean", ["p"], ["v"], axes=[-1]), n("Add", ["v", "eps"], ["e"]), n("Sqrt", ["e"], ["s"]), n("Div", ["d", "s"], ["q"]),
+        n("Mul", ["q", "ln_s"], ["q1"]), n("Add", ["q1", "ln_b"], ["q2"]), n("Add", ["q2", "x"], ["y"]),
+    ], (2, 5, 24), [c("two", 2.0), c("eps", 1e-5), w("ln_s", 24), w("ln_b", 24)], opset=13)
     # Nearest resizing of an input (by scales, then to sizes on two axes): index maps.
     build(out, "resize", [
         n("Resize", ["x", "", "scales"], ["r"], mode="nearest"),

@@ -320,7 +320,7 @@ struct CompiledPathTests {
 
 @Suite("Transformer-path patterns against onnxruntime", .serialized)
 struct TransformerPatternTests {
-    @Test("decomposed GELU, MatMul epilogues, attention, Expand/Concat/Tile/Split, activations, Einsum, reductions, normalisations and Resize run compiled, none on reference kernels, with onnxruntime's outputs")
+    @Test("decomposed GELU and LayerNorm, MatMul epilogues, attention, Expand/Concat/Tile/Split, activations, Einsum, reductions, normalisations and Resize run compiled, none on reference kernels, with onnxruntime's outputs")
     func patterns() throws {
         try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
         let dir = try scratch("patterns")
@@ -338,6 +338,7 @@ struct TransformerPatternTests {
             "reductions": ["reduce ReduceL2", "softmax Softmax", "groupnorm InstanceNormalization", "reduce ReduceMean", "reduce ReduceMax",
                            "binary Add 'Add_4'", "linear/packed MatMul"],
             "groupnorm": ["groupnorm GroupNormalization", "softmax LogSoftmax"],
+            "layernorm_decomposed": ["layernorm LayerNormalization 'ReduceMean_0'"],
             "resize": ["gather-map Resize 'Resize_0'", "gather-map Resize 'Resize_1'"],
             "einsum": ["kiln.MatMulTransB 'Einsum_1'", "matmul/batched×4 MatMul 'Einsum_3'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
         ]
