@@ -35,8 +35,7 @@ private func fusedLayerNorms(_ graph: Graph) -> Graph {
         let rank = t.rank, k = axes.count
         guard k >= 1, Set(axes.map { $0 < 0 ? $0 + rank : $0 }) == Set((rank - k)..<rank) else { continue }
         // x − mean, read by the Pow and the Div only.
-        guard let sub = readers[mean.outputs[0].name]?.first, readers[mean.outputs[0].name]!.count == 1, g.nodes[sub].op == "Sub",
-              g.nodes[sub].domain.isEmpty, g.nodes[sub].inputs == [x, mean.outputs[0].name] else { continue }
+        guard let sub = next(mean.outputs[0].name, "Sub"), g.nodes[sub].inputs == [x, mean.outputs[0].name] else { continue }
         let d = g.nodes[sub].outputs[0].name
         guard !outputs.contains(d), let dr = readers[d], dr.count == 2 else { continue }
         guard let pow = dr.first(where: { g.nodes[$0].op == "Pow" }), let div = dr.first(where: { g.nodes[$0].op == "Div" }),

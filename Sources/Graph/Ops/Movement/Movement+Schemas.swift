@@ -291,18 +291,37 @@ let tileSchema = OpSchema("Tile", inputs: 2...2) { ctx in
 
 // Range-11: start, limit, delta (scalars of one type) → [max(⌈(limit − start) / delta⌉, 0)];
 // the count must be known at compile time (integer bounds Kiln tracks).
-let rangeSchema = OpSchema("Range", inputs: 3...3) { ctx in
-    let t = try ctx.input(0)
-    for i in 1...2 { try ctx.requireSameType(t, try ctx.input(i), "start and input \(i)") }
-    for i in 0...2 where try ctx.input(i).shape.elementCount.value != 1 { throw ctx.error("input \(i) must be a scalar") }
-    guard t.dtype != .bool else { throw ctx.error("Range is not defined on bool tensors") }
-    let start = try ctx.constantInts(0, what: "start"), limit = try ctx.constantInts(1, what: "limit"), delta = try ctx.constantInts(2, what: "delta")
-    guard delta[0] != 0 else { throw ctx.error("delta must not be 0") }
-    let span = limit[0] - start[0]
-    let count = max(0, span / delta[0] + (span % delta[0] != 0 && (span < 0) == (delta[0] < 0) ? 1 : 0))
-    guard count <= ONNXLimits.maxDimension else { throw ctx.error("Range of \(count) elements") }
-    ctx.setOutput(0, TensorType(t.dtype, [Dim(count)]))
-}
+let rangeSchema: OpSchema = {
+    var s = OpSchema("Range", inputs: 3...3) { ctx in
+        let t = try ctx.input(0)
+        for i in 1...2 { try ctx.requireSameType(t, try ctx.input(i), "start and input \(i)") }
+        for i in 0...2 where try ctx.input(i).shape.elementCount.value != 1 { throw ctx.error("input \(i) must be a scalar") }
+        guard t.dtype != .bool else { throw ctx.error("Range is not defined on bool tensors") }
+        let count: Int
+        if t.dtype.isFloatingPoint {
+            // max(⌈(limit − start) / delta⌉, 0), from constants.
+            let v = try (0...2).map { i -> Double in
+                guard let f = ctx.knownFloats(i) else {
+                    throw ctx.error("\(["start", "limit", "delta"][i]) (input \(i), '\(ctx.node.inputs[i])') must be a constant for Kiln to infer shapes")
+                }
+                return f[0]
+            }
+            guard v[2] != 0, v.allSatisfy(\.isFinite) else { throw ctx.error("delta must not be 0 and the bounds finite, got \(v)") }
+            let c = ((v[1] - v[0]) / v[2]).rounded(.up)
+            guard c <= Double(ONNXLimits.maxDimension) else { throw ctx.error("Range of \(c) elements") }
+            count = max(0, Int(c))
+        } else {
+            let start = try ctx.constantInts(0, what: "start"), limit = try ctx.constantInts(1, what: "limit"), delta = try ctx.constantInts(2, what: "delta")
+            guard delta[0] != 0 else { throw ctx.error("delta must not be 0") }
+            let span = limit[0] - start[0]
+            count = max(0, span / delta[0] + (span % delta[0] != 0 && (span < 0) == (delta[0] < 0) ? 1 : 0))
+            guard count <= ONNXLimits.maxDimension else { throw ctx.error("Range of \(count) elements") }
+        }
+        ctx.setOutput(0, TensorType(t.dtype, [Dim(count)]))
+    }
+    s.compileTimeInputs = [0, 1, 2]
+    return s
+}()
 
 /// Split's part sizes along its axis of size `dim`: from `split` (an input, or the attribute of
 /// older opsets the importer turns into one), else `num_outputs` parts of ⌈dim / n⌉ (the last
