@@ -41,7 +41,7 @@ public enum Lowering {
             var flops: Int
         }
         /// Integer and bool values live in f32 storage (see Program.Tensor).
-        static let storable: Set<DType> = [.f32, .i64, .i32, .bool]
+        static let storable: Set<DType> = [.f32, .i64, .i32, .i8, .u8, .bool]
 
         let g: Graph, batch: Int, options: CompileOptions
         var parameters: [Program.ParameterSlot] = []
@@ -81,7 +81,7 @@ public enum Lowering {
             }
             for v in g.inputs {
                 guard Self.storable.contains(v.type.dtype), let shape = v.type.shape.staticSizes else {
-                    throw CompilerError.lowering("graph input '\(v.name)' is \(v.type); the compiled path takes static f32, i64, i32 or bool inputs")
+                    throw CompilerError.lowering("graph input '\(v.name)' is \(v.type); the compiled path takes static f32, f64, f16, bf16 and integer or bool inputs")
                 }
                 dtypeOf[v.name] = v.type.dtype
                 newStorage(v.name, shape, at: -1)
@@ -137,7 +137,7 @@ public enum Lowering {
             }
             for o in n.outputs where !o.name.isEmpty {
                 guard Self.storable.contains(o.type.dtype) else {
-                    throw CompilerError.lowering("node '\(n.name)' (\(n.qualifiedOp)) produces \(o.type); the compiled path handles f32, i64, i32 and bool values")
+                    throw CompilerError.lowering("node '\(n.name)' (\(n.qualifiedOp)) produces \(o.type); the compiled path handles floating-point (computed in f32), integer and bool values")
                 }
                 dtypeOf[o.name] = o.type.dtype
             }

@@ -128,8 +128,13 @@ public final class CompiledModel: @unchecked Sendable {
         // Static shapes first, so the passes fold every shape computation (Shape of a batch).
         let optimized = try Pipeline.run(try graph.bound(toBatch: batch), passes: chosen)
         let specialized = try optimized.bound(toBatch: batch)
-        let model = try CompiledModel(program: Lowering.lower(specialized, batch: batch, options: options), graph: specialized, threads: threads,
-                                      sharingParametersWith: owner)
+        var program = try Lowering.lower(specialized, batch: batch, options: options)
+        // Inputs and outputs keep the graph's element types at the boundary (narrow-floats
+        // computes f64, f16 and bf16 values in f32): `run` converts them on the way in and out.
+        let declared = Dictionary((graph.inputs + graph.outputs).map { ($0.name, $0.type.dtype) }, uniquingKeysWith: { a, _ in a })
+        for i in program.inputs.indices { program.inputs[i].tensor.dtype = declared[program.inputs[i].name] ?? program.inputs[i].tensor.dtype }
+        for i in program.outputs.indices { program.outputs[i].tensor.dtype = declared[program.outputs[i].name] ?? program.outputs[i].tensor.dtype }
+        let model = try CompiledModel(program: program, graph: specialized, threads: threads, sharingParametersWith: owner)
         model.pipeline = chosen
         return model
     }
