@@ -1,6 +1,6 @@
 """Writes small models with the transformer-path patterns Kiln compiles (decomposed GELU,
 MatMul with bias/residual/activation epilogues, attention with Split and a transposed
-scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations, Resize), with inputs and
+scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations, Resize, depthwise convolutions), with inputs and
 onnxruntime's outputs.
 
 Usage: python make_pattern_models.py OUT_DIR
@@ -129,6 +129,19 @@ def main():
         n("Resize", ["r", "", "", "sizes"], ["y"], mode="nearest", axes=[2, 3], coordinate_transformation_mode="asymmetric",
           nearest_mode="floor"),
     ], (2, 3, 4, 5), [c("scales", [1, 1, 2, 1.5]), c("sizes", [5, 9], np.int64)], opset=18)
+    # Depthwise convolutions: MobileNetV2's inverted residual (1×1 expand, ReLU6, 3×3
+    # depthwise, ReLU6, 1×1 project, residual), a 5×5 stride-2 depthwise with HardSwish, and a
+    # channel multiplier of 2 with dilation and asymmetric padding.
+    E = 24
+    build(out, "depthwise", [
+        n("Conv", ["x", "we", "be"], ["e"]), n("Clip", ["e", "zero", "six"], ["e6"]),
+        n("Conv", ["e6", "wd", "bd"], ["d"], group=E, kernel_shape=[3, 3], pads=[1, 1, 1, 1]), n("Clip", ["d", "zero", "six"], ["d6"]),
+        n("Conv", ["d6", "wp", "bp"], ["p"]), n("Add", ["p", "x"], ["r"]),
+        n("Conv", ["r", "w5", "b5"], ["s"], group=8, kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2]),
+        n("HardSwish", ["s"], ["h"]),
+        n("Conv", ["h", "wm"], ["y"], group=8, kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2]),
+    ], (2, 8, 13, 11), [w("we", E, 8, 1, 1), w("be", E), w("wd", E, 1, 3, 3), w("bd", E), w("wp", 8, E, 1, 1), w("bp", 8),
+                        w("w5", 8, 1, 5, 5), w("b5", 8), w("wm", 16, 1, 3, 3), c("zero", 0.0), c("six", 6.0)])
 
 if __name__ == "__main__":
     main()

@@ -135,6 +135,46 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 
+    /// Depthwise convolutions (one input channel per group, channel multipliers 1 and 2)
+    /// against the plain loops run per channel: strides 1–3, dilation, asymmetric padding,
+    /// widths around the vector's 16, 1×1 to 7×7 windows; channels split as threads split them.
+    func testDepthwiseConvolution() {
+        var rng = TestRandom(seed: 15)
+        let cases: [(Window, mult: Int)] = [
+            (Window(c: 5, h: 14, w: 14, m: 5, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            (Window(c: 4, h: 17, w: 33, m: 4, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            (Window(c: 3, h: 9, w: 7, m: 6, kh: 5, kw: 5, sh: 2, sw: 2, pt: 2, pl: 2, pb: 2, pr: 2), 2),
+            (Window(c: 6, h: 20, w: 19, m: 6, kh: 7, kw: 7, pt: 3, pl: 3, pb: 3, pr: 3), 1),
+            (Window(c: 2, h: 12, w: 40, m: 2, kh: 3, kw: 3, dh: 2, dw: 3, pt: 2, pl: 3, pb: 2, pr: 3), 1),
+            (Window(c: 3, h: 11, w: 16, m: 3, kh: 3, kw: 2, sh: 3, sw: 3, pt: 0, pl: 1, pb: 2, pr: 0), 1),
+            (Window(c: 4, h: 5, w: 3, m: 4, kh: 1, kw: 1), 1),
+            (Window(c: 2, h: 1, w: 1, m: 4, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 2),
+        ]
+        for (i, (g, mult)) in cases.enumerated() {
+            let act: Act = [Act.relu, .none, .clip(0, 6), .hardswish, .sigmoid, .leaky(0.1), .none, .relu][i]
+            let taps = g.kh * g.kw, plane = g.h * g.w, outPlane = g.oh * g.ow
+            let x = rng.floats(g.c * plane), w = rng.floats(g.m * taps), bias = rng.floats(g.m)
+            let residual = i % 2 == 1 ? rng.floats(g.m * outPlane) : nil
+            // Channel c's outputs c·mult ..< (c + 1)·mult: an ordinary convolution of its plane.
+            var want: [Double] = []
+            for c in 0..<g.c {
+                var one = g
+                one.c = 1
+                one.m = mult
+                want += Reference.conv(one, x: Array(x[c * plane..<(c + 1) * plane]), w: Array(w[c * mult * taps..<(c + 1) * mult * taps]),
+                                       bias: Array(bias[c * mult..<(c + 1) * mult]),
+                                       residual: residual.map { Array($0[c * mult * outPlane..<(c + 1) * mult * outPlane]) }, act: act)
+            }
+            let scratch = Guarded(kiln_conv_scratch(g.geometry, Int32(KILN_CONV_DEPTHWISE.rawValue), Int32(KILN_CONV_FORWARD.rawValue), 1).total)
+            let y = Guarded(g.m * outPlane, fill: .nan)
+            for r in [0..<g.m / 2, g.m / 2..<g.m] where !r.isEmpty {
+                kiln_conv_depthwise(x, g.geometry, w, Int32(r.lowerBound), Int32(r.upperBound), bias, residual, act.c, scratch.pointer, y.pointer)
+            }
+            assertClose(y.values, want, tol: 1e-5 * Double(taps + 1), "depthwise \(g.kh)×\(g.kw) s\(g.sh) d\(g.dw) \(g.h)×\(g.w) ×\(mult)")
+            XCTAssertTrue(y.intact && scratch.intact, "depthwise case \(i): a write past a buffer")
+        }
+    }
+
     func testPackedGemm() {
         var rng = TestRandom(seed: 14)
         for (m, k, n, ldy) in [(8, 1, 1, 1), (16, 3, 7, 7), (8, 17, 16, 20), (24, 9, 31, 31), (8, 5, 32, 40), (16, 33, 33, 33), (32, 64, 100, 100)] {

@@ -340,6 +340,7 @@ struct TransformerPatternTests {
             "groupnorm": ["groupnorm GroupNormalization", "softmax LogSoftmax"],
             "layernorm_decomposed": ["layernorm LayerNormalization 'ReduceMean_0'"],
             "resize": ["gather-map Resize 'Resize_0'", "gather-map Resize 'Resize_1'"],
+            "depthwise": ["conv/depthwise kiln.FusedConv 'Conv_2'", "conv/depthwise kiln.FusedConv 'Conv_6'", "conv/depthwise kiln.FusedConv 'Conv_8'"],
             "einsum": ["kiln.MatMulTransB 'Einsum_1'", "matmul/batched×4 MatMul 'Einsum_3'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
         ]
         let models = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".onnx") }.sorted()

@@ -105,6 +105,16 @@
                                 int m_end, float *dw), \
       (dyp, xp, G, g, plane, m_begin, m_end, dw)) \
     \
+    /* --- depthwise convolution (kernels/depthwise.c) -------------------------------------- */ \
+    /* One input channel per group (M = C·mult; output m reads input channel m / mult), any */ \
+    /* window, stride, dilation and padding, KH·KW ≤ KILN_DEPTHWISE_MAX_TAPS. Output channels */ \
+    /* [m_begin, m_end) of one image y [M, OH, OW] = act(conv + bias[m] + residual); w [M, KH·KW]; */ \
+    /* scratch: depthwise_scratch(g) floats (one padded input plane). */ \
+    X(int, depthwise_scratch, (kiln_conv_geometry g), (g)) \
+    X(void, conv_depthwise, (const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, const float *bias, \
+                             const float *residual, kiln_act act, float *scratch, float *y), \
+      (x, g, w, m_begin, m_end, bias, residual, act, scratch, y)) \
+    \
     /* --- packed GEMM (kernels/gemm.c) ------------------------------------------------------ */ \
     /* y [M, N] = act(W · B + bias[m] + residual) for output-channel blocks [mb_begin, mb_end): */ \
     /* W packed by conv_shift_pack (C·KH·KW = K), B [K, N] row-major (im2col columns, or the */ \

@@ -33,7 +33,11 @@ typedef struct {
 } kiln_conv_geometry;
 
 // How a convolution runs (Compiler's ConvAlgorithm) and which of its passes a kernel serves.
-enum kiln_conv_algorithm { KILN_CONV_GEMM_1X1 = 0, KILN_CONV_IM2COL = 1, KILN_CONV_DIRECT = 2, KILN_CONV_WINOGRAD = 3 };
+enum kiln_conv_algorithm { KILN_CONV_GEMM_1X1 = 0, KILN_CONV_IM2COL = 1, KILN_CONV_DIRECT = 2, KILN_CONV_WINOGRAD = 3,
+                           KILN_CONV_DEPTHWISE = 4 };
+
+// The largest window (KH·KW taps) the depthwise kernel takes.
+#define KILN_DEPTHWISE_MAX_TAPS 256
 enum kiln_conv_pass { KILN_CONV_FORWARD = 0, KILN_CONV_GRAD_DATA = 1, KILN_CONV_GRAD_WEIGHT = 2 };
 
 // The per-thread scratch of a convolution kernel (kiln_conv_scratch), in floats: `total`,

@@ -8,6 +8,7 @@
 #include "elementwise.c"
 #include "reduce.c"
 #include "direct.c"
+#include "depthwise.c"
 #include "gemm.c"
 #include "linear.c"
 #include "winograd_common.h"

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Graph
 
@@ -12,6 +13,9 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case direct = "direct_shift"
     /// Winograd F(2×2, 3×3): 2.25× fewer multiplications for 3×3 stride-1 convolutions.
     case winograd = "winograd_f2x3"
+    /// One input channel per group (MobileNet's and EfficientNet's depthwise layers): each
+    /// plane padded once, every tap a contiguous run of a phase of the padded rows.
+    case depthwise
 }
 
 extension Pass {
@@ -52,6 +56,9 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph, winograd forced: Bool?) -> ConvA
     var autoPad = "NOTSET"
     if case .string(let s)? = n.attributes["auto_pad"] { autoPad = s }
     if oneByOne && unitStride && noPad && group == 1 && (autoPad == "NOTSET" || autoPad == "VALID") { return .gemm1x1 }
+    // Depthwise: the kernel multiplies the zero padding too, so non-finite weights give what
+    // ONNX asks (0 × inf = NaN) on this path as well.
+    if group > 1 && w.count == 4 && w[1] == 1 && w[0] % group == 0 && w[2] * w[3] <= Int(KILN_DEPTHWISE_MAX_TAPS) { return .depthwise }
     // Non-finite weights (a broken model, or BatchNorm statistics folded in): only im2col
     // multiplies them by the zero padding as ONNX (and onnxruntime) do, 0 × inf = NaN;
     // Winograd's transforms would mix them into other outputs, the direct kernel skips padding.

@@ -28,6 +28,7 @@ extension CompiledModel {
             switch c.algorithm {
             case .direct: count = kiln_conv_shift_packed_size(c.geometry())
             case .winograd: count = kiln_winograd_packed_size(c.geometry())
+            case .depthwise: continue  // reads w [M, KH·KW] as it is
             case .im2col, .gemm1x1:
                 guard c.group == 1, c.outChannels % 8 == 0 else { continue }
                 count = kiln_conv_shift_packed_size(c.geometry())

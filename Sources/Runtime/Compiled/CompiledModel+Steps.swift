@@ -10,6 +10,7 @@ extension CompiledModel {
         switch step.kernel {
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
+        case .conv(let c) where c.algorithm == .depthwise: depthwiseConv(c, step, parallel: imageParallel)
         case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .batchedMatMul(let b): batchedMatMul(b, step)
@@ -300,6 +301,34 @@ extension CompiledModel {
             }
         }
         parallelChunks(images, workers: parallel ? threads : 1, pool: pool, body)
+    }
+
+    /// The depthwise kernel: images spread over threads, or (small batches) each image's
+    /// channels.
+    func depthwiseConv(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
+        let (x, bias, residual, y) = convOperands(step)
+        let w = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let images = step.outputs[0].shape[0]
+        let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
+        let geometry = c.geometry(), act = c.activation.kernel, m = Int32(c.outChannels)
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        func run(_ n: Int, _ channels: Range<Int>, worker: Int) {
+            guard !channels.isEmpty else { return }
+            kiln_conv_depthwise(x.pointer + n * inImage, geometry, w.pointer, Int32(channels.lowerBound), Int32(channels.upperBound),
+                                bias?.pointer, residual.map { $0.pointer + n * outImage }, act, scratch[worker].pointer,
+                                y.pointer + n * outImage)
+        }
+        if parallel {
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                for n in range { run(n, 0..<Int(m), worker: worker) }
+            }
+        } else {
+            // Small layers stay on one thread: waking the others costs more than they save.
+            let workers = outImage >= 1 << 14 ? threads : 1
+            for n in 0..<images {
+                parallelChunks(Int(m), workers: workers, pool: pool) { worker, range in run(n, range, worker: worker) }
+            }
+        }
     }
 
     /// Patches of one image (or group) as columns [channels·KH·KW, OH·OW] in `scratch`.
