@@ -149,9 +149,10 @@ final class ConvKernelTests: XCTestCase {
             (Window(c: 3, h: 11, w: 16, m: 3, kh: 3, kw: 2, sh: 3, sw: 3, pt: 0, pl: 1, pb: 2, pr: 0), 1),
             (Window(c: 4, h: 5, w: 3, m: 4, kh: 1, kw: 1), 1),
             (Window(c: 2, h: 1, w: 1, m: 4, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 2),
+            (Window(c: 3, h: 6, w: 75, m: 3, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1), 1),
         ]
         for (i, (g, mult)) in cases.enumerated() {
-            let act: Act = [Act.relu, .none, .clip(0, 6), .hardswish, .sigmoid, .leaky(0.1), .none, .relu][i]
+            let act: Act = [Act.relu, .none, .clip(0, 6), .hardswish, .sigmoid, .leaky(0.1), .none, .relu, .clip(0, 6)][i]
             let taps = g.kh * g.kw, plane = g.h * g.w, outPlane = g.oh * g.ow
             let x = rng.floats(g.c * plane), w = rng.floats(g.m * taps), bias = rng.floats(g.m)
             let residual = i % 2 == 1 ? rng.floats(g.m * outPlane) : nil

@@ -38,10 +38,23 @@ static void depthwise_pad(const float *x, kiln_conv_geometry g, float *xp) {
         }
         for (int ph = 0; ph < SW; ph++) {
             float *dst = row + (size_t)ph * L;
-            for (int j = 0; j < L; j++) {
-                const int ix = j * SW + ph - PW;
-                dst[j] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+            // Columns j·SW + ph − PW inside the row for j in [lo, hi); zeros around them.
+            int lo = (PW - ph + SW - 1) / SW, hi = (W - 1 + PW - ph) / SW + 1;
+            if (lo < 0) lo = 0;
+            if (hi > L) hi = L;
+            if (hi < lo) hi = lo;
+            for (int j = 0; j < lo; j++) dst[j] = 0.0f;
+            int j = lo;
+            if (SW == 2) {
+                // Sixteen at a time: the even lanes of 32 consecutive inputs (all inside the row).
+                for (; j + 16 <= hi && (j + 15) * 2 + ph - PW + 1 < W; j += 16) {
+                    const float *at = src + (j * 2 + ph - PW);
+                    const kiln_v16 a = load16(at), b = load16(at + 16);
+                    store16(dst + j, __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+                }
             }
+            for (; j < hi; j++) dst[j] = src[j * SW + ph - PW];
+            for (j = hi; j < L; j++) dst[j] = 0.0f;
         }
     }
 }

@@ -16,10 +16,76 @@ static inline void gemm_store16(const v16 *acc, int m0, int n, size_t ldy, m16 m
 }
 #endif
 
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+// AVX2 has 16 ymm registers: 8 rows × 32 columns (32 accumulators) would spill. A tile is
+// 4 rows (half of a packed block of 8) × 24 columns: 12 accumulators, 3 loads of B and a
+// broadcast per k. `cols` ≤ 24 columns are valid (the rest read as zero and are not stored).
+static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, const float *b, int K, int N, int half, int cols,
+                                                                 int m0, int n0, const float *bias, const float *residual, size_t ldy,
+                                                                 int act, float alpha, float lo, float hi, float *y) {
+    __m256 acc[4][3];
+    for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = acc[i][2] = _mm256_setzero_ps();
+    const float *bk = b + n0;
+    const float *uk = u + 4 * half;
+    if (cols == 24) {
+        for (int k = 0; k < K; k++, bk += N, uk += 8) {
+            const __m256 x0 = _mm256_loadu_ps(bk), x1 = _mm256_loadu_ps(bk + 8), x2 = _mm256_loadu_ps(bk + 16);
+            for (int i = 0; i < 4; i++) {
+                const __m256 w = _mm256_broadcast_ss(uk + i);
+                acc[i][0] = _mm256_fmadd_ps(x0, w, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(x1, w, acc[i][1]);
+                acc[i][2] = _mm256_fmadd_ps(x2, w, acc[i][2]);
+            }
+        }
+    } else {
+        const __m256i k0 = mask_lanes8(lanes(cols) & 0xFF), k1 = mask_lanes8((lanes(cols) >> 8) & 0xFF),
+                      k2 = mask_lanes8(lanes(cols - 16) & 0xFF);
+        for (int k = 0; k < K; k++, bk += N, uk += 8) {
+            const __m256 x0 = _mm256_maskload_ps(bk, k0), x1 = _mm256_maskload_ps(bk + 8, k1), x2 = _mm256_maskload_ps(bk + 16, k2);
+            for (int i = 0; i < 4; i++) {
+                const __m256 w = _mm256_broadcast_ss(uk + i);
+                acc[i][0] = _mm256_fmadd_ps(x0, w, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(x1, w, acc[i][1]);
+                acc[i][2] = _mm256_fmadd_ps(x2, w, acc[i][2]);
+            }
+        }
+    }
+    const m16 first = lanes(cols), second = lanes(cols - 16);
+    for (int i = 0; i < 4; i++) {
+        const int m = m0 + 4 * half + i;
+        const size_t at = (size_t)m * ldy + n0;
+        const v16 bm = bias ? v16_set1(bias[m]) : v16_zero();
+        v16 v0 = v16_add((v16){acc[i][0], acc[i][1]}, bm), v1 = v16_add((v16){acc[i][2], _mm256_setzero_ps()}, bm);
+        if (residual) {
+            v0 = v16_add(v0, v16_maskz_load(first, residual + at));
+            if (second) v1 = v16_add(v1, v16_maskz_load(second, residual + at + 16));
+        }
+        v16_mask_store(y + at, first, activate16(v0, 16, act, alpha, lo, hi));
+        if (second) v16_mask_store(y + at + 16, second, activate16(v1, 16, act, alpha, lo, hi));
+    }
+}
+#endif
+
 static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
                          const float *residual, size_t ldy, kiln_act a, float *y) {
     KILN_ACT_LOCALS(a);
-#if KILN_SIMD
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+    // Column chunks of 24 outside, channel blocks inside: a chunk of B (K × 24 floats) is read
+    // from memory once and stays in cache for every block of output channels.
+    for (int n0 = 0; n0 < N; n0 += 24) {
+        const int cols = N - n0 < 24 ? N - n0 : 24;
+        for (int mb = mb_begin; mb < mb_end; mb++) {
+            const float *u = packed + (size_t)mb * K * 8;
+            if (cols == 24) {
+                gemm_tile4x24(u, b, K, N, 0, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, b, K, N, 1, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            } else {
+                gemm_tile4x24(u, b, K, N, 0, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, b, K, N, 1, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            }
+        }
+    }
+#elif KILN_SIMD
     // Column chunks outside, channel blocks inside: a chunk of B (K × 32 floats) is read from
     // memory once and stays in cache for every block of 8 output channels.
     int n0 = 0;
