@@ -169,10 +169,19 @@ final class ConvKernelTests: XCTestCase {
             let scratch = Guarded(kiln_conv_scratch(g.geometry, Int32(KILN_CONV_DEPTHWISE.rawValue), Int32(KILN_CONV_FORWARD.rawValue), 1).total)
             let y = Guarded(g.m * outPlane, fill: .nan)
             for r in [0..<g.m / 2, g.m / 2..<g.m] where !r.isEmpty {
-                kiln_conv_depthwise(x, g.geometry, w, Int32(r.lowerBound), Int32(r.upperBound), bias, residual, act.c, scratch.pointer, y.pointer)
+                kiln_conv_depthwise(x, g.geometry, w, Int32(r.lowerBound), Int32(r.upperBound), 0, Int32(g.oh), bias, residual, act.c,
+                                    scratch.pointer, y.pointer)
             }
             assertClose(y.values, want, tol: 1e-5 * Double(taps + 1), "depthwise \(g.kh)×\(g.kw) s\(g.sh) d\(g.dw) \(g.h)×\(g.w) ×\(mult)")
             XCTAssertTrue(y.intact && scratch.intact, "depthwise case \(i): a write past a buffer")
+            // Rows split as threads split one image (three pieces, one possibly of a single row).
+            let byRows = Guarded(g.m * outPlane, fill: .nan)
+            for r in [0..<g.oh / 3, g.oh / 3..<g.oh / 3 + 1, g.oh / 3 + 1..<g.oh] where !r.isEmpty {
+                kiln_conv_depthwise(x, g.geometry, w, 0, Int32(g.m), Int32(r.lowerBound), Int32(r.upperBound), bias, residual, act.c,
+                                    scratch.pointer, byRows.pointer)
+            }
+            assertClose(byRows.values, want, tol: 1e-5 * Double(taps + 1), "depthwise by rows \(g.kh)×\(g.kw) s\(g.sh) \(g.h)×\(g.w)")
+            XCTAssertTrue(byRows.intact && scratch.intact, "depthwise case \(i) by rows: a write past a buffer")
         }
     }
 
@@ -195,12 +204,22 @@ final class ConvKernelTests: XCTestCase {
             let y = Guarded(m * ldy, fill: 0)
             let blocks = m / 8
             for r in [0..<blocks / 2, blocks / 2..<blocks] where !r.isEmpty {
-                kiln_conv_gemm_ld(packed.pointer, b, Int32(k), Int32(n), Int32(r.lowerBound), Int32(r.upperBound), bias, residual,
+                kiln_conv_gemm_ld(packed.pointer, b, Int32(k), Int32(n), n, Int32(r.lowerBound), Int32(r.upperBound), bias, residual,
                                   ldy, act.c, y.pointer)
             }
+            // Columns split as threads split one image (at a multiple of 24 where there is one).
+            let byColumns = Guarded(m * ldy, fill: 0)
+            let cut = n > 24 ? 24 : n / 2
+            let bs = Guarded(b), rs = Guarded(residual)
+            for c in [0..<cut, cut..<n] where !c.isEmpty {
+                kiln_conv_gemm_ld(packed.pointer, bs.pointer + c.lowerBound, Int32(k), Int32(c.count), n, 0, Int32(blocks), bias,
+                                  rs.pointer + c.lowerBound, ldy, act.c, byColumns.pointer + c.lowerBound)
+            }
+            XCTAssertTrue(byColumns.intact, "packed GEMM by columns: a write past the output")
             // Columns past n (ldy > n) are not the kernel's: compare only the product's.
-            var got = y.values
-            for i in 0..<m { for j in n..<ldy { got[i * ldy + j] = 0 } }
+            var got = y.values, gotByColumns = byColumns.values
+            for i in 0..<m { for j in n..<ldy { got[i * ldy + j] = 0; gotByColumns[i * ldy + j] = 0 } }
+            assertClose(gotByColumns, want, tol: 1e-5 * Double(k + 1), "packed gemm by columns m\(m) k\(k) n\(n)")
             assertClose(got, want, tol: 1e-5 * Double(k + 1), "gemm m\(m) k\(k) n\(n) ldy\(ldy)")
             XCTAssertTrue(y.intact)
         }

@@ -108,20 +108,22 @@
     /* --- depthwise convolution (kernels/depthwise.c) -------------------------------------- */ \
     /* One input channel per group (M = C·mult; output m reads input channel m / mult), any */ \
     /* window, stride, dilation and padding, KH·KW ≤ KILN_DEPTHWISE_MAX_TAPS. Output channels */ \
-    /* [m_begin, m_end) of one image y [M, OH, OW] = act(conv + bias[m] + residual); w [M, KH·KW]; */ \
-    /* scratch: depthwise_scratch(g) floats (one padded input plane). */ \
+    /* [m_begin, m_end) and rows [oy_begin, oy_end) of one image y [M, OH, OW] = act(conv + */ \
+    /* bias[m] + residual); w [M, KH·KW]; scratch: depthwise_scratch(g) floats (one padded */ \
+    /* input plane). */ \
     X(int, depthwise_scratch, (kiln_conv_geometry g), (g)) \
-    X(void, conv_depthwise, (const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, const float *bias, \
-                             const float *residual, kiln_act act, float *scratch, float *y), \
-      (x, g, w, m_begin, m_end, bias, residual, act, scratch, y)) \
+    X(void, conv_depthwise, (const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin, \
+                             int oy_end, const float *bias, const float *residual, kiln_act act, float *scratch, float *y), \
+      (x, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, act, scratch, y)) \
     \
     /* --- packed GEMM (kernels/gemm.c) ------------------------------------------------------ */ \
     /* y [M, N] = act(W · B + bias[m] + residual) for output-channel blocks [mb_begin, mb_end): */ \
     /* W packed by conv_shift_pack (C·KH·KW = K), B [K, N] row-major (im2col columns, or the */ \
-    /* input itself for a 1×1 convolution), residual [M, N] or NULL, rows of y ldy apart. */ \
-    X(void, conv_gemm_ld, (const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias, \
-                           const float *residual, size_t ldy, kiln_act act, float *y), \
-      (packed, b, K, N, mb_begin, mb_end, bias, residual, ldy, act, y)) \
+    /* input itself for a 1×1 convolution; rows ldb apart, so a thread may take a range of */ \
+    /* columns), residual [M, N] or NULL, rows of y and the residual ldy apart. */ \
+    X(void, conv_gemm_ld, (const float *packed, const float *b, int K, int N, size_t ldb, int mb_begin, int mb_end, \
+                           const float *bias, const float *residual, size_t ldy, kiln_act act, float *y), \
+      (packed, b, K, N, ldb, mb_begin, mb_end, bias, residual, ldy, act, y)) \
     /* dw [M, K] += dy [M, P] · colᵀ (col [K, P]) for output channels [m_begin, m_end). */ \
     X(void, weight_grad, (const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw), \
       (dy, col, M, K, P, m_begin, m_end, dw)) \

@@ -215,6 +215,13 @@ static inline v16 activate16(v16 v, int n, int act, float alpha, float lo, float
     // max returns its second operand when either is NaN: zero first keeps a NaN.
     if (act == KILN_ACT_RELU) return v16_max(v16_zero(), v);
     if (act == KILN_ACT_NONE) return v;
+    // Clip (ReLU6) and HardSwish in registers, v the second operand of min and max so that
+    // a NaN stays NaN.
+    if (act == KILN_ACT_CLIP) return v16_min(v16_set1(hi), v16_max(v16_set1(lo), v));
+    if (act == KILN_ACT_HARDSWISH) {
+        const v16 t = v16_fmadd(v, v16_set1(1.0f / 6.0f), v16_set1(0.5f));
+        return v16_mul(v, v16_min(v16_set1(1.0f), v16_max(v16_zero(), t)));
+    }
     kiln_v16 g;
     memcpy(&g, &v, sizeof g);
     g = act16(g, act, alpha, lo, hi);

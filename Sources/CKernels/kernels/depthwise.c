@@ -18,12 +18,13 @@ static int depthwise_scratch(kiln_conv_geometry g) {
     return (g.H + g.PH + g.PHE) * g.SW * depthwise_row_length(g) + 16;
 }
 
-// One plane x [H, W] into the phased, zero-padded form.
-static void depthwise_pad(const float *x, kiln_conv_geometry g, float *xp) {
+// Padded rows [r_begin, r_end) of one plane x [H, W] in the phased, zero-padded form (row r
+// at xp's row r − r_begin).
+static void depthwise_pad(const float *x, kiln_conv_geometry g, int r_begin, int r_end, float *xp) {
     KILN_GEOMETRY_LOCALS(g);
-    const int L = depthwise_row_length(g), Hp = H + PH + PHE;
-    for (int r = 0; r < Hp; r++) {
-        float *row = xp + (size_t)r * SW * L;
+    const int L = depthwise_row_length(g);
+    for (int r = r_begin; r < r_end; r++) {
+        float *row = xp + (size_t)(r - r_begin) * SW * L;
         const int iy = r - PH;
         if (iy < 0 || iy >= H) {
             memset(row, 0, sizeof(float) * SW * L);
@@ -72,10 +73,11 @@ static inline __attribute__((always_inline)) void depthwise_taps(const float *ba
     }
 }
 
-// Output channels [m_begin, m_end) of one image y [M, OH, OW]; w [M, KH·KW]; scratch of
-// depthwise_scratch(g) floats. bias and residual [M, OH, OW] may be NULL.
-static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, const float *bias,
-                           const float *residual, kiln_act a, float *scratch, float *y) {
+// Output channels [m_begin, m_end) and rows [oy_begin, oy_end) of one image y [M, OH, OW];
+// w [M, KH·KW]; scratch of depthwise_scratch(g) floats. bias and residual [M, OH, OW] may be
+// NULL.
+static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin, int oy_end,
+                           const float *bias, const float *residual, kiln_act a, float *scratch, float *y) {
     KILN_GEOMETRY_LOCALS(g);
     KILN_ACT_LOCALS(a);
     const int mult = M / C, L = depthwise_row_length(g), T = KH * KW;
@@ -85,22 +87,25 @@ static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w,
     int off[KILN_DEPTHWISE_MAX_TAPS];
     for (int ky = 0, t = 0; ky < KH; ky++)
         for (int kx = 0; kx < KW; kx++, t++) off[t] = (int)((size_t)ky * DH * row) + (kx * DW) % SW * L + (kx * DW) / SW;
+    if (oy_end <= oy_begin) return;
+    // The padded rows the output rows read.
+    const int r_begin = oy_begin * SH, r_end = (oy_end - 1) * SH + (KH - 1) * DH + 1;
     int padded = -1;
     for (int m = m_begin; m < m_end; m++) {
         const int c = m / mult;
         if (c != padded) {
-            depthwise_pad(x + (size_t)c * H * W, g, scratch);
+            depthwise_pad(x + (size_t)c * H * W, g, r_begin, r_end, scratch);
             padded = c;
         }
         const float *wm = w + (size_t)m * T;
         const float b = bias ? bias[m] : 0.0f;
         float *ym = y + (size_t)m * OH * OW;
         const float *rm = residual ? residual + (size_t)m * OH * OW : NULL;
-        for (int oy = 0; oy < OH; oy += 4) {
-            const int R = OH - oy < 4 ? OH - oy : 4;
+        for (int oy = oy_begin; oy < oy_end; oy += 4) {
+            const int R = oy_end - oy < 4 ? oy_end - oy : 4;
             for (int ox = 0; ox < OW; ox += 16) {
                 kiln_v16 acc[4] = {splat16(b), splat16(b), splat16(b), splat16(b)};
-                const float *base = scratch + (size_t)oy * rs + ox;
+                const float *base = scratch + (size_t)(oy - oy_begin) * rs + ox;
                 if (R == 4) depthwise_taps(base, off, wm, T, rs, 4, acc);
                 else for (int r = 0; r < R; r++) depthwise_taps(base + r * rs, off, wm, T, rs, 1, &acc[r]);
                 const int n = OW - ox < 16 ? OW - ox : 16;

@@ -20,7 +20,7 @@ static inline void gemm_store16(const v16 *acc, int m0, int n, size_t ldy, m16 m
 // AVX2 has 16 ymm registers: 8 rows × 32 columns (32 accumulators) would spill. A tile is
 // 4 rows (half of a packed block of 8) × 24 columns: 12 accumulators, 3 loads of B and a
 // broadcast per k. `cols` ≤ 24 columns are valid (the rest read as zero and are not stored).
-static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, const float *b, int K, int N, int half, int cols,
+static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, const float *b, int K, size_t ldb, int half, int cols,
                                                                  int m0, int n0, const float *bias, const float *residual, size_t ldy,
                                                                  int act, float alpha, float lo, float hi, float *y) {
     __m256 acc[4][3];
@@ -28,7 +28,7 @@ static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, 
     const float *bk = b + n0;
     const float *uk = u + 4 * half;
     if (cols == 24) {
-        for (int k = 0; k < K; k++, bk += N, uk += 8) {
+        for (int k = 0; k < K; k++, bk += ldb, uk += 8) {
             const __m256 x0 = _mm256_loadu_ps(bk), x1 = _mm256_loadu_ps(bk + 8), x2 = _mm256_loadu_ps(bk + 16);
             for (int i = 0; i < 4; i++) {
                 const __m256 w = _mm256_broadcast_ss(uk + i);
@@ -40,7 +40,7 @@ static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, 
     } else {
         const __m256i k0 = mask_lanes8(lanes(cols) & 0xFF), k1 = mask_lanes8((lanes(cols) >> 8) & 0xFF),
                       k2 = mask_lanes8(lanes(cols - 16) & 0xFF);
-        for (int k = 0; k < K; k++, bk += N, uk += 8) {
+        for (int k = 0; k < K; k++, bk += ldb, uk += 8) {
             const __m256 x0 = _mm256_maskload_ps(bk, k0), x1 = _mm256_maskload_ps(bk + 8, k1), x2 = _mm256_maskload_ps(bk + 16, k2);
             for (int i = 0; i < 4; i++) {
                 const __m256 w = _mm256_broadcast_ss(uk + i);
@@ -66,7 +66,7 @@ static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, 
 }
 #endif
 
-static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int mb_begin, int mb_end, const float *bias,
+static void conv_gemm_ld(const float *packed, const float *b, int K, int N, size_t ldb, int mb_begin, int mb_end, const float *bias,
                          const float *residual, size_t ldy, kiln_act a, float *y) {
     KILN_ACT_LOCALS(a);
 #if KILN_LEVEL == KILN_LEVEL_AVX2
@@ -77,11 +77,11 @@ static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int 
         for (int mb = mb_begin; mb < mb_end; mb++) {
             const float *u = packed + (size_t)mb * K * 8;
             if (cols == 24) {
-                gemm_tile4x24(u, b, K, N, 0, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
-                gemm_tile4x24(u, b, K, N, 1, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, b, K, ldb, 0, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, b, K, ldb, 1, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
             } else {
-                gemm_tile4x24(u, b, K, N, 0, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
-                gemm_tile4x24(u, b, K, N, 1, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, b, K, ldb, 0, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, b, K, ldb, 1, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
             }
         }
     }
@@ -95,7 +95,7 @@ static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int 
             v16 a0[8], a1[8];
             for (int i = 0; i < 8; i++) { a0[i] = v16_zero(); a1[i] = v16_zero(); }
             const float *bk = b + n0;
-            for (int k = 0; k < K; k++, bk += N) {
+            for (int k = 0; k < K; k++, bk += ldb) {
                 const v16 x0 = v16_load(bk), x1 = v16_load(bk + 16);
                 const float *uk = u + (size_t)k * 8;
                 for (int i = 0; i < 8; i++) {
@@ -117,7 +117,7 @@ static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int 
             v16 a0[8];
             for (int i = 0; i < 8; i++) a0[i] = v16_zero();
             const float *bk = b + n0;
-            for (int k = 0; k < K; k++, bk += N) {
+            for (int k = 0; k < K; k++, bk += ldb) {
                 const v16 x0 = v16_maskz_load(mask, bk);
                 const float *uk = u + (size_t)k * 8;
                 for (int i = 0; i < 8; i++) a0[i] = v16_fmadd(x0, v16_set1(uk[i]), a0[i]);
@@ -134,7 +134,7 @@ static void conv_gemm_ld(const float *packed, const float *b, int K, int N, int 
             for (int n = 0; n < N; n++) ym[n] = 0.0f;
             for (int k = 0; k < K; k++) {
                 const float w = u[(size_t)k * 8 + i];
-                const float *bk = b + (size_t)k * N;
+                const float *bk = b + (size_t)k * ldb;
                 for (int n = 0; n < N; n++) ym[n] += w * bk[n];
             }
             const float bm = bias ? bias[m] : 0.0f;

@@ -210,7 +210,7 @@ extension CompiledModel {
         if let packed = packedWeights[index] {
             let u = Shared(pointer: packed), blocks = c.outChannels / 8, oneByOne = c.algorithm == .gemm1x1
             func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-                kiln_conv_gemm_ld(u.pointer, columns, Int32(k), Int32(p), Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
+                kiln_conv_gemm_ld(u.pointer, columns, Int32(k), Int32(p), p, Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
                                   residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
             }
             let rowsPerPanel = max(1, min(c.outHeight, 65536 / max(1, k * c.outWidth)))
@@ -222,7 +222,8 @@ extension CompiledModel {
                     let oh0 = j * rowsPerPanel, oh1 = min(c.outHeight, oh0 + rowsPerPanel), col = scratch[worker].pointer
                     kiln_im2col_out_rows(x.pointer + n * inImage, groupGeometry, Int32(oh0), Int32(oh1), col)
                     let at = n * outImage + oh0 * c.outWidth
-                    kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32((oh1 - oh0) * c.outWidth), 0, Int32(blocks), bias?.pointer,
+                    let cols = (oh1 - oh0) * c.outWidth
+                    kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32(cols), cols, 0, Int32(blocks), bias?.pointer,
                                       residual.map { $0.pointer + at }, p, act, y.pointer + at)
                 }
                 if parallel {
@@ -241,6 +242,19 @@ extension CompiledModel {
             if parallel && oneByOne {
                 parallelChunks(images, workers: threads, pool: pool) { _, range in
                     for n in range { multiply(n, x.pointer + n * inImage, 0..<blocks) }
+                }
+            } else if oneByOne && p >= 48 * threads {
+                // One image, columns (positions) split over threads: each thread reads only its
+                // columns of the input, which the layer before wrote in its own cache when it
+                // split the same way; chunks of 24 columns, the kernel's tile width.
+                let chunks = (p + 23) / 24
+                for n in 0..<images {
+                    parallelChunks(chunks, workers: threads, pool: pool) { _, range in
+                        let n0 = range.lowerBound * 24, n1 = min(p, range.upperBound * 24)
+                        guard n1 > n0 else { return }
+                        kiln_conv_gemm_ld(u.pointer, x.pointer + n * inImage + n0, Int32(k), Int32(n1 - n0), p, 0, Int32(blocks), bias?.pointer,
+                                          residual.map { $0.pointer + n * outImage + n0 }, p, act, y.pointer + n * outImage + n0)
+                    }
                 }
             } else {
                 // One image at a time; small images' patches (fewer panels than threads) whole,
@@ -312,21 +326,24 @@ extension CompiledModel {
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
         let geometry = c.geometry(), act = c.activation.kernel, m = Int32(c.outChannels)
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        func run(_ n: Int, _ channels: Range<Int>, worker: Int) {
-            guard !channels.isEmpty else { return }
+        func run(_ n: Int, _ channels: Range<Int>, _ rows: Range<Int>, worker: Int) {
+            guard !channels.isEmpty, !rows.isEmpty else { return }
             kiln_conv_depthwise(x.pointer + n * inImage, geometry, w.pointer, Int32(channels.lowerBound), Int32(channels.upperBound),
-                                bias?.pointer, residual.map { $0.pointer + n * outImage }, act, scratch[worker].pointer,
-                                y.pointer + n * outImage)
+                                Int32(rows.lowerBound), Int32(rows.upperBound), bias?.pointer, residual.map { $0.pointer + n * outImage },
+                                act, scratch[worker].pointer, y.pointer + n * outImage)
         }
+        let all = 0..<c.outHeight
         if parallel {
             parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                for n in range { run(n, 0..<Int(m), worker: worker) }
+                for n in range { run(n, 0..<Int(m), all, worker: worker) }
             }
         } else {
-            // Small layers stay on one thread: waking the others costs more than they save.
+            // One image: channels split over threads (measured 2–3 % faster on MobileNetV2 than
+            // output rows, whose halos are padded twice); small layers stay on one thread, where
+            // waking the others costs more than they save.
             let workers = outImage >= 1 << 14 ? threads : 1
             for n in 0..<images {
-                parallelChunks(Int(m), workers: workers, pool: pool) { worker, range in run(n, range, worker: worker) }
+                parallelChunks(Int(m), workers: workers, pool: pool) { worker, range in run(n, range, all, worker: worker) }
             }
         }
     }
