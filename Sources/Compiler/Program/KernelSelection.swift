@@ -164,9 +164,16 @@ extension Lowering {
                     else if c == [m, nn] { mode = 3 }
                     else { return .reference(n) }
                 }
-                return .gemm(Program.Gemm(m: m, n: nn, k: k, transA: transA, transB: transB,
-                                          alpha: float(op == "Gemm" ? "alpha" : "alpha_gemm", 1), beta: float("beta", 1),
-                                          biasMode: mode, activation: op == "Gemm" ? .none : activation(n)))
+                let alpha = float(op == "Gemm" ? "alpha" : "alpha_gemm", 1), beta = float("beta", 1)
+                let act: Program.Activation = op == "Gemm" ? .none : activation(n)
+                // A constant weight (a classifier head, PyTorch's Linear with B transposed) and at
+                // most a bias per column: the packed linear kernel, which splits its column panels
+                // over threads even for one row (a batch-1 head is a matrix–vector product).
+                if !transA && alpha == 1 && (mode == 0 || (mode == 1 && beta == 1)) && params[n.inputs[1]] != nil && b.count == 2 {
+                    return .linear(Program.Linear(rows: m, k: k, n: nn, transposed: transB, activation: act))
+                }
+                return .gemm(Program.Gemm(m: m, n: nn, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
+                                          biasMode: mode, activation: act))
             case .linear:
                 let a = shapeOf(n.inputs[0]), b = shapeOf(n.inputs[1])
                 return .linear(Program.Linear(rows: a.dropLast().reduce(1, *), k: b[0], n: b[1], transposed: false, activation: activation(n)))
