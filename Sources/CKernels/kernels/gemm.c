@@ -66,6 +66,29 @@ static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, 
 }
 #endif
 
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+// The last ≤ 8 columns: all 8 rows of a packed block × 8 columns (8 accumulators, one load of
+// B and 8 broadcasts per k), a third of a 24-column tile pair's work.
+static inline void gemm_tile8x8(const float *u, const float *b, int K, size_t ldb, int cols, int m0, int n0, const float *bias,
+                                const float *residual, size_t ldy, int act, float alpha, float lo, float hi, float *y) {
+    __m256 acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+    const __m256i km = mask_lanes8(lanes(cols) & 0xFF);
+    const float *bk = b + n0, *uk = u;
+    for (int k = 0; k < K; k++, bk += ldb, uk += 8) {
+        const __m256 x = _mm256_maskload_ps(bk, km);
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(x, _mm256_broadcast_ss(uk + i), acc[i]);
+    }
+    const m16 mask = lanes(cols);
+    for (int i = 0; i < 8; i++) {
+        const size_t at = (size_t)(m0 + i) * ldy + n0;
+        v16 v = v16_add((v16){acc[i], _mm256_setzero_ps()}, bias ? v16_set1(bias[m0 + i]) : v16_zero());
+        if (residual) v = v16_add(v, v16_maskz_load(mask, residual + at));
+        v16_mask_store(y + at, mask, activate16(v, 16, act, alpha, lo, hi));
+    }
+}
+#endif
+
 static void conv_gemm_ld(const float *packed, const float *b, int K, int N, size_t ldb, int mb_begin, int mb_end, const float *bias,
                          const float *residual, size_t ldy, kiln_act a, float *y) {
     KILN_ACT_LOCALS(a);
@@ -79,6 +102,8 @@ static void conv_gemm_ld(const float *packed, const float *b, int K, int N, size
             if (cols == 24) {
                 gemm_tile4x24(u, b, K, ldb, 0, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
                 gemm_tile4x24(u, b, K, ldb, 1, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            } else if (cols <= 8) {
+                gemm_tile8x8(u, b, K, ldb, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
             } else {
                 gemm_tile4x24(u, b, K, ldb, 0, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
                 gemm_tile4x24(u, b, K, ldb, 1, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);

@@ -213,7 +213,9 @@ extension CompiledModel {
                 kiln_conv_gemm_ld(u.pointer, columns, Int32(k), Int32(p), p, Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
                                   residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
             }
-            let rowsPerPanel = max(1, min(c.outHeight, 65536 / max(1, k * c.outWidth)))
+            // Panels of ~256 KB of patches, but at least 96 columns (four of the product's
+            // column chunks), so small late-stage images are not cut into slivers.
+            let rowsPerPanel = max(1, min(c.outHeight, max(65536 / max(1, k * c.outWidth), (96 + c.outWidth - 1) / c.outWidth)))
             let panels = (c.outHeight + rowsPerPanel - 1) / rowsPerPanel
             if !oneByOne && (parallel || panels >= threads) {
                 // Patches a panel of output rows at a time (~256 KB, so the product reads them
