@@ -76,6 +76,45 @@ static int winograd_tile_rows(kiln_conv_geometry g) { return (g.OH + 1) / 2; }
 static void winograd_multiply_cl(const float *Vt, size_t vs, const float *U, int C, int M, int m_lo, int m_hi, int T,
                                  float *Mt, size_t ms) {
     const int ML = m_hi - m_lo;
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+    // 16 ymm registers: 4 tiles × 24 output channels (12 accumulators) instead of 8 × 32.
+    for (int xi = 0; xi < 16; xi++) {
+        const float *vb = Vt + xi * vs, *ub = U + (size_t)xi * C * M;
+        float *mb = Mt + xi * ms;
+        for (int m0 = m_lo; m0 < m_hi; m0 += 24) {
+            const int rem = m_hi - m0;
+            const m16 first = lanes(rem), second = lanes(rem - 16);
+            const __m256i k0 = mask_lanes8(first & 0xFF), k1 = mask_lanes8((first >> 8) & 0xFF), k2 = mask_lanes8(second & 0xFF);
+            for (int t0 = 0; t0 < T; t0 += 4) {
+                __m256 acc[4][3];
+                for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = acc[i][2] = _mm256_setzero_ps();
+                const float *v = vb + (size_t)t0 * C;
+                for (int c = 0; c < C; c++) {
+                    const float *uc = ub + (size_t)c * M + m0;
+                    __m256 u0, u1, u2;
+                    if (rem >= 24) {
+                        u0 = _mm256_loadu_ps(uc), u1 = _mm256_loadu_ps(uc + 8), u2 = _mm256_loadu_ps(uc + 16);
+                    } else {
+                        u0 = _mm256_maskload_ps(uc, k0), u1 = _mm256_maskload_ps(uc + 8, k1), u2 = _mm256_maskload_ps(uc + 16, k2);
+                    }
+                    for (int i = 0; i < 4; i++) {
+                        const __m256 b = _mm256_broadcast_ss(v + (size_t)i * C + c);
+                        acc[i][0] = _mm256_fmadd_ps(u0, b, acc[i][0]);
+                        acc[i][1] = _mm256_fmadd_ps(u1, b, acc[i][1]);
+                        acc[i][2] = _mm256_fmadd_ps(u2, b, acc[i][2]);
+                    }
+                }
+                for (int i = 0; i < 4; i++) {
+                    float *out = mb + (size_t)(t0 + i) * ML + (m0 - m_lo);
+                    _mm256_maskstore_ps(out, k0, acc[i][0]);
+                    _mm256_maskstore_ps(out + 8, k1, acc[i][1]);
+                    _mm256_maskstore_ps(out + 16, k2, acc[i][2]);
+                }
+            }
+        }
+    }
+    return;
+#endif
     for (int xi = 0; xi < 16; xi++) {
         const float *vb = Vt + xi * vs, *ub = U + (size_t)xi * C * M;
         float *mb = Mt + xi * ms;
@@ -233,6 +272,16 @@ static void winograd_input_tiles(const float *xc, int H, int W, int PH, int PW, 
 // [0, T): 8 output channels × 32 tiles in registers, then 16 (the last chunk masked).
 static void winograd_multiply_tiles(const float *packed, const float *V, size_t vs, int C, int M, int mb0, int mb1, int Tpad, int T,
                                     float *Mx, size_t ms) {
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+    // The packed GEMM's product (4 × 24 tiles at AVX2) per ξ: U packed like its weights, V's
+    // rows Tpad apart, no epilogue.
+    const kiln_act none = {KILN_ACT_NONE, 0, 0, 0};
+    for (int xi = 0; xi < 16; xi++) {
+        conv_gemm_ld(packed + (size_t)xi * (M / 8) * C * 8, V + xi * vs, C, T, (size_t)Tpad, mb0, mb1, NULL, NULL, (size_t)Tpad, none,
+                     Mx + xi * ms);
+    }
+    return;
+#endif
     for (int xi = 0; xi < 16; xi++) {
         for (int mb = mb0; mb < mb1; mb++) {
             const float *u = packed + ((size_t)xi * (M / 8) + mb) * C * 8;
