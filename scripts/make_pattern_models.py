@@ -1,6 +1,6 @@
 """Writes small models with the transformer-path patterns Kiln compiles (decomposed GELU,
 MatMul with bias/residual/activation epilogues, attention with Split and a transposed
-scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations, Resize, depthwise convolutions), with inputs and
+scaled key, Expand/Concat/Tile, position embeddings, activations, Einsum, reductions and normalisations, Resize, depthwise convolutions, SiLU), with inputs and
 onnxruntime's outputs.
 
 Usage: python make_pattern_models.py OUT_DIR
@@ -142,6 +142,17 @@ def main():
         n("Conv", ["h", "wm"], ["y"], group=8, kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2]),
     ], (2, 8, 13, 11), [w("we", E, 8, 1, 1), w("be", E), w("wd", E, 1, 3, 3), w("bd", E), w("wp", 8, E, 1, 1), w("bp", 8),
                         w("w5", 8, 1, 5, 5), w("b5", 8), w("wm", 16, 1, 3, 3), c("zero", 0.0), c("six", 6.0)])
+    # SiLU as exporters write it, Sigmoid(x) · x (both operand orders): after a 1×1 convolution
+    # (into its epilogue) and after a depthwise one; a squeeze-and-excitation gate (Sigmoid of
+    # a pooled branch times the activation, which stays a broadcast Mul); Swish-24 itself.
+    build(out, "swish", [
+        n("Conv", ["x", "we", "be"], ["e"]), n("Sigmoid", ["e"], ["es"]), n("Mul", ["e", "es"], ["e1"]),
+        n("Conv", ["e1", "wd", "bd"], ["d"], group=16, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("Sigmoid", ["d"], ["ds"]), n("Mul", ["ds", "d"], ["d1"]),
+        n("GlobalAveragePool", ["d1"], ["g"]), n("Conv", ["g", "wg", "bg"], ["g1"]), n("Sigmoid", ["g1"], ["gs"]),
+        n("Mul", ["d1", "gs"], ["se"]), n("Swish", ["se"], ["y"], alpha=0.6),
+    ], (2, 8, 9, 7), [w("we", 16, 8, 1, 1), w("be", 16), w("wd", 16, 1, 3, 3), w("bd", 16), w("wg", 16, 16, 1, 1), w("bg", 16)],
+        opset=24)
 
 if __name__ == "__main__":
     main()

@@ -108,7 +108,8 @@ def build():
         case(op.lower(), op, *one(op, **attrs))
     for op, attrs, opset in [("Exp", {}, 17), ("Log", {}, 17), ("Erf", {}, 17), ("Reciprocal", {}, 17), ("Floor", {}, 17),
                              ("Ceil", {}, 17), ("Neg", {}, 17), ("Abs", {}, 17), ("Elu", {"alpha": 0.7}, 17), ("Selu", {}, 17),
-                             ("Softplus", {}, 17), ("Mish", {}, 18), ("Gelu", {}, 20), ("Gelu", {"approximate": "tanh"}, 20)]:
+                             ("Softplus", {}, 17), ("Mish", {}, 18), ("Gelu", {}, 20), ("Gelu", {"approximate": "tanh"}, 20),
+                             ("Swish", {"alpha": 0.7}, 24)]:
         suffix = "-tanh" if attrs.get("approximate") == "tanh" else ""
         case(op.lower() + suffix, op, *one(op, **attrs), opset=opset)
     case("pow", "Pow", [helper.make_node("Pow", ["a", "b"], ["y"], name="pow")],

@@ -70,7 +70,7 @@ public enum ONNXExport {
     /// Split (`num_outputs`), ScatterND (max and min) and Resize (axes, aspect-ratio policy,
     /// half_pixel_symmetric).
     static func notInOpset(_ n: Node) -> String? {
-        let since: [String: Int] = ["Gelu": 20, "Mish": 18, "GroupNormalization": 21]
+        let since: [String: Int] = ["Gelu": 20, "Mish": 18, "GroupNormalization": 21, "Swish": 24]
         if let v = since[n.op] { return "is an opset-\(v) op; Kiln writes opset \(opset)" }
         if n.op == "Split", n.attributes["num_outputs"] != nil, n.inputs.count < 2 {
             return "uses num_outputs (opset 18); Kiln writes opset \(opset)"

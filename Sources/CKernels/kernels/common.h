@@ -170,6 +170,7 @@ static inline float apply_act(float v, int act, float alpha, float lo, float hi)
     case KILN_ACT_ELU: return v >= 0.0f || v != v ? v : alpha * expm1f(v);
     case KILN_ACT_SOFTPLUS: return v > 20.0f ? v : log1pf(expf(v));
     case KILN_ACT_MISH: return v * tanhf(v > 20.0f ? v : log1pf(expf(v)));
+    case KILN_ACT_SWISH: return v / (1.0f + expf(-alpha * v));
     default: return v;
     }
 }
@@ -180,6 +181,7 @@ static inline kiln_v16 act16(kiln_v16 v, int act, float alpha, float lo, float h
     case KILN_ACT_LEAKY_RELU: return select16(v >= 0.0f, v, alpha * v);
     case KILN_ACT_CLIP: return select16(v < lo, splat16(lo), select16(v > hi, splat16(hi), v));
     case KILN_ACT_SIGMOID: return sigmoid16(v);
+    case KILN_ACT_SWISH: return v / (1.0f + exp16(-alpha * v));  // SiLU when alpha is 1
     case KILN_ACT_HARDSWISH: {
         kiln_v16 t = v * (1.0f / 6.0f) + 0.5f;
         t = select16(t < 0.0f, splat16(0.0f), select16(t > 1.0f, splat16(1.0f), t));

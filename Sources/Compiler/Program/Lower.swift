@@ -239,7 +239,7 @@ public enum Lowering {
     /// kiln_activation codes, and the codes of kiln_binary / kiln_elementwise_chain.
     static let activationCodes: [String: Int32] = [
         "Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5, "Gelu": 6, "Erf": 8, "HardSigmoid": 9, "Sqrt": 10,
-        "Tanh": 11, "Exp": 12, "Log": 13, "Abs": 14, "Neg": 15, "Reciprocal": 16, "Elu": 17, "Softplus": 18, "Mish": 19,
+        "Tanh": 11, "Exp": 12, "Log": 13, "Abs": 14, "Neg": 15, "Reciprocal": 16, "Elu": 17, "Softplus": 18, "Mish": 19, "Swish": 20,
     ]
     static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
     /// kiln_reduce_axis codes (enum kiln_reduce).

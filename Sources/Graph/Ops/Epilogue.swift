@@ -2,21 +2,21 @@
 // activation): the attributes they share and their checks.
 
 /// Activations a fused epilogue can apply, with their parameters as attributes.
-public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish", "Gelu", "HardSigmoid", "Tanh", "Elu", "Mish"]
+public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish", "Gelu", "HardSigmoid", "Tanh", "Elu", "Mish", "Swish"]
 
-/// Activation parameters an epilogue and a fused chain carry (alpha: LeakyRelu's, Elu's,
+/// Activation parameters an epilogue and a fused chain carry (alpha: LeakyRelu's, Elu's, Swish's,
 /// HardSigmoid's; beta: HardSigmoid's), with ONNX's defaults.
 public func activationParameters(_ op: String) -> (alpha: Float, beta: Float) {
     switch op {
     case "LeakyRelu": (0.01, 0)
     case "HardSigmoid": (0.2, 0.5)
-    case "Elu": (1, 0)
+    case "Elu", "Swish": (1, 0)
     default: (0, 0)
     }
 }
 
 /// Activations whose parameters travel as alpha (and HardSigmoid's beta) in fused nodes.
-public let parameterisedActivations: Set<String> = ["LeakyRelu", "HardSigmoid", "Elu"]
+public let parameterisedActivations: Set<String> = ["LeakyRelu", "HardSigmoid", "Elu", "Swish"]
 
 /// Whether `n` is not a Gelu in its tanh approximation (the fused chain and epilogues carry
 /// only the erf form; the tanh form runs as its own activation step).

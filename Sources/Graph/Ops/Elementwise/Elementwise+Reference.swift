@@ -182,7 +182,7 @@ func fusedEpilogue(_ ctx: RefContext, _ y: HostTensor) throws -> HostTensor {
         let lo = ctx.has("min") ? HostTensor(dtype: v.dtype, shape: [], f: [ctx.float("min")]) : nil
         let hi = ctx.has("max") ? HostTensor(dtype: v.dtype, shape: [], f: [ctx.float("max")]) : nil
         return try runPart(ctx, act, [v, lo, hi])
-    case "LeakyRelu", "Elu": return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha")))])
+    case "LeakyRelu", "Elu", "Swish": return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha")))])
     case "HardSigmoid":
         return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha"))), "beta": .float(Float(ctx.float("beta")))])
     default: return try runPart(ctx, act, [v])

@@ -41,7 +41,7 @@ func binary(_ name: String) -> OpSchema {
 /// Elementwise ops a fused chain may hold.
 public let chainableElementwise: Set<String> = [
     "Relu", "LeakyRelu", "Sigmoid", "HardSwish", "Clip", "Add", "Sub", "Mul", "Div", "Gelu", "Erf", "HardSigmoid", "Sqrt", "Tanh",
-    "Exp", "Log", "Abs", "Neg", "Reciprocal", "Elu", "Softplus", "Mish",
+    "Exp", "Log", "Abs", "Neg", "Reciprocal", "Elu", "Softplus", "Mish", "Swish",
 ]
 
 let hardSigmoidSchema = unary("HardSigmoid", attributes: [.float("alpha", 0.2), .float("beta", 0.5)])

@@ -126,4 +126,5 @@ let absReference = unaryAny({ Swift.abs($0) }, { $0 < 0 ? 0 &- $0 : $0 })
 let eluReference = unaryFloat { x, c in x < 0 ? c.float("alpha") * (exp(x) - 1) : x }
 let softplusReference = unaryFloat { x, _ in softplus(x) }
 let mishReference = unaryFloat { x, _ in x * tanh(softplus(x)) }
+let swishReference = unaryFloat { x, c in x / (1 + exp(-c.float("alpha") * x)) }
 let seluReference = unaryFloat { x, c in c.float("gamma") * (x <= 0 ? c.float("alpha") * (exp(x) - 1) : x) }

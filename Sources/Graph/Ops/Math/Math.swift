@@ -1,5 +1,5 @@
 // Elementwise math: Exp, Log, Erf, Neg, Abs, Reciprocal, Floor, Ceil,
-// Pow, the activations Elu, Selu, Softplus, Mish, Gelu and PRelu, comparisons and logic
+// Pow, the activations Elu, Selu, Softplus, Mish, Swish, Gelu and PRelu, comparisons and logic
 // (Equal, Less, Greater, LessOrEqual, GreaterOrEqual, Not, And, Or, Xor) and Where.
 // The unary activations run on the compiled activation kernel (kiln_activation's vector
 // rules); Pow, PRelu, the comparisons, logic and Where on their reference kernels.
@@ -23,6 +23,9 @@ let mathDefinitions: [OpDefinition] = [
     define(seluSchema, seluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
     define(unary("Softplus"), softplusReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(unary("Mish"), mishReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
+    // Swish-24, x·sigmoid(α·x) (SiLU at α = 1); fuse-swish also writes it for Sigmoid → Mul.
+    define(unary("Swish", attributes: [.float("alpha", 1)]), swishReference,
+           types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(geluSchema, geluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(modSchema, modReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
     define(preluSchema, preluReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
