@@ -320,7 +320,7 @@ struct CompiledPathTests {
 
 @Suite("Transformer-path patterns against onnxruntime", .serialized)
 struct TransformerPatternTests {
-    @Test("decomposed GELU and LayerNorm, MatMul epilogues, attention, Expand/Concat/Tile/Split, activations, Einsum, reductions, normalisations, Resize, depthwise convolutions and SiLU run compiled, none on reference kernels, with onnxruntime's outputs")
+    @Test("decomposed GELU and LayerNorm, MatMul epilogues, attention, Expand/Concat/Tile/Split, activations, Einsum, reductions, normalisations, Resize, depthwise and grouped convolutions and SiLU run compiled, none on reference kernels, with onnxruntime's outputs")
     func patterns() throws {
         try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
         let dir = try scratch("patterns")
@@ -344,6 +344,7 @@ struct TransformerPatternTests {
             // Both SiLUs fused (into the two convolutions' epilogues): five steps in all.
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],
+            "grouped": ["conv/im2col kiln.FusedConv 'Conv_0'", "conv/im2col kiln.FusedConv 'Conv_2'", "conv/im2col kiln.FusedConv 'Conv_3'"],
             "einsum": ["kiln.MatMulTransB 'Einsum_1'", "matmul/batched×4 MatMul 'Einsum_3'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
         ]
         let models = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".onnx") }.sorted()

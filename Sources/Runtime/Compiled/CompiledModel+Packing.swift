@@ -30,8 +30,10 @@ extension CompiledModel {
             case .winograd: count = kiln_winograd_packed_size(c.geometry())
             case .depthwise: continue  // reads w [M, KH·KW] as it is
             case .im2col, .gemm1x1:
-                guard c.group == 1, c.outChannels % 8 == 0 else { continue }
-                count = kiln_conv_shift_packed_size(c.geometry())
+                // Grouped: each group's output channels whole blocks of 8, packed with K the
+                // group's patch size (see groupedConv).
+                guard c.outChannels % (8 * c.group) == 0 else { continue }
+                count = kiln_conv_shift_packed_size(c.geometry(channels: c.channels / c.group))
             }
             offsets[i] = total
             total += (count + 15) / 16 * 16
@@ -74,7 +76,8 @@ extension CompiledModel {
             kiln_winograd_pack(w, c.geometry(), p)
             winogradSigns[i] = Self.signs(w, c.outChannels * c.channels * 9)
         case .conv(let c):
-            kiln_conv_shift_pack(w, c.geometry(), p)
+            // A grouped convolution's weights [M, C/groups, KH, KW]: K is one group's patch size.
+            kiln_conv_shift_pack(w, c.geometry(channels: c.channels / max(c.group, 1)), p)
         case .linear(let l):
             kiln_linear_pack(w, Int32(l.k), Int32(l.n), l.transposed ? 1 : 0, p)
         default:

@@ -207,6 +207,10 @@ extension CompiledModel {
         func im2colRows(_ xn: UnsafeMutablePointer<Float>, _ rows: Range<Int>, into col: UnsafeMutablePointer<Float>) {
             kiln_im2col_rows(xn, groupGeometry, Int32(rows.lowerBound), Int32(rows.upperBound), col)
         }
+        if let packed = packedWeights[index], c.group > 1 {
+            groupedConv(c, step, packed: packed, parallel: parallel)
+            return
+        }
         if let packed = packedWeights[index] {
             let u = Shared(pointer: packed), blocks = c.outChannels / 8, oneByOne = c.algorithm == .gemm1x1
             func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
@@ -346,6 +350,34 @@ extension CompiledModel {
             let workers = outImage >= 1 << 14 ? threads : 1
             for n in 0..<images {
                 parallelChunks(Int(m), workers: workers, pool: pool) { worker, range in run(n, range, all, worker: worker) }
+            }
+        }
+    }
+
+    /// A grouped convolution whose groups have output channels in multiples of 8 (RegNet's):
+    /// per group, its patches, then the packed GEMM over the group's channel blocks with the
+    /// epilogue fused (the weights are packed as one [M/8][K][8] with K a group's patch size,
+    /// so group g's blocks are g·M/(8·groups) …). Images over threads, or one image's groups.
+    func groupedConv(_ c: Program.Conv, _ step: Program.Step, packed: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let (x, bias, residual, y) = convOperands(step)
+        let images = step.outputs[0].shape[0], plane = c.height * c.width
+        let p = c.outHeight * c.outWidth, outImage = c.outChannels * p, inImage = c.channels * plane
+        let cg = c.channels / c.group, blocksPerGroup = c.outChannels / c.group / 8, k = cg * c.kernelH * c.kernelW
+        let u = Shared(pointer: packed), scratch = self.scratch.map { Shared(pointer: $0) }
+        let act = c.activation.kernel, geometry = c.geometry(channels: cg)
+        func run(_ n: Int, _ g: Int, worker: Int) {
+            let col = scratch[worker].pointer
+            kiln_im2col(x.pointer + n * inImage + g * cg * plane, geometry, col)
+            kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32(p), p, Int32(g * blocksPerGroup), Int32((g + 1) * blocksPerGroup), bias?.pointer,
+                              residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
+        }
+        if parallel {
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                for n in range { for g in 0..<c.group { run(n, g, worker: worker) } }
+            }
+        } else {
+            for n in 0..<images {
+                parallelChunks(c.group, workers: threads, pool: pool) { worker, range in for g in range { run(n, g, worker: worker) } }
             }
         }
     }
