@@ -19,12 +19,12 @@ static void linear_pack(const float *w, int K, int N, int trans, float *packed) 
 }
 
 #if KILN_SIMD
-// Rows per tile: 8 × 32 columns is 16 zmm accumulators at AVX-512; at AVX2 (16 ymm) 3 rows
-// × 32 columns is 12.
+// Rows per tile: 8 × 32 columns is 16 zmm accumulators at AVX-512; at AVX2 (16 ymm) 6 rows
+// × 16 columns, twice per panel, is 12.
 #if KILN_LEVEL >= KILN_LEVEL_AVX512
 #define LINEAR_MR 8
 #else
-#define LINEAR_MR 3
+#define LINEAR_MR 6
 #endif
 
 // One tile: rows [r0, r0 + mr) of one panel (columns n0 …), the epilogue fused into the store.
@@ -33,8 +33,30 @@ static inline __attribute__((always_inline)) void linear_tile(const float *x, in
                                                               const float *bias, const float *residual, kiln_act a, float *y) {
     KILN_ACT_LOCALS(a);
     v16 acc0[LINEAR_MR], acc1[LINEAR_MR];
-    for (int i = 0; i < mr; i++) { acc0[i] = v16_zero(); acc1[i] = v16_zero(); }
     const float *xr = x + (size_t)r0 * K;
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+    // 16 ymm registers: 6 rows × 16 columns (12 accumulators, 2 loads of W and a broadcast)
+    // per half of the panel; 3 rows × 32 needed 17 registers and spilled an accumulator,
+    // whose reload chain halved the rate.
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[LINEAR_MR][2];
+        for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+        const float *bk = panel + 16 * h;
+        for (int k = 0; k < K; k++, bk += 32) {
+            const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
+            for (int i = 0; i < mr; i++) {
+                const __m256 xv = _mm256_broadcast_ss(xr + (size_t)i * K + k);
+                acc[i][0] = _mm256_fmadd_ps(xv, b0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(xv, b1, acc[i][1]);
+            }
+        }
+        for (int i = 0; i < mr; i++) {
+            if (h == 0) acc0[i] = (v16){acc[i][0], acc[i][1]};
+            else acc1[i] = (v16){acc[i][0], acc[i][1]};
+        }
+    }
+#else
+    for (int i = 0; i < mr; i++) { acc0[i] = v16_zero(); acc1[i] = v16_zero(); }
     for (int k = 0; k < K; k++) {
         const v16 b0 = v16_load(panel + (size_t)k * 32), b1 = v16_load(panel + (size_t)k * 32 + 16);
         for (int i = 0; i < mr; i++) {
@@ -43,6 +65,7 @@ static inline __attribute__((always_inline)) void linear_tile(const float *x, in
             acc1[i] = v16_fmadd(xv, b1, acc1[i]);
         }
     }
+#endif
     const int valid = N - n0;
     const m16 m0 = lanes(valid), m1 = lanes(valid - 16);
     const v16 bias0 = bias ? v16_maskz_load(m0, bias + n0) : v16_zero();
@@ -79,6 +102,8 @@ static void linear(const float *x, int K, int N, const float *packed, int r_begi
 #if LINEAR_MR > 7
         case 7: linear_tile(x, K, N, panel, r0, 7, n0, bias, residual, a, y); break;
         case 6: linear_tile(x, K, N, panel, r0, 6, n0, bias, residual, a, y); break;
+#endif
+#if LINEAR_MR > 3
         case 5: linear_tile(x, K, N, panel, r0, 5, n0, bias, residual, a, y); break;
         case 4: linear_tile(x, K, N, panel, r0, 4, n0, bias, residual, a, y); break;
         case 3: linear_tile(x, K, N, panel, r0, 3, n0, bias, residual, a, y); break;
