@@ -225,6 +225,8 @@ public enum Lowering {
             let scratch = steps.map { s -> Int in
                 switch s.kernel {
                 case .conv(let c), .convGradData(let c), .convGradWeight(let c): return c.scratch.total
+                // The B of one product packed for the linear kernel.
+                case .batchedMatMul(let b): return kiln_linear_packed_size(Int32(b.k), Int32(b.n))
                 default: return 0
                 }
             }.max() ?? 0

@@ -459,23 +459,38 @@ extension CompiledModel {
         }
     }
 
-    /// One product per output batch element: elements spread over threads, or (fewer
-    /// elements than threads) each product's rows.
+    /// One product per output batch element (attention's q·kᵀ and p·v): B packed into the
+    /// thread's scratch for the linear kernel (its panels; α folded into the packing), then
+    /// the product; elements spread over threads, or (fewer elements than threads) each
+    /// product's rows after one packing.
     func batchedMatMul(_ b: Program.BatchedMatMul, _ step: Program.Step) {
         let sa = Shared(pointer: pointer(step.inputs[0].tensor!)), sb = Shared(pointer: pointer(step.inputs[1].tensor!))
         let sy = Shared(pointer: pointer(step.outputs[0]))
         let count = b.aOffsets.count, mn = b.m * b.n
-        func product(_ i: Int, rows: Range<Int>) {
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        let packedCount = kiln_linear_packed_size(Int32(b.k), Int32(b.n)), none = Program.Activation.none.kernel
+        func pack(_ i: Int, into p: UnsafeMutablePointer<Float>) {
+            kiln_linear_pack(sb.pointer + b.bOffsets[i], Int32(b.k), Int32(b.n), b.transB ? 1 : 0, p)
+            if b.alpha != 1 { for j in 0..<packedCount { p[j] *= b.alpha } }
+        }
+        func product(_ i: Int, rows: Range<Int>, packed p: UnsafeMutablePointer<Float>) {
             guard !rows.isEmpty else { return }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, b.transB ? CblasTrans : CblasNoTrans, Int32(rows.count), Int32(b.n), Int32(b.k), b.alpha,
-                        sa.pointer + b.aOffsets[i] + rows.lowerBound * b.k, Int32(b.k), sb.pointer + b.bOffsets[i], Int32(b.transB ? b.k : b.n), 0,
-                        sy.pointer + i * mn + rows.lowerBound * b.n, Int32(b.n))
+            kiln_linear(sa.pointer + b.aOffsets[i], Int32(b.k), Int32(b.n), p, Int32(rows.lowerBound), Int32(rows.upperBound), 0,
+                        Int32((b.n + 31) / 32), nil, nil, none, sy.pointer + i * mn)
         }
         let workers = count * mn * b.k >= 1 << 16 ? threads : 1
         if count >= workers {
-            parallelChunks(count, workers: workers, pool: pool) { _, range in for i in range { product(i, rows: 0..<b.m) } }
+            parallelChunks(count, workers: workers, pool: pool) { worker, range in
+                for i in range {
+                    pack(i, into: scratch[worker].pointer)
+                    product(i, rows: 0..<b.m, packed: scratch[worker].pointer)
+                }
+            }
         } else {
-            for i in 0..<count { parallelChunks(b.m, workers: workers, pool: pool) { _, rows in product(i, rows: rows) } }
+            for i in 0..<count {
+                pack(i, into: scratch[0].pointer)
+                parallelChunks(b.m, workers: workers, pool: pool) { _, rows in product(i, rows: rows, packed: scratch[0].pointer) }
+            }
         }
     }
 
