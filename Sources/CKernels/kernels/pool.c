@@ -64,25 +64,63 @@ static void maxpool2d(const float *x, kiln_conv_geometry g, float *y) {
     }
 }
 
+// Columns ow in [lo, hi) whose tap at offset `off` (ow·S + off) lies in [begin, end).
+static inline void tap_range(int S, int off, int begin, int end, int OW, int *lo, int *hi) {
+    int a = begin - off, b = end - 1 - off;  // ow·S in [a, b]
+    *lo = a <= 0 ? 0 : (a + S - 1) / S;
+    *hi = b < 0 ? 0 : b / S + 1;
+    if (*hi > OW) *hi = OW;
+    if (*lo > *hi) *lo = *hi;
+}
+
+// Sums of each output row's window taps accumulated tap by tap over runs of columns (the same
+// order per output as a tap loop: kh outer, kw inner), then divided by the count, which is a
+// product of a row count and a column count (both separable).
 static void avgpool2d(const float *x, kiln_conv_geometry g, int include_pad, float *y) {
     KILN_GEOMETRY_LOCALS(g);
-    for (int oh = 0; oh < OH; oh++) {
-        for (int ow = 0; ow < OW; ow++) {
-            float sum = 0.0f;
-            int valid = 0, padded = 0;
+    enum { CHUNK = 256 };
+    float acc[CHUNK];
+    int cols[CHUNK];
+    for (int c0 = 0; c0 < OW; c0 += CHUNK) {
+        const int c1 = OW - c0 < CHUNK ? OW : c0 + CHUNK;
+        // Each column's count of taps inside the input (or inside the padded input).
+        for (int ow = c0; ow < c1; ow++) {
+            int n = 0;
+            for (int kw = 0; kw < KW; kw++) {
+                const int iw = ow * SW - PW + kw * DW;
+                n += include_pad ? iw >= -PW && iw < W + PWE : iw >= 0 && iw < W;
+            }
+            cols[ow - c0] = n;
+        }
+        for (int oh = 0; oh < OH; oh++) {
+            int rows = 0;
             for (int kh = 0; kh < KH; kh++) {
                 const int ih = oh * SH - PH + kh * DH;
-                const int in_padded_h = ih >= -PH && ih < H + PHE;
+                rows += include_pad ? ih >= -PH && ih < H + PHE : ih >= 0 && ih < H;
+            }
+            for (int j = 0; j < c1 - c0; j++) acc[j] = 0.0f;
+            for (int kh = 0; kh < KH; kh++) {
+                const int ih = oh * SH - PH + kh * DH;
+                if (ih < 0 || ih >= H) continue;
+                const float *row = x + (size_t)ih * W;
                 for (int kw = 0; kw < KW; kw++) {
-                    const int iw = ow * SW - PW + kw * DW;
-                    if (in_padded_h && iw >= -PW && iw < W + PWE) padded++;
-                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                    sum += x[(size_t)ih * W + iw];
-                    valid++;
+                    const int off = kw * DW - PW;
+                    int lo, hi;
+                    tap_range(SW, off, 0, W, OW, &lo, &hi);
+                    if (lo < c0) lo = c0;
+                    if (hi > c1) hi = c1;
+                    if (SW == 1) {
+                        for (int ow = lo; ow < hi; ow++) acc[ow - c0] += row[ow + off];
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) acc[ow - c0] += row[ow * SW + off];
+                    }
                 }
             }
-            const int n = include_pad ? padded : valid;
-            y[(size_t)oh * OW + ow] = n > 0 ? sum / (float)n : 0.0f;
+            float *yr = y + (size_t)oh * OW;
+            for (int ow = c0; ow < c1; ow++) {
+                const int n = rows * cols[ow - c0];
+                yr[ow] = n > 0 ? acc[ow - c0] / (float)n : 0.0f;
+            }
         }
     }
 }
