@@ -43,6 +43,32 @@ static void conv_shift(const float *xp, kiln_conv_geometry g, int plane, const f
     for (int mb = mb_begin; mb < mb_end; mb++) {
         const float *wb = packed + (size_t)mb * C * T * 8;
         for (int q0 = 0; q0 < Q; q0 += 32) {
+#if KILN_LEVEL == KILN_LEVEL_AVX2
+            // 16 ymm registers (8 × 32 outputs would need 32): four passes over the block, each
+            // 4 output channels × 16 outputs in 8 accumulators, the input read from L1 again.
+            for (int h = 0; h < 2; h++) {
+                for (int o = 0; o < 2; o++) {
+                    __m256 acc[4][2];
+                    for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+                    for (int c = 0; c < C; c++) {
+                        const float *xc = xp + (size_t)c * plane + q0 + 16 * o;
+                        const float *wc = wb + (size_t)c * T * 8 + 4 * h;
+                        for (int t = 0; t < T; t++) {
+                            const __m256 x0 = _mm256_loadu_ps(xc + shift[t]), x1 = _mm256_loadu_ps(xc + shift[t] + 8);
+                            for (int i = 0; i < 4; i++) {
+                                const __m256 w = _mm256_broadcast_ss(wc + t * 8 + i);
+                                acc[i][0] = _mm256_fmadd_ps(x0, w, acc[i][0]);
+                                acc[i][1] = _mm256_fmadd_ps(x1, w, acc[i][1]);
+                            }
+                        }
+                    }
+                    for (int i = 0; i < 4; i++) {
+                        _mm256_storeu_ps(&tile[4 * h + i][16 * o], acc[i][0]);
+                        _mm256_storeu_ps(&tile[4 * h + i][16 * o + 8], acc[i][1]);
+                    }
+                }
+            }
+#else
             kiln_v16 a0[8], a1[8];
             for (int i = 0; i < 8; i++) { a0[i] = (kiln_v16){0}; a1[i] = (kiln_v16){0}; }
 #define KILN_FMA(i) a0[i] += x0 * wt[i]; a1[i] += x1 * wt[i];
@@ -71,6 +97,7 @@ static void conv_shift(const float *xp, kiln_conv_geometry g, int plane, const f
                 memcpy(&tile[i][0], &a0[i], 64);
                 memcpy(&tile[i][16], &a1[i], 64);
             }
+#endif
             // Store the valid outputs of this block with the epilogue, one row run at a time.
             const int qend = q0 + 32 < Q ? q0 + 32 : Q;
             for (int q = q0; q < qend;) {
