@@ -79,13 +79,9 @@ static inline void gemm_tile8x8(const float *u, const float *b, int K, size_t ld
         const __m256 x = _mm256_maskload_ps(bk, km);
         for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(x, _mm256_broadcast_ss(uk + i), acc[i]);
     }
-    const m16 mask = lanes(cols);
-    for (int i = 0; i < 8; i++) {
-        const size_t at = (size_t)(m0 + i) * ldy + n0;
-        v16 v = v16_add((v16){acc[i], _mm256_setzero_ps()}, bias ? v16_set1(bias[m0 + i]) : v16_zero());
-        if (residual) v = v16_add(v, v16_maskz_load(mask, residual + at));
-        v16_mask_store(y + at, mask, activate16(v, 16, act, alpha, lo, hi));
-    }
+    v16 rows[8];
+    for (int i = 0; i < 8; i++) rows[i] = (v16){acc[i], _mm256_setzero_ps()};
+    gemm_store16(rows, m0, n0, ldy, lanes(cols), bias, residual, act, alpha, lo, hi, y);
 }
 #endif
 
@@ -100,6 +96,7 @@ static void conv_gemm_ld(const float *packed, const float *b, int K, int N, size
         for (int mb = mb_begin; mb < mb_end; mb++) {
             const float *u = packed + (size_t)mb * K * 8;
             if (cols == 24) {
+                // The full tile with a constant width, so the inlined copy drops the masks.
                 gemm_tile4x24(u, b, K, ldb, 0, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
                 gemm_tile4x24(u, b, K, ldb, 1, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
             } else if (cols <= 8) {

@@ -330,7 +330,7 @@ extension CompiledModel {
         let w = Shared(pointer: pointer(step.inputs[1].tensor!))
         let images = step.outputs[0].shape[0]
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
-        let geometry = c.geometry(), act = c.activation.kernel, m = Int32(c.outChannels)
+        let geometry = c.geometry(), act = c.activation.kernel
         let scratch = self.scratch.map { Shared(pointer: $0) }
         func run(_ n: Int, _ channels: Range<Int>, _ rows: Range<Int>, worker: Int) {
             guard !channels.isEmpty, !rows.isEmpty else { return }
@@ -341,7 +341,7 @@ extension CompiledModel {
         let all = 0..<c.outHeight
         if parallel {
             parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                for n in range { run(n, 0..<Int(m), all, worker: worker) }
+                for n in range { run(n, 0..<c.outChannels, all, worker: worker) }
             }
         } else {
             // One image: channels split over threads (measured 2–3 % faster on MobileNetV2 than
@@ -349,7 +349,7 @@ extension CompiledModel {
             // waking the others costs more than they save.
             let workers = outImage >= 1 << 14 ? threads : 1
             for n in 0..<images {
-                parallelChunks(Int(m), workers: workers, pool: pool) { worker, range in run(n, range, all, worker: worker) }
+                parallelChunks(c.outChannels, workers: workers, pool: pool) { worker, range in run(n, range, all, worker: worker) }
             }
         }
     }
