@@ -33,7 +33,8 @@ final class TransformerKernelTests: XCTestCase {
     func testLinear() {
         var rng = TestRandom(seed: 51)
         // Rows not a multiple of any tile height, N below, at and past a 32-column panel, K odd.
-        // K = 3000 makes row blocks of 24 (a block of x is kept to a quarter of a MiB).
+        // K = 3000 is cut into chunks whose partial sums wait in y (and rows into blocks of 24:
+        // a block of x is kept to a quarter of a MiB).
         let shapes = [(1, 1, 1), (7, 5, 3), (9, 33, 17), (25, 64, 31), (197, 40, 96), (3, 192, 65), (50, 40, 3000)]
         let activations: [(Int32, Float, Float)] = [(0, 0, 0), (1, 0, 0), (6, 0, 0), (9, 0.2, 0.5)]
         for (rows, n, k) in shapes {
@@ -72,6 +73,17 @@ final class TransformerKernelTests: XCTestCase {
                                 }
                             }
                             assertClose(y.values, want, tol: 1e-4, "linear \(rows)×\(k)×\(n) trans=\(transposed) act \(kind) bias=\(withBias) residual=\(withResidual) split=\(split)")
+                            XCTAssertTrue(y.intact)
+                        }
+                        // The residual may be the output itself (an in-place add): every chunk
+                        // of K must read it before its first partial sum overwrites it.
+                        if withResidual {
+                            let y = Guarded(rows * n, fill: .nan)
+                            for i in 0..<rows * n { y.pointer[i] = residual[i] }
+                            bias.withUnsafeBufferPointer { b in
+                                kiln_linear(x, Int32(k), Int32(n), packed.pointer, 0, Int32(rows), 0, panels, b.baseAddress, y.pointer, act, y.pointer)
+                            }
+                            assertClose(y.values, want, tol: 1e-4, "linear \(rows)×\(k)×\(n) trans=\(transposed) act \(kind) residual in place")
                             XCTAssertTrue(y.intact)
                         }
                     }

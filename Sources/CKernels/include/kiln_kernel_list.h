@@ -138,6 +138,8 @@
     X(void, linear, (const float *x, int K, int N, const float *packed, int r_begin, int r_end, int p_begin, int p_end, \
                      const float *bias, const float *residual, kiln_act act, float *y), \
       (x, K, N, packed, r_begin, r_end, p_begin, p_end, bias, residual, act, y)) \
+    /* Rows per register tile of `linear` (split rows between threads in multiples of it). */ \
+    X(int, linear_tile_rows, (void), ()) \
     \
     /* --- Winograd F(2×2, 3×3) forward (kernels/winograd_forward.c) ------------------------ */ \
     /* 3×3 stride-1 convolutions, M a multiple of 8. Weights are transformed once, U = G g Gᵀ, */ \

@@ -5,14 +5,23 @@
 
 static size_t linear_packed_size(int K, int N) { return (size_t)((N + 31) / 32) * (size_t)K * 32; }
 
+// At AVX2 each panel is two half-panels of 16 columns one after the other,
+// packed[p][h][k][j] = W[k][32p + 16h + j], since the tiles read half a panel at a time: the
+// halves stream in order rather than every other cache line.
+#if KILN_SIMD && KILN_LEVEL == KILN_LEVEL_AVX2
+#define LINEAR_HALVES 1
+#else
+#define LINEAR_HALVES 0
+#endif
 static void linear_pack(const float *w, int K, int N, int trans, float *packed) {
     const int P = (N + 31) / 32;
     for (int p = 0; p < P; p++) {
         for (int k = 0; k < K; k++) {
-            float *dst = packed + ((size_t)p * K + k) * 32;
             for (int j = 0; j < 32; j++) {
                 const int n = p * 32 + j;
-                dst[j] = n < N ? (trans ? w[(size_t)n * K + k] : w[(size_t)k * N + n]) : 0.0f;
+                const size_t at = LINEAR_HALVES ? ((size_t)p * K * 32 + (size_t)(j / 16) * K * 16 + (size_t)k * 16 + j % 16)
+                                                : ((size_t)p * K + k) * 32 + j;
+                packed[at] = n < N ? (trans ? w[(size_t)n * K + k] : w[(size_t)k * N + n]) : 0.0f;
             }
         }
     }
@@ -29,11 +38,18 @@ static void linear_pack(const float *w, int K, int N, int trans, float *packed) 
 
 // One tile: rows [r0, r0 + mr) of one panel (columns n0 …), the epilogue fused into the store.
 // Inlined with a constant mr, so the accumulators live in registers.
+// With K split into chunks [k0, k1) (`phase`: LINEAR_FIRST, LINEAR_LAST, both for one chunk):
+// the first chunk adds bias and residual, later ones add to y, the last applies the activation
+// (so the residual may be y itself).
+#define LINEAR_FIRST 1
+#define LINEAR_LAST 2
 static inline __attribute__((always_inline)) void linear_tile(const float *x, int K, int N, const float *panel, int r0, int mr, int n0,
-                                                              const float *bias, const float *residual, kiln_act a, float *y) {
+                                                              int k0, int k1, int phase, const float *bias, const float *residual,
+                                                              kiln_act a, float *y) {
     KILN_ACT_LOCALS(a);
     v16 acc0[LINEAR_MR], acc1[LINEAR_MR];
-    const float *xr = x + (size_t)r0 * K;
+    const float *xr = x + (size_t)r0 * K + k0;
+    const int kc = k1 - k0;
 #if KILN_LEVEL == KILN_LEVEL_AVX2
     // 16 ymm registers: 6 rows × 16 columns (12 accumulators, 2 loads of W and a broadcast)
     // per half of the panel; 3 rows × 32 needed 17 registers and spilled an accumulator,
@@ -41,8 +57,8 @@ static inline __attribute__((always_inline)) void linear_tile(const float *x, in
     for (int h = 0; h < 2; h++) {
         __m256 acc[LINEAR_MR][2];
         for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-        const float *bk = panel + 16 * h;
-        for (int k = 0; k < K; k++, bk += 32) {
+        const float *bk = panel + (size_t)h * K * 16 + (size_t)k0 * 16;
+        for (int k = 0; k < kc; k++, bk += 16) {
             const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
             for (int i = 0; i < mr; i++) {
                 const __m256 xv = _mm256_broadcast_ss(xr + (size_t)i * K + k);
@@ -57,7 +73,8 @@ static inline __attribute__((always_inline)) void linear_tile(const float *x, in
     }
 #else
     for (int i = 0; i < mr; i++) { acc0[i] = v16_zero(); acc1[i] = v16_zero(); }
-    for (int k = 0; k < K; k++) {
+    panel += (size_t)k0 * 32;
+    for (int k = 0; k < kc; k++) {
         const v16 b0 = v16_load(panel + (size_t)k * 32), b1 = v16_load(panel + (size_t)k * 32 + 16);
         for (int i = 0; i < mr; i++) {
             const v16 xv = v16_set1(xr[(size_t)i * K + k]);
@@ -68,50 +85,84 @@ static inline __attribute__((always_inline)) void linear_tile(const float *x, in
 #endif
     const int valid = N - n0;
     const m16 m0 = lanes(valid), m1 = lanes(valid - 16);
-    const v16 bias0 = bias ? v16_maskz_load(m0, bias + n0) : v16_zero();
-    const v16 bias1 = bias ? v16_maskz_load(m1, bias + n0 + 16) : v16_zero();
+    const int first = phase & LINEAR_FIRST;
+    const v16 bias0 = bias && first ? v16_maskz_load(m0, bias + n0) : v16_zero();
+    const v16 bias1 = bias && first ? v16_maskz_load(m1, bias + n0 + 16) : v16_zero();
+    const float *add = first ? residual : y;
     for (int i = 0; i < mr; i++) {
         const size_t at = (size_t)(r0 + i) * N + n0;
         v16 v0 = v16_add(acc0[i], bias0), v1 = v16_add(acc1[i], bias1);
-        if (residual) {
-            v0 = v16_add(v0, v16_maskz_load(m0, residual + at));
-            v1 = v16_add(v1, v16_maskz_load(m1, residual + at + 16));
+        if (add) {
+            v0 = v16_add(v0, v16_maskz_load(m0, add + at));
+            v1 = v16_add(v1, v16_maskz_load(m1, add + at + 16));
         }
-        v16_mask_store(y + at, m0, activate16(v0, 16, act, alpha, lo, hi));
-        if (valid > 16) v16_mask_store(y + at + 16, m1, activate16(v1, 16, act, alpha, lo, hi));
+        if (phase & LINEAR_LAST) {
+            v0 = activate16(v0, 16, act, alpha, lo, hi);
+            v1 = activate16(v1, 16, act, alpha, lo, hi);
+        }
+        v16_mask_store(y + at, m0, v0);
+        if (valid > 16) v16_mask_store(y + at + 16, m1, v1);
     }
 }
 #endif
 
-// Rows [r_begin, r_end) × panels [p_begin, p_end): blocks of rows that fit in a quarter of a
-// MiB (so a block of x stays in L2 while every panel streams past it), panel by panel inside
-// a block (a panel is read from cache for every tile of rows).
+// Rows per tile, for callers that split rows between threads.
+static int linear_tile_rows(void) {
+#if KILN_SIMD
+    return LINEAR_MR;
+#else
+    return 1;
+#endif
+}
+
+// Rows [r_begin, r_end) × panels [p_begin, p_end). K is cut into chunks of at most
+// LINEAR_KC (a chunk of a panel, 96 KiB, stays in L2 while every tile of rows reads it);
+// rows into blocks whose chunk of x fits in LINEAR_XBYTES (so a block of x stays in L2 while
+// the panels stream past it); then panel by panel, tile by tile. Each block reads every
+// panel once, from memory when the weight is larger than the cache (a transformer's): so
+// when all the rows fit with chunks of at least 192, the chunks shrink to make one block.
+#ifndef LINEAR_XBYTES
+#define LINEAR_XBYTES (256 * 1024)
+#endif
+#ifndef LINEAR_KC
+#define LINEAR_KC 768
+#endif
 static void linear(const float *x, int K, int N, const float *packed, int r_begin, int r_end, int p_begin, int p_end,
                    const float *bias, const float *residual, kiln_act a, float *y) {
 #if KILN_SIMD
-    int block = (int)((256 * 1024) / ((size_t)K * sizeof(float))) / 24 * 24;
+    const size_t all_rows = (size_t)(r_end > r_begin ? r_end - r_begin : 1);
+    const int fit = (int)(LINEAR_XBYTES / (all_rows * sizeof(float)));
+    const int most = fit >= 192 && fit < LINEAR_KC ? fit : LINEAR_KC;
+    const int chunks = (K + most - 1) / most, kc = (K + chunks - 1) / chunks;
+    int block = (int)((LINEAR_XBYTES) / ((size_t)kc * sizeof(float))) / 24 * 24;
     if (block < 24) block = 24;
     for (int rb = r_begin; rb < r_end; rb += block) {
     const int rb_end = rb + block < r_end ? rb + block : r_end;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+    const int k1 = k0 + kc < K ? k0 + kc : K;
+    const int phase = (k0 == 0 ? LINEAR_FIRST : 0) | (k1 == K ? LINEAR_LAST : 0);
     for (int p = p_begin; p < p_end; p++) {
         const float *panel = packed + (size_t)p * K * 32;
         const int n0 = p * 32;
         int r0 = rb;
-        for (; r0 + LINEAR_MR <= rb_end; r0 += LINEAR_MR) linear_tile(x, K, N, panel, r0, LINEAR_MR, n0, bias, residual, a, y);
+#define LINEAR_TILE(rows) linear_tile(x, K, N, panel, r0, rows, n0, k0, k1, phase, bias, residual, a, y)
+        for (; r0 + LINEAR_MR <= rb_end; r0 += LINEAR_MR) LINEAR_TILE(LINEAR_MR);
         switch (rb_end - r0) {
 #if LINEAR_MR > 7
-        case 7: linear_tile(x, K, N, panel, r0, 7, n0, bias, residual, a, y); break;
-        case 6: linear_tile(x, K, N, panel, r0, 6, n0, bias, residual, a, y); break;
+        case 7: LINEAR_TILE(7); break;
+        case 6: LINEAR_TILE(6); break;
 #endif
 #if LINEAR_MR > 3
-        case 5: linear_tile(x, K, N, panel, r0, 5, n0, bias, residual, a, y); break;
-        case 4: linear_tile(x, K, N, panel, r0, 4, n0, bias, residual, a, y); break;
-        case 3: linear_tile(x, K, N, panel, r0, 3, n0, bias, residual, a, y); break;
+        case 5: LINEAR_TILE(5); break;
+        case 4: LINEAR_TILE(4); break;
+        case 3: LINEAR_TILE(3); break;
 #endif
-        case 2: linear_tile(x, K, N, panel, r0, 2, n0, bias, residual, a, y); break;
-        case 1: linear_tile(x, K, N, panel, r0, 1, n0, bias, residual, a, y); break;
+        case 2: LINEAR_TILE(2); break;
+        case 1: LINEAR_TILE(1); break;
         default: break;
         }
+#undef LINEAR_TILE
+    }
     }
     }
 #else

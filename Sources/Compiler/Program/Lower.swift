@@ -16,10 +16,18 @@ public enum Lowering {
         }
     }
 
-    /// Nodes whose output shares its (first) input's storage: reshapes, and the training
-    /// step's ReshapeLike (the gradient of a reshape).
+    /// Nodes whose output shares its (first) input's storage: reshapes, the training step's
+    /// ReshapeLike (the gradient of a reshape), and transposes that only move axes of size 1
+    /// (a ViT's [1, 197, 768] ↔ [197, 1, 768]), which leave the data in the same order.
     static func isView(_ n: Node) -> Bool {
         if case .view? = OpRegistry.definition(of: n)?.lowering { return true }
+        if n.domain.isEmpty, n.op == "Transpose", n.outputs.count == 1, let out = n.outputs[0].type.shape.staticSizes {
+            var perm = Array((0..<out.count).reversed())
+            if case .ints(let p)? = n.attributes["perm"] { perm = p.map { Int($0) } }
+            guard perm.count == out.count else { return false }
+            let moved = out.indices.filter { out[$0] != 1 }.map { perm[$0] }
+            return zip(moved, moved.dropFirst()).allSatisfy { $0 < $1 }
+        }
         return false
     }
 

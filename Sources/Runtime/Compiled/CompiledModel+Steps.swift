@@ -431,8 +431,9 @@ extension CompiledModel {
         }
     }
 
-    /// A linear layer on its packed weight: threads take blocks of 24 rows (whole tiles at
-    /// every level), or column panels when there are too few rows.
+    /// A linear layer on its packed weight: threads take equal runs of the kernel's register
+    /// tiles of rows (197 tokens: 102 and 95 rows, where blocks of 24 split 120 and 77), or
+    /// column panels when there are too few rows.
     func linear(_ l: Program.Linear, _ step: Program.Step, index: Int) throws {
         guard let packed = packedWeights[index] else {
             throw RuntimeError.kernel(node: step.name, op: step.op, message: "the weight was not packed")
@@ -441,12 +442,13 @@ extension CompiledModel {
         let w = Shared(pointer: packed)
         let bias = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
         let residual = step.inputs.count > 3 ? step.inputs[3].tensor.map { Shared(pointer: pointer($0)) } : nil
-        let panels = (l.n + 31) / 32, blocks = (l.rows + 23) / 24, act = l.activation.kernel
+        let tile = Int(kiln_linear_tile_rows())
+        let panels = (l.n + 31) / 32, tiles = (l.rows + tile - 1) / tile, act = l.activation.kernel
         let (k, n, rows) = (Int32(l.k), Int32(l.n), l.rows)
         let workers = l.rows * l.n * l.k >= 1 << 16 ? threads : 1
-        if blocks >= 2 * workers || panels < workers {
-            parallelChunks(blocks, workers: workers, pool: pool) { _, r in
-                let lo = r.lowerBound * 24, hi = min(rows, r.upperBound * 24)
+        if l.rows > 36 * workers || panels < workers {
+            parallelChunks(tiles, workers: workers, pool: pool) { _, r in
+                let lo = r.lowerBound * tile, hi = min(rows, r.upperBound * tile)
                 guard hi > lo else { return }
                 kiln_linear(x.pointer, k, n, w.pointer, Int32(lo), Int32(hi), 0, Int32(panels), bias?.pointer, residual?.pointer, act, y.pointer)
             }
