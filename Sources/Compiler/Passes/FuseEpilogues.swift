@@ -3,7 +3,7 @@ import Graph
 extension Pass {
     /// Conv/Gemm followed by a residual Add and/or an activation becomes one fused node.
     public static let fuseEpilogues = Pass("fuse-epilogues", summary: "fuse bias, residual Add and activation into Conv, Gemm and MatMul") { g in
-        Rewriter.apply([epilogueRule, matMulEpilogueRule, matMulTransposedRule], to: g)
+        Rewriter.apply([epilogueRule, matMulEpilogueRule, matMulTransposedRule, scaledQueryRule], to: g)
     }
 }
 
@@ -134,4 +134,25 @@ let matMulTransposedRule = RewriteRule("matmul-transposed-b", root: { t, ctx in
     if let s = m.links[0].first { attributes["alpha"] = .float(ctx.scalar(s.inputs[0]) ?? ctx.scalar(s.inputs[1])!) }
     return Node(name: product.name, op: "MatMulTransB", domain: "kiln", inputs: [product.inputs[0], m.root.inputs[0]], outputs: product.outputs,
                 attributes: attributes)
+})
+
+/// `MatMulTransB(Mul(a, s), b)` with s a scalar constant (timm's attention scales q before
+/// q·kᵀ) becomes `MatMulTransB(a, b)` with α multiplied by s: the scale rides on the packing
+/// of b instead of a pass over a.
+let scaledQueryRule = RewriteRule("scaled-query", root: { s, ctx in
+    guard s.domain.isEmpty, s.op == "Mul", s.inputs.count == 2, s.outputs[0].type.dtype == .f32 else { return false }
+    return (ctx.scalar(s.inputs[1]) != nil && ctx.types[s.inputs[0]] == s.outputs[0].type)
+        || (ctx.scalar(s.inputs[0]) != nil && ctx.types[s.inputs[1]] == s.outputs[0].type)
+}, links: [
+    .init(.one) { m, previous, _ in
+        m.domain == "kiln" && m.op == "MatMulTransB" && m.inputs.count == 2 && m.inputs[0] == previous.outputs[0].name && m.inputs[1] != m.inputs[0]
+    },
+], replace: { m, ctx in
+    let scale = m.root, product = m.links[0][0]
+    let (value, s) = ctx.scalar(scale.inputs[1]) != nil ? (scale.inputs[0], ctx.scalar(scale.inputs[1])!) : (scale.inputs[1], ctx.scalar(scale.inputs[0])!)
+    var attributes = product.attributes
+    var alpha: Float = 1
+    if case .float(let a)? = attributes["alpha"] { alpha = a }
+    attributes["alpha"] = .float(alpha * s)
+    return Node(name: product.name, op: "MatMulTransB", domain: "kiln", inputs: [value, product.inputs[1]], outputs: product.outputs, attributes: attributes)
 })

@@ -154,6 +154,19 @@ public enum Lowering {
             let kernel = n.outputs.contains(where: { !$0.name.isEmpty && $0.type.dtype != .f32 })
                 ? Program.Kernel.reference(n) : try kernel(for: n, outShapes: outShapes)
             let liveOutputs = n.outputs.filter { !$0.name.isEmpty }.map(\.name)
+            // A Softmax over the last axis of the batched product just lowered joins that step:
+            // each product's rows are normalised while in cache. The product's output is still
+            // written whole, for any other reader.
+            if case .softmax(false, _, let length, 1) = kernel, let last = pending.last, case .batchedMatMul(var b) = last.kernel,
+               !b.softmax, b.n == length, last.outputs == [n.inputs[0]], liveOutputs.count == 1 {
+                b.softmax = true
+                pending[step - 1].kernel = .batchedMatMul(b)
+                pending[step - 1].outputs.append(liveOutputs[0])
+                pending[step - 1].op += "+" + n.qualifiedOp
+                use(n.inputs[0], at: step - 1)
+                newStorage(liveOutputs[0], outShapes[0], at: step - 1)
+                return
+            }
             for i in n.inputs where !i.isEmpty { use(i, at: step) }
             // In place: an elementwise result may take its first input's storage when that
             // storage dies here.

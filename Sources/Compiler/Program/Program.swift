@@ -98,6 +98,9 @@ public struct Program: Sendable {
         public var alpha: Float = 1
         /// Per output batch element: where its A and B matrices start (elements).
         public var aOffsets: [Int], bOffsets: [Int]
+        /// The Softmax over the product's last axis that followed it (attention's), done on
+        /// each product's rows while they are in cache, into the step's second output.
+        public var softmax: Bool = false
     }
 
     public struct Pool: Sendable {
@@ -168,7 +171,7 @@ public struct Program: Sendable {
             case .conv(let c): return "conv/\(c.algorithm.rawValue)"
             case .gemm: return "gemm/sgemm"
             case .linear: return "linear/packed"
-            case .batchedMatMul(let b): return "matmul/batched×\(b.aOffsets.count)"
+            case .batchedMatMul(let b): return "matmul/batched×\(b.aOffsets.count)\(b.softmax ? "+softmax" : "")"
             case .pool(let p): return p.isMax ? "maxpool2d" : "avgpool2d"
             case .globalAveragePool: return "global-avgpool"
             case .activation: return "activation"

@@ -468,6 +468,7 @@ extension CompiledModel {
     func batchedMatMul(_ b: Program.BatchedMatMul, _ step: Program.Step) {
         let sa = Shared(pointer: pointer(step.inputs[0].tensor!)), sb = Shared(pointer: pointer(step.inputs[1].tensor!))
         let sy = Shared(pointer: pointer(step.outputs[0]))
+        let softmax = b.softmax ? Shared(pointer: pointer(step.outputs[1])) : nil
         let count = b.aOffsets.count, mn = b.m * b.n
         let scratch = self.scratch.map { Shared(pointer: $0) }
         let packedCount = kiln_linear_packed_size(Int32(b.k), Int32(b.n)), none = Program.Activation.none.kernel
@@ -479,6 +480,10 @@ extension CompiledModel {
             guard !rows.isEmpty else { return }
             kiln_linear(sa.pointer + b.aOffsets[i], Int32(b.k), Int32(b.n), p, Int32(rows.lowerBound), Int32(rows.upperBound), 0,
                         Int32((b.n + 31) / 32), nil, nil, none, sy.pointer + i * mn)
+            if let softmax {
+                let at = i * mn + rows.lowerBound * b.n
+                kiln_softmax_rows(sy.pointer + at, softmax.pointer + at, Int32(rows.count), Int32(b.n), 0)
+            }
         }
         let workers = count * mn * b.k >= 1 << 16 ? threads : 1
         if count >= workers {
