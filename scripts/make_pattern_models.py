@@ -77,6 +77,32 @@ def main():
         n("MatMul", ["o2", "wo"], ["o3"]), n("Add", ["o3", "bo"], ["o4"]), n("Add", ["x", "o4"], ["y"]),
     ], (2, T, D), [w("wqkv", D, 3 * D), w("bqkv", 3 * D), c("shape5", [0, T, 3, H, Dh], np.int64), c("split3", [1, 1, 1], np.int64),
                    c("axis0", [0], np.int64), c("scale", Dh ** -0.25), c("shape3", [0, T, D], np.int64), w("wo", D, D), w("bo", D)])
+    # One image, three heads of 80 tokens: attention in one step, big enough for two threads,
+    # which split the three products into parts of their rows.
+    TL, HL = 80, 3
+    build(out, "attention_long", [
+        n("MatMul", ["x", "wqkv"], ["qkv0"]), n("Reshape", ["qkv0", "shape5"], ["qkv2"]),
+        n("Transpose", ["qkv2"], ["qkv3"], perm=[2, 0, 3, 1, 4]),
+        n("Split", ["qkv3", "split3"], ["q0", "k0", "v0"], axis=0),
+        n("Squeeze", ["q0", "axis0"], ["q"]), n("Squeeze", ["k0", "axis0"], ["k"]), n("Squeeze", ["v0", "axis0"], ["v"]),
+        n("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), n("MatMul", ["q", "kt"], ["att"]), n("Mul", ["att", "scale"], ["atts"]),
+        n("Softmax", ["atts"], ["p"], axis=-1), n("MatMul", ["p", "v"], ["o"]),
+        n("Transpose", ["o"], ["o1"], perm=[0, 2, 1, 3]), n("Reshape", ["o1", "shape3"], ["y"]),
+    ], (1, TL, D), [w("wqkv", D, 3 * D), c("shape5", [0, TL, 3, HL, D // HL], np.int64), c("split3", [1, 1, 1], np.int64),
+                    c("axis0", [0], np.int64), c("scale", (D // HL) ** -0.5), c("shape3", [0, TL, D], np.int64)])
+    # The same with the probabilities read twice (their row maxima scale the heads' outputs):
+    # the softmax joins the q·kᵀ product, the product by v stays a step of its own.
+    build(out, "attention_probs", [
+        n("MatMul", ["x", "wqkv"], ["qkv0"]), n("Add", ["qkv0", "bqkv"], ["qkv1"]),
+        n("Reshape", ["qkv1", "shape5"], ["qkv2"]), n("Transpose", ["qkv2"], ["qkv3"], perm=[2, 0, 3, 1, 4]),
+        n("Split", ["qkv3", "split3"], ["q0", "k0", "v0"], axis=0),
+        n("Squeeze", ["q0", "axis0"], ["q"]), n("Squeeze", ["k0", "axis0"], ["k"]), n("Squeeze", ["v0", "axis0"], ["v"]),
+        n("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), n("Mul", ["kt", "scale"], ["kts"]),
+        n("MatMul", ["q", "kts"], ["att"]), n("Softmax", ["att"], ["p"], axis=-1), n("MatMul", ["p", "v"], ["o"]),
+        n("ReduceMax", ["p"], ["pm"], axes=[-1], keepdims=1), n("Mul", ["o", "pm"], ["om"]),
+        n("Transpose", ["om"], ["o1"], perm=[0, 2, 1, 3]), n("Reshape", ["o1", "shape3"], ["y"]),
+    ], (2, T, D), [w("wqkv", D, 3 * D), w("bqkv", 3 * D), c("shape5", [0, T, 3, H, Dh], np.int64), c("split3", [1, 1, 1], np.int64),
+                   c("axis0", [0], np.int64), c("scale", Dh ** -0.5), c("shape3", [0, T, D], np.int64)])
     # A class token expanded to the batch and concatenated, a position embedding added, the
     # token taken back out.
     build(out, "cls_token", [

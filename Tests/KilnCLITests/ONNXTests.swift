@@ -330,8 +330,11 @@ struct TransformerPatternTests {
         let kernels: [String: [String]] = [
             "mlp_gelu_div": ["linear/packed kiln.FusedMatMul 'MatMul_1'", "linear/packed kiln.FusedMatMul 'MatMul_8'"],
             "mlp_gelu_mul": ["linear/packed kiln.FusedMatMul 'MatMul_1'"],
-            // q's scale folded into the product, the softmax done on the product's rows.
-            "attention": ["+softmax kiln.MatMulTransB+Softmax", "split Split", "linear/packed kiln.FusedMatMul"],
+            // q's scale folded into the product; product, softmax and product by v one step.
+            "attention": ["attention×4 kiln.MatMulTransB+Softmax+MatMul", "split Split", "linear/packed kiln.FusedMatMul"],
+            // The probabilities read twice: the softmax on the product's rows, the product by v apart.
+            "attention_long": ["attention×6 kiln.MatMulTransB+Softmax+MatMul 'MatMul_8'", "program: batch 2, 5 steps"],
+            "attention_probs": ["matmul/batched×4+softmax kiln.MatMulTransB+Softmax", "matmul/batched×4 MatMul", "reduce ReduceMax"],
             // The class token's Expand reads a weight only: folded (weights are constants here).
             "cls_token": ["concat Concat", "binary Add"],
             "tile_split": ["gather-map Tile", "split Split", "gather-map Expand"],
@@ -346,7 +349,7 @@ struct TransformerPatternTests {
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],
             "grouped": ["conv/im2col kiln.FusedConv 'Conv_0'", "conv/im2col kiln.FusedConv 'Conv_2'", "conv/im2col kiln.FusedConv 'Conv_3'"],
-            "einsum": ["kiln.MatMulTransB+Softmax 'Einsum_1'", "matmul/batched×4 MatMul 'Einsum_3'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
+            "einsum": ["attention×4 kiln.MatMulTransB+Softmax+MatMul 'Einsum_1'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
         ]
         let models = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".onnx") }.sorted()
         #expect(models.count == kernels.count)

@@ -3,7 +3,7 @@ import Graph
 extension Pass {
     /// Conv/Gemm followed by a residual Add and/or an activation becomes one fused node.
     public static let fuseEpilogues = Pass("fuse-epilogues", summary: "fuse bias, residual Add and activation into Conv, Gemm and MatMul") { g in
-        Rewriter.apply([epilogueRule, matMulEpilogueRule, matMulTransposedRule, scaledQueryRule], to: g)
+        Rewriter.apply([epilogueRule, matMulEpilogueRule, matMulTransposedRule, scaledQueryRule, scaledScoresRule], to: g)
     }
 }
 
@@ -155,4 +155,26 @@ let scaledQueryRule = RewriteRule("scaled-query", root: { s, ctx in
     if case .float(let a)? = attributes["alpha"] { alpha = a }
     attributes["alpha"] = .float(alpha * s)
     return Node(name: product.name, op: "MatMulTransB", domain: "kiln", inputs: [value, product.inputs[1]], outputs: product.outputs, attributes: attributes)
+})
+
+/// `MatMulTransB(a, b) · s` or `/ s` with s a scalar constant (scores scaled after the
+/// product) becomes `MatMulTransB(a, b)` with α multiplied (divided) by s.
+let scaledScoresRule = RewriteRule("scaled-scores", root: { m, _ in
+    m.domain == "kiln" && m.op == "MatMulTransB" && m.outputs.count == 1 && m.outputs[0].type.dtype == .f32
+}, links: [
+    .init(.one) { s, previous, ctx in
+        guard s.domain.isEmpty, s.op == "Mul" || s.op == "Div", s.inputs.count == 2, s.outputs[0].type == previous.outputs[0].type else { return false }
+        let out = previous.outputs[0].name
+        if s.op == "Div" { return s.inputs[0] == out && ctx.scalar(s.inputs[1]).map { $0 != 0 } == true }
+        return (s.inputs[0] == out && ctx.scalar(s.inputs[1]) != nil) || (s.inputs[1] == out && ctx.scalar(s.inputs[0]) != nil)
+    },
+], replace: { m, ctx in
+    let product = m.root, scale = m.links[0][0]
+    let out = product.outputs[0].name
+    let s = ctx.scalar(scale.inputs[0] == out ? scale.inputs[1] : scale.inputs[0])!
+    var attributes = product.attributes
+    var alpha: Float = 1
+    if case .float(let a)? = attributes["alpha"] { alpha = a }
+    attributes["alpha"] = .float(scale.op == "Div" ? alpha / s : alpha * s)
+    return Node(name: product.name, op: "MatMulTransB", domain: "kiln", inputs: product.inputs, outputs: scale.outputs, attributes: attributes)
 })

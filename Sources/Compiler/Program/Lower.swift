@@ -65,6 +65,8 @@ public enum Lowering {
         /// The value whose storage a view shares, and the last node to read each storage.
         var root: [String: String] = [:]
         var lastReader: [String: Int] = [:]
+        /// Steps a Softmax joined (a batched product's), with the Softmax's node index.
+        var softmaxNode: [Int: Int] = [:]
         /// Outputs written over the state they replace, in the parameter buffer.
         var updatedInPlace: Set<String> = []
         let nodeFlops: [String: Int]
@@ -165,6 +167,26 @@ public enum Lowering {
                 pending[step - 1].op += "+" + n.qualifiedOp
                 use(n.inputs[0], at: step - 1)
                 newStorage(liveOutputs[0], outShapes[0], at: step - 1)
+                softmaxNode[step - 1] = nodeIndex
+                return
+            }
+            // Then the product of those probabilities by V joins it too, when nothing else reads
+            // the scores or the probabilities: attention in one step, its [m, n] matrices kept
+            // in the thread's scratch (up to 2²⁰ values each).
+            if case .batchedMatMul(let pv) = kernel, let last = pending.last, case .batchedMatMul(var b) = last.kernel, b.softmax, b.value == nil,
+               let sNode = softmaxNode[step - 1], last.outputs.count == 2, n.inputs.count == 2, n.inputs[0] == last.outputs[1],
+               lastReader[rootOf(last.outputs[1])] == nodeIndex, (lastReader[rootOf(last.outputs[0])] ?? -1) <= sNode,
+               !pv.transB, pv.alpha == 1, pv.m == b.m, pv.k == b.n, pv.aOffsets.count == b.aOffsets.count,
+               pv.aOffsets == b.aOffsets.indices.map({ $0 * b.m * b.n }), b.m * b.n <= 1 << 20, liveOutputs.count == 1 {
+                b.value = Program.BatchedMatMul.Value(n: pv.n, bOffsets: pv.bOffsets)
+                pending[step - 1].kernel = .batchedMatMul(b)
+                pending[step - 1].inputs.append(n.inputs[1])
+                pending[step - 1].outputs = [liveOutputs[0]]
+                pending[step - 1].op += "+" + n.qualifiedOp
+                pending[step - 1].flops += Lowering.flops(of: kernel, batch: batch) ?? nodeFlops[n.name] ?? 0
+                for v in last.outputs { if let s = storageOf[v] { storages[s].bytes = 0 } }
+                use(n.inputs[1], at: step - 1)
+                newStorage(liveOutputs[0], outShapes[0], at: step - 1)
                 return
             }
             for i in n.inputs where !i.isEmpty { use(i, at: step) }
@@ -247,7 +269,11 @@ public enum Lowering {
                 switch s.kernel {
                 case .conv(let c), .convGradData(let c), .convGradWeight(let c): return c.scratch.total
                 // The B of one product packed for the linear kernel.
-                case .batchedMatMul(let b): return kiln_linear_packed_size(Int32(b.k), Int32(b.n))
+                case .batchedMatMul(let b):
+                    let packed = kiln_linear_packed_size(Int32(b.k), Int32(b.n))
+                    guard let v = b.value else { return packed }
+                    // Attention: B and V packed, then the [m, n] probabilities.
+                    return (packed + 15) / 16 * 16 + (kiln_linear_packed_size(Int32(b.n), Int32(v.n)) + 15) / 16 * 16 + b.m * b.n
                 default: return 0
                 }
             }.max() ?? 0

@@ -101,6 +101,15 @@ public struct Program: Sendable {
         /// The Softmax over the product's last axis that followed it (attention's), done on
         /// each product's rows while they are in cache, into the step's second output.
         public var softmax: Bool = false
+        /// Attention's whole softmax(α·A·Bᵀ)·V when the scores and probabilities have no other
+        /// reader: each product's [m, n] probabilities, computed in the thread's scratch, times
+        /// V's [n, value.n] matrix at `value.bOffsets[i]` of the step's third input, into the
+        /// step's only output; the scores never reach memory.
+        public var value: Value? = nil
+        public struct Value: Sendable {
+            public var n: Int
+            public var bOffsets: [Int]
+        }
     }
 
     public struct Pool: Sendable {
@@ -171,7 +180,9 @@ public struct Program: Sendable {
             case .conv(let c): return "conv/\(c.algorithm.rawValue)"
             case .gemm: return "gemm/sgemm"
             case .linear: return "linear/packed"
-            case .batchedMatMul(let b): return "matmul/batched×\(b.aOffsets.count)\(b.softmax ? "+softmax" : "")"
+            case .batchedMatMul(let b):
+                if b.value != nil { return "attention×\(b.aOffsets.count)" }
+                return "matmul/batched×\(b.aOffsets.count)\(b.softmax ? "+softmax" : "")"
             case .pool(let p): return p.isMax ? "maxpool2d" : "avgpool2d"
             case .globalAveragePool: return "global-avgpool"
             case .activation: return "activation"

@@ -466,6 +466,7 @@ extension CompiledModel {
     /// the product; elements spread over threads, or (fewer elements than threads) each
     /// product's rows after one packing.
     func batchedMatMul(_ b: Program.BatchedMatMul, _ step: Program.Step) {
+        if let v = b.value { return attention(b, v, step) }
         let sa = Shared(pointer: pointer(step.inputs[0].tensor!)), sb = Shared(pointer: pointer(step.inputs[1].tensor!))
         let sy = Shared(pointer: pointer(step.outputs[0]))
         let softmax = b.softmax ? Shared(pointer: pointer(step.outputs[1])) : nil
@@ -497,6 +498,46 @@ extension CompiledModel {
             for i in 0..<count {
                 pack(i, into: scratch[0].pointer)
                 parallelChunks(b.m, workers: workers, pool: pool) { _, rows in product(i, rows: rows, packed: scratch[0].pointer) }
+            }
+        }
+    }
+
+    /// softmax(α·A·Bᵀ)·V, product by product: Bᵀ (scaled by α) and V packed into the thread's
+    /// scratch, then for a run of rows their scores into the scratch's [m, n] matrix, the
+    /// softmax in place, and their product by V into the output.
+    func attention(_ b: Program.BatchedMatMul, _ v: Program.BatchedMatMul.Value, _ step: Program.Step) {
+        let sa = Shared(pointer: pointer(step.inputs[0].tensor!)), sb = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let sv = Shared(pointer: pointer(step.inputs[2].tensor!)), so = Shared(pointer: pointer(step.outputs[0]))
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        let count = b.aOffsets.count, none = Program.Activation.none.kernel
+        let (k, n, nv) = (Int32(b.k), Int32(b.n), Int32(v.n))
+        let packedB = kiln_linear_packed_size(k, n), packedV = kiln_linear_packed_size(n, nv)
+        let vAt = (packedB + 15) / 16 * 16, scoresAt = vAt + (packedV + 15) / 16 * 16
+        func pack(_ i: Int, into p: UnsafeMutablePointer<Float>) {
+            kiln_linear_pack(sb.pointer + b.bOffsets[i], k, n, b.transB ? 1 : 0, p)
+            if b.alpha != 1 { for j in 0..<packedB { p[j] *= b.alpha } }
+            kiln_linear_pack(sv.pointer + v.bOffsets[i], n, nv, 0, p + vAt)
+        }
+        func rows(_ i: Int, _ r: Range<Int>, packed p: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
+            guard !r.isEmpty else { return }
+            let m = Int32(r.count)
+            kiln_linear(sa.pointer + b.aOffsets[i] + r.lowerBound * b.k, k, n, p, 0, m, 0, (n + 31) / 32, nil, nil, none, scores)
+            kiln_softmax_rows(scores, scores, m, n, 0)
+            kiln_linear(scores, n, nv, p + vAt, 0, m, 0, (nv + 31) / 32, nil, nil, none, so.pointer + (i * b.m + r.lowerBound) * v.n)
+        }
+        // Threads take runs of (product, part of its rows) units: whole products when they
+        // divide evenly (ViT-B's 12 heads on 2 threads), else each product in parts, so that
+        // 3 heads on 2 threads do not leave one thread a third of the time idle. A thread packs
+        // each product it meets once.
+        let workers = count * b.m * b.n * (b.k + v.n) >= 1 << 16 ? threads : 1
+        let split = count % workers == 0 ? 1 : min(b.m, (8 * workers + count - 1) / count)
+        parallelChunks(count * split, workers: workers, pool: pool) { worker, units in
+            let p = scratch[worker].pointer
+            var packedFor = -1
+            for u in units {
+                let (i, part) = u.quotientAndRemainder(dividingBy: split)
+                if i != packedFor { pack(i, into: p); packedFor = i }
+                rows(i, b.m * part / split..<b.m * (part + 1) / split, packed: p, scores: p + scoresAt)
             }
         }
     }
