@@ -90,6 +90,15 @@ def main():
         n("Transpose", ["o"], ["o1"], perm=[0, 2, 1, 3]), n("Reshape", ["o1", "shape3"], ["y"]),
     ], (1, TL, D), [w("wqkv", D, 3 * D), c("shape5", [0, TL, 3, HL, D // HL], np.int64), c("split3", [1, 1, 1], np.int64),
                     c("axis0", [0], np.int64), c("scale", (D // HL) ** -0.5), c("shape3", [0, TL, D], np.int64)])
+    # Slices of a computed value by Gather with constant indices (torchvision's q, k, v): views
+    # into it, the last one overwritten in place by the chain that is its storage's last reader.
+    build(out, "slices", [
+        n("MatMul", ["x", "w3"], ["h"]), n("Reshape", ["h", "shape4"], ["r"]), n("Transpose", ["r"], ["t"], perm=[2, 0, 1, 3]),
+        n("Gather", ["t", "i0"], ["a"], axis=0), n("Gather", ["t", "i1"], ["b"], axis=0), n("Gather", ["t", "im1"], ["c"], axis=0),
+        n("Relu", ["a"], ["ra"]), n("Mul", ["b", "wb"], ["mb"]), n("Add", ["ra", "mb"], ["s1"]),
+        n("Sigmoid", ["c"], ["sc"]), n("Add", ["sc", "s1"], ["y"]),
+    ], (2, T, D), [w("w3", D, 3 * D), c("shape4", [0, T, 3, D], np.int64), c("i0", 0, np.int64), c("i1", 1, np.int64),
+                   c("im1", -1, np.int64), w("wb", D)])
     # The same with the probabilities read twice (their row maxima scale the heads' outputs):
     # the softmax joins the q·kᵀ product, the product by v stays a step of its own.
     build(out, "attention_probs", [

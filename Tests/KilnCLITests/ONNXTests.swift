@@ -330,10 +330,13 @@ struct TransformerPatternTests {
         let kernels: [String: [String]] = [
             "mlp_gelu_div": ["linear/packed kiln.FusedMatMul 'MatMul_1'", "linear/packed kiln.FusedMatMul 'MatMul_8'"],
             "mlp_gelu_mul": ["linear/packed kiln.FusedMatMul 'MatMul_1'"],
-            // q's scale folded into the product; product, softmax and product by v one step.
-            "attention": ["attention×4 kiln.MatMulTransB+Softmax+MatMul", "split Split", "linear/packed kiln.FusedMatMul"],
+            // q's scale folded into the product; product, softmax and product by v one step;
+            // q, k and v views of the transposed projection (the Split is no step).
+            "attention": ["program: batch 2, 5 steps", "attention×4 kiln.MatMulTransB+Softmax+MatMul", "linear/packed kiln.FusedMatMul"],
             // The probabilities read twice: the softmax on the product's rows, the product by v apart.
-            "attention_long": ["attention×6 kiln.MatMulTransB+Softmax+MatMul 'MatMul_8'", "program: batch 2, 5 steps"],
+            "attention_long": ["attention×6 kiln.MatMulTransB+Softmax+MatMul 'MatMul_8'", "program: batch 2, 4 steps"],
+            // Gathers of constant indices are views (no step); the last one updated in place.
+            "slices": ["program: batch 2, 5 steps", "elementwise-chain kiln.FusedElementwise 'Sigmoid_9'"],
             "attention_probs": ["matmul/batched×4+softmax kiln.MatMulTransB+Softmax", "matmul/batched×4 MatMul", "reduce ReduceMax"],
             // The class token's Expand reads a weight only: folded (weights are constants here).
             "cls_token": ["concat Concat", "binary Add"],
@@ -365,6 +368,8 @@ struct TransformerPatternTests {
             #expect(!program.stdout.contains(": reference "), "\(m) runs a step on a reference kernel:\n\(program.stdout)")
             for s in kernels[name] ?? [] { #expect(program.stdout.contains(s), "\(m): no \(s) in\n\(program.stdout)") }
             if name == "attention" { #expect(!program.stdout.contains("binary Mul"), "attention: q's scale not folded into the product:\n\(program.stdout)") }
+            if name == "slices" { #expect(!program.stdout.contains("Gather"), "slices: a Gather copied:\n\(program.stdout)") }
+            if name.hasPrefix("attention") { #expect(!program.stdout.contains("split Split"), "\(m): q, k and v copied out:\n\(program.stdout)") }
             if name.hasPrefix("mlp") { #expect(!program.stdout.contains("elementwise-chain"), "\(m): GELU not fused into the MatMul") }
         }
     }

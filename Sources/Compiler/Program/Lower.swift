@@ -67,6 +67,11 @@ public enum Lowering {
         var lastReader: [String: Int] = [:]
         /// Steps a Softmax joined (a batched product's), with the Softmax's node index.
         var softmaxNode: [Int: Int] = [:]
+        /// Where a view starts in its storage (bytes), when not at its start: the slices of
+        /// `sliceOffsets`, and views and in-place results of them.
+        var viewOffset: [String: Int] = [:]
+        /// Static shapes of the graph's inputs and node outputs.
+        var valueShape: [String: [Int]] = [:]
         /// Outputs written over the state they replace, in the parameter buffer.
         var updatedInPlace: Set<String> = []
         let nodeFlops: [String: Int]
@@ -96,15 +101,46 @@ public enum Lowering {
                 dtypeOf[v.name] = v.type.dtype
                 newStorage(v.name, shape, at: -1)
             }
+            for v in g.inputs { valueShape[v.name] = v.type.shape.staticSizes }
+            for n in g.nodes { for o in n.outputs { valueShape[o.name] = o.type.shape.staticSizes } }
             // Last node to read each storage, following views to the value that owns the storage.
             for (i, n) in g.nodes.enumerated() {
                 for input in n.inputs where !input.isEmpty { lastReader[rootOf(input)] = i }
                 if isView(n), let src = n.inputs.first, paramTensor[src] == nil { root[n.outputs[0].name] = src }
+                if sliceOffsets(n) != nil { for o in n.outputs where !o.name.isEmpty { root[o.name] = n.inputs[0] } }
             }
             for o in g.outputs { lastReader[rootOf(o.name)] = Int.max }
         }
 
         func rootOf(_ v: String) -> String { root[v].map(rootOf) ?? v }
+
+        /// A Split or Gather that takes contiguous slices of a computed f32 value — every axis
+        /// before the one it cuts of size 1, the Gather's index one constant (a ViT's q, k and
+        /// v out of the projection's [3, …] tensor) — as byte offsets of its outputs in the
+        /// input: the outputs are views, no copy.
+        func sliceOffsets(_ n: Node) -> [Int]? {
+            guard n.domain.isEmpty, n.op == "Split" || n.op == "Gather", n.outputs.allSatisfy({ $0.type.dtype == .f32 }),
+                  let src = n.inputs.first, paramTensor[src] == nil, constants[src] == nil, let shape = valueShape[src] ?? nil else { return nil }
+            var axis = 0
+            if case .int(let a)? = n.attributes["axis"] { axis = a }
+            if axis < 0 { axis += shape.count }
+            guard axis >= 0, axis < shape.count, shape[..<axis].allSatisfy({ $0 == 1 }) else { return nil }
+            let slab = shape[(axis + 1)...].reduce(1, *) * DType.f32.byteSize
+            if n.op == "Gather" {
+                guard n.inputs.count == 2, let t = constants[n.inputs[1]], t.count == 1, t.shape.count <= 1 else { return nil }
+                var i = Int(t.double(at: 0))
+                if i < 0 { i += shape[axis] }
+                guard i >= 0, i < shape[axis] else { return nil }
+                return [i * slab]
+            }
+            var offsets: [Int] = [], at = 0
+            for o in n.outputs {
+                guard !o.name.isEmpty, let out = o.type.shape.staticSizes, out.count == shape.count else { return nil }
+                offsets.append(at * slab)
+                at += out[axis]
+            }
+            return at == shape[axis] ? offsets : nil
+        }
 
         mutating func newStorage(_ name: String, _ shape: [Int], at step: Int) {
             storageOf[name] = storages.count
@@ -138,12 +174,21 @@ public enum Lowering {
                 if let s = storageOf[src] {
                     storageOf[n.outputs[0].name] = s
                     shapeOf[n.outputs[0].name] = outShapes[0]
+                    viewOffset[n.outputs[0].name] = viewOffset[src]
                     return
                 }
                 if let p = paramTensor[src] {
                     paramTensor[n.outputs[0].name] = Program.Tensor(byteOffset: p.byteOffset, shape: outShapes[0], inParameters: true, storage: .f32)
                     return
                 }
+            }
+            if let offsets = sliceOffsets(n), let s = storageOf[n.inputs[0]] {
+                for (k, o) in n.outputs.enumerated() {
+                    storageOf[o.name] = s
+                    shapeOf[o.name] = outShapes[k]
+                    viewOffset[o.name] = (viewOffset[n.inputs[0]] ?? 0) + offsets[k]
+                }
+                return
             }
             for o in n.outputs where !o.name.isEmpty {
                 guard Self.storable.contains(o.type.dtype) else {
@@ -199,6 +244,7 @@ public enum Lowering {
                    lastReader[rootOf(src)] == nodeIndex, n.inputs.dropFirst().allSatisfy({ rootOf($0) != rootOf(src) }) {
                     storageOf[liveOutputs[0]] = s
                     shapeOf[liveOutputs[0]] = outShapes[0]
+                    viewOffset[liveOutputs[0]] = viewOffset[src]
                     inPlace = true
                 }
             default: break
@@ -254,7 +300,7 @@ public enum Lowering {
             func tensor(_ name: String) -> Program.Tensor? {
                 if let p = paramTensor[name] { return p }
                 guard let s = storageOf[name] else { return nil }
-                return Program.Tensor(byteOffset: offsets[s], shape: shapeOf[name] ?? [], inParameters: false, storage: .f32, dtype: dtypeOf[name] ?? .f32)
+                return Program.Tensor(byteOffset: offsets[s] + (viewOffset[name] ?? 0), shape: shapeOf[name] ?? [], inParameters: false, storage: .f32, dtype: dtypeOf[name] ?? .f32)
             }
             func operand(_ name: String) -> Program.Operand {
                 if name.isEmpty { return .none }
