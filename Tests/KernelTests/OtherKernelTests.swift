@@ -27,11 +27,14 @@ final class OtherKernelTests: XCTestCase {
             }
             XCTAssertTrue(y.intact)
         }
-        let planes = 5, size = 49
-        let x = rng.floats(planes * size), y = Guarded(planes)
-        kiln_global_avgpool(x, Int32(planes), Int32(size), y.pointer)
-        let want = (0..<planes).map { p in x[(p * size)..<(p * size + size)].reduce(0.0) { $0 + Double($1) } / Double(size) }
-        assertClose(y.values, want, tol: 1e-6, "global average pool")
+        // Plane sizes below, at and past the 16- and 32-value steps, and a 112 × 112 plane.
+        for (planes, size) in [(5, 49), (3, 1), (2, 15), (2, 16), (3, 33), (2, 64), (2, 112 * 112)] {
+            let x = rng.floats(planes * size), y = Guarded(planes)
+            kiln_global_avgpool(x, Int32(planes), Int32(size), y.pointer)
+            let want = (0..<planes).map { p in x[(p * size)..<(p * size + size)].reduce(0.0) { $0 + Double($1) } / Double(size) }
+            assertClose(y.values, want, tol: 1e-6, "global average pool, \(planes) planes of \(size)")
+            XCTAssertTrue(y.intact)
+        }
     }
 
     func testBatchNormTrainingAndGradient() {

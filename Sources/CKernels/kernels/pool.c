@@ -125,11 +125,23 @@ static void avgpool2d(const float *x, kiln_conv_geometry g, int include_pad, flo
     }
 }
 
+// Each plane summed in 16-lane partial sums, two vectors a step (one float accumulator is
+// a chain of dependent adds, 4 cycles each: squeeze-excitation's pools of 112 × 112 planes
+// took 7 % of EfficientNet-B0's time that way).
 static void global_avgpool(const float *x, int planes, int size, float *y) {
     for (int p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * size;
+        kiln_v16 a0 = splat16(0.0f), a1 = splat16(0.0f);
+        int i = 0;
+        for (; i + 32 <= size; i += 32) {
+            a0 += load16(xp + i);
+            a1 += load16(xp + i + 16);
+        }
+        for (; i + 16 <= size; i += 16) a0 += load16(xp + i);
+        a0 += a1;
         float s = 0.0f;
-        for (int i = 0; i < size; i++) s += xp[i];
+        for (int j = 0; j < 16; j++) s += a0[j];
+        for (; i < size; i++) s += xp[i];
         y[p] = s / (float)size;
     }
 }

@@ -48,7 +48,11 @@ extension CompiledModel {
                 }
             }
         case .globalAveragePool(let planes, let size):
-            kiln_global_avgpool(pointer(step.inputs[0].tensor!), Int32(planes), Int32(size), pointer(step.outputs[0]))
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!)), y = Shared(pointer: pointer(step.outputs[0]))
+            parallelChunks(planes, workers: planes * size >= 1 << 15 ? threads : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_global_avgpool(x.pointer + r.lowerBound * size, Int32(r.count), Int32(size), y.pointer + r.lowerBound)
+            }
         case .activation(let a):
             let x = pointer(step.inputs[0].tensor!)
             kiln_activation(x, pointer(step.outputs[0]), step.outputs[0].count, a.kernel)
