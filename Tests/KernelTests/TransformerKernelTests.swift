@@ -33,9 +33,9 @@ final class TransformerKernelTests: XCTestCase {
     func testLinear() {
         var rng = TestRandom(seed: 51)
         // Rows not a multiple of any tile height, N below, at and past a 32-column panel, K odd.
-        // K = 3000 is cut into chunks whose partial sums wait in y (and rows into blocks of 24:
-        // a block of x is kept to a quarter of a MiB).
-        let shapes = [(1, 1, 1), (7, 5, 3), (9, 33, 17), (25, 64, 31), (197, 40, 96), (3, 192, 65), (50, 40, 3000)]
+        // K = 3000 is cut into chunks whose partial sums wait in y (and rows into blocks: a block
+        // of x is kept to the L2's size); K = 0 is bias, residual and activation alone.
+        let shapes = [(1, 1, 1), (7, 5, 3), (9, 33, 17), (25, 64, 31), (197, 40, 96), (3, 192, 65), (50, 40, 3000), (3, 5, 0)]
         let activations: [(Int32, Float, Float)] = [(0, 0, 0), (1, 0, 0), (6, 0, 0), (9, 0.2, 0.5)]
         for (rows, n, k) in shapes {
             for transposed in [false, true] {

@@ -150,12 +150,13 @@ static void linear(const float *x, int K, int N, const float *packed, int r_begi
     const size_t all_rows = (size_t)(r_end > r_begin ? r_end - r_begin : 1), xbytes = linear_xbytes();
     const int fit = (int)(xbytes / (all_rows * sizeof(float)));
     const int most = fit >= 192 && fit < LINEAR_KC ? fit : LINEAR_KC;
-    const int chunks = (K + most - 1) / most, kc = (K + chunks - 1) / chunks;
-    int block = (int)(xbytes / ((size_t)kc * sizeof(float))) / 24 * 24;
+    // (K = 0: one empty chunk, so y still gets bias, residual and activation.)
+    const int chunks = K > 0 ? (K + most - 1) / most : 1, kc = K > 0 ? (K + chunks - 1) / chunks : 0;
+    int block = kc > 0 ? (int)(xbytes / ((size_t)kc * sizeof(float))) / 24 * 24 : r_end - r_begin;
     if (block < 24) block = 24;
     for (int rb = r_begin; rb < r_end; rb += block) {
     const int rb_end = rb + block < r_end ? rb + block : r_end;
-    for (int k0 = 0; k0 < K; k0 += kc) {
+    for (int k0 = 0, more = 1; more; k0 += kc, more = k0 < K) {
     const int k1 = k0 + kc < K ? k0 + kc : K;
     const int phase = (k0 == 0 ? LINEAR_FIRST : 0) | (k1 == K ? LINEAR_LAST : 0);
     for (int p = p_begin; p < p_end; p++) {
