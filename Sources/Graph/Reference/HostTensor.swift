@@ -64,7 +64,7 @@ public struct HostTensor: Sendable, Equatable {
 }
 
 /// Row-major strides of a shape.
-func strides(_ shape: [Int]) -> [Int] {
+public func strides(_ shape: [Int]) -> [Int] {
     var s = Array(repeating: 1, count: shape.count)
     var acc = 1
     for d in stride(from: shape.count - 1, through: 0, by: -1) {
@@ -80,24 +80,36 @@ func broadcastIndices(from inShape: [Int], to outShape: [Int]) -> [Int] {
     let rank = outShape.count
     let padded = Array(repeating: 1, count: rank - inShape.count) + inShape
     let inStrides = strides(padded)
-    let step = (0..<rank).map { padded[$0] == 1 ? 0 : inStrides[$0] }
-    let n = outShape.reduce(1, *)
-    var out = [Int](repeating: 0, count: n)
+    return stridedOffsets(outShape, steps: (0..<rank).map { padded[$0] == 1 ? 0 : inStrides[$0] }, as: Int.self)
+}
+
+/// For each element of `shape` in row-major order, Σ coordinate[d] · steps[d]: the element a
+/// strided view (a transpose, a broadcast) reads. The innermost axis as a run, the others by
+/// an odometer.
+public func stridedOffsets<T: FixedWidthInteger>(_ shape: [Int], steps: [Int], as: T.Type) -> [T] {
+    let rank = shape.count, count = shape.reduce(1, *)
+    guard rank > 0 else { return [0] }
+    guard count > 0 else { return [] }
+    let inner = shape[rank - 1], innerStep = steps[rank - 1]
     var coord = [Int](repeating: 0, count: rank)
-    var idx = 0
-    for k in 0..<n {
-        out[k] = idx
-        var d = rank - 1
-        while d >= 0 {
-            coord[d] += 1
-            idx += step[d]
-            if coord[d] < outShape[d] { break }
-            idx -= step[d] * coord[d]
-            coord[d] = 0
-            d -= 1
+    var at = 0
+    return [T](unsafeUninitializedCapacity: count) { out, initialized in
+        var k = 0
+        while k < count {
+            for j in 0..<inner { out[k + j] = T(at + j * innerStep) }
+            k += inner
+            var d = rank - 2
+            while d >= 0 {
+                coord[d] += 1
+                at += steps[d]
+                if coord[d] < shape[d] { break }
+                at -= steps[d] * shape[d]
+                coord[d] = 0
+                d -= 1
+            }
         }
+        initialized = count
     }
-    return out
 }
 
 /// The numpy broadcast of several shapes (already checked by shape inference).

@@ -231,32 +231,8 @@ public final class CompiledModel: @unchecked Sendable {
     /// indices, BatchNorm constants.
     /// Input element of each output element of x [shape] transposed by `perm`.
     static func transposeMap(_ shape: [Int], _ perm: [Int]) -> [Int32] {
-        let rank = shape.count, count = shape.reduce(1, *)
-        guard rank > 0, count > 0 else { return count == 1 ? [0] : [] }
-        var inStride = [Int](repeating: 1, count: rank)
-        for d in stride(from: rank - 2, through: 0, by: -1) { inStride[d] = inStride[d + 1] * shape[d + 1] }
-        let outShape = perm.map { shape[$0] }, step = perm.map { inStride[$0] }
-        // The innermost axis as a strided run, the outer ones by an odometer.
-        let inner = outShape[rank - 1], innerStep = step[rank - 1]
-        var coord = [Int](repeating: 0, count: rank)
-        var at = 0
-        return [Int32](unsafeUninitializedCapacity: count) { out, initialized in
-            var k = 0
-            while k < count {
-                for j in 0..<inner { out[k + j] = Int32(at + j * innerStep) }
-                k += inner
-                var d = rank - 2
-                while d >= 0 {
-                    coord[d] += 1
-                    at += step[d]
-                    if coord[d] < outShape[d] { break }
-                    at -= step[d] * outShape[d]
-                    coord[d] = 0
-                    d -= 1
-                }
-            }
-            initialized = count
-        }
+        let inStride = strides(shape)
+        return stridedOffsets(perm.map { shape[$0] }, steps: perm.map { inStride[$0] }, as: Int32.self)
     }
 
     func prepare() throws {
