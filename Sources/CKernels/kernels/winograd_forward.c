@@ -113,8 +113,7 @@ static void winograd_multiply_cl(const float *Vt, size_t vs, const float *U, int
             }
         }
     }
-    return;
-#endif
+#else
     for (int xi = 0; xi < 16; xi++) {
         const float *vb = Vt + xi * vs, *ub = U + (size_t)xi * C * M;
         float *mb = Mt + xi * ms;
@@ -163,6 +162,7 @@ static void winograd_multiply_cl(const float *Vt, size_t vs, const float *U, int
             }
         }
     }
+#endif
 }
 
 // y rows 2·th0 + a for the block's tiles: Aᵀ m A 16 output channels per vector into
@@ -280,8 +280,7 @@ static void winograd_multiply_tiles(const float *packed, const float *V, size_t 
         conv_gemm_ld(packed + (size_t)xi * (M / 8) * C * 8, V + xi * vs, C, T, (size_t)Tpad, mb0, mb1, NULL, NULL, (size_t)Tpad, none,
                      Mx + xi * ms);
     }
-    return;
-#endif
+#else
     for (int xi = 0; xi < 16; xi++) {
         for (int mb = mb0; mb < mb1; mb++) {
             const float *u = packed + ((size_t)xi * (M / 8) + mb) * C * 8;
@@ -318,6 +317,7 @@ static void winograd_multiply_tiles(const float *packed, const float *V, size_t 
             }
         }
     }
+#endif
 }
 
 static void winograd_output_tiles(const float *Mx, size_t xs, int m, int Tpad, int th0, int th1, int tbase, int TW, int OH, int OW,

@@ -314,12 +314,7 @@ public enum Lowering {
             let scratch = steps.map { s -> Int in
                 switch s.kernel {
                 case .conv(let c), .convGradData(let c), .convGradWeight(let c): return c.scratch.total
-                // The B of one product packed for the linear kernel.
-                case .batchedMatMul(let b):
-                    let packed = kiln_linear_packed_size(Int32(b.k), Int32(b.n))
-                    guard let v = b.value else { return packed }
-                    // Attention: B and V packed, then the [m, n] probabilities.
-                    return (packed + 15) / 16 * 16 + (kiln_linear_packed_size(Int32(b.n), Int32(v.n)) + 15) / 16 * 16 + b.m * b.n
+                case .batchedMatMul(let b): return b.scratchLayout.total
                 default: return 0
                 }
             }.max() ?? 0
@@ -393,5 +388,17 @@ public enum Lowering {
         guard case .kernel(let fast) = definition.lowering else { return .reference(n) }
         return try KernelSelection(n: n, g: g, batch: batch, shapeOf: shapeOf, constants: constants, params: params,
                                    out: outShapes.first ?? [], outs: outShapes, options: options).kernel(fast)
+    }
+}
+
+extension Program.BatchedMatMul {
+    /// One thread's scratch for the step, in floats: B of one product packed for the linear
+    /// kernel; for attention also V packed (from `value`) and the [m, n] probabilities from
+    /// `scores`. The lowering sizes the program's scratch and the executor lays it out by it.
+    public var scratchLayout: (value: Int, scores: Int, total: Int) {
+        let packed = kiln_linear_packed_size(Int32(k), Int32(n))
+        guard let v = value else { return (packed, packed, packed) }
+        let at = (packed + 15) / 16 * 16, scores = at + (kiln_linear_packed_size(Int32(n), Int32(v.n)) + 15) / 16 * 16
+        return (at, scores, scores + m * n)
     }
 }

@@ -480,11 +480,8 @@ extension CompiledModel {
         let softmax = b.softmax ? Shared(pointer: pointer(step.outputs[1])) : nil
         let count = b.aOffsets.count, mn = b.m * b.n
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        let packedCount = kiln_linear_packed_size(Int32(b.k), Int32(b.n)), none = Program.Activation.none.kernel
-        func pack(_ i: Int, into p: UnsafeMutablePointer<Float>) {
-            kiln_linear_pack(sb.pointer + b.bOffsets[i], Int32(b.k), Int32(b.n), b.transB ? 1 : 0, p)
-            if b.alpha != 1 { for j in 0..<packedCount { p[j] *= b.alpha } }
-        }
+        let none = Program.Activation.none.kernel
+        func pack(_ i: Int, into p: UnsafeMutablePointer<Float>) { Self.packB(b, i, from: sb.pointer, into: p) }
         func product(_ i: Int, rows: Range<Int>, packed p: UnsafeMutablePointer<Float>) {
             guard !rows.isEmpty else { return }
             kiln_linear(sa.pointer + b.aOffsets[i], Int32(b.k), Int32(b.n), p, Int32(rows.lowerBound), Int32(rows.upperBound), 0,
@@ -510,6 +507,13 @@ extension CompiledModel {
         }
     }
 
+    /// Product `i`'s B (at its offset in `b`) packed for the linear kernel, α folded in.
+    static func packB(_ p: Program.BatchedMatMul, _ i: Int, from b: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        kiln_linear_pack(b + p.bOffsets[i], Int32(p.k), Int32(p.n), p.transB ? 1 : 0, out)
+        guard p.alpha != 1 else { return }
+        for j in 0..<kiln_linear_packed_size(Int32(p.k), Int32(p.n)) { out[j] *= p.alpha }
+    }
+
     /// softmax(α·A·Bᵀ)·V, product by product: Bᵀ (scaled by α) and V packed into the thread's
     /// scratch, then for a run of rows their scores into the scratch's [m, n] matrix, the
     /// softmax in place, and their product by V into the output.
@@ -519,11 +523,9 @@ extension CompiledModel {
         let scratch = self.scratch.map { Shared(pointer: $0) }
         let count = b.aOffsets.count, none = Program.Activation.none.kernel
         let (k, n, nv) = (Int32(b.k), Int32(b.n), Int32(v.n))
-        let packedB = kiln_linear_packed_size(k, n), packedV = kiln_linear_packed_size(n, nv)
-        let vAt = (packedB + 15) / 16 * 16, scoresAt = vAt + (packedV + 15) / 16 * 16
+        let (vAt, scoresAt, _) = b.scratchLayout
         func pack(_ i: Int, into p: UnsafeMutablePointer<Float>) {
-            kiln_linear_pack(sb.pointer + b.bOffsets[i], k, n, b.transB ? 1 : 0, p)
-            if b.alpha != 1 { for j in 0..<packedB { p[j] *= b.alpha } }
+            Self.packB(b, i, from: sb.pointer, into: p)
             kiln_linear_pack(sv.pointer + v.bOffsets[i], n, nv, 0, p + vAt)
         }
         func rows(_ i: Int, _ r: Range<Int>, packed p: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>) {
