@@ -79,11 +79,11 @@ extension Kiln {
                     prior = counts.map { Float(tau * Foundation.log(max(Double($0), 1e-12) / total)) }
                 }
                 let reportSkips = try SkipReport(errorsFile: errors)
-                var files: [String] = [], labels: [Int] = []
+                var files = PathList(), labels: [Int] = []
                 for f in folders {
                     let listing = try FolderListing.walk(directory + "/" + f)
                     for problem in listing.problems { try reportSkips.add(problem) }
-                    files += listing.files
+                    files.append(contentsOf: listing.files)
                     labels += [Int](repeating: names.firstIndex(of: f)!, count: listing.files.count)
                 }
                 // Results arrive in file order: the k-th result is files[k], labelled labels[k].

@@ -109,24 +109,26 @@ final class FolderInference: @unchecked Sendable {
     }
 
     /// Runs every file; `each` receives the results of a batch, in order.
-    func run(_ files: [String], each: ([FolderResult]) throws -> Void) throws {
+    /// The paths are made a batch at a time: a million-file listing stays compact.
+    func run(_ files: PathList, each: ([FolderResult]) throws -> Void) throws {
         let size = preprocessing.tensorSize
-        let chunks = stride(from: 0, to: files.count, by: batch).map { Array(files[$0..<min($0 + batch, files.count)]) }
-        guard !chunks.isEmpty else { return }
+        let chunks = (files.count + batch - 1) / batch
+        guard chunks > 0 else { return }
         let queue = DispatchQueue(label: "kiln.decode")
         nonisolated(unsafe) var next: Prepared? = nil
         let ready = DispatchSemaphore(value: 0)
         func startPreparing(_ k: Int) {
+            let paths = (k * batch..<min((k + 1) * batch, files.count)).map { files[$0] }
             queue.async { [self] in
-                next = prepare(chunks[k])
+                next = prepare(paths)
                 ready.signal()
             }
         }
         startPreparing(0)
-        for k in 0..<chunks.count {
+        for k in 0..<chunks {
             ready.wait()
             let current = next!
-            if k + 1 < chunks.count { startPreparing(k + 1) }
+            if k + 1 < chunks { startPreparing(k + 1) }
             let good = current.errors.indices.filter { current.errors[$0] == nil }
             for (slot, i) in good.enumerated() {
                 current.tensors.withUnsafeBufferPointer { (input + slot * size).update(from: $0.baseAddress! + i * size, count: size) }
