@@ -150,9 +150,19 @@ final class ConvKernelTests: XCTestCase {
             (Window(c: 4, h: 5, w: 3, m: 4, kh: 1, kw: 1), 1),
             (Window(c: 2, h: 1, w: 1, m: 4, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 2),
             (Window(c: 3, h: 6, w: 75, m: 3, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1), 1),
+            // Many channels on small planes (the channel-blocked path: blocks of 16 split
+            // unevenly by the threads' ranges, eight-by-eight transposes and their tails).
+            (Window(c: 37, h: 14, w: 14, m: 37, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            (Window(c: 24, h: 13, w: 11, m: 24, kh: 5, kw: 5, sh: 2, sw: 2, pt: 2, pl: 2, pb: 2, pr: 2), 1),
+            (Window(c: 19, h: 7, w: 7, m: 19, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            (Window(c: 16, h: 9, w: 12, m: 16, kh: 3, kw: 3, dh: 2, dw: 2, pt: 2, pl: 2, pb: 2, pr: 2), 1),
+            // Planes too large for it (more than 1,024 outputs, or 4,096 padded inputs).
+            (Window(c: 3, h: 40, w: 36, m: 3, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            (Window(c: 2, h: 66, w: 66, m: 2, kh: 3, kw: 3, sh: 3, sw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
         ]
         for (i, (g, mult)) in cases.enumerated() {
-            let act: Act = [Act.relu, .none, .clip(0, 6), .hardswish, .sigmoid, .leaky(0.1), .none, .relu, .clip(0, 6)][i]
+            let act: Act = [Act.relu, .none, .clip(0, 6), .hardswish, .sigmoid, .leaky(0.1), .none, .relu, .clip(0, 6),
+                            .clip(0, 6), .relu, .none, .hardswish, .relu, .clip(0, 6)][i]
             let taps = g.kh * g.kw, plane = g.h * g.w, outPlane = g.oh * g.ow
             let x = rng.floats(g.c * plane), w = rng.floats(g.m * taps), bias = rng.floats(g.m)
             let residual = i % 2 == 1 ? rng.floats(g.m * outPlane) : nil
