@@ -159,10 +159,14 @@ final class ConvKernelTests: XCTestCase {
             // Planes too large for it (more than 1,024 outputs, or 4,096 padded inputs).
             (Window(c: 3, h: 40, w: 36, m: 3, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
             (Window(c: 2, h: 66, w: 66, m: 2, kh: 3, kw: 3, sh: 3, sw: 3, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            // Stride 2 on wide planes: each row's last inputs of both phases, odd and even widths.
+            (Window(c: 3, h: 70, w: 71, m: 3, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1), 1),
+            (Window(c: 2, h: 64, w: 70, m: 2, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1), 1),
+            (Window(c: 2, h: 50, w: 97, m: 2, kh: 5, kw: 5, sh: 2, sw: 2, pt: 2, pl: 2, pb: 2, pr: 2), 1),
         ]
         for (i, (g, mult)) in cases.enumerated() {
             let act: Act = [Act.relu, .none, .clip(0, 6), .hardswish, .sigmoid, .leaky(0.1), .none, .relu, .clip(0, 6),
-                            .clip(0, 6), .relu, .none, .hardswish, .relu, .clip(0, 6)][i]
+                            .clip(0, 6), .relu, .none, .hardswish, .relu, .clip(0, 6), .relu, .none, .clip(0, 6)][i]
             let taps = g.kh * g.kw, plane = g.h * g.w, outPlane = g.oh * g.ow
             let x = rng.floats(g.c * plane), w = rng.floats(g.m * taps), bias = rng.floats(g.m)
             let residual = i % 2 == 1 ? rng.floats(g.m * outPlane) : nil

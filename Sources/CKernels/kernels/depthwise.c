@@ -207,6 +207,16 @@ static void depthwise_pad(const float *x, kiln_conv_geometry g, int r_begin, int
                     const kiln_v16 a = load16(at), b = load16(at + 16);
                     store16(dst + j, __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
                 }
+                // The rest (fewer than 16): the phase's last 16 inputs of the row, the last at
+                // `end`, from two loads that stay inside the row; those outputs overlap ones
+                // already written, with the same values.
+                const int end = (W - 1 - ph + PW) % 2 ? W - 2 : W - 1;
+                if (j < hi && end >= 30) {
+                    const kiln_v16 a = load16(src + end - 30), b = load16(src + end - 15);
+                    store16(dst + (end - 30 - ph + PW) / 2,
+                            __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25, 27, 29, 31));
+                    j = hi;
+                }
             }
             for (; j < hi; j++) dst[j] = src[j * SW + ph - PW];
         }
