@@ -177,6 +177,21 @@ def main():
         n("Conv", ["h", "wm"], ["y"], group=8, kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2]),
     ], (2, 8, 13, 11), [w("we", E, 8, 1, 1), w("be", E), w("wd", E, 1, 3, 3), w("bd", E), w("wp", 8, E, 1, 1), w("bp", 8),
                         w("w5", 8, 1, 5, 5), w("b5", 8), w("wm", 16, 1, 3, 3), c("zero", 0.0), c("six", 6.0)])
+    # Inverted residual blocks whose expanded tensor is large (≥ 512 KiB an image): the 1×1
+    # expansion and the depthwise convolution in one step, by bands of rows — 3×3 stride 1,
+    # then 5×5 stride 2 with HardSwish from a second expansion; batch 2 (images over threads)
+    # and batch 1 (one image's rows over threads).
+    X = 96
+    for name, batch in (("expand_depthwise", 2), ("expand_depthwise_b1", 1)):
+        build(out, name, [
+            n("Conv", ["x", "we", "be"], ["e"]), n("Clip", ["e", "zero", "six"], ["e6"]),
+            n("Conv", ["e6", "wd", "bd"], ["d"], group=X, kernel_shape=[3, 3], pads=[1, 1, 1, 1]), n("Clip", ["d", "zero", "six"], ["d6"]),
+            n("Conv", ["d6", "wp", "bp"], ["p"]), n("Add", ["p", "x"], ["r"]),
+            n("Conv", ["r", "we2"], ["f"]), n("Relu", ["f"], ["f1"]),
+            n("Conv", ["f1", "wd2", "bd2"], ["s"], group=X, kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2]),
+            n("HardSwish", ["s"], ["y"]),
+        ], (batch, 8, 41, 37), [w("we", X, 8, 1, 1), w("be", X), w("wd", X, 1, 3, 3), w("bd", X), w("wp", 8, X, 1, 1), w("bp", 8),
+                                w("we2", X, 8, 1, 1), w("wd2", X, 1, 5, 5), w("bd2", X), c("zero", 0.0), c("six", 6.0)])
     # SiLU as exporters write it, Sigmoid(x) · x (both operand orders): after a 1×1 convolution
     # (into its epilogue) and after a depthwise one; a squeeze-and-excitation gate (Sigmoid of
     # a pooled branch times the activation, which stays a broadcast Mul); Swish-24 itself.

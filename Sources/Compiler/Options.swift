@@ -4,8 +4,8 @@ import Foundation
 /// Winograd choice and the chunk size of throughput runs. Passes and lowering read these,
 /// never the environment; `environment` fills them from the debugging overrides
 /// KILN_PASSES=dce,fold-bn,… (only those passes, to find one that breaks a model),
-/// KILN_WINOGRAD=0|1 (Winograd off, or on from 8 input channels) and KILN_CHUNK=n (images
-/// per chunk of a throughput run).
+/// KILN_WINOGRAD=0|1 (Winograd off, or on from 8 input channels), KILN_CHUNK=n (images
+/// per chunk of a throughput run) and KILN_FUSE_EXPAND=0 (1×1 → depthwise pairs as two steps).
 public struct CompileOptions: Sendable, Equatable {
     /// Names of the inference passes to run; nil runs them all.
     public var passes: Set<String>?
@@ -13,18 +13,21 @@ public struct CompileOptions: Sendable, Equatable {
     public var winograd: Bool?
     /// Images per chunk of a throughput run (CompiledModel.forThroughput); nil chooses by size.
     public var chunk: Int?
+    /// A 1×1 convolution and the depthwise one that reads it lowered to one step (Expand).
+    public var fuseExpand: Bool
 
-    public init(passes: Set<String>? = nil, winograd: Bool? = nil, chunk: Int? = nil) {
+    public init(passes: Set<String>? = nil, winograd: Bool? = nil, chunk: Int? = nil, fuseExpand: Bool = true) {
         self.passes = passes
         self.winograd = winograd
         self.chunk = chunk
+        self.fuseExpand = fuseExpand
     }
 
-    /// The defaults with the process's KILN_PASSES, KILN_WINOGRAD and KILN_CHUNK applied.
+    /// The defaults with the process's KILN_PASSES, KILN_WINOGRAD, KILN_CHUNK and KILN_FUSE_EXPAND applied.
     public static let environment: CompileOptions = {
         let env = ProcessInfo.processInfo.environment
         return CompileOptions(passes: env["KILN_PASSES"].map { Set($0.split(separator: ",").map(String.init)) },
                               winograd: env["KILN_WINOGRAD"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
-                              chunk: env["KILN_CHUNK"].flatMap { Int($0) })
+                              chunk: env["KILN_CHUNK"].flatMap { Int($0) }, fuseExpand: env["KILN_FUSE_EXPAND"] != "0")
     }()
 }

@@ -180,7 +180,10 @@ final class ConvKernelTests: XCTestCase {
                                        bias: Array(bias[c * mult..<(c + 1) * mult]),
                                        residual: residual.map { Array($0[c * mult * outPlane..<(c + 1) * mult * outPlane]) }, act: act)
             }
-            let scratch = Guarded(kiln_conv_scratch(g.geometry, Int32(KILN_CONV_DEPTHWISE.rawValue), Int32(KILN_CONV_FORWARD.rawValue), 1).total)
+            // The scratch planned as the compiler plans it: from one group's geometry (C = 1).
+            var group = g
+            group.c = 1
+            let scratch = Guarded(kiln_conv_scratch(group.geometry, Int32(KILN_CONV_DEPTHWISE.rawValue), Int32(KILN_CONV_FORWARD.rawValue), 1).total)
             let y = Guarded(g.m * outPlane, fill: .nan)
             for r in [0..<g.m / 2, g.m / 2..<g.m] where !r.isEmpty {
                 kiln_conv_depthwise(x, g.geometry, w, Int32(r.lowerBound), Int32(r.upperBound), 0, Int32(g.oh), bias, residual, act.c,
@@ -196,6 +199,25 @@ final class ConvKernelTests: XCTestCase {
             }
             assertClose(byRows.values, want, tol: 1e-5 * Double(taps + 1), "depthwise by rows \(g.kh)×\(g.kw) s\(g.sh) \(g.h)×\(g.w)")
             XCTAssertTrue(byRows.intact && scratch.intact, "depthwise case \(i) by rows: a write past a buffer")
+            // Bands of three output rows, each from a copy of only the input rows it reads
+            // (planes as far apart as the band is tall), as the fused 1×1 → depthwise step runs.
+            guard mult == 1 else { continue }
+            let byBands = Guarded(g.m * outPlane, fill: .nan)
+            for oy0 in stride(from: 0, to: g.oh, by: 3) {
+                let oy1 = min(g.oh, oy0 + 3)
+                let r0 = max(0, oy0 * g.sh - g.pt), r1 = min(g.h, (oy1 - 1) * g.sh - g.pt + (g.kh - 1) * g.dh + 1)
+                let rows = max(r1 - r0, 1)
+                var band = [Float](repeating: .nan, count: g.c * rows * g.w)
+                for c in 0..<g.c where r1 > r0 {
+                    for r in r0..<r1 { for j in 0..<g.w { band[(c * rows + r - r0) * g.w + j] = x[c * plane + r * g.w + j] } }
+                }
+                let b = Guarded(band)
+                kiln_conv_depthwise_rows(b.pointer, rows * g.w, Int32(r0), g.geometry, w, 0, Int32(g.m), Int32(oy0), Int32(oy1), bias, residual,
+                                         act.c, scratch.pointer, byBands.pointer)
+                XCTAssertTrue(b.intact)
+            }
+            assertClose(byBands.values, want, tol: 1e-5 * Double(taps + 1), "depthwise by bands \(g.kh)×\(g.kw) s\(g.sh) \(g.h)×\(g.w)")
+            XCTAssertTrue(byBands.intact && scratch.intact, "depthwise case \(i) by bands: a write past a buffer")
         }
     }
 

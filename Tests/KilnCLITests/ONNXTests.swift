@@ -348,6 +348,10 @@ struct TransformerPatternTests {
             "layernorm_decomposed": ["layernorm LayerNormalization 'ReduceMean_0'"],
             "resize": ["gather-map Resize 'Resize_0'", "gather-map Resize 'Resize_1'"],
             "depthwise": ["conv/depthwise kiln.FusedConv 'Conv_2'", "conv/depthwise kiln.FusedConv 'Conv_6'", "conv/depthwise kiln.FusedConv 'Conv_8'"],
+            // Both 1×1 expansions made band by band inside their depthwise step.
+            "expand_depthwise": ["conv/gemm_1x1→next kiln.FusedConv 'Conv_0'", "conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_2'",
+                                 "conv/gemm_1x1→next kiln.FusedConv 'Conv_6'", "conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_8'"],
+            "expand_depthwise_b1": ["conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_2'", "conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_8'"],
             // Both SiLUs fused (into the two convolutions' epilogues): five steps in all.
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],

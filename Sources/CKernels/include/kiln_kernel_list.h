@@ -115,6 +115,11 @@
     X(void, conv_depthwise, (const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin, \
                              int oy_end, const float *bias, const float *residual, kiln_act act, float *scratch, float *y), \
       (x, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, act, scratch, y)) \
+    /* The same with input planes x_plane floats apart holding rows x_row0 on (a band). */ \
+    X(void, conv_depthwise_rows, (const float *x, size_t x_plane, int x_row0, kiln_conv_geometry g, const float *w, int m_begin, \
+                                  int m_end, int oy_begin, int oy_end, const float *bias, const float *residual, kiln_act act, \
+                                  float *scratch, float *y), \
+      (x, x_plane, x_row0, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, act, scratch, y)) \
     \
     /* --- packed GEMM (kernels/gemm.c) ------------------------------------------------------ */ \
     /* y [M, N] = act(W · B + bias[m] + residual) for output-channel blocks [mb_begin, mb_end): */ \

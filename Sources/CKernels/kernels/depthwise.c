@@ -28,14 +28,16 @@ static int depthwise_row_length(kiln_conv_geometry g) {
 // 3×3: [384, 14, 14] 98 → 62 µs, [960, 7, 7] 121 → 54, [576, 14, 14] stride 2 186 → 53,
 // [144, 28, 28] 105 → 90, [144, 56, 56] stride 2 260 → 191; the 56×56 and 112×112 outputs
 // ran slower on it (355 → 410, 260 → 399) and stay on planes.
-static int depthwise_by_channels(kiln_conv_geometry g) {
+static int depthwise_small_planes(kiln_conv_geometry g) {
     const int Hp = g.H + g.PH + g.PHE, Wp = g.W + g.PW + g.PWE;
-    return g.M == g.C && g.OH * g.OW <= 1024 && Hp * Wp <= 4096;
+    return g.OH * g.OW <= 1024 && Hp * Wp <= 4096;
 }
+static int depthwise_by_channels(kiln_conv_geometry g) { return g.M == g.C && depthwise_small_planes(g); }
 
 static int depthwise_scratch(kiln_conv_geometry g) {
     const int planes = (g.H + g.PH + g.PHE) * g.SW * depthwise_row_length(g) + 16;
-    if (!depthwise_by_channels(g)) return planes;
+    // Sized by the planes alone: callers plan it from one group's geometry (C = 1).
+    if (!depthwise_small_planes(g)) return planes;
     const int flat = g.H * g.W > g.OH * g.OW ? g.H * g.W : g.OH * g.OW;
     const int blocked = ((g.H + g.PH + g.PHE) * (g.W + g.PW + g.PWE) + g.KH * g.KW + flat) * 16 + 16;
     return blocked > planes ? blocked : planes;
@@ -96,8 +98,9 @@ static void depthwise_interleave(float *planes, size_t plane, int n, int count, 
 // Σ_t w_t[16] · x_tap[16] (four pixels of a row at once, four independent chains) into a
 // [pixel][16] tile, which goes back to the output planes by transposes; the residual and the
 // activation then on the planes.
-static void conv_depthwise_channels(const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin,
-                                    int oy_end, const float *bias, const float *residual, kiln_act a, float *scratch, float *y) {
+static void conv_depthwise_channels(const float *x, size_t x_plane, int x_row0, kiln_conv_geometry g, const float *w, int m_begin,
+                                    int m_end, int oy_begin, int oy_end, const float *bias, const float *residual, kiln_act a,
+                                    float *scratch, float *y) {
     KILN_GEOMETRY_LOCALS(g);
     KILN_ACT_LOCALS(a);
     const int Wp = W + PW + PWE, T = KH * KW;
@@ -114,7 +117,7 @@ static void conv_depthwise_channels(const float *x, kiln_conv_geometry g, const 
     for (int c0 = m_begin; c0 < m_end; c0 += 16) {
         const int n = m_end - c0 < 16 ? m_end - c0 : 16;
         if (iy1 > iy0) {
-            depthwise_interleave((float *)x + (size_t)c0 * H * W + (size_t)iy0 * W, (size_t)H * W, n, (iy1 - iy0) * W, flat, 0);
+            depthwise_interleave((float *)x + (size_t)c0 * x_plane + (size_t)(iy0 - x_row0) * W, x_plane, n, (iy1 - iy0) * W, flat, 0);
             for (int iy = iy0; iy < iy1; iy++) {
                 float *dst = xp + (size_t)(iy + PH - r_begin) * rowv + (size_t)PW * 16;
                 const float *src = flat + (size_t)(iy - iy0) * W * 16;
@@ -179,14 +182,14 @@ static void conv_depthwise_channels(const float *x, kiln_conv_geometry g, const 
 // Padded rows [r_begin, r_end) of one plane x [H, W] in the phased, zero-padded form (row r
 // at xp's row r − r_begin). Only the values of x are written: the zeros around them are the
 // same for every plane, written once by the caller (memset of the rows' SW·L floats each).
-static void depthwise_pad(const float *x, kiln_conv_geometry g, int r_begin, int r_end, float *xp) {
+static void depthwise_pad(const float *x, int x_row0, kiln_conv_geometry g, int r_begin, int r_end, float *xp) {
     KILN_GEOMETRY_LOCALS(g);
     const int L = depthwise_row_length(g);
     for (int r = r_begin; r < r_end; r++) {
         float *row = xp + (size_t)(r - r_begin) * SW * L;
         const int iy = r - PH;
         if (iy < 0 || iy >= H) continue;
-        const float *src = x + (size_t)iy * W;
+        const float *src = x + (size_t)(iy - x_row0) * W;
         if (SW == 1) {
             float *dst = row + PW;
             for (int j = 0; j < W; j++) dst[j] = src[j];
@@ -239,10 +242,13 @@ static inline __attribute__((always_inline)) void depthwise_taps(const float *ba
 // Output channels [m_begin, m_end) and rows [oy_begin, oy_end) of one image y [M, OH, OW];
 // w [M, KH·KW]; scratch of depthwise_scratch(g) floats. bias and residual [M, OH, OW] may be
 // NULL.
-static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin, int oy_end,
-                           const float *bias, const float *residual, kiln_act a, float *scratch, float *y) {
+// As conv_depthwise, with the input planes x_plane floats apart and holding the rows from
+// x_row0 on (only the rows the output rows [oy_begin, oy_end) read need to be there): a band
+// of an input computed just before, as the fused 1×1 → depthwise step does.
+static void conv_depthwise_rows(const float *x, size_t x_plane, int x_row0, kiln_conv_geometry g, const float *w, int m_begin, int m_end,
+                                int oy_begin, int oy_end, const float *bias, const float *residual, kiln_act a, float *scratch, float *y) {
     if (depthwise_by_channels(g)) {
-        conv_depthwise_channels(x, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, a, scratch, y);
+        conv_depthwise_channels(x, x_plane, x_row0, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, a, scratch, y);
         return;
     }
     KILN_GEOMETRY_LOCALS(g);
@@ -262,7 +268,7 @@ static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w,
     for (int m = m_begin; m < m_end; m++) {
         const int c = m / mult;
         if (c != padded) {
-            depthwise_pad(x + (size_t)c * H * W, g, r_begin, r_end, scratch);
+            depthwise_pad(x + (size_t)c * x_plane, x_row0, g, r_begin, r_end, scratch);
             padded = c;
         }
         const float *wm = w + (size_t)m * T;
@@ -296,4 +302,9 @@ static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w,
             }
         }
     }
+}
+
+static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin, int oy_end,
+                           const float *bias, const float *residual, kiln_act a, float *scratch, float *y) {
+    conv_depthwise_rows(x, (size_t)g.H * g.W, 0, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, a, scratch, y);
 }

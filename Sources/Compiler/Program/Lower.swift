@@ -198,7 +198,7 @@ public enum Lowering {
             }
             // Nodes producing integer or bool values run their reference kernel: the fast
             // kernels are f32 ones.
-            let kernel = n.outputs.contains(where: { !$0.name.isEmpty && $0.type.dtype != .f32 })
+            var kernel = n.outputs.contains(where: { !$0.name.isEmpty && $0.type.dtype != .f32 })
                 ? Program.Kernel.reference(n) : try kernel(for: n, outShapes: outShapes)
             let liveOutputs = n.outputs.filter { !$0.name.isEmpty }.map(\.name)
             // A Softmax over the last axis of the batched product just lowered joins that step:
@@ -234,6 +234,39 @@ public enum Lowering {
                 newStorage(liveOutputs[0], outShapes[0], at: step - 1)
                 return
             }
+            var op = n.qualifiedOp, extraFlops = 0, inputs = n.inputs
+            // A depthwise convolution whose input is the 1×1 convolution just lowered, read by
+            // nothing else: one step that makes the expanded tensor band by band in the
+            // thread's scratch (MobileNet's and EfficientNet's inverted residual blocks), when
+            // it is large (512 KiB an image or more; smaller ones stay in cache between two
+            // steps). The 1×1's step stays, deferred, for its packed weight.
+            if case .conv(var dw) = kernel, dw.algorithm == .depthwise, dw.outChannels == dw.channels, dw.group == dw.channels,
+               n.inputs.count < 4 || n.inputs[3].isEmpty, let last = pending.last, case .conv(var pw) = last.kernel,
+               pw.algorithm == .gemm1x1, pw.group == 1, pw.outChannels == dw.channels, pw.outChannels % 8 == 0, !pw.deferred,
+               pw.expand == nil, last.outputs == [n.inputs[0]], last.inputs.count < 4 || last.inputs[3].isEmpty,
+               paramTensor[last.inputs[1]] != nil, lastReader[rootOf(n.inputs[0])] == nodeIndex, viewOffset[n.inputs[0]] == nil,
+               dw.channels * dw.height * dw.width * DType.f32.byteSize >= 1 << 19, options.fuseExpand {
+                // Bands of the expanded tensor of about 256 KiB (the rows a band's outputs read).
+                let span = (dw.kernelH - 1) * dw.dilationH + 1
+                let fit = (1 << 18) / max(1, dw.channels * dw.width * DType.f32.byteSize)
+                let bandRows = max(1, (max(fit, span) - span) / dw.strideH + 1)
+                let capacityRows = (bandRows - 1) * dw.strideH + span
+                dw.expand = Program.Expand(step: step - 1, channels: pw.channels, activation: pw.activation, bandRows: bandRows,
+                                           capacityRows: capacityRows, offset: dw.scratch.total)
+                dw.scratch.total += capacityRows * dw.channels * dw.width
+                pw.deferred = true
+                pending[step - 1].kernel = .conv(pw)
+                extraFlops = pending[step - 1].flops
+                pending[step - 1].flops = 0
+                kernel = .conv(dw)
+                op = last.op + "+" + op
+                // The step reads the 1×1's input (kept alive to here); the expanded tensor is
+                // never stored, and the 1×1's step has no output of its own.
+                if let s = storageOf[n.inputs[0]] { storages[s].bytes = 0 }
+                pending[step - 1].outputs = []
+                inputs[0] = last.inputs[0]
+                use(last.inputs[0], at: step)
+            }
             for i in n.inputs where !i.isEmpty { use(i, at: step) }
             // In place: an elementwise result may take its first input's storage when that
             // storage dies here.
@@ -263,8 +296,8 @@ public enum Lowering {
             if !inPlace {
                 for (k, o) in n.outputs.enumerated() where !o.name.isEmpty && !updated.contains(k) { newStorage(o.name, outShapes[k], at: step) }
             }
-            pending.append(Pending(name: n.name, op: n.qualifiedOp, kernel: kernel, inputs: n.inputs, outputs: liveOutputs,
-                                   flops: flops(of: kernel, batch: batch) ?? nodeFlops[n.name] ?? 0))
+            pending.append(Pending(name: n.name, op: op, kernel: kernel, inputs: inputs, outputs: liveOutputs,
+                                   flops: (flops(of: kernel, batch: batch) ?? nodeFlops[n.name] ?? 0) + extraFlops))
         }
 
         /// (output, input) pairs of a kernel whose output is the input's next value.

@@ -64,6 +64,25 @@ public struct Program: Sendable {
         public var activation: Activation
         /// Per-thread scratch, as the kernel defines it (kiln_conv_scratch).
         public var scratch: Scratch = .none
+        /// A 1×1 convolution computed band by band inside the next step (the depthwise
+        /// convolution that is its only reader): its own step does nothing.
+        public var deferred: Bool = false
+        /// A depthwise convolution fused with the 1×1 convolution before it (MobileNet's
+        /// expansion): see Expand.
+        public var expand: Expand? = nil
+    }
+
+    /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose inputs x, W and bias
+    /// this step reads) computes `capacityRows` rows of its [C, H, W] output at a time into the
+    /// thread's scratch from float `offset` on (planes `capacityRows · W` apart), keeping the
+    /// rows the next band shares, and the depthwise kernel makes `bandRows` output rows from
+    /// them — the expanded tensor never reaches memory.
+    public struct Expand: Sendable {
+        public var step: Int
+        public var channels: Int
+        public var activation: Activation
+        public var bandRows: Int, capacityRows: Int
+        public var offset: Int
     }
 
     /// A kernel's per-thread scratch in floats: the total and where its parts start, and the
@@ -177,6 +196,8 @@ public struct Program: Sendable {
 
         public var name: String {
             switch self {
+            case .conv(let c) where c.deferred: return "conv/\(c.algorithm.rawValue)→next"
+            case .conv(let c) where c.expand != nil: return "conv/1x1+\(c.algorithm.rawValue)"
             case .conv(let c): return "conv/\(c.algorithm.rawValue)"
             case .gemm: return "gemm/sgemm"
             case .linear: return "linear/packed"

@@ -8,6 +8,8 @@ extension CompiledModel {
     func run(_ step: Program.Step, index: Int, imageParallel: Bool) throws {
         if try runTraining(step, index: index, imageParallel: imageParallel) { return }
         switch step.kernel {
+        case .conv(let c) where c.deferred: break  // computed by the next step (expandDepthwise)
+        case .conv(let c) where c.expand != nil: expandDepthwise(c, step, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
         case .conv(let c) where c.algorithm == .depthwise: depthwiseConv(c, step, parallel: imageParallel)
@@ -358,6 +360,68 @@ extension CompiledModel {
             let workers = outImage >= 1 << 14 ? threads : 1
             for n in 0..<images {
                 parallelChunks(c.outChannels, workers: workers, pool: pool) { worker, range in run(n, range, all, worker: worker) }
+            }
+        }
+    }
+
+    /// The 1×1 → depthwise pair (Program.Expand): per image, output rows in bands; for each
+    /// band the 1×1 makes the rows of its output the band reads that the previous band did
+    /// not (those it shares move to the top of the scratch), then the depthwise kernel reads
+    /// them there. Images over threads, or one image's rows in a contiguous range per thread.
+    func expandDepthwise(_ c: Program.Conv, _ step: Program.Step, parallel: Bool) {
+        guard let e = c.expand, case .conv(let pw) = program.steps[e.step].kernel, let packed = packedWeights[e.step] else {
+            preconditionFailure("fused 1×1 → depthwise step without its 1×1 step")
+        }
+        let pwStep = program.steps[e.step]
+        let x = Shared(pointer: pointer(step.inputs[0].tensor!)), u = Shared(pointer: packed)
+        let bias1 = pwStep.inputs.count > 2 ? pwStep.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let w = Shared(pointer: pointer(step.inputs[1].tensor!))
+        let bias2 = step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil
+        let y = Shared(pointer: pointer(step.outputs[0]))
+        let images = step.outputs[0].shape[0]
+        let (h, wd, ch) = (c.height, c.width, c.channels)
+        let inImage = pw.channels * h * wd, outImage = ch * c.outHeight * c.outWidth
+        let plane = e.capacityRows * wd, blocks = ch / 8
+        let geometry = c.geometry(), act1 = e.activation.kernel, act2 = c.activation.kernel
+        let scratch = self.scratch.map { Shared(pointer: $0) }
+        func rows(_ n: Int, _ range: Range<Int>, worker: Int) {
+            let buffer = scratch[worker].pointer + e.offset, xn = x.pointer + n * inImage
+            var held = 0..<0  // rows of the 1×1's output in the buffer, from its top
+            for oy0 in stride(from: range.lowerBound, to: range.upperBound, by: e.bandRows) {
+                let oy1 = min(range.upperBound, oy0 + e.bandRows)
+                let r0 = max(0, oy0 * c.strideH - c.padTop)
+                let r1 = min(h, (oy1 - 1) * c.strideH - c.padTop + (c.kernelH - 1) * c.dilationH + 1)
+                if r1 > r0 {
+                    var start = r0
+                    if held.contains(r0) {
+                        if r0 > held.lowerBound {
+                            for k in 0..<ch {
+                                let p = buffer + k * plane
+                                memmove(p, p + (r0 - held.lowerBound) * wd, (held.upperBound - r0) * wd * MemoryLayout<Float>.stride)
+                            }
+                        }
+                        start = held.upperBound
+                    }
+                    if r1 > start {
+                        kiln_conv_gemm_ld(u.pointer, xn + start * wd, Int32(pw.channels), Int32((r1 - start) * wd), h * wd, 0, Int32(blocks),
+                                          bias1?.pointer, nil, plane, act1, buffer + (start - r0) * wd)
+                    }
+                    held = r0..<r1
+                }
+                kiln_conv_depthwise_rows(buffer, plane, Int32(r0), geometry, w.pointer, 0, Int32(ch), Int32(oy0), Int32(oy1), bias2?.pointer,
+                                         nil, act2, scratch[worker].pointer, y.pointer + n * outImage)
+            }
+        }
+        if parallel {
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                for n in range { rows(n, 0..<c.outHeight, worker: worker) }
+            }
+        } else {
+            for n in 0..<images {
+                parallelChunks(c.outHeight, workers: min(threads, c.outHeight), pool: pool) { worker, range in
+                    guard !range.isEmpty else { return }
+                    rows(n, range, worker: worker)
+                }
             }
         }
     }
