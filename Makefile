@@ -23,8 +23,9 @@ demo: build
 test: setup
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	bash scripts/conformance.sh "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln"
-	@# The tests' scratch files (~200 MB a run) in a directory of their own, removed after.
-	tmp=$$(mktemp -d -t kiln-test.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+	@# The tests' scratch files (~200 MB a run) in a directory of their own, removed after
+	@# (readable by all: one test runs kiln as user nobody).
+	tmp=$$(mktemp -d -t kiln-test.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" && \
 	TMPDIR=$$tmp KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build --skip KernelTests && \
 	TMPDIR=$$tmp KILN_BIN="$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln" bash scripts/kernel-levels.sh -c $(CONFIG) --skip-build
 	FUZZ_REGRESS_SECONDS=5 bash scripts/fuzz.sh --regress
