@@ -192,6 +192,14 @@ def main():
             n("HardSwish", ["s"], ["y"]),
         ], (batch, 8, 41, 37), [w("we", X, 8, 1, 1), w("be", X), w("wd", X, 1, 3, 3), w("bd", X), w("wp", 8, X, 1, 1), w("bp", 8),
                                 w("we2", X, 8, 1, 1), w("wd2", X, 1, 5, 5), w("bd2", X), c("zero", 0.0), c("six", 6.0)])
+    # Channel joins at batch 1: a 1×1 and a 3×3 branch concatenated (written straight into
+    # the join: no step), then a join with the graph's input (which must stay a copy).
+    build(out, "concat_b1", [
+        n("Conv", ["x", "wa", "ba"], ["a"]), n("Relu", ["a"], ["a1"]),
+        n("Conv", ["x", "wb", "bb"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("Concat", ["a1", "b"], ["c"], axis=1),
+        n("Conv", ["c", "wc"], ["d"]), n("Concat", ["d", "x"], ["y"], axis=1),
+    ], (1, 8, 10, 12), [w("wa", 16, 8, 1, 1), w("ba", 16), w("wb", 8, 8, 3, 3), w("bb", 8), w("wc", 8, 24, 1, 1)])
     # SiLU as exporters write it, Sigmoid(x) · x (both operand orders): after a 1×1 convolution
     # (into its epilogue) and after a depthwise one; a squeeze-and-excitation gate (Sigmoid of
     # a pooled branch times the activation, which stays a broadcast Mul); Swish-24 itself.

@@ -352,6 +352,9 @@ struct TransformerPatternTests {
             "expand_depthwise": ["conv/gemm_1x1→next kiln.FusedConv 'Conv_0'", "conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_2'",
                                  "conv/gemm_1x1→next kiln.FusedConv 'Conv_6'", "conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_8'"],
             "expand_depthwise_b1": ["conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_2'", "conv/1x1+depthwise kiln.FusedConv+kiln.FusedConv 'Conv_8'"],
+            // (At batch 1, as the names ending in _b1 are dumped.) The branches written into the
+            // first join; the join with the graph's input stays a step.
+            "concat_b1": ["program: batch 1, 4 steps", "concat Concat 'Concat_5'"],
             // Both SiLUs fused (into the two convolutions' epilogues): five steps in all.
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],
@@ -367,12 +370,13 @@ struct TransformerPatternTests {
             guard k.status == 0 else { continue }
             let want = try NPY.read(path: base + ".expected.npy"), got = try NPY.read(path: out + "/y.npy")
             #expect(allCloseProblem(got, want) == nil, "\(m): \(allCloseProblem(got, want) ?? "")")
-            let program = try kiln("dump", dir.appendingPathComponent(m).path, "--program", "--batch", "2")
+            let program = try kiln("dump", dir.appendingPathComponent(m).path, "--program", "--batch", name.hasSuffix("_b1") ? "1" : "2")
             #expect(program.status == 0, "\(m): \(program.stderr)")
             #expect(!program.stdout.contains(": reference "), "\(m) runs a step on a reference kernel:\n\(program.stdout)")
             for s in kernels[name] ?? [] { #expect(program.stdout.contains(s), "\(m): no \(s) in\n\(program.stdout)") }
             if name == "attention" { #expect(!program.stdout.contains("binary Mul"), "attention: q's scale not folded into the product:\n\(program.stdout)") }
             if name == "slices" { #expect(!program.stdout.contains("Gather"), "slices: a Gather copied:\n\(program.stdout)") }
+            if name == "concat_b1" { #expect(!program.stdout.contains("Concat_3"), "concat_b1: the branches copied into the join:\n\(program.stdout)") }
             if name.hasPrefix("attention") { #expect(!program.stdout.contains("split Split"), "\(m): q, k and v copied out:\n\(program.stdout)") }
             if name.hasPrefix("mlp") { #expect(!program.stdout.contains("elementwise-chain"), "\(m): GELU not fused into the MatMul") }
         }

@@ -142,6 +142,47 @@ public enum Lowering {
             return at == shape[axis] ? offsets : nil
         }
 
+        /// A Concat whose inputs can be written where the output keeps them: every axis before
+        /// the joined one of size 1 (so each input is one contiguous slab of the output), each
+        /// input a value computed by an earlier step into storage of its own (no view, no graph
+        /// input) that nothing reads after the Concat. Those storages become slabs of the
+        /// output's — the producers write straight into it — and the Concat is no step
+        /// (Inception's, DenseNet's and SqueezeNet's joins at batch 1).
+        mutating func concatInPlace(_ n: Node, at nodeIndex: Int, outShape: [Int]) -> Bool {
+            guard n.domain.isEmpty, n.op == "Concat", n.outputs.count == 1, n.outputs[0].type.dtype == .f32, !outShape.isEmpty,
+                  n.inputs.count > 1, Set(n.inputs).count == n.inputs.count else { return false }
+            var axis = 0
+            if case .int(let a)? = n.attributes["axis"] { axis = a }
+            if axis < 0 { axis += outShape.count }
+            guard axis >= 0, axis < outShape.count, outShape[..<axis].allSatisfy({ $0 == 1 }) else { return false }
+            var slabs: [(storage: Int, names: [String])] = []
+            for input in n.inputs {
+                guard !input.isEmpty, let s = storageOf[input], storages[s].first >= 0, dtypeOf[input] ?? .f32 == .f32,
+                      !slabs.contains(where: { $0.storage == s }) else { return false }
+                // Every value in that storage (the producer's output and any result written over
+                // it in place) whole, unshifted, and read by nothing after the Concat.
+                let names = storageOf.filter { $0.value == s }.map(\.key)
+                guard names.allSatisfy({ viewOffset[$0] == nil && root[$0] == nil && (lastReader[$0] ?? -1) <= nodeIndex }),
+                      storages[s].bytes == (shapeOf[input] ?? []).reduce(1, *) * DType.f32.byteSize else { return false }
+                slabs.append((s, names))
+            }
+            guard slabs.reduce(0, { $0 + storages[$1.storage].bytes }) == outShape.reduce(1, *) * DType.f32.byteSize else { return false }
+            let out = n.outputs[0].name
+            newStorage(out, outShape, at: pending.count)
+            let joined = storageOf[out]!
+            var at = 0
+            for (s, names) in slabs {
+                storages[joined].first = min(storages[joined].first, storages[s].first)
+                for name in names {
+                    storageOf[name] = joined
+                    viewOffset[name] = at
+                }
+                at += storages[s].bytes
+                storages[s].bytes = 0
+            }
+            return true
+        }
+
         mutating func newStorage(_ name: String, _ shape: [Int], at step: Int) {
             storageOf[name] = storages.count
             shapeOf[name] = shape
@@ -182,6 +223,7 @@ public enum Lowering {
                     return
                 }
             }
+            if concatInPlace(n, at: nodeIndex, outShape: outShapes.first ?? []) { return }
             if let offsets = sliceOffsets(n), let s = storageOf[n.inputs[0]] {
                 for (k, o) in n.outputs.enumerated() {
                     storageOf[o.name] = s
