@@ -231,7 +231,7 @@ extension CompiledModel {
             // column chunks), so small late-stage images are not cut into slivers.
             let rowsPerPanel = max(1, min(c.outHeight, max(65536 / max(1, k * c.outWidth), (96 + c.outWidth - 1) / c.outWidth)))
             let panels = (c.outHeight + rowsPerPanel - 1) / rowsPerPanel
-            if !oneByOne && (parallel || panels >= threads) {
+            if !oneByOne && (parallel || panels >= 2 * threads) {
                 // Patches a panel of output rows at a time (~256 KB, so the product reads them
                 // from cache), panels spread over threads — or images, when there are enough.
                 func panel(_ n: Int, _ j: Int, worker: Int) {
