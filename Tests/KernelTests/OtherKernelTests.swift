@@ -12,10 +12,16 @@ final class OtherKernelTests: XCTestCase {
             Window(c: 1, h: 5, w: 5, m: 1, kh: 5, kw: 5, sh: 1, sw: 1, pt: 2, pl: 2, pb: 2, pr: 2),
             Window(c: 1, h: 2, w: 4100, m: 1, kh: 2, kw: 3, sh: 1, sw: 3, pt: 0, pl: 1, pb: 0, pr: 1),  // rows past 4,096
             Window(c: 1, h: 3, w: 3, m: 1, kh: 2, kw: 2, sh: 2, sw: 2, pt: 0, pl: 0, pb: 3, pr: 3),    // windows all padding
+            // 3 × 3 stride 2 on wide rows (sixteen outputs at a time), with and without padding.
+            Window(c: 1, h: 9, w: 147, m: 1, kh: 3, kw: 3, sh: 2, sw: 2),
+            Window(c: 1, h: 7, w: 112, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 1, h: 5, w: 70, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1),
         ]
         for g in cases {
             var x = rng.floats(g.h * g.w)
             x[x.count / 2] = .nan
+            // NaNs in each tap position of some window (first, middle and last column).
+            if g.w > 60 { for at in [g.w + 20, 2 * g.w + 41, 3 * g.w + 62] where at < x.count { x[at] = .nan } }
             let y = Guarded(g.oh * g.ow, fill: 7)
             kiln_maxpool2d(x, g.geometry, y.pointer)
             assertClose(y.values, Reference.pool(g, x: x, max: true, includePad: false), tol: 0, "maxpool \(g)")

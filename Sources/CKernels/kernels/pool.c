@@ -27,7 +27,37 @@ static void maxpool2d(const float *x, kiln_conv_geometry g, float *y) {
                 for (int ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
                 continue;
             }
-            for (int ow = 0; ow < OW; ow++) {
+            int ow = 0;
+            if (KW == 3 && SW == 2 && DW == 1) {
+                // The common 3-wide, stride-2 window sixteen outputs at a time: its columns
+                // 2·ow − PW + {0, 1, 2} are the even and odd lanes of 32 values and the even lanes
+                // of the 32 two further on, taken in the same order as below (NaN wins).
+                ow = (PW + 1) / 2;  // outputs before this one have a column in the padding
+                for (int o = 0; o < ow && o < OW; o++) {
+                    const int iw0 = o * 2 - PW;
+                    float best = -INFINITY;
+                    int any = 0;
+                    for (int kw = 0; kw < 3; kw++) {
+                        const int iw = iw0 + kw;
+                        if (iw < 0 || iw >= W) continue;
+                        best = any ? max_nan(best, colmax[iw]) : colmax[iw];
+                        any = 1;
+                    }
+                    yr[o] = best;
+                }
+                for (; ow + 16 <= OW && ow * 2 - PW + 34 <= W; ow += 16) {
+                    const float *c = colmax + (ow * 2 - PW);
+                    const kiln_v16 a = load16(c), b = load16(c + 16), d = load16(c + 2), e = load16(c + 18);
+                    const kiln_v16 t0 = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                    const kiln_v16 t1 = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                    const kiln_v16 t2 = __builtin_shufflevector(d, e, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                    kiln_v16 best = t0;
+                    best = select16((t1 > best) | (t1 != t1), t1, best);
+                    best = select16((t2 > best) | (t2 != t2), t2, best);
+                    store16(yr + ow, best);
+                }
+            }
+            for (; ow < OW; ow++) {
                 const int iw0 = ow * SW - PW;
                 float best = -INFINITY;
                 if (iw0 >= 0 && iw0 + (KW - 1) * DW < W) {
