@@ -177,7 +177,7 @@ def main():
         n("Conv", ["h", "wm"], ["y"], group=8, kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2]),
     ], (2, 8, 13, 11), [w("we", E, 8, 1, 1), w("be", E), w("wd", E, 1, 3, 3), w("bd", E), w("wp", 8, E, 1, 1), w("bp", 8),
                         w("w5", 8, 1, 5, 5), w("b5", 8), w("wm", 16, 1, 3, 3), c("zero", 0.0), c("six", 6.0)])
-    # Inverted residual blocks whose expanded tensor is large (≥ 512 KiB an image): the 1×1
+    # Inverted residual blocks whose expanded tensor is large (≥ 1 MiB an image): the 1×1
     # expansion and the depthwise convolution in one step, by bands of rows — 3×3 stride 1,
     # then 5×5 stride 2 with HardSwish from a second expansion; batch 2 (images over threads)
     # and batch 1 (one image's rows over threads).
@@ -190,7 +190,7 @@ def main():
             n("Conv", ["r", "we2"], ["f"]), n("Relu", ["f"], ["f1"]),
             n("Conv", ["f1", "wd2", "bd2"], ["s"], group=X, kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2]),
             n("HardSwish", ["s"], ["y"]),
-        ], (batch, 8, 41, 37), [w("we", X, 8, 1, 1), w("be", X), w("wd", X, 1, 3, 3), w("bd", X), w("wp", 8, X, 1, 1), w("bp", 8),
+        ], (batch, 8, 61, 57), [w("we", X, 8, 1, 1), w("be", X), w("wd", X, 1, 3, 3), w("bd", X), w("wp", 8, X, 1, 1), w("bp", 8),
                                 w("we2", X, 8, 1, 1), w("wd2", X, 1, 5, 5), w("bd2", X), c("zero", 0.0), c("six", 6.0)])
     # Channel joins at batch 1: a 1×1 and a 3×3 branch concatenated (written straight into
     # the join: no step), then a join with the graph's input (which must stay a copy).
