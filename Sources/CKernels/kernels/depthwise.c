@@ -239,9 +239,6 @@ static inline __attribute__((always_inline)) void depthwise_taps(const float *ba
     }
 }
 
-// Output channels [m_begin, m_end) and rows [oy_begin, oy_end) of one image y [M, OH, OW];
-// w [M, KH·KW]; scratch of depthwise_scratch(g) floats. bias and residual [M, OH, OW] may be
-// NULL.
 // As conv_depthwise, with the input planes x_plane floats apart and holding the rows from
 // x_row0 on (only the rows the output rows [oy_begin, oy_end) read need to be there): a band
 // of an input computed just before, as the fused 1×1 → depthwise step does.
@@ -304,6 +301,9 @@ static void conv_depthwise_rows(const float *x, size_t x_plane, int x_row0, kiln
     }
 }
 
+// Output channels [m_begin, m_end) and rows [oy_begin, oy_end) of one image y [M, OH, OW];
+// w [M, KH·KW]; scratch of depthwise_scratch(g) floats. bias and residual [M, OH, OW] may be
+// NULL.
 static void conv_depthwise(const float *x, kiln_conv_geometry g, const float *w, int m_begin, int m_end, int oy_begin, int oy_end,
                            const float *bias, const float *residual, kiln_act a, float *scratch, float *y) {
     conv_depthwise_rows(x, (size_t)g.H * g.W, 0, g, w, m_begin, m_end, oy_begin, oy_end, bias, residual, a, scratch, y);

@@ -295,7 +295,7 @@ public enum Lowering {
                 let fit = (1 << 18) / max(1, dw.channels * dw.width * DType.f32.byteSize)
                 let bandRows = max(1, (max(fit, span) - span) / dw.strideH + 1)
                 let capacityRows = (bandRows - 1) * dw.strideH + span
-                dw.expand = Program.Expand(step: step - 1, channels: pw.channels, activation: pw.activation, bandRows: bandRows,
+                dw.expand = Program.Expand(step: step - 1, bandRows: bandRows,
                                            capacityRows: capacityRows, offset: dw.scratch.total)
                 dw.scratch.total += capacityRows * dw.channels * dw.width
                 pw.deferred = true

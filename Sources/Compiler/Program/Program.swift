@@ -72,15 +72,13 @@ public struct Program: Sendable {
         public var expand: Expand? = nil
     }
 
-    /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose inputs x, W and bias
-    /// this step reads) computes `capacityRows` rows of its [C, H, W] output at a time into the
+    /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose kernel, packed weight
+    /// and bias this step uses) computes `capacityRows` rows of its [C, H, W] output at a time into the
     /// thread's scratch from float `offset` on (planes `capacityRows · W` apart), keeping the
     /// rows the next band shares, and the depthwise kernel makes `bandRows` output rows from
     /// them — the expanded tensor never reaches memory.
     public struct Expand: Sendable {
         public var step: Int
-        public var channels: Int
-        public var activation: Activation
         public var bandRows: Int, capacityRows: Int
         public var offset: Int
     }

@@ -382,7 +382,7 @@ extension CompiledModel {
         let (h, wd, ch) = (c.height, c.width, c.channels)
         let inImage = pw.channels * h * wd, outImage = ch * c.outHeight * c.outWidth
         let plane = e.capacityRows * wd, blocks = ch / 8
-        let geometry = c.geometry(), act1 = e.activation.kernel, act2 = c.activation.kernel
+        let geometry = c.geometry(), act1 = pw.activation.kernel, act2 = c.activation.kernel
         let scratch = self.scratch.map { Shared(pointer: $0) }
         func rows(_ n: Int, _ range: Range<Int>, worker: Int) {
             let buffer = scratch[worker].pointer + e.offset, xn = x.pointer + n * inImage
