@@ -98,6 +98,29 @@ def np_lrn(x, size, alpha=1e-4, beta=0.75, bias=1.0):
     return (x / (bias + alpha / size * sq) ** beta).astype(np.float32)
 
 
+def np_quantize(x, scale, zero, lo, hi):
+    """QuantizeLinear: x / scale rounded half to even, + zero, saturated; NaN to the lowest value."""
+    q = np.rint(x / np.float32(scale)).astype(np.float64)
+    return np.clip(np.where(np.isnan(q), -1e9, q + zero), lo, hi).astype(np.int64)
+
+
+def np_requantize(acc, scale=np.float32(0.05) * np.float32(0.02) / np.float32(0.4), zero=10):
+    """The QLinear ops' output: the int32 sum · (a_scale·b_scale / y_scale), rounded, + zero, as uint8."""
+    return np.clip(np.rint(acc * np.float64(np.float32(scale))) + zero, 0, 255).astype(np.uint8)
+
+
+def np_conv_pad1(x, w):
+    """An integer convolution, stride 1, pads 1 (one image)."""
+    n, c, h, wd = x.shape
+    m, _, kh, kw = w.shape
+    p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    y = np.zeros((n, m, h + 2 - kh + 1, wd + 2 - kw + 1), np.int64)
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            y[:, :, i, j] = np.einsum("nckl,mckl->nm", p[:, :, i:i + kh, j:j + kw], w)
+    return y
+
+
 def one(op, shape=(2, 3, 4, 5), seed=0, **attrs):
     return ([helper.make_node(op, ["x"], ["y"], name=op.lower(), **attrs)], [("x", data(shape, seed))], ["y"])
 
@@ -269,6 +292,48 @@ def build():
           helper.make_node("Constant", [], ["k"], name="constant", value=numpy_helper.from_array(np.array([np.nan, -np.inf, 1], np.float32))),
           helper.make_node("Add", ["c", "x"], ["a"], name="add"), helper.make_node("Mul", ["a", "k"], ["y"], name="mul")],
          [("x", data((2, 3), 48))], ["y"])
+
+    # Quantization: NaN quantizes to the type's lowest value and ±inf saturate, as onnxruntime does.
+    case("round", "Round", *one("Round", seed=94))
+    qx = data((2, 3, 4, 5), 95) * 4
+    case("quantize-dequantize", "QuantizeLinear,DequantizeLinear",
+         [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quantize"),
+          helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequantize")],
+         [("x", qx)], ["y"], [("s", np.array(0.05, np.float32)), ("z", np.array(128, np.uint8))], opset=21)
+    case("quantize-per-channel", "QuantizeLinear",
+         [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], name="quantize", axis=1)],
+         [("x", qx)], ["y"], [("s", np.array([0.05, 0.1, 0.02], np.float32)), ("z", np.array([0, -3, 5], np.int8))], opset=21)
+    case("dynamicquantizelinear", "DynamicQuantizeLinear",
+         [helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "ys", "yz"], name="dynamic")],
+         [("x", np.where(np.isfinite(qx), qx, 0).astype(np.float32))], ["y", "ys", "yz"], opset=21)
+
+    def quantize(name, value, scale, zero):
+        return helper.make_node("QuantizeLinear", [value, scale, zero], [name], name=name)
+    scalars = [("sa", np.array(0.05, np.float32)), ("za", np.array(120, np.uint8)), ("sb", np.array(0.02, np.float32)),
+               ("zb", np.array(-2, np.int8)), ("sy", np.array(0.4, np.float32)), ("zy", np.array(10, np.uint8))]
+    case("matmulinteger", "MatMulInteger,QuantizeLinear",
+         [quantize("qa", "a", "sa", "za"), quantize("qb", "b", "sb", "zb"),
+          helper.make_node("MatMulInteger", ["qa", "qb", "za", "zb"], ["y"], name="matmulinteger")],
+         [("a", data((3, 6), 96) * 4), ("b", data((6, 4), 97))], ["y"], scalars[:4], opset=21)
+    # QLinearMatMul and QLinearConv against the operators' formulas in numpy: onnxruntime 1.32
+    # without VNNI sums uint8·int8 products in pairs saturated to int16 (vpmaddubsw), so its
+    # results differ where a pair exceeds 32767 (these data do).
+    qa, qb = data((3, 6), 98) * 4, data((6, 4), 99)
+    case("qlinearmatmul", "QLinearMatMul,QuantizeLinear",
+         [quantize("qa", "a", "sa", "za"), quantize("qb", "b", "sb", "zb"),
+          helper.make_node("QLinearMatMul", ["qa", "sa", "za", "qb", "sb", "zb", "sy", "zy"], ["y"], name="qlinearmatmul")],
+         [("a", qa), ("b", qb)], ["y"], scalars, opset=21, oracle=[np_requantize((np_quantize(qa, 0.05, 120, 0, 255) - 120)
+                                                                                  @ (np_quantize(qb, 0.02, -2, -128, 127) + 2))])
+    case("convinteger", "ConvInteger,QuantizeLinear",
+         [quantize("qa", "a", "sa", "za"), quantize("qb", "b", "sb", "zb"),
+          helper.make_node("ConvInteger", ["qa", "qb", "za", "zb"], ["y"], name="convinteger", pads=[1, 1, 1, 1])],
+         [("a", data((1, 2, 5, 5), 100) * 4), ("b", data((3, 2, 3, 3), 101))], ["y"], scalars[:4], opset=21)
+    ca, cb = data((1, 2, 5, 5), 102) * 4, data((3, 2, 3, 3), 103)
+    case("qlinearconv", "QLinearConv,QuantizeLinear",
+         [quantize("qa", "a", "sa", "za"), quantize("qb", "b", "sb", "zb"),
+          helper.make_node("QLinearConv", ["qa", "sa", "za", "qb", "sb", "zb", "sy", "zy"], ["y"], name="qlinearconv", pads=[1, 1, 1, 1])],
+         [("a", ca), ("b", cb)], ["y"], scalars, opset=21,
+         oracle=[np_requantize(np_conv_pad1(np_quantize(ca, 0.05, 120, 0, 255) - 120, np_quantize(cb, 0.02, -2, -128, 127) + 2))])
 
 
 def main():

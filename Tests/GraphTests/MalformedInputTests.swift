@@ -58,6 +58,9 @@ struct MalformedInputTests {
         Case(label: "mixed element types", text: header + "  input b: f64[N, 3, 8, 8]\n  y = Mul(x, b)\n  output y\n}", expected: "t.kiln:4: node 'y' (Mul): inputs: element types differ (f32 and f64)"),
         Case(label: "bad perm", text: header + "  y = Transpose(x) {perm=[0, 1, 1, 2]}\n  output y\n}", expected: "t.kiln:3: node 'y' (Transpose): perm [0, 1, 1, 2] is not a permutation of 0..<4"),
         Case(label: "Gemm inner dimension", text: "graph t {\n  input a: f32[N, 5]\n  param b: f32[4, 3] = zeros\n  y = Gemm(a, b)\n  output y\n}", expected: "t.kiln:4: node 'y' (Gemm): inner dimensions differ: A' is [N, 5], B' is [4, 3]"),
+        Case(label: "per-axis scale of the wrong length", text: header + "  param s: f32[4] = ones\n  y = QuantizeLinear(x, s)\n  output y\n}", expected: "t.kiln:4: node 'y' (QuantizeLinear): a per-axis scale must be 1-D of x's size along axis 1 (3), got [4]"),
+        Case(label: "quantizing to int32", text: header + "  param s: f32[] = ones\n  param z: i32[] = zeros\n  y = QuantizeLinear(x, s, z)\n  output y\n}", expected: "t.kiln:5: node 'y' (QuantizeLinear): quantizing to i32 is not supported (Kiln quantizes to uint8 and int8)"),
+        Case(label: "QLinearConv bias of the wrong type", text: "graph t {\n  input x: u8[1, 2, 4, 4]\n  param s: f32[] = ones\n  param z: u8[] = zeros\n  param w: i8[3, 2, 1, 1] = zeros\n  param wz: i8[] = zeros\n  param b: f32[3] = zeros\n  y = QLinearConv(x, s, z, w, s, wz, s, z, b)\n  output y\n}", expected: "t.kiln:8: node 'y' (QLinearConv): B must be int32 [3], got f32[3]"),
         Case(label: "BatchNorm statistics of the wrong size", text: header + "  param s: f32[4] = ones\n  y = BatchNormalization(x, s, s, s, s)\n  output y\n}", expected: "t.kiln:4: node 'y' (BatchNormalization): scale must be [3] for X [N, 3, 8, 8], got [4]"),
     ]
 

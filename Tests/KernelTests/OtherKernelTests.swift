@@ -111,7 +111,10 @@ final class OtherKernelTests: XCTestCase {
         x[3] = .nan
         x[4] = .infinity
         x[5] = -.infinity
-        for act in [Act.none, .relu, .leaky(0.01), .clip(-1, 2), .sigmoid, .hardswish] {
+        // Halfway cases of the quantization grid (scale 0.25): 1.5 → 2, −2.5 → −2.
+        x[6] = 0.375
+        x[7] = -0.625
+        for act in [Act.none, .relu, .leaky(0.01), .clip(-1, 2), .sigmoid, .hardswish, .quantizeDequantize(0.25, -131, 124)] {
             let y = Guarded(x.count)
             kiln_activation(x, y.pointer, x.count, act.c)
             assertClose(y.values, x.map { act.apply(Double($0)) }, tol: 1e-6, "activation \(act)")
@@ -125,18 +128,22 @@ final class OtherKernelTests: XCTestCase {
         // The epilogues: per-channel bias (rows), per-column or per-row bias (Gemm), residual.
         let m = 6, p = 37
         let y0 = rng.floats(m * p), bias = rng.floats(max(m, p)), residual = rng.floats(m * p)
-        for act in [Act.none, .relu, .clip(-0.5, 0.5)] {
+        for act in [Act.none, .relu, .clip(-0.5, 0.5), .quantizeDequantize(0.05, -10, 245)] {
             for withResidual in [false, true] {
+                // The sum before the activation; in float32 (as the kernel adds) where the activation
+                // rounds to a quantization grid, so a sum on a grid's boundary rounds the same way.
+                func sum(_ k: Int, _ b: Int) -> Double {
+                    if case .quantizeDequantize = act { return Double(y0[k] + bias[b] + (withResidual ? residual[k] : 0)) }
+                    return Double(y0[k]) + Double(bias[b]) + (withResidual ? Double(residual[k]) : 0)
+                }
                 let y = Guarded(y0)
                 kiln_epilogue(y.pointer, Int32(m), Int32(p), bias, withResidual ? residual : nil, act.c)
-                let want = (0..<(m * p)).map { k in act.apply(Double(y0[k]) + Double(bias[k / p]) + (withResidual ? Double(residual[k]) : 0)) }
+                let want = (0..<(m * p)).map { k in act.apply(sum(k, k / p)) }
                 assertClose(y.values, want, tol: 1e-6, "epilogue \(act) residual=\(withResidual)")
                 for perRow in [false, true] {
                     let r = Guarded(y0)
                     kiln_epilogue_rows(r.pointer, Int32(m), Int32(p), bias, perRow ? 1 : 0, withResidual ? residual : nil, act.c)
-                    let wantRows = (0..<(m * p)).map { k in
-                        act.apply(Double(y0[k]) + Double(bias[perRow ? k / p : k % p]) + (withResidual ? Double(residual[k]) : 0))
-                    }
+                    let wantRows = (0..<(m * p)).map { k in act.apply(sum(k, perRow ? k / p : k % p)) }
                     assertClose(r.values, wantRows, tol: 1e-6, "epilogue_rows per-row=\(perRow)")
                 }
             }

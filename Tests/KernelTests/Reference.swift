@@ -45,6 +45,8 @@ struct Window {
 
 enum Act {
     case none, relu, leaky(Float), clip(Float, Float), sigmoid, hardswish
+    /// QuantizeLinear then DequantizeLinear: scale, and the quantized range less the zero point.
+    case quantizeDequantize(Float, Float, Float)
 
     var c: kiln_act {
         switch self {
@@ -54,10 +56,16 @@ enum Act {
         case .clip(let lo, let hi): return kiln_act(kind: 3, alpha: 0, lo: lo, hi: hi)
         case .sigmoid: return kiln_act(kind: 4, alpha: 0, lo: 0, hi: 0)
         case .hardswish: return kiln_act(kind: 5, alpha: 0, lo: 0, hi: 0)
+        case .quantizeDequantize(let s, let lo, let hi): return kiln_act(kind: 21, alpha: s, lo: lo, hi: hi)
         }
     }
 
     func apply(_ v: Double) -> Double {
+        if case .quantizeDequantize(let s, let lo, let hi) = self {
+            // In float32 as the ops compute; NaN quantizes to the lowest value (as onnxruntime).
+            let q = (Float(v) / s).rounded(.toNearestOrEven)
+            return Double(s * (q.isNaN ? lo : min(max(q, lo), hi)))
+        }
         // NaN stays NaN through every one (ONNX); Swift's max and min would drop it.
         if v.isNaN { return v }
         switch self {
@@ -67,6 +75,7 @@ enum Act {
         case .clip(let lo, let hi): return min(max(v, Double(lo)), Double(hi))
         case .sigmoid: return 1 / (1 + exp(-v))
         case .hardswish: return v * min(max(v / 6 + 0.5, 0), 1)
+        case .quantizeDequantize: preconditionFailure("handled above")
         }
     }
 }

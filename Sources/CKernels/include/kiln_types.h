@@ -9,14 +9,16 @@ enum kiln_activation { KILN_ACT_NONE = 0, KILN_ACT_RELU = 1, KILN_ACT_LEAKY_RELU
                        KILN_ACT_ERF = 8, KILN_ACT_HARD_SIGMOID = 9, KILN_ACT_SQRT = 10, KILN_ACT_TANH = 11,
                        KILN_ACT_EXP = 12, KILN_ACT_LOG = 13, KILN_ACT_ABS = 14, KILN_ACT_NEG = 15,
                        KILN_ACT_RECIPROCAL = 16, KILN_ACT_ELU = 17, KILN_ACT_SOFTPLUS = 18, KILN_ACT_MISH = 19,
-                       KILN_ACT_SWISH = 20 };
+                       KILN_ACT_SWISH = 20, KILN_ACT_QUANTIZE_DEQUANTIZE = 21 };
 
 /* Reductions of kiln_reduce_axis. */
 enum kiln_reduce { KILN_REDUCE_SUM = 0, KILN_REDUCE_MEAN = 1, KILN_REDUCE_SUM_SQUARE = 2, KILN_REDUCE_L2 = 3,
                    KILN_REDUCE_MAX = 4, KILN_REDUCE_MIN = 5, KILN_REDUCE_L1 = 6 };
 
 // An activation applied by an epilogue: kind (enum kiln_activation), LeakyRelu's and
-// HardSigmoid's alpha, Clip's bounds (lo is HardSigmoid's beta).
+// HardSigmoid's alpha, Clip's bounds (lo is HardSigmoid's beta). QuantizeDequantize:
+// alpha·clamp(round_half_even(x / alpha), lo, hi), NaN → alpha·lo (alpha the scale, lo and hi the
+// quantized range less the zero point).
 typedef struct {
     int kind;
     float alpha, lo, hi;

@@ -194,6 +194,10 @@ static inline float apply_act(float v, int act, float alpha, float lo, float hi)
     case KILN_ACT_SOFTPLUS: return v > 20.0f ? v : log1pf(expf(v));
     case KILN_ACT_MISH: return v * tanhf(v > 20.0f ? v : log1pf(expf(v)));
     case KILN_ACT_SWISH: return v / (1.0f + expf(-alpha * v));
+    case KILN_ACT_QUANTIZE_DEQUANTIZE: {
+        const float q = nearbyintf(v / alpha);  // the default rounding mode: half to even
+        return alpha * (q != q ? lo : (q < lo ? lo : (q > hi ? hi : q)));
+    }
     default: return v;
     }
 }
@@ -225,6 +229,10 @@ static inline kiln_v16 act16(kiln_v16 v, int act, float alpha, float lo, float h
     case KILN_ACT_ABS: return abs16(v);
     case KILN_ACT_NEG: return -v;
     case KILN_ACT_RECIPROCAL: return 1.0f / v;
+    case KILN_ACT_QUANTIZE_DEQUANTIZE: {
+        const kiln_v16 q = __builtin_elementwise_roundeven(v / alpha);
+        return alpha * select16(q == q, select16(q < lo, splat16(lo), select16(q > hi, splat16(hi), q)), splat16(lo));
+    }
     case KILN_ACT_NONE: return v;
     default:
         // The rest lane by lane on the C library's functions.
@@ -246,6 +254,11 @@ static inline v16 activate16(v16 v, int n, int act, float alpha, float lo, float
     if (act == KILN_ACT_HARDSWISH) {
         const v16 t = v16_fmadd(v, v16_set1(1.0f / 6.0f), v16_set1(0.5f));
         return v16_mul(v, v16_min(v16_set1(1.0f), v16_max(v16_zero(), t)));
+    }
+    if (act == KILN_ACT_QUANTIZE_DEQUANTIZE) {
+        // v16_max(q, lo) is lo where q is NaN.
+        const v16 q = v16_round_even(v16_div(v, v16_set1(alpha)));
+        return v16_mul(v16_set1(alpha), v16_min(v16_set1(hi), v16_max(q, v16_set1(lo))));
     }
     kiln_v16 g;
     memcpy(&g, &v, sizeof g);

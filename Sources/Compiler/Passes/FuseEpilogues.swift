@@ -40,7 +40,8 @@ let epilogueRule = RewriteRule("conv-gemm-epilogue", root: { n, _ in
 
 /// An activation the epilogue applies (Clip with constant bounds, Gelu in its erf form).
 private let fusedActivationLink = RewriteRule.Link(.optional) { r, previous, ctx in
-    guard r.domain.isEmpty, fusableActivations.contains(r.op), r.outputs.count == 1, r.inputs.first == previous.outputs[0].name,
+    guard r.domain.isEmpty || (r.domain == "kiln" && r.op == "QuantizeDequantize"), fusableActivations.contains(r.op), r.outputs.count == 1,
+          r.inputs.first == previous.outputs[0].name,
           hasNoTanhApproximation(r) else { return false }
     return r.op != "Clip" || (1..<min(3, r.inputs.count)).allSatisfy { r.inputs[$0].isEmpty || ctx.scalar(r.inputs[$0]) != nil }
 }
@@ -50,6 +51,7 @@ private func addActivation(_ r: Node, to attributes: inout [String: Attribute], 
     let defaults = activationParameters(r.op)
     if parameterisedActivations.contains(r.op) { attributes["alpha"] = r.attributes["alpha"] ?? .float(defaults.alpha) }
     if r.op == "HardSigmoid" { attributes["beta"] = r.attributes["beta"] ?? .float(defaults.beta) }
+    if r.op == "QuantizeDequantize" { for k in ["scale", "zero_point", "qmin", "qmax"] { attributes[k] = r.attributes[k] } }
     if r.op == "Clip" {
         for (k, key) in [(1, "min"), (2, "max")] where k < r.inputs.count && !r.inputs[k].isEmpty {
             attributes[key] = .float(ctx.scalar(r.inputs[k])!)

@@ -36,7 +36,7 @@ public func narrowedFloats(_ graph: Graph) -> Graph {
             case .tensor(let t) where narrowedTypes.contains(t.dtype):
                 g.nodes[i].attributes[key] = .tensor(narrow(t))
             // Cast's target (and any dtype-valued attribute: EyeLike, the Random ops).
-            case .int(let code) where ["to", "dtype"].contains(key):
+            case .int(let code) where ["to", "dtype", "output_dtype"].contains(key):
                 if let d = DType(onnxCode: Int32(code)), narrowedTypes.contains(d) { g.nodes[i].attributes[key] = .int(Int(DType.f32.onnxCode)) }
             default: break
             }

@@ -8,7 +8,7 @@ extension Pass {
     /// Winograd choice it makes.
     public static func inferencePipeline(_ options: CompileOptions) -> [Pass] {
         let all: [Pass] = [
-            .narrowFloats, .deadCodeElimination, .removeIdentities, .foldConstants, .foldBatchNorm, .lowerEinsum, .fuseLayerNorm, .fuseGelu, .fuseSwish, .fuseEpilogues, .fuseTraining, .fuseElementwise,
+            .narrowFloats, .deadCodeElimination, .removeIdentities, .foldConstants, .fuseQuantization, .foldBatchNorm, .lowerEinsum, .fuseLayerNorm, .fuseGelu, .fuseSwish, .fuseEpilogues, .fuseTraining, .fuseElementwise,
             .selectAlgorithms(options),
         ]
         guard let names = options.passes else { return all }

@@ -407,6 +407,7 @@ public enum Lowering {
     static let activationCodes: [String: Int32] = [
         "Relu": 1, "LeakyRelu": 2, "Clip": 3, "Sigmoid": 4, "HardSwish": 5, "Gelu": 6, "Erf": 8, "HardSigmoid": 9, "Sqrt": 10,
         "Tanh": 11, "Exp": 12, "Log": 13, "Abs": 14, "Neg": 15, "Reciprocal": 16, "Elu": 17, "Softplus": 18, "Mish": 19, "Swish": 20,
+        "QuantizeDequantize": 21,
     ]
     static let arithmeticCodes: [String: Int32] = ["Add": 0, "Sub": 1, "Mul": 2, "Div": 3]
     /// kiln_reduce_axis codes (enum kiln_reduce).
@@ -449,6 +450,11 @@ public enum Lowering {
         if case .string(let a)? = n.attributes["activation"] { name = a }
         guard var kind = activationCodes[name] else { return .none }
         if name == "Gelu", case .string("tanh")? = n.attributes["approximate"] { kind = 7 }
+        if name == "QuantizeDequantize" {
+            // x rounded to the grid of `scale`, the quantized values less the zero point in [low, high].
+            func int(_ k: String) -> Float { if case .int(let v)? = n.attributes[k] { return Float(v) }; return 0 }
+            return .init(kind: kind, alpha: f("scale", 1), low: int("qmin") - int("zero_point"), high: int("qmax") - int("zero_point"))
+        }
         let defaults = activationParameters(name)
         let alpha: Float = parameterisedActivations.contains(name) ? f("alpha", defaults.alpha) : 0
         let low: Float = name == "Clip" ? f("min", -.greatestFiniteMagnitude) : name == "HardSigmoid" ? f("beta", defaults.beta) : 0

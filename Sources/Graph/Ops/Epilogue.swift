@@ -2,7 +2,8 @@
 // activation): the attributes they share and their checks.
 
 /// Activations a fused epilogue can apply, with their parameters as attributes.
-public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish", "Gelu", "HardSigmoid", "Tanh", "Elu", "Mish", "Swish"]
+public let fusableActivations: Set<String> = ["Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSwish", "Gelu", "HardSigmoid", "Tanh", "Elu", "Mish", "Swish",
+                                              "QuantizeDequantize"]
 
 /// Activation parameters an epilogue and a fused chain carry (alpha: LeakyRelu's, Elu's, Swish's,
 /// HardSigmoid's; beta: HardSigmoid's), with ONNX's defaults.
@@ -27,6 +28,8 @@ public func hasNoTanhApproximation(_ n: Node) -> Bool {
 let epilogueAttributes: [AttributeSpec] = [
     .required("chain", .strings), .string("activation", ""), .float("alpha", 0.01), .float("beta", 0.5),
     .float("min", -Float.infinity), .float("max", Float.infinity), .string("algorithm", ""),
+    // kiln.QuantizeDequantize's, when it is the activation.
+    .float("scale", 1), .int("zero_point", 0), .int("qmin", 0), .int("qmax", 255),
 ]
 
 /// Checks the residual input (index `r`) against the main output's type.

@@ -110,7 +110,7 @@ public enum OpRegistry {
     static let table: [OpKey: OpDefinition] = {
         var t: [OpKey: OpDefinition] = [:]
         for d in elementwiseDefinitions + mathDefinitions + convDefinitions + gemmDefinitions + poolDefinitions + normalizationDefinitions
-                 + movementDefinitions + indexDefinitions + reduceDefinitions + lossDefinitions {
+                 + movementDefinitions + indexDefinitions + reduceDefinitions + lossDefinitions + quantizeDefinitions {
             // Registration-time check: one definition per key.
             precondition(t[d.key] == nil, "op \(d.key) is defined twice")
             if case .rewritten(let other) = d.gradient { precondition(other != d.key, "op \(d.key) is rewritten as itself") }

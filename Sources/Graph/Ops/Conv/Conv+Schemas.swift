@@ -12,9 +12,22 @@ let convAttributes: [AttributeSpec] = [
 // Conv-11: X [N, C, D…], W [M, C/group, k…], B [M] → Y [N, M, D'…]
 let convSchema = OpSchema("Conv", inputs: 2...3,
                           attributes: windowAttributes + [.optional("dilations", .ints), .int("group", 1)]) { ctx in
-    let (x, spatial) = try ctx.spatialInput(0)
-    let w = try ctx.input(1)
-    try ctx.requireSameType(x, w, "X and W")
+    let x = try ctx.input(0)
+    let shape = try convOutputShape(ctx, x: 0, w: 1, integers: false)
+    try ctx.requireSameType(x, try ctx.input(1), "X and W")
+    if let b = ctx.optionalInput(2) {
+        try ctx.requireSameType(x, b, "X and B")
+        guard b.shape == [shape[1]] else { throw ctx.error("B must be [\(shape[1])], got \(b.shape.text)") }
+    }
+    ctx.setOutput(0, TensorType(x.dtype, shape))
+}
+
+/// The output shape [N, M, D'…] of a convolution of input `x` by weight `w` (input indices)
+/// under the node's window attributes and group: Conv's rule, and ConvInteger's and
+/// QLinearConv's (`integers`: 8-bit inputs, whose types the caller checks).
+func convOutputShape(_ ctx: InferenceContext, x xi: Int, w wi: Int, integers: Bool) throws -> Shape {
+    let (x, spatial) = try ctx.spatialInput(xi, integers: integers)
+    let w = try ctx.input(wi)
     guard w.rank == x.rank else { throw ctx.error("W has rank \(w.rank), expected \(x.rank) like X \(x.shape.text)") }
     guard let ws = w.shape.staticSizes else { throw ctx.error("W needs a static shape, got \(w.shape.text)") }
     let group = ctx.int("group")
@@ -29,12 +42,8 @@ let convSchema = OpSchema("Conv", inputs: 2...3,
     if let k = ctx.ints("kernel_shape"), k != kernel {
         throw ctx.error("kernel_shape \(k) does not match W's spatial dims \(kernel)")
     }
-    if let b = ctx.optionalInput(2) {
-        try ctx.requireSameType(x, b, "X and B")
-        guard b.shape == [Dim(ws[0])] else { throw ctx.error("B must be [\(ws[0])], got \(b.shape.text)") }
-    }
     let g = try ctx.window(input: spatial, kernel: kernel)
-    ctx.setOutput(0, TensorType(x.dtype, [x.shape[0], Dim(ws[0])] + g.output.map { Dim($0) }))
+    return [x.shape[0], Dim(ws[0])] + g.output.map { Dim($0) }
 }
 
 // X, W, B?, residual? → act(Conv(X, W, B) + residual)

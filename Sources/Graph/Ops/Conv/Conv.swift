@@ -2,11 +2,16 @@
 // gradients.
 // Schemas: Conv+Schemas.swift; reference kernels: Conv+Reference.swift.
 
-/// 2 · outputs · (C/group · kernel size): the multiply-adds of a convolution.
-let convFlops = FlopRule.dense { _, inShapes, out in
-    guard inShapes.count >= 2, inShapes[1].count >= 2 else { return 0 }
-    return sat(2, sat(out, inShapes[1].dropFirst().reduce(1, sat)))
+/// 2 · outputs · (C/group · kernel size): the multiply-adds of a convolution whose weight is
+/// input `weight`.
+func convolutionFlops(weight: Int) -> FlopRule {
+    .dense { _, inShapes, out in
+        guard inShapes.count > weight, inShapes[weight].count >= 2 else { return 0 }
+        return sat(2, sat(out, inShapes[weight].dropFirst().reduce(1, sat)))
+    }
 }
+
+let convFlops = convolutionFlops(weight: 1)
 
 let convDefinitions: [OpDefinition] = [
     define(convSchema, conv, types: .floats, flops: convFlops, gradient: .rule { ctx, n, dy, wants in

@@ -162,9 +162,9 @@ let fusedElementwiseReference: RefKernel = { ctx in
 }
 
 /// Op `op`'s reference kernel on `inputs`, as part of a fused node.
-func runPart(_ ctx: RefContext, _ op: String, _ inputs: [HostTensor?], attributes: [String: Attribute] = [:]) throws -> HostTensor {
-    guard let kernel = OpRegistry.definition(OpKey(op))?.reference else { throw ctx.fail("no reference kernel for the fused part \(op)") }
-    let node = Node(name: ctx.node.name, op: op, inputs: inputs.indices.map { "in\($0)" }, outputs: [ctx.node.outputs[0]],
+func runPart(_ ctx: RefContext, _ op: String, domain: String = "", _ inputs: [HostTensor?], attributes: [String: Attribute] = [:]) throws -> HostTensor {
+    guard let kernel = OpRegistry.definition(OpKey(op, domain: domain))?.reference else { throw ctx.fail("no reference kernel for the fused part \(op)") }
+    let node = Node(name: ctx.node.name, op: op, domain: domain, inputs: inputs.indices.map { "in\($0)" }, outputs: [ctx.node.outputs[0]],
                     attributes: attributes)
     return try kernel(RefContext(node: node, inputs: inputs, outputTypes: [ctx.outputTypes[0]]))[0]
 }
@@ -185,6 +185,9 @@ func fusedEpilogue(_ ctx: RefContext, _ y: HostTensor) throws -> HostTensor {
     case "LeakyRelu", "Elu", "Swish": return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha")))])
     case "HardSigmoid":
         return try runPart(ctx, act, [v], attributes: ["alpha": .float(Float(ctx.float("alpha"))), "beta": .float(Float(ctx.float("beta")))])
+    case "QuantizeDequantize":
+        return try runPart(ctx, act, domain: "kiln", [v], attributes: ["scale": .float(Float(ctx.float("scale"))), "zero_point": .int(ctx.int("zero_point")),
+                                                                      "qmin": .int(ctx.int("qmin")), "qmax": .int(ctx.int("qmax"))])
     default: return try runPart(ctx, act, [v])
     }
 }

@@ -22,7 +22,13 @@ let gemmSchema = OpSchema("Gemm", inputs: 2...3,
 let matMulSchema = OpSchema("MatMul", inputs: 2...2) { ctx in
     let a = try ctx.input(0), b = try ctx.input(1)
     try ctx.requireSameType(a, b, "A and B")
-    guard a.rank >= 1, b.rank >= 1 else { throw ctx.error("MatMul needs inputs of rank ≥ 1") }
+    ctx.setOutput(0, TensorType(a.dtype, try matMulShape(ctx, a, b)))
+}
+
+/// numpy matmul's output shape (batch dimensions broadcast): MatMul's, MatMulInteger's and
+/// QLinearMatMul's.
+func matMulShape(_ ctx: InferenceContext, _ a: TensorType, _ b: TensorType) throws -> Shape {
+    guard a.rank >= 1, b.rank >= 1 else { throw ctx.error("\(ctx.node.op) needs inputs of rank ≥ 1") }
     let sa = a.rank == 1 ? [Dim(1)] + a.shape : a.shape
     let sb = b.rank == 1 ? b.shape + [Dim(1)] : b.shape
     let k1 = sa[sa.count - 1], k2 = sb[sb.count - 2]
@@ -33,7 +39,7 @@ let matMulSchema = OpSchema("MatMul", inputs: 2...2) { ctx in
     var shape = batch
     if a.rank > 1 { shape.append(sa[sa.count - 2]) }
     if b.rank > 1 { shape.append(sb[sb.count - 1]) }
-    ctx.setOutput(0, TensorType(a.dtype, shape))
+    return shape
 }
 
 // A, B, C?, residual? → act(Gemm(A, B, C) + residual); Gemm's alpha is `alpha_gemm`

@@ -9,14 +9,17 @@ private let gemmFlops = FlopRule.dense { n, inShapes, out in
     return sat(2, sat(out, k))
 }
 
+/// 2 · outputs · K: the multiply-adds of a matrix product (K is A's last dimension).
+let matMulFlops = FlopRule.dense { _, inShapes, out in
+    guard let a = inShapes.first, let k = a.last else { return 0 }
+    return sat(2, sat(out, k))
+}
+
 let gemmDefinitions: [OpDefinition] = [
     define(einsumSchema, einsumReference, types: .numbers, flops: .perOutput(1), gradient: .none("Kiln has no backward rule for it yet"),
            lowering: .reference),
     define(gemmSchema, gemm, types: .floats, flops: gemmFlops, gradient: .rule(gemmGradient), lowering: .kernel(.gemm)),
-    define(matMulSchema, matmul, types: .floats, flops: .dense { _, inShapes, out in
-        guard let a = inShapes.first, let k = a.last else { return 0 }
-        return sat(2, sat(out, k))
-    }, gradient: .rule { ctx, n, dy, wants in
+    define(matMulSchema, matmul, types: .floats, flops: matMulFlops, gradient: .rule { ctx, n, dy, wants in
         let (a, b) = (n.inputs[0], n.inputs[1])
         guard ctx.type(a).rank == 2, ctx.type(b).rank == 2 else { throw ctx.unsupported(n, "MatMul of rank other than 2") }
         if wants[0] { try ctx.add(a, ctx.emit("Gemm", domain: "", [dy, b], [ctx.part(a)], attributes: ["transB": .int(1)], name: "\(n.name).grad.a")[0]) }

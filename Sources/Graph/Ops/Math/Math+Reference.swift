@@ -121,6 +121,8 @@ let erfReference = unaryFloat { x, _ in erf(x) }
 let reciprocalReference = unaryFloat { x, _ in 1 / x }
 let floorReference = unaryFloat { x, _ in x.rounded(.down) }
 let ceilReference = unaryFloat { x, _ in x.rounded(.up) }
+/// Halves to even, as ONNX's Round (and numpy's) does.
+let roundReference = unaryFloat { x, _ in x.rounded(.toNearestOrEven) }
 let negReference = unaryAny({ -$0 }, { 0 &- $0 })
 let absReference = unaryAny({ Swift.abs($0) }, { $0 < 0 ? 0 &- $0 : $0 })
 let eluReference = unaryFloat { x, c in x < 0 ? c.float("alpha") * (exp(x) - 1) : x }

@@ -1,4 +1,4 @@
-// Elementwise math: Exp, Log, Erf, Neg, Abs, Reciprocal, Floor, Ceil,
+// Elementwise math: Exp, Log, Erf, Neg, Abs, Reciprocal, Floor, Ceil, Round,
 // Pow, the activations Elu, Selu, Softplus, Mish, Swish, Gelu and PRelu, comparisons and logic
 // (Equal, Less, Greater, LessOrEqual, GreaterOrEqual, Not, And, Or, Xor) and Where.
 // The unary activations run on the compiled activation kernel (kiln_activation's vector
@@ -15,6 +15,7 @@ let mathDefinitions: [OpDefinition] = [
     define(unary("Reciprocal"), reciprocalReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(unary("Floor"), floorReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
     define(unary("Ceil"), ceilReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
+    define(unary("Round"), roundReference, types: .floats, flops: .perOutput(1), gradient: noGradient, lowering: .reference),
     define(unaryNumber("Neg"), negReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(unaryNumber("Abs"), absReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .kernel(.activation)),
     define(powSchema, powReference, types: .numbers, flops: .perOutput(1), gradient: noGradient, lowering: .reference),

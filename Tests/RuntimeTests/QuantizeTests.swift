@@ -1,0 +1,131 @@
+import Compiler
+import Graph
+import Runtime
+import Testing
+
+/// The quantization ops' edge cases (ONNX's node tests cover the common ones): every expected
+/// value below is worked out by hand from the operator definitions.
+@Suite("Quantization ops")
+struct QuantizeTests {
+    /// The graph's output `y` from the reference kernels and from the compiled program.
+    func outputs(_ text: String, _ inputs: [String: TensorData]) throws -> [TensorData] {
+        let g = try TextFormat.parse(text)
+        let reference = try ReferenceExecutor.run(g, inputs: inputs)["y"]!
+        let batch = inputs.values.first!.shape[0]
+        let compiled = try CompiledModel.compile(g, batch: batch, threads: 1).run(inputs)["y"]!
+        return [reference, compiled]
+    }
+
+    @Test("QuantizeLinear rounds half to even, saturates, and takes NaN to the lowest value (as onnxruntime)")
+    func quantize() throws {
+        let text = """
+            graph t {
+              input x: f32[1, 8]
+              const s: f32[] = [0.5]
+              const z: u8[] = [128]
+              y = QuantizeLinear(x, s, z)
+              output y
+            }
+            """
+        // x / 0.5: 1.25 → 2.5 → 2; 1.75 → 3.5 → 4; −1.25 → −2.5 → −2; 63.5 → 127 (+128 = 255);
+        // 64 → 128 → 256 saturates to 255; −1000 → 0; NaN → 0; −0.25 → −0.5 → −0 → 128.
+        let x = TensorData(floats: [1.25, 1.75, -1.25, 63.5, 64, -1000, .nan, -0.25], shape: [1, 8])
+        for y in try outputs(text, ["x": x]) {
+            #expect(y.dtype == .u8)
+            #expect(y.int64s == [130, 132, 126, 255, 255, 0, 0, 128])
+        }
+    }
+
+    @Test("int8 per-channel QuantizeLinear and DequantizeLinear")
+    func perChannel() throws {
+        let text = """
+            graph t {
+              input x: f32[1, 2, 3]
+              const s: f32[2] = [1, 0.25]
+              const z: i8[2] = [-1, 3]
+              q = QuantizeLinear(x, s, z)
+              y = DequantizeLinear(q, s, z)
+              output y
+            }
+            """
+        // Channel 0 (scale 1, zero −1): 0.5 → 0 → −1 → 0; 126.6 → 127 → 126 → 127; −200 → −128 → −127.
+        // Channel 1 (scale 0.25, zero 3): 0.3 → 1.2 → 1 → 4 → 0.25; 40 → 160 → 127 → 31; −0.125 → −0.5 → 0 → 3 → 0.
+        let x = TensorData(floats: [0.5, 126.6, -200, 0.3, 40, -0.125], shape: [1, 2, 3])
+        for y in try outputs(text, ["x": x]) {
+            #expect(y.floats == [0, 127, -127, 0.25, 31, 0])
+        }
+    }
+
+    @Test("A QuantizeLinear → DequantizeLinear pair becomes one compiled step with the pair's values")
+    func quantizeDequantize() throws {
+        let text = """
+            graph t {
+              input x: f32[1, 21]
+              const s: f32[] = [0.25]
+              const z: i8[] = [3]
+              q = QuantizeLinear(x, s, z)
+              y = DequantizeLinear(q, s, z)
+              output y
+            }
+            """
+        let fused = try Pipeline.run(try TextFormat.parse(text), passes: [.fuseQuantization])
+        #expect(fused.nodes.map(\.op) == ["QuantizeDequantize"])
+        // x / 0.25 rounded, the quantized value q + 3 kept in [−128, 127], then (q − 3)·0.25:
+        // 0.26 → 1.04 → 0.25; −0.74 → −2.96 → −0.75; 100 → 400 → 124 → 31; NaN → −131 → −32.75;
+        // 0.125 → 0.5 → 0; −0.125 → −0.5 → −0; 0.375 → 1.5 → 2 → 0.5 (three times: the vector
+        // path and its tail).
+        let pattern: [Float] = [0.26, -0.74, 100, .nan, 0.125, -0.125, 0.375]
+        let want: [Float] = [0.25, -0.75, 31, -32.75, 0, 0, 0.5]
+        for y in try outputs(text, ["x": TensorData(floats: pattern + pattern + pattern, shape: [1, 21])]) {
+            #expect(y.floats == want + want + want)
+        }
+    }
+
+    @Test("QLinearConv with a per-channel weight scale, bias and saturation")
+    func qlinearConv() throws {
+        let text = """
+            graph t {
+              input x: u8[1, 1, 2, 2]
+              const xs: f32[] = [0.5]
+              const xz: u8[] = [10]
+              const w: i8[2, 1, 1, 1] = [3, -2]
+              const ws: f32[2] = [1, 0.25]
+              const wz: i8[2] = [0, 0]
+              const ys: f32[] = [2]
+              const yz: u8[] = [100]
+              const b: i32[2] = [4, -8]
+              y = QLinearConv(x, xs, xz, w, ws, wz, ys, yz, b)
+              output y
+            }
+            """
+        // x − 10 = [−10, 0, 2, 200]. Channel 0: 3·v + 4 = [−26, 4, 10, 604], × 0.5·1/2 = 0.25 →
+        // [−6.5, 1, 2.5, 151] → [−6, 1, 2, 151] + 100 = [94, 101, 102, 251].
+        // Channel 1: −2·v − 8 = [12, −8, −12, −408], × 0.5·0.25/2 = 0.0625 → [0.75, −0.5, −0.75, −25.5]
+        // → [1, −0, −1, −26] + 100 = [101, 100, 99, 74].
+        let x = TensorData(dtype: .u8, shape: [1, 1, 2, 2], integers: [0, 10, 12, 210])
+        for y in try outputs(text, ["x": x]) {
+            #expect(y.int64s == [94, 101, 102, 251, 101, 100, 99, 74])
+        }
+    }
+
+    @Test("MatMulInteger with a per-row A zero point and a per-column B zero point")
+    func matMulInteger() throws {
+        let text = """
+            graph t {
+              input a: u8[2, 2]
+              const b: i8[2, 2] = [1, -1, 2, 5]
+              const az: u8[2] = [1, 200]
+              const bz: i8[2] = [0, 1]
+              y = MatMulInteger(a, b, az, bz)
+              output y
+            }
+            """
+        // A − az = [[2, 3], [−200, 55]]; B − bz = [[1, −2], [2, 4]].
+        // Row 0: [2 + 6, −4 + 12] = [8, 8]; row 1: [−200 + 110, 400 + 220] = [−90, 620].
+        let a = TensorData(dtype: .u8, shape: [2, 2], integers: [3, 4, 0, 255])
+        for y in try outputs(text, ["a": a]) {
+            #expect(y.dtype == .i32)
+            #expect(y.int64s == [8, 8, -90, 620])
+        }
+    }
+}
