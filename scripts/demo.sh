@@ -47,6 +47,14 @@ rm -rf "$OUT/test-png"
 echo "   first rows of $OUT/predictions.csv:"
 head -n 4 "$OUT/predictions.csv" | sed 's/^/     /'
 echo
+echo "== The same model quantized to int8 (kiln quantize, calibrated on 256 training images) =="
+rm -rf "$OUT/train-png"
+"$VENV/bin/python" scripts/demo_check.py pngs "$IMAGES" 400 "$OUT/train-png" train
+"$KILN" quantize "$OUT/ldam-drw.onnx" --calibrate "$OUT/train-png" -o "$OUT/ldam-drw-int8.onnx" 2>&1 | sed 's/^/   /'
+"$KILN" eval "$OUT/ldam-drw-int8.onnx" "$OUT/test-png" | sed -n '1,3p' | sed 's/^/   /'
+"$KILN" run "$OUT/ldam-drw-int8.onnx" --input "image=$OUT/check/test.npy" --output "$OUT/check/kiln-int8" > /dev/null 2>&1
+"$VENV/bin/python" scripts/demo_check.py quantized "$OUT/ldam-drw-int8.onnx" "$OUT/check" "$OUT/check/kiln-int8/linear.npy" "$OUT/check/kiln/linear.npy"
+echo
 echo "Its IR (the cosine head lowered to standard ops), last lines:"
 "$KILN" dump "$OUT/ldam-drw.onnx" | tail -n 8 | sed 's/^/   /'
 

@@ -56,6 +56,29 @@ struct FolderResult {
 
 /// Batched inference over files: decoding (in parallel) of the next batch overlaps the
 /// compiled model's run of the current one; at most two batches are in memory.
+/// The images at `paths` decoded and preprocessed on every core, one tensor after another;
+/// a file that cannot be used has its error in place of a tensor (its floats are zeros).
+func prepareImages(_ paths: [String], _ preprocessing: Preprocessing, pixelLimit: Int) -> FolderInference.Prepared {
+    let size = preprocessing.tensorSize
+    var tensors = [Float](repeating: 0, count: paths.count * size)
+    var errors = [ImageError?](repeating: nil, count: paths.count)
+    tensors.withUnsafeMutableBufferPointer { t in
+        let base = UnsafeSendable(t.baseAddress!)
+        errors.withUnsafeMutableBufferPointer { e in
+            let errs = UnsafeSendable(e.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: paths.count) { k in
+                do throws(ImageError) {
+                    let image = try ImageDecoder.decodeChecked(path: paths[k], pixelLimit: pixelLimit)
+                    preprocessing.apply(image, into: base.value + k * size)
+                } catch {
+                    (errs.value + k).pointee = error
+                }
+            }
+        }
+    }
+    return FolderInference.Prepared(paths: paths, tensors: tensors, errors: errors)
+}
+
 final class FolderInference: @unchecked Sendable {
     let model: BatchModel
     let input: UnsafeMutablePointer<Float>
@@ -87,26 +110,7 @@ final class FolderInference: @unchecked Sendable {
         var errors: [ImageError?]
     }
 
-    func prepare(_ paths: [String]) -> Prepared {
-        let size = preprocessing.tensorSize
-        var tensors = [Float](repeating: 0, count: paths.count * size)
-        var errors = [ImageError?](repeating: nil, count: paths.count)
-        tensors.withUnsafeMutableBufferPointer { t in
-            let base = UnsafeSendable(t.baseAddress!)
-            errors.withUnsafeMutableBufferPointer { e in
-                let errs = UnsafeSendable(e.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: paths.count) { k in
-                    do throws(ImageError) {
-                        let image = try ImageDecoder.decodeChecked(path: paths[k], pixelLimit: pixelLimit)
-                        preprocessing.apply(image, into: base.value + k * size)
-                    } catch {
-                        (errs.value + k).pointee = error
-                    }
-                }
-            }
-        }
-        return Prepared(paths: paths, tensors: tensors, errors: errors)
-    }
+    func prepare(_ paths: [String]) -> Prepared { prepareImages(paths, preprocessing, pixelLimit: pixelLimit) }
 
     /// Runs every file; `each` receives the results of a batch, in order.
     /// The paths are made a batch at a time: a million-file listing stays compact.

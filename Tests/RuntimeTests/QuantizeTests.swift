@@ -128,4 +128,41 @@ struct QuantizeTests {
             #expect(y.int64s == [8, 8, -90, 620])
         }
     }
+
+    @Test("kiln quantize's parameters: activation scales and zero points, 7-bit weights, int32 biases, a ReLU folded in")
+    func quantizeGraph() throws {
+        // Ranges widened to hold 0: [−1, 3] → scale 4/255, zero point round(1 / (4/255)) = round(63.75) = 64;
+        // as int8 round(−128 + 63.75) = −64. [0.5, 2] → [0, 2]: scale 2/255, zero point 0.
+        let a = Quantization.Parameters(range: -1, 3, type: .u8)
+        #expect(a.scale == Float(4) / 255 && a.zeroPoint == 64)
+        #expect(Quantization.Parameters(range: -1, 3, type: .i8).zeroPoint == -64)
+        let b = Quantization.Parameters(range: 0.5, 2, type: .u8)
+        #expect(b.scale == Float(2) / 255 && b.zeroPoint == 0)
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 1, 2, 2]
+              param w: f32[2, 1, 1, 1] = [0.5, -2]
+              param bias: f32[2] = [0.1, -0.3]
+              c = Conv(x, w, bias)
+              r = Relu(c)
+              y = GlobalAveragePool(r)
+              output y
+            }
+            """)
+        #expect(Quantization.activationTensors(g) == ["x", "c", "r"])
+        let q = try Quantization.quantize(g, ranges: ["x": (-1, 3), "c": (-5, 2), "r": (0, 2)], options: .init(weightBits: 7))
+        // The ReLU goes: c takes r's parameters (zero point 0), and x and c are quantized.
+        #expect(!q.nodes.contains { $0.op == "Relu" })
+        #expect(q.nodes.filter { $0.op == "QuantizeLinear" }.map { $0.inputs[0] } == ["x", "c"])
+        func values(_ name: String) -> TensorData? { q.parameter(named: name)?.initializer.tensor }
+        #expect(values("c_scale")?.floats == [Float(2) / 255] && values("c_zero_point")?.int64s == [0])
+        // Weights per channel over 63 levels: 0.5 → 63 at scale 0.5/63, −2 → −63 at 2/63.
+        #expect(values("w_quantized")?.int64s == [63, -63])
+        #expect(values("w_scale")?.floats == [0.5 / 63, 2 / 63])
+        // Biases on the grid of x's scale × the weight's: 0.1 / (4/255 · 0.5/63) = 803.25 → 803,
+        // −0.3 / (4/255 · 2/63) = −602.4375 → −602.
+        #expect(values("bias_quantized")?.int64s == [803, -602])
+        #expect(values("bias_quantized")?.dtype == .i32)
+    }
 }
+

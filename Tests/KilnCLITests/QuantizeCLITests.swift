@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+
+/// `kiln quantize` as a user runs it: odd calibration folders, bad options, and what it writes.
+@Suite("kiln quantize: calibration folders, options, the QDQ model", .serialized)
+struct QuantizeCLITests {
+    @Test("a folder with 20 bad entries among 100 images: the bad ones skipped and named, the model written, exit code 2")
+    func badCalibrationFiles() throws {
+        let dir = try scratch("quantize-bad-folder")
+        let images = dir.appendingPathComponent("images").path
+        let made = try run(python, [repositoryRoot.appendingPathComponent("scripts/bad_folder.py").path, images])
+        try #require(made.status == 0, "\(made.stderr)")
+        let out = dir.appendingPathComponent("q.onnx").path
+        let r = try kiln("quantize", "models/resnet8-mnist.kiln", "--calibrate", images, "-o", out, "--images", "1000", "--batch", "8")
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error"))
+        let skipped = r.stderr.split(separator: "\n").filter { $0.hasPrefix("kiln: skipped ") }
+        // The bad entries the listing reports itself (links) are not calibration candidates;
+        // every other bad file is tried and named.
+        #expect(skipped.count >= 15 && skipped.count <= 20, "\(r.stderr)")
+        #expect(r.stderr.contains("calibrated on 100 images (min/max)"), "\(r.stderr)")
+        // The model: QDQ pairs, int8 weights, and it runs.
+        let dump = try kiln("dump", out)
+        #expect(dump.status == 0, "\(dump.stderr)")
+        #expect(dump.stdout.contains("QuantizeLinear(") && dump.stdout.contains("DequantizeLinear("))
+        #expect(dump.stdout.contains(": i8[16, 1, 3, 3]"), "the first convolution's weight in int8")
+        #expect(dump.stdout.contains("meta \"kiln.quantization\" = \"int8 QDQ: activations uint8 asymmetric per tensor (min/max), weights int8 symmetric per channel in 7 bits, biases int32\""))
+        let program = try kiln("dump", out, "--program", "--batch", "1")
+        #expect(program.status == 0, "\(program.stderr)")
+        #expect(!program.stdout.contains("reference"), "every step compiled:\n\(program.stdout)")
+    }
+
+    @Test("bad options and empty folders are one-line errors and write nothing")
+    func errors() throws {
+        let dir = try scratch("quantize-errors")
+        let empty = dir.appendingPathComponent("empty").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let images = repositoryRoot.appendingPathComponent("data").path
+        let out = dir.appendingPathComponent("q.onnx").path
+        let cases: [([String], String)] = [
+            (["--calibrate", empty, "-o", out], "no PNG or JPEG images to calibrate with"),
+            (["--calibrate", dir.appendingPathComponent("missing").path, "-o", out], "missing"),
+            (["--calibrate", empty, "-o", dir.appendingPathComponent("q.txt").path], "the output must be an .onnx file"),
+            (["--calibrate", empty, "-o", out, "--method", "entropy"], "--method must be minmax or percentile, got 'entropy'"),
+            (["--calibrate", empty, "-o", out, "--method", "percentile", "--percentile", "30"], "--percentile must be in (50, 100], got 30.0"),
+            (["--calibrate", empty, "-o", out, "--activations", "u16"], "--activations must be u8 or i8, got 'u16'"),
+            (["--calibrate", empty, "-o", out, "--weight-bits", "4"], "--weight-bits must be 7 or 8, got 4"),
+            (["--calibrate", images, "-o", out, "--images", "0"], "--images must be at least 1"),
+        ]
+        for (arguments, message) in cases {
+            let r = try run(kilnBinary, ["quantize", "models/resnet8-mnist.kiln"] + arguments)
+            #expect(r.status == 1, "\(arguments): \(r.stderr)")
+            #expect(r.stderr.contains(message), "\(arguments): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("kiln: error") }.count == 1, "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out))
+        }
+    }
+}
