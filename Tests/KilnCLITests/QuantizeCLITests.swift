@@ -56,3 +56,21 @@ struct QuantizeCLITests {
         }
     }
 }
+
+@Suite("kiln peak")
+struct PeakCLITests {
+    @Test("prints fp32, int8 and bf16 rows; every measured rate is positive; fp32 is the unit of the last column")
+    func peak() throws {
+        let r = try kiln("peak", "--seconds", "0.05", "--threads", "2")
+        #expect(r.status == 0, "\(r.stderr)")
+        let rows = r.stdout.split(separator: "\n").map(String.init)
+        #expect(rows.first?.hasPrefix("CPU: ") == true)
+        for type in ["fp32", "int8", "bf16"] { #expect(rows.contains { $0.hasPrefix(type + "  ") }, "\(type):\n\(r.stdout)") }
+        // A measured row: "fp32  AVX2 vfmadd (8 floats)   107.6   214.2 GOP/s  1.00".
+        for row in rows where row.contains("GOP/s") {
+            let numbers = row.split(separator: " ").compactMap { Double($0) }
+            #expect(numbers.count >= 3 && numbers[numbers.count - 3] > 0 && numbers[numbers.count - 2] > 0, "\(row)")
+        }
+        #expect(rows.contains { $0.hasPrefix("fp32") && $0.contains("GOP/s") && $0.hasSuffix("1.00") }, "\(r.stdout)")
+    }
+}

@@ -25,6 +25,13 @@ int kiln_isa_best(void);
 // the kernels then run at the best level.
 const char *kiln_isa_error(void);
 
+// Register-only loops measuring the CPU's arithmetic peak (`kiln peak`): fp32 multiply-adds,
+// uint8·int8 dot products, bf16 dot products, each with the widest instructions the CPU has.
+enum kiln_peak_kind { KILN_PEAK_FP32 = 0, KILN_PEAK_INT8 = 1, KILN_PEAK_BF16 = 2 };
+// Runs `iterations` of the loop of `kind` and returns the operations done (a multiply-add
+// counts 2), or 0 when the CPU has no instruction for it; *how names the instructions.
+double kiln_peak_run(int kind, long iterations, const char **how);
+
 // A small thread pool for the executor: workers spin briefly between parallel steps (a
 // kernel call is often tens of microseconds, shorter than waking a sleeping thread) and
 // then block. kiln_pool_run calls fn(ctx, task) for task in [0, tasks) across the calling
