@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Graph
 import Imaging
+import Runtime
 import Train
 
 extension Kiln {
@@ -14,6 +15,9 @@ extension Kiln {
                 Examples:
                   kiln eval model.onnx test-images/
                   kiln eval model.onnx test-images/ --logit-adjust 1 --report eval.json
+                  kiln eval model.onnx test-images/ --precision int8 --calibrate train-images/
+
+                --precision int8 quantizes the model first as `kiln quantize` does with its defaults (calibrated on up to --calibration-images images of --calibrate), evaluates the int8 model, and also the f32 model on the same images, printing the difference: overall, per shot group, and the share of images whose top-1 is unchanged. `kiln eval MODEL-int8.onnx` evaluates a model already quantized.
                 """
         )
 
@@ -31,6 +35,12 @@ extension Kiln {
         var logitAdjust: Double?
         @Option(help: "File listing skipped files.")
         var errors: String?
+        @Option(help: "f32 (the model as it is) or int8 (quantized first; needs --calibrate).")
+        var precision: String = "f32"
+        @Option(help: "With --precision int8: a folder of calibration images.")
+        var calibrate: String?
+        @Option(name: .customLong("calibration-images"), help: "With --precision int8: calibration images to use (at most).")
+        var calibrationImages: Int = 256
         @OptionGroup var preprocess: PreprocessOptions
 
         struct Report: Encodable {
@@ -51,15 +61,40 @@ extension Kiln {
             /// confusion[true][predicted]
             var confusion: [[Int]]
             var logitAdjust: Double?
+            var precision: String
+            /// With --precision int8: the f32 model on the same images.
+            var float: FloatComparison?
+        }
+
+        struct FloatComparison: Encodable {
+            var top1: Double
+            var meanClass: Double
+            var many: Double?
+            var medium: Double?
+            var few: Double?
+            /// The share of images whose top-1 is the same in both.
+            var agreement: Double
         }
 
         func run() throws {
             var skipped = 0
             Interrupts.shared.install { sig in "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); no report written" }
             try reportingErrors {
+                guard precision == "f32" || precision == "int8" else { throw CLIError("--precision must be f32 or int8, got '\(precision)'") }
+                guard precision == "int8" || calibrate == nil else { throw CLIError("--calibrate goes with --precision int8") }
+                guard calibrationImages >= 1 else { throw CLIError("--calibration-images must be at least 1") }
                 let graph = try loadClassifier(model)
                 let p = try preprocess.preprocessing(for: graph)
-                let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
+                var evaluated = graph
+                if precision == "int8" {
+                    guard let calibrate else { throw CLIError("--precision int8 needs --calibrate FOLDER (the images to calibrate the quantization on)") }
+                    let q = try calibratedQuantization(graph, preprocessing: p, folder: calibrate, images: calibrationImages,
+                                                       options: Quantization.Options(weightBits: 7), batch: min(batch, 16), threads: threads,
+                                                       pixelLimit: preprocess.pixelLimit)
+                    evaluated = q.graph
+                    writeStderr("kiln: quantized to int8 (kiln quantize's defaults) on \(q.used) calibration images\n")
+                }
+                let engine = try FolderInference(graph: evaluated, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
                 let classes = engine.classes
                 var (names, counts) = modelClasses(graph, classes: classes)
                 let folders = try ImageFolder.classFolders(directory)
@@ -87,36 +122,66 @@ extension Kiln {
                     labels += [Int](repeating: names.firstIndex(of: f)!, count: listing.files.count)
                 }
                 // Results arrive in file order: the k-th result is files[k], labelled labels[k].
-                var position = 0
+                // Per file: its top-1 and whether the label is in its top 5, nil where skipped.
+                func score(_ engine: FolderInference, skips: SkipReport?, what: String) throws -> [(top1: Int, top5: Bool)?] {
+                    var out: [(top1: Int, top5: Bool)?] = []
+                    out.reserveCapacity(files.count)
+                    let bar = ProgressBar()
+                    try engine.run(files) { results in
+                        for r in results {
+                            let y = labels[out.count]
+                            guard var scores = r.logits else { try skips?.add(r.error!); out.append(nil); continue }
+                            if let prior { for j in 0..<classes { scores[j] -= prior[j] } }
+                            let ranked = scores.indices.sorted { scores[$0] > scores[$1] || scores[$0] == scores[$1] && $0 < $1 }
+                            out.append((ranked[0], ranked.prefix(5).contains(y)))
+                        }
+                        bar.show("\(what)\(out.count)/\(files.count) images", fraction: Double(out.count) / Double(max(files.count, 1)))
+                    }
+                    bar.clear()
+                    return out
+                }
+                let scored = try score(engine, skips: reportSkips, what: precision == "int8" ? "int8: " : "")
                 var predictions: [Int] = [], truth: [Int] = [], top5 = 0
                 var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-                let bar = ProgressBar()
-                try engine.run(files) { results in
-                    for r in results {
-                        let y = labels[position]
-                        position += 1
-                        guard var scores = r.logits else { try reportSkips.add(r.error!); continue }
-                        if let prior { for j in 0..<classes { scores[j] -= prior[j] } }
-                        let ranked = scores.indices.sorted { scores[$0] > scores[$1] || scores[$0] == scores[$1] && $0 < $1 }
-                        predictions.append(ranked[0])
-                        truth.append(y)
-                        if ranked.prefix(5).contains(y) { top5 += 1 }
-                        confusion[y][ranked[0]] += 1
-                    }
-                    bar.show("\(predictions.count)/\(files.count) images", fraction: Double(predictions.count) / Double(max(files.count, 1)))
+                for (k, s) in scored.enumerated() {
+                    guard let s else { continue }
+                    predictions.append(s.top1)
+                    truth.append(labels[k])
+                    if s.top5 { top5 += 1 }
+                    confusion[labels[k]][s.top1] += 1
                 }
-                bar.clear()
                 try reportSkips.finish()
                 skipped = reportSkips.count
                 guard !truth.isEmpty else { throw CLIError("\(directory): no image could be evaluated") }
+                var comparison: FloatComparison? = nil
+                if precision == "int8" {
+                    // The f32 model on the same files (the same ones decode, so the same are skipped).
+                    let reference = try score(try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit),
+                                              skips: nil, what: "f32: ")
+                    let pairs = zip(scored, reference).compactMap { a, b in a.flatMap { a in b.map { (a.top1, $0.top1) } } }
+                    let f = Evaluation(predictions: pairs.map(\.1), labels: zip(scored, labels).compactMap { $0.0 == nil ? nil : $0.1 },
+                                       trainingCounts: counts ?? [Int](repeating: 0, count: classes))
+                    comparison = FloatComparison(top1: f.top1, meanClass: f.meanClass, many: counts == nil ? nil : f.many,
+                                                 medium: counts == nil ? nil : f.medium, few: counts == nil ? nil : f.few,
+                                                 agreement: Double(pairs.filter { $0.0 == $0.1 }.count) / Double(max(pairs.count, 1)))
+                }
                 let e = Evaluation(predictions: predictions, labels: truth, trainingCounts: counts ?? [Int](repeating: 0, count: classes))
                 let perClassImages = (0..<classes).map { c in truth.filter { $0 == c }.count }
                 let r = Report(model: model, directory: directory, images: truth.count, skipped: skipped, top1: e.top1,
                                top5: Double(top5) / Double(truth.count), meanClass: e.meanClass,
                                many: counts == nil ? nil : e.many, medium: counts == nil ? nil : e.medium, few: counts == nil ? nil : e.few,
                                classes: names, trainingCounts: counts, perClass: e.perClass, imagesPerClass: perClassImages,
-                               confusion: confusion, logitAdjust: logitAdjust)
+                               confusion: confusion, logitAdjust: logitAdjust, precision: precision, float: comparison)
                 emit(table(r))
+                if let c = comparison {
+                    func change(_ a: Double?, _ b: Double?) -> String {
+                        guard let a, let b else { return "–" }
+                        return String(format: "%.1f%% → %.1f%%", 100 * a, 100 * b)
+                    }
+                    var line = "int8 against f32 on the same images: top-1 \(change(c.top1, r.top1)), mean per-class \(change(c.meanClass, r.meanClass))"
+                    if counts != nil { line += ", many-shot \(change(c.many, r.many)), medium-shot \(change(c.medium, r.medium)), few-shot \(change(c.few, r.few))" }
+                    emit(line + String(format: "; same top-1 on %.1f%% of the images\n", 100 * c.agreement))
+                }
                 if let report {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -129,7 +194,8 @@ extension Kiln {
 
         func table(_ r: Report) -> String {
             func pct(_ v: Double?) -> String { v.map { String(format: "%.1f%%", 100 * $0) } ?? "–" }
-            var s = "\(r.images) images in \(r.classes.count) classes\(r.logitAdjust.map { ", logit adjustment τ = \($0)" } ?? "")\n"
+            var s = "\(r.images) images in \(r.classes.count) classes\(r.logitAdjust.map { ", logit adjustment τ = \($0)" } ?? "")"
+                + (r.precision == "int8" ? ", the model quantized to int8" : "") + "\n"
             s += "top-1 \(pct(r.top1))  top-5 \(pct(r.top5))  mean per-class \(pct(r.meanClass))\n"
             if r.trainingCounts != nil {
                 s += "many-shot (>100) \(pct(r.many))  medium-shot (20-100) \(pct(r.medium))  few-shot (<20) \(pct(r.few))\n"

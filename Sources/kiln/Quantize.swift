@@ -74,47 +74,11 @@ extension Kiln {
                 let options = Quantization.Options(method: m, activations: type, perChannel: !perTensor, weightBits: weightBits)
                 let start = DispatchTime.now().uptimeNanoseconds
                 let original = try loadClassifier(model)
-                let graph = try Quantization.prepared(original)
                 let p = try preprocess.preprocessing(for: original)
-                let listing = try FolderListing.walk(calibrate)
-                if listing.ignored > 0 { writeStderr("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n") }
-                let count = listing.files.count
-                guard count > 0 else { throw CLIError("\(calibrate): no PNG or JPEG images to calibrate with") }
-                // Evenly spread over the sorted listing, so every class folder is sampled.
-                let chosen = (0..<min(images, count)).map { k in listing.files[k * count / min(images, count)] }
-                let tensors = Quantization.activationTensors(graph)
-                guard !tensors.isEmpty else { throw CLIError("\(model): no Conv, Gemm or MatMul activations to quantize") }
-                let calibrator = try Calibrator(graph: graph, tensors: tensors, batch: min(batch, chosen.count), threads: threads, method: m)
-                guard calibrator.inputSize == p.tensorSize else {
-                    throw CLIError("the model's input takes \(calibrator.inputSize) floats per image, the preprocessing makes \(p.tensorSize)")
-                }
-                let passes = calibrator.needsSecondPass ? 2 : 1
-                let bar = ProgressBar()
-                var used = 0
-                for pass in 1...passes {
-                    if pass == 2 { calibrator.beginSecondPass() }
-                    var k = 0
-                    while k < chosen.count {
-                        let paths = Array(chosen[k..<min(k + calibrator.batch, chosen.count)])
-                        k += paths.count
-                        let prepared = prepareImages(paths, p, pixelLimit: preprocess.pixelLimit)
-                        var good: [Float] = []
-                        for (i, e) in prepared.errors.enumerated() {
-                            if let e {
-                                if pass == 1 { writeStderr("kiln: skipped \(e.path): \(e.reason)\n"); skipped += 1 }
-                            } else {
-                                good += prepared.tensors[(i * p.tensorSize)..<((i + 1) * p.tensorSize)]
-                            }
-                        }
-                        let n = good.count / p.tensorSize
-                        if n > 0 { try good.withUnsafeBufferPointer { try calibrator.observe($0, images: n) } }
-                        if pass == 1 { used += n }
-                        bar.show("calibrating: pass \(pass)/\(passes), \(k)/\(chosen.count) images", fraction: Double(k) / Double(chosen.count))
-                    }
-                }
-                bar.clear()
-                guard used > 0 else { throw CLIError("\(calibrate): none of the \(chosen.count) chosen images could be used") }
-                let quantized = try Quantization.quantize(graph, ranges: calibrator.ranges(), options: options)
+                let result = try calibratedQuantization(original, preprocessing: p, folder: calibrate, images: images, options: options,
+                                                         batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
+                skipped = result.skipped
+                let (graph, quantized, used) = (result.prepared, result.graph, result.used)
                 try ONNXExport.write(quantized, to: output)
                 let pairs = quantized.nodes.filter { $0.op == "QuantizeLinear" }.count
                 let weights = quantized.parameters.filter { $0.dtype == .i8 && $0.shape.count >= 2 }.count
@@ -127,4 +91,52 @@ extension Kiln {
             if skipped > 0 { throw ExitCode(2) }
         }
     }
+}
+
+/// `original` quantized to int8 (Quantization, options as given) with ranges calibrated on up to
+/// `images` images of `folder` (spread evenly over its sorted listing, preprocessed by `p`):
+/// the prepared float graph, the QDQ graph, the images used and the files skipped (each named
+/// on stderr).
+func calibratedQuantization(_ original: Graph, preprocessing p: Preprocessing, folder: String, images: Int, options: Quantization.Options,
+                            batch: Int, threads: Int, pixelLimit: Int) throws -> (prepared: Graph, graph: Graph, used: Int, skipped: Int) {
+    let graph = try Quantization.prepared(original)
+    let listing = try FolderListing.walk(folder)
+    if listing.ignored > 0 { writeStderr("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n") }
+    let count = listing.files.count
+    guard count > 0 else { throw CLIError("\(folder): no PNG or JPEG images to calibrate with") }
+    // Evenly spread over the sorted listing, so every class folder is sampled.
+    let chosen = (0..<min(images, count)).map { k in listing.files[k * count / min(images, count)] }
+    let tensors = Quantization.activationTensors(graph)
+    guard !tensors.isEmpty else { throw CLIError("the model has no Conv, Gemm or MatMul activations to quantize") }
+    let calibrator = try Calibrator(graph: graph, tensors: tensors, batch: min(batch, chosen.count), threads: threads, method: options.method)
+    guard calibrator.inputSize == p.tensorSize else {
+        throw CLIError("the model's input takes \(calibrator.inputSize) floats per image, the preprocessing makes \(p.tensorSize)")
+    }
+    let passes = calibrator.needsSecondPass ? 2 : 1
+    let bar = ProgressBar()
+    var used = 0, skipped = 0
+    for pass in 1...passes {
+        if pass == 2 { calibrator.beginSecondPass() }
+        var k = 0
+        while k < chosen.count {
+            let paths = Array(chosen[k..<min(k + calibrator.batch, chosen.count)])
+            k += paths.count
+            let prepared = prepareImages(paths, p, pixelLimit: pixelLimit)
+            var good: [Float] = []
+            for (i, e) in prepared.errors.enumerated() {
+                if let e {
+                    if pass == 1 { writeStderr("kiln: skipped \(e.path): \(e.reason)\n"); skipped += 1 }
+                } else {
+                    good += prepared.tensors[(i * p.tensorSize)..<((i + 1) * p.tensorSize)]
+                }
+            }
+            let n = good.count / p.tensorSize
+            if n > 0 { try good.withUnsafeBufferPointer { try calibrator.observe($0, images: n) } }
+            if pass == 1 { used += n }
+            bar.show("calibrating: pass \(pass)/\(passes), \(k)/\(chosen.count) images", fraction: Double(k) / Double(chosen.count))
+        }
+    }
+    bar.clear()
+    guard used > 0 else { throw CLIError("\(folder): none of the \(chosen.count) chosen images could be used") }
+    return (graph, try Quantization.quantize(graph, ranges: calibrator.ranges(), options: options), used, skipped)
 }

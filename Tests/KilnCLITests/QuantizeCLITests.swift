@@ -74,3 +74,52 @@ struct PeakCLITests {
         #expect(rows.contains { $0.hasPrefix("fp32") && $0.contains("GOP/s") && $0.hasSuffix("1.00") }, "\(r.stdout)")
     }
 }
+
+@Suite("kiln eval --precision int8", .serialized)
+struct EvalInt8CLITests {
+    @Test("the int8 figures equal `kiln eval` of the model `kiln quantize` writes, the f32 ones those of plain `kiln eval`")
+    func sameAsQuantizeThenEval() throws {
+        let dir = try scratch("eval-int8")
+        let test = dir.appendingPathComponent("test").path, train = dir.appendingPathComponent("train").path
+        let images = repositoryRoot.appendingPathComponent("data/mnist5k/mnist5k-images-idx3-ubyte.gz").path
+        for (folder, part) in [(test, "test"), (train, "train")] {
+            let w = try run(python, [repositoryRoot.appendingPathComponent("scripts/demo_check.py").path, "pngs", images, "450", folder, part])
+            try #require(w.status == 0, "\(w.stderr)")
+        }
+        // A trained model would do too; seeded random weights keep the test short.
+        let model = dir.appendingPathComponent("m.onnx").path, quantized = dir.appendingPathComponent("q.onnx").path
+        try #require(try kiln("convert", "models/resnet8-mnist.kiln", "-o", model, "--seed", "3").status == 0)
+        let reports = ["int8", "f32", "written"].map { dir.appendingPathComponent("\($0).json").path }
+        let int8 = try kiln("eval", model, test, "--precision", "int8", "--calibrate", train, "--report", reports[0])
+        #expect(int8.status == 0, "\(int8.stderr)")
+        #expect(int8.stdout.contains("the model quantized to int8") && int8.stdout.contains("int8 against f32 on the same images: top-1 "))
+        #expect(try kiln("eval", model, test, "--report", reports[1]).status == 0)
+        #expect(try kiln("quantize", model, "--calibrate", train, "-o", quantized).status == 0)
+        #expect(try kiln("eval", quantized, test, "--report", reports[2]).status == 0)
+        func json(_ path: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        }
+        let (a, f, q) = (try json(reports[0]), try json(reports[1]), try json(reports[2]))
+        let comparison = a["float"] as? [String: Any]
+        #expect(a["precision"] as? String == "int8" && f["precision"] as? String == "f32")
+        for key in ["top1", "meanClass", "many", "few"] {
+            #expect((a[key] as? Double) == (q[key] as? Double), "\(key): in memory \(a[key] ?? "–"), written \(q[key] ?? "–")")
+            #expect((comparison?[key] as? Double) == (f[key] as? Double), "\(key): \(comparison?[key] ?? "–") vs \(f[key] ?? "–")")
+        }
+        let agreement = comparison?["agreement"] as? Double ?? -1
+        #expect(agreement >= 0 && agreement <= 1)
+    }
+
+    @Test("--precision errors")
+    func errors() throws {
+        let test = repositoryRoot.appendingPathComponent("data").path
+        for (arguments, message) in [
+            (["--precision", "bf16"], "--precision must be f32 or int8, got 'bf16'"),
+            (["--precision", "int8"], "--precision int8 needs --calibrate FOLDER"),
+            (["--calibrate", test], "--calibrate goes with --precision int8"),
+        ] {
+            let r = try run(kilnBinary, ["eval", "models/resnet8-mnist.kiln", test] + arguments)
+            #expect(r.status == 1 && r.stderr.contains(message), "\(arguments): \(r.stderr)")
+        }
+    }
+}
