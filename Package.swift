@@ -32,7 +32,9 @@ let package = Package(
         // ONNX import and export (protobuf-c), so the IR core links no protobuf code.
         .target(name: "ONNX", dependencies: ["Graph", "COnnxProto"]),
         .target(name: "Compiler", dependencies: ["Graph", "CKernels"]),
-        .target(name: "Runtime", dependencies: ["Graph", "ONNX", "Compiler", "CBLAS", "CKernels"]),
+        .target(name: "Runtime", dependencies: ["Graph", "ONNX", "Compiler", "CBLAS", "CKernels", "CMPI"]),
+        // Open MPI loaded with dlopen under mpirun (no MPI library linked).
+        .target(name: "CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Train", dependencies: ["Graph", "ONNX", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
         // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; this build replays corpora).

@@ -80,6 +80,9 @@ extension Kiln {
             var skipped = 0
             Interrupts.shared.install { sig in "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); no report written" }
             try reportingErrors {
+                // Under mpirun each rank scores a contiguous share of the files and rank 0 prints
+                // and writes everything, as one process would.
+                let cluster = try Cluster.start()
                 guard precision == "f32" || precision == "int8" else { throw CLIError("--precision must be f32 or int8, got '\(precision)'") }
                 guard precision == "int8" || calibrate == nil else { throw CLIError("--calibrate goes with --precision int8") }
                 guard calibrationImages >= 1 else { throw CLIError("--calibration-images must be at least 1") }
@@ -92,7 +95,7 @@ extension Kiln {
                                                        options: Quantization.Options(weightBits: 7), batch: min(batch, 16), threads: threads,
                                                        pixelLimit: preprocess.pixelLimit)
                     evaluated = q.graph
-                    writeStderr("kiln: quantized to int8 (kiln quantize's defaults) on \(q.used) calibration images\n")
+                    if isFirstRank { writeStderr("kiln: quantized to int8 (kiln quantize's defaults) on \(q.used) calibration images\n") }
                 }
                 let engine = try FolderInference(graph: evaluated, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
                 let classes = engine.classes
@@ -113,34 +116,64 @@ extension Kiln {
                     let total = Double(counts.reduce(0, +))
                     prior = counts.map { Float(tau * Foundation.log(max(Double($0), 1e-12) / total)) }
                 }
-                let reportSkips = try SkipReport(errorsFile: errors)
+                let reportSkips = cluster.isRoot ? try SkipReport(errorsFile: errors) : nil
                 var files = PathList(), labels: [Int] = []
                 for f in folders {
                     let listing = try FolderListing.walk(directory + "/" + f)
-                    for problem in listing.problems { try reportSkips.add(problem) }
+                    for problem in listing.problems { try reportSkips?.add(problem) }
                     files.append(contentsOf: listing.files)
                     labels += [Int](repeating: names.firstIndex(of: f)!, count: listing.files.count)
                 }
                 // Results arrive in file order: the k-th result is files[k], labelled labels[k].
-                // Per file: its top-1 and whether the label is in its top 5, nil where skipped.
+                // Per file: its top-1 and whether the label is in its top 5, nil where skipped
+                // (on rank 0 all files; the other ranks of a distributed job get an empty list).
                 func score(_ engine: FolderInference, skips: SkipReport?, what: String) throws -> [(top1: Int, top5: Bool)?] {
+                    let mine = cluster.share(of: files.count)
+                    let share = cluster.isDistributed ? PathList(mine.lazy.map { files[$0] }) : files
                     var out: [(top1: Int, top5: Bool)?] = []
-                    out.reserveCapacity(files.count)
+                    out.reserveCapacity(share.count)
+                    var problems: [UInt8] = []
                     let bar = ProgressBar()
-                    try engine.run(files) { results in
+                    try engine.run(share) { results in
                         for r in results {
-                            let y = labels[out.count]
-                            guard var scores = r.logits else { try skips?.add(r.error!); out.append(nil); continue }
+                            let y = labels[mine.lowerBound + out.count]
+                            guard var scores = r.logits else {
+                                if cluster.isDistributed { problems += Array("\(r.error!.path): \(r.error!.reason)\n".utf8) } else { try skips?.add(r.error!) }
+                                out.append(nil)
+                                continue
+                            }
                             if let prior { for j in 0..<classes { scores[j] -= prior[j] } }
                             let ranked = scores.indices.sorted { scores[$0] > scores[$1] || scores[$0] == scores[$1] && $0 < $1 }
                             out.append((ranked[0], ranked.prefix(5).contains(y)))
                         }
-                        bar.show("\(what)\(out.count)/\(files.count) images", fraction: Double(out.count) / Double(max(files.count, 1)))
+                        if cluster.isRoot {
+                            bar.show("\(what)\(out.count)/\(share.count) images\(cluster.isDistributed ? " (rank 0's share)" : "")",
+                                     fraction: Double(out.count) / Double(max(share.count, 1)))
+                        }
                     }
                     bar.clear()
-                    return out
+                    guard cluster.isDistributed else { return out }
+                    // Each file as one Int32 (2·top-1 + top-5 hit, −1 when skipped), gathered in rank order.
+                    let encoded = out.flatMap { r -> [UInt8] in
+                        withUnsafeBytes(of: Int32(r.map { 2 * $0.top1 + ($0.top5 ? 1 : 0) } ?? -1).littleEndian) { Array($0) }
+                    }
+                    let all = cluster.gather(encoded), allProblems = cluster.gather(problems)
+                    guard let all, let allProblems else { return [] }
+                    for line in String(decoding: allProblems, as: UTF8.self).split(separator: "\n") { try skips?.add(line: String(line)) }
+                    return stride(from: 0, to: all.count, by: 4).map { k in
+                        let v = Int32(littleEndian: all[k..<(k + 4)].withUnsafeBytes { $0.loadUnaligned(as: Int32.self) })
+                        return v < 0 ? nil : (Int(v / 2), v % 2 == 1)
+                    }
                 }
                 let scored = try score(engine, skips: reportSkips, what: precision == "int8" ? "int8: " : "")
+                // With int8: the f32 model on the same files (the same ones decode, so the same are skipped).
+                let reference = precision == "int8"
+                    ? try score(try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit),
+                                skips: nil, what: "f32: ")
+                    : nil
+                try reportSkips?.finish()
+                skipped = cluster.isDistributed ? cluster.allGather(reportSkips?.count ?? 0)[0] : reportSkips?.count ?? 0
+                guard cluster.isRoot else { cluster.finish(); return }
                 var predictions: [Int] = [], truth: [Int] = [], top5 = 0
                 var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
                 for (k, s) in scored.enumerated() {
@@ -150,14 +183,9 @@ extension Kiln {
                     if s.top5 { top5 += 1 }
                     confusion[labels[k]][s.top1] += 1
                 }
-                try reportSkips.finish()
-                skipped = reportSkips.count
                 guard !truth.isEmpty else { throw CLIError("\(directory): no image could be evaluated") }
                 var comparison: FloatComparison? = nil
-                if precision == "int8" {
-                    // The f32 model on the same files (the same ones decode, so the same are skipped).
-                    let reference = try score(try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit),
-                                              skips: nil, what: "f32: ")
+                if let reference {
                     let pairs = zip(scored, reference).compactMap { a, b in a.flatMap { a in b.map { (a.top1, $0.top1) } } }
                     let f = Evaluation(predictions: pairs.map(\.1), labels: zip(scored, labels).compactMap { $0.0 == nil ? nil : $0.1 },
                                        trainingCounts: counts ?? [Int](repeating: 0, count: classes))
@@ -188,6 +216,7 @@ extension Kiln {
                     try AtomicFile.write([UInt8](try enc.encode(r)), to: report)
                     emit("report written to \(report)\n")
                 }
+                cluster.finish()
             }
             if skipped > 0 { throw ExitCode(2) }
         }

@@ -41,7 +41,7 @@ struct PreprocessOptions: ParsableArguments {
         }
         if mean != nil || std != nil { assumed.removeAll { $0.hasPrefix("pixels") } }
         if !assumed.isEmpty {
-            writeStderr("kiln: note: the model has no Kiln preprocessing metadata; assumed: \(assumed.joined(separator: "; ")) (override with --resize, --mean, --std)\n")
+            printNote("the model has no Kiln preprocessing metadata; assumed: \(assumed.joined(separator: "; ")) (override with --resize, --mean, --std)")
         }
         return p
     }
@@ -190,11 +190,13 @@ final class SkipReport {
         sink = try errorsFile.map { try OutputSink(path: $0) }
     }
 
-    func add(_ e: ImageError) throws {
+    func add(_ e: ImageError) throws { try add(line: "\(e.path): \(e.reason)") }
+
+    /// A skipped file as its line, "PATH: REASON".
+    func add(line: String) throws {
         count += 1
-        let line = "\(e.path): \(e.reason)\n"
-        writeStderr("kiln: skipped \(line)")
-        try sink?.write(line)
+        writeStderr("kiln: skipped \(line)\n")
+        try sink?.write(line + "\n")
     }
 
     func finish() throws {
@@ -210,6 +212,6 @@ final class SkipReport {
 func loadClassifier(_ path: String) throws -> Graph {
     let g = try loadGraph(path)
     guard g.parameters.contains(where: { $0.initializer.tensor == nil }) else { return g }
-    writeStderr("kiln: note: \(path) has no trained weights; using random ones (seed 0)\n")
+    printNote("\(path) has no trained weights; using random ones (seed 0)")
     return try g.materialized(seed: 0)
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Graph
 import Imaging
+import Runtime
 
 extension Preprocessing.Resize: ExpressibleByArgument {}
 
@@ -49,26 +50,37 @@ extension Kiln {
                 case "jsonl"?: format = "jsonl"
                 default: throw CLIError("\(output!): the output must be .csv or .jsonl")
                 }
+                // Under mpirun each rank classifies a contiguous share of the sorted listing and
+                // rank 0 writes every row and error in listing order: the same files as one process.
+                let cluster = try Cluster.start()
                 let graph = try loadClassifier(model)
                 let p = try preprocess.preprocessing(for: graph)
                 let listing = try FolderListing.walk(directory)
+                let files = cluster.isDistributed ? PathList(cluster.share(of: listing.files.count).lazy.map { listing.files[$0] }) : listing.files
                 let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
                 let (names, _) = modelClasses(graph, classes: engine.classes)
-                let report = try SkipReport(errorsFile: errors ?? output.map { $0 + ".errors.txt" })
-                for problem in listing.problems { try report.add(problem) }
-                if listing.ignored > 0 { writeStderr("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n") }
-                let sink = try OutputSink(path: output)
+                let report = cluster.isRoot ? try SkipReport(errorsFile: errors ?? output.map { $0 + ".errors.txt" }) : nil
+                let sink = cluster.isRoot ? try OutputSink(path: output) : nil
+                if let report {
+                    for problem in listing.problems { try report.add(problem) }
+                    if listing.ignored > 0 { writeStderr("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n") }
+                }
                 let k = min(topK, engine.classes)
                 if format == "csv" {
-                    try sink.write("path," + (1...k).map { "label\($0),probability\($0)" }.joined(separator: ",") + "\n")
+                    try sink?.write("path," + (1...k).map { "label\($0),probability\($0)" }.joined(separator: ",") + "\n")
                 }
+                // A rank's rows and error lines, kept for rank 0 when the job is distributed.
+                var rows: [UInt8] = [], problems: [UInt8] = []
                 let bar = ProgressBar()
                 let start = DispatchTime.now().uptimeNanoseconds
                 var done = 0
-                try engine.run(listing.files) { results in
+                try engine.run(files) { results in
                     var text = ""
                     for r in results {
-                        guard let logits = r.logits else { try report.add(r.error!); continue }
+                        guard let logits = r.logits else {
+                            if cluster.isDistributed { problems += Array("\(r.error!.path): \(r.error!.reason)\n".utf8) } else { try report?.add(r.error!) }
+                            continue
+                        }
                         let probs = probabilities(logits)
                         let top = probs.indices.sorted { probs[$0] > probs[$1] || probs[$0] == probs[$1] && $0 < $1 }.prefix(k)
                         if format == "csv" {
@@ -78,21 +90,35 @@ extension Kiln {
                             text += "{\"path\":\(jsonString(r.path)),\"top\":[\(entries.joined(separator: ","))]}\n"
                         }
                     }
-                    try sink.write(text)
+                    if cluster.isDistributed { rows += Array(text.utf8) } else { try sink?.write(text) }
                     done += results.count
+                    guard cluster.isRoot else { return }
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     let rate = Double(done) / max(seconds, 1e-9)
-                    bar.show(String(format: "%d/%d images  %.0f img/s  ETA %@", done, listing.files.count, rate,
-                                    duration(Double(listing.files.count - done) / max(rate, 1e-9))),
-                             fraction: Double(done) / Double(max(listing.files.count, 1)))
+                    bar.show(String(format: "%d/%d images%@  %.0f img/s  ETA %@", done, files.count, cluster.isDistributed ? " (rank 0's share)" : "", rate,
+                                    duration(Double(files.count - done) / max(rate, 1e-9))),
+                             fraction: Double(done) / Double(max(files.count, 1)))
                 }
                 bar.clear()
-                try sink.close()
-                try report.finish()
-                skipped = report.count
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                writeStderr(String(format: "kiln: %d images classified in %.2f s (%.0f images/s)%@\n", listing.files.count - (report.count - listing.problems.count),
-                                   seconds, Double(listing.files.count) / max(seconds, 1e-9), output.map { ", written to \($0)" } ?? ""))
+                if cluster.isDistributed {
+                    let allRows = cluster.gather(rows), allProblems = cluster.gather(problems)
+                    if let allRows, let allProblems, let report {
+                        try sink?.write(String(decoding: allRows, as: UTF8.self))
+                        for line in String(decoding: allProblems, as: UTF8.self).split(separator: "\n") { try report.add(line: String(line)) }
+                    }
+                }
+                try sink?.close()
+                try report?.finish()
+                // Every rank ends with the job's exit code.
+                skipped = cluster.isDistributed ? cluster.allGather(report?.count ?? 0)[0] : report?.count ?? 0
+                let classified = listing.files.count - (skipped - listing.problems.count)
+                if cluster.isRoot {
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    writeStderr(String(format: "kiln: %d images classified in %.2f s (%.0f images/s)%@%@\n", classified, seconds,
+                                       Double(listing.files.count) / max(seconds, 1e-9),
+                                       cluster.isDistributed ? " by \(cluster.size) ranks" : "", output.map { ", written to \($0)" } ?? ""))
+                }
+                cluster.finish()
             }
             if skipped > 0 { throw ExitCode(2) }
         }

@@ -33,7 +33,10 @@ struct Kiln: ParsableCommand {
 }
 
 /// Prints `kiln: error: …` on stderr and exits non-zero: the one way the CLI reports failure.
+/// In a distributed job the error names the rank and ends every rank (MPI_Abort), so that no
+/// rank waits forever for one that stopped.
 func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    if let cluster = try? Cluster.start(), cluster.isDistributed { cluster.abort(message, code: code) }
     writeStderr("kiln: error: \(message)\n")
     return ExitCode(code)
 }
@@ -60,10 +63,16 @@ struct CLIError: Error {
     init(_ message: String) { self.message = message }
 }
 
-/// `kiln: note: …` on stderr: something the user should know that is not an error.
+/// `kiln: note: …` on stderr: something the user should know that is not an error. In an
+/// mpirun job only rank 0 says it (every rank would say the same).
 func printNote(_ s: String) {
+    guard isFirstRank else { return }
     writeStderr("kiln: note: \(s)\n")
 }
+
+/// Whether this process is rank 0 of an mpirun job, or not in one (from mpirun's environment,
+/// without starting MPI).
+let isFirstRank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].map { $0 == "0" } ?? true
 
 /// Writes to stdout, ignoring a closed pipe (`kiln dump … | head`).
 func emit(_ s: String) {

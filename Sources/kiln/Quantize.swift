@@ -101,7 +101,7 @@ func calibratedQuantization(_ original: Graph, preprocessing p: Preprocessing, f
                             batch: Int, threads: Int, pixelLimit: Int) throws -> (prepared: Graph, graph: Graph, used: Int, skipped: Int) {
     let graph = try Quantization.prepared(original)
     let listing = try FolderListing.walk(folder)
-    if listing.ignored > 0 { writeStderr("kiln: note: ignored \(listing.ignored) files that are not PNG or JPEG by name\n") }
+    if listing.ignored > 0 { printNote("ignored \(listing.ignored) files that are not PNG or JPEG by name") }
     let count = listing.files.count
     guard count > 0 else { throw CLIError("\(folder): no PNG or JPEG images to calibrate with") }
     // Evenly spread over the sorted listing, so every class folder is sampled.
@@ -125,7 +125,7 @@ func calibratedQuantization(_ original: Graph, preprocessing p: Preprocessing, f
             var good: [Float] = []
             for (i, e) in prepared.errors.enumerated() {
                 if let e {
-                    if pass == 1 { writeStderr("kiln: skipped \(e.path): \(e.reason)\n"); skipped += 1 }
+                    if pass == 1 { if isFirstRank { writeStderr("kiln: skipped \(e.path): \(e.reason)\n") }; skipped += 1 }
                 } else {
                     good += prepared.tensors[(i * p.tensorSize)..<((i + 1) * p.tensorSize)]
                 }

@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+
+/// `mpirun -np K kiln infer|eval`: sharded over ranks on this machine, over shared memory and
+/// over TCP on loopback; the outputs must be byte-identical to one process's.
+@Suite("Distributed folder inference and evaluation (mpirun)", .serialized)
+struct ClusterTests {
+    /// `mpirun -np ranks kiln …` (one thread per rank), optionally forced onto TCP.
+    func mpirun(_ ranks: Int, tcp: Bool = false, _ arguments: [String]) throws -> Run {
+        var a = ["-np", "\(ranks)", "--oversubscribe", "--allow-run-as-root"]
+        if tcp { a += ["--mca", "btl", "tcp,self"] }
+        return try run(URL(fileURLWithPath: "/usr/bin/mpirun"), a + [kilnBinary.path] + arguments + ["--threads", "1"])
+    }
+
+    func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+
+    @Test("kiln infer on 100 good and 20 bad files: 2 ranks (shared memory) and 3 (TCP) write the same predictions and errors as one process")
+    func infer() throws {
+        let dir = try scratch("mpi-infer")
+        let images = dir.appendingPathComponent("images").path
+        let made = try run(python, [repositoryRoot.appendingPathComponent("scripts/bad_folder.py").path, images])
+        try #require(made.status == 0, "\(made.stderr)")
+        let one = dir.appendingPathComponent("one.csv").path
+        let single = try kiln("infer", "models/resnet8-mnist.kiln", images, "--output", one, "--batch", "16")
+        #expect(single.status == 2, "\(single.stderr)")
+        for (ranks, tcp) in [(2, false), (3, true)] {
+            let out = dir.appendingPathComponent("ranks\(ranks).csv").path
+            let r = try mpirun(ranks, tcp: tcp, ["infer", "models/resnet8-mnist.kiln", images, "--output", out, "--batch", "16"])
+            #expect(r.status == 2, "\(ranks) ranks: \(r.stderr)")
+            #expect(r.stderr.contains("by \(ranks) ranks"), "\(r.stderr)")
+            #expect(contents(out) != nil && contents(out) == contents(one), "\(ranks) ranks: the predictions differ")
+            #expect(contents(out + ".errors.txt") != nil && contents(out + ".errors.txt") == contents(one + ".errors.txt"), "\(ranks) ranks: the errors differ")
+            // Notes come once, from rank 0.
+            #expect(r.stderr.components(separatedBy: "has no trained weights").count == 2, "\(r.stderr)")
+        }
+    }
+
+    @Test("kiln eval (f32, and int8 with calibration) on a class folder with bad files: 2 ranks print and write what one process does")
+    func eval() throws {
+        let dir = try scratch("mpi-eval")
+        let test = dir.appendingPathComponent("test").path, train = dir.appendingPathComponent("train").path
+        let images = repositoryRoot.appendingPathComponent("data/mnist5k/mnist5k-images-idx3-ubyte.gz").path
+        for (folder, part) in [(test, "test"), (train, "train")] {
+            let w = try run(python, [repositoryRoot.appendingPathComponent("scripts/demo_check.py").path, "pngs", images, "480", folder, part])
+            try #require(w.status == 0, "\(w.stderr)")
+        }
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: test + "/3/bad.png"))
+        try Data().write(to: URL(fileURLWithPath: test + "/7/empty.jpg"))
+        for extra in [[], ["--precision", "int8", "--calibrate", train, "--calibration-images", "64"]] {
+            let base = ["eval", "models/resnet8-mnist.kiln", test] + extra
+            let one = try run(kilnBinary, base + ["--report", dir.appendingPathComponent("one.json").path, "--errors", dir.appendingPathComponent("one.err").path])
+            let two = try mpirun(2, base + ["--report", dir.appendingPathComponent("two.json").path, "--errors", dir.appendingPathComponent("two.err").path])
+            #expect(one.status == 2 && two.status == 2, "\(one.stderr)\n\(two.stderr)")
+            #expect(one.stdout.replacingOccurrences(of: "one.json", with: "two.json") == two.stdout, "\(extra):\n\(one.stdout)\n---\n\(two.stdout)")
+            #expect(contents(dir.appendingPathComponent("one.json").path) == contents(dir.appendingPathComponent("two.json").path))
+            #expect(contents(dir.appendingPathComponent("one.err").path) == contents(dir.appendingPathComponent("two.err").path))
+            #expect(String(decoding: contents(dir.appendingPathComponent("two.err").path) ?? Data(), as: UTF8.self).split(separator: "\n").count == 2)
+        }
+    }
+
+    @Test("a model missing on one rank ends the job with an error naming that rank, and nothing is written")
+    func missingOnOneRank() throws {
+        let dir = try scratch("mpi-missing")
+        let out = dir.appendingPathComponent("out.csv").path
+        let images = repositoryRoot.appendingPathComponent("data").path
+        let start = Date()
+        // MPMD: rank 0 gets the model, rank 1 a path that does not exist.
+        let r = try run(URL(fileURLWithPath: "/usr/bin/mpirun"), [
+            "--oversubscribe", "--allow-run-as-root",
+            "-np", "1", kilnBinary.path, "infer", "models/resnet8-mnist.kiln", images, "--output", out, ":",
+            "-np", "1", kilnBinary.path, "infer", dir.appendingPathComponent("absent.onnx").path, images, "--output", out,
+        ])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("kiln: error on rank 1 of 2:") && r.stderr.contains("absent.onnx"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+}
