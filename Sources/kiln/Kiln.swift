@@ -76,6 +76,8 @@ let isFirstRank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].ma
 
 /// Writes to stdout, ignoring a closed pipe (`kiln dump … | head`).
 func emit(_ s: String) {
+    // Under mpirun every rank would print the same: rank 0 speaks for the job.
+    guard isFirstRank else { return }
     var s = s
     let e = s.withUTF8 { writeFully(1, UnsafeRawBufferPointer($0)) }
     if e != 0 {

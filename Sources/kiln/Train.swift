@@ -2,6 +2,7 @@ import ArgumentParser
 import Compiler
 import Foundation
 import Graph
+import Runtime
 import Train
 
 extension LossKind: ExpressibleByArgument {}
@@ -154,6 +155,9 @@ extension Kiln {
                 "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); the last checkpoint in \(out) is intact: kiln train --out \(out) --resume continues"
             }
             try reportingErrors {
+                // Under mpirun every rank trains its share of each batch; rank 0 alone writes the
+                // run folder (checkpoints, metrics, export) and prints.
+                let cluster = try Cluster.start()
                 let trainer: Trainer
                 let fm = FileManager.default
                 let checkpointPath = (out as NSString).appendingPathComponent(Checkpoint.fileName)
@@ -164,7 +168,12 @@ extension Kiln {
                     if let t = threads, t != cp.header.config.threads {
                         note("--threads \(t) differs from the run's \(cp.header.config.threads): the result will not be bit-identical to an uninterrupted run")
                     }
-                    trainer = try Trainer(resuming: cp, runDirectory: out, threads: threads)
+                    let before = cp.header.ranks ?? 1
+                    if before != cluster.size {
+                        note("the checkpoint was written by \(before) process\(before == 1 ? "" : "es"), this job has \(cluster.size): each step is the same computation "
+                             + "(BatchNorm statistics and gradients are the whole batch's), so the run continues as it was, up to rounding")
+                    }
+                    trainer = try Trainer(resuming: cp, runDirectory: out, threads: threads, cluster: cluster)
                     emit("resuming \(out) after epoch \(cp.header.epoch) of \(cp.header.config.epochs)\n")
                 } else {
                     let config = try configuration()
@@ -172,21 +181,26 @@ extension Kiln {
                         let done = (try? Checkpoint.read(runDirectory: out)).map { " (epoch \($0.header.epoch) of \($0.header.config.epochs))" } ?? ""
                         throw CLIError("\(out) already holds a run\(done): --resume continues it, --force starts over")
                     }
-                    try prepareRunFolder(out)
+                    if cluster.isRoot { try prepareRunFolder(out) }
                     let architecture = try loadArchitecture(config.model)
-                    trainer = try Trainer(config: config, architecture: architecture, runDirectory: out)
+                    trainer = try Trainer(config: config, architecture: architecture, runDirectory: out, cluster: cluster)
                     // A new run: the files of one started over with --force go.
-                    for name in [Checkpoint.fileName, MetricsLog.fileName, "model.onnx"] {
+                    for name in [Checkpoint.fileName, MetricsLog.fileName, "model.onnx"] where cluster.isRoot {
                         try? fm.removeItem(atPath: (out as NSString).appendingPathComponent(name))
                     }
                 }
-                try checkSpace(out, bytes: 3 * trainer.checkpointBytes)
-                try train(trainer)
+                if cluster.isRoot { try checkSpace(out, bytes: 3 * trainer.checkpointBytes) }
+                try train(trainer, cluster: cluster)
+                cluster.finish()
             }
         }
 
-        func train(_ t: Trainer) throws {
+        func train(_ t: Trainer, cluster: Cluster) throws {
             let c = t.config
+            if cluster.isDistributed {
+                let base = t.globalBatch / cluster.size, uneven = t.globalBatch % cluster.size != 0
+                emit("data-parallel: \(cluster.size) ranks, \(base)\(uneven ? "–\(base + 1)" : "") images of each batch of \(t.globalBatch) per rank, BatchNorm statistics and gradients summed across ranks\n")
+            }
             let counts = t.classCounts
             emit("data: \(t.data.train.count) training images of \(t.data.train.imageShape), \(counts.count) classes, per class \(counts)\n")
             if let v = t.data.val { emit("validation: \(v.count) images, per class \(v.classCounts)\n") } else { emit("validation: none\n") }
@@ -200,20 +214,23 @@ extension Kiln {
                 let estimate = step * Double(t.batchesPerEpoch * t.epochsLeft)
                 emit("estimated time: \(duration(estimate)) for \(t.epochsLeft) epochs (\(String(format: "%.0f", Double(c.batch) / step)) images/s per step, evaluation extra)\n")
             }
-            let log = try MetricsLog(runDirectory: out, keepingEpochs: t.epoch)
+            let log = cluster.isRoot ? try MetricsLog(runDirectory: out, keepingEpochs: t.epoch) : nil
             let bar = ProgressBar()
-            var last = log.reports().last
+            var last = log?.reports().last
             while t.epochsLeft > 0 {
                 let r = try t.trainEpoch { p in
+                    guard cluster.isRoot else { return }
                     bar.show(String(format: "epoch %d/%d  batch %d/%d  loss %.4f  %.0f img/s", p.epoch, p.epochs, p.batch, p.batches, p.meanLoss,
                                     Double(p.images) / max(p.seconds, 1e-9)), fraction: Double(p.batch) / Double(p.batches))
                 }
                 bar.clear()
+                last = r
+                guard let log else { continue }
                 emit(epochLine(r) + "\n")
                 try log.append(r)
                 try t.checkpoint().write(runDirectory: out)
-                last = r
             }
+            guard cluster.isRoot else { return }
             if let r = last, let v = r.val {
                 emit("\nfinal (epoch \(r.epoch)): " + summaryLine(v) + "\n")
                 if let b = t.best { emit(String(format: "best  (epoch %d): top-1 %.1f%%, mean-class %.1f%%\n", b.epoch, 100 * b.top1, 100 * b.meanClass)) }
@@ -245,7 +262,7 @@ extension Kiln {
             return s
         }
 
-        func note(_ s: String) { writeStderr("kiln: note: \(s)\n") }
+        func note(_ s: String) { printNote(s) }
     }
 
     struct ExportCommand: ParsableCommand {

@@ -43,6 +43,80 @@ final class OtherKernelTests: XCTestCase {
         }
     }
 
+    /// BatchNorm synchronised across ranks: the images split between two "ranks", each rank's
+    /// partial sums added, then each half normalised and differentiated with the joint
+    /// statistics — the whole-batch kernels' results (checked against plain loops above).
+    func testBatchNormInPieces() {
+        var rng = TestRandom(seed: 25)
+        for (n, c, inner, relu) in [(3, 5, 17, false), (2, 8, 64, true), (4, 3, 33, true)] {
+            let x = rng.floats(n * c * inner), scale = rng.floats(c), bias = rng.floats(c), dy = rng.floats(n * c * inner)
+            let runMean = rng.floats(c), runVar = rng.floats(c).map { abs($0) + 0.5 }
+            let eps: Float = 1e-5
+            let y = Guarded(n * c * inner), mean = Guarded(c), invstd = Guarded(c), nextMean = Guarded(c), nextVar = Guarded(c)
+            kiln_batchnorm_train(x, Int32(n), Int32(c), Int32(inner), scale, bias, runMean, runVar, eps, 0.9, relu ? 1 : 0,
+                                 0, Int32(c), y.pointer, mean.pointer, invstd.pointer, nextMean.pointer, nextVar.pointer)
+            let dx = Guarded(x.count), dscale = Guarded(c), dbias = Guarded(c)
+            kiln_batchnorm_grad(dy, x, Int32(n), Int32(c), Int32(inner), scale, mean.pointer, invstd.pointer, relu ? y.values : nil, 0, Int32(c),
+                                dx.pointer, dscale.pointer, dbias.pointer)
+            // Two ranks: images [0, h) and [h, n).
+            let h = n / 2, plane = c * inner
+            let parts = [(0, h), (h, n - h)]
+            func partial(_ center: [Float]?) -> [Double] {
+                var total = [Double](repeating: 0, count: c)
+                for (start, count) in parts {
+                    let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: c)
+                    defer { sums.deallocate() }
+                    x.withUnsafeBufferPointer { xp in
+                        kiln_batchnorm_partial_sums(xp.baseAddress! + start * plane, Int32(count), Int32(c), Int32(inner), center, 0, Int32(c), sums.baseAddress!)
+                    }
+                    for k in 0..<c { total[k] += sums[k] }
+                }
+                return total
+            }
+            let count = Double(n * inner)
+            let mu = partial(nil).map { Float($0 / count) }
+            let inv = partial(mu).map { Float(1 / ($0 / count + Double(eps)).squareRoot()) }
+            assertClose(mu, mean.values.map(Double.init), tol: 1e-6, "joint mean")
+            assertClose(inv, invstd.values.map(Double.init), tol: 1e-5, "joint 1/σ")
+            let y2 = Guarded(x.count)
+            for (start, count) in parts {
+                x.withUnsafeBufferPointer { xp in
+                    kiln_batchnorm_apply(xp.baseAddress! + start * plane, Int32(count), Int32(c), Int32(inner), scale, bias, mu, inv, relu ? 1 : 0,
+                                         0, Int32(c), y2.pointer + start * plane)
+                }
+            }
+            assertClose(y2.values, y.values.map(Double.init), tol: 1e-5, "normalised halves")
+            XCTAssertTrue(y2.intact)
+            var gradSums = [Double](repeating: 0, count: 2 * c)
+            for (start, count) in parts {
+                let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: 2 * c)
+                defer { sums.deallocate() }
+                dy.withUnsafeBufferPointer { g in
+                    x.withUnsafeBufferPointer { xp in
+                        kiln_batchnorm_grad_partial_sums(g.baseAddress! + start * plane, xp.baseAddress! + start * plane, Int32(count), Int32(c), Int32(inner),
+                                                         mu, relu ? UnsafePointer(y.pointer + start * plane) : nil, 0, Int32(c), sums.baseAddress!)
+                    }
+                }
+                for k in 0..<(2 * c) { gradSums[k] += sums[k] }
+            }
+            let sumDy = (0..<c).map { Float(gradSums[2 * $0]) }, sumDyXhat = (0..<c).map { Float(gradSums[2 * $0 + 1] * Double(inv[$0])) }
+            assertClose(sumDy, dbias.values.map(Double.init), tol: 1e-5, "joint Σ dy")
+            assertClose(sumDyXhat, dscale.values.map(Double.init), tol: 1e-5, "joint Σ dy·x̂")
+            let dx2 = Guarded(x.count)
+            for (start, count) in parts {
+                dy.withUnsafeBufferPointer { g in
+                    x.withUnsafeBufferPointer { xp in
+                        kiln_batchnorm_grad_apply(g.baseAddress! + start * plane, xp.baseAddress! + start * plane, Int32(count), Int32(c), Int32(inner), scale,
+                                                  mu, inv, relu ? UnsafePointer(y.pointer + start * plane) : nil, Float(n * inner), sumDy, sumDyXhat,
+                                                  0, Int32(c), dx2.pointer + start * plane)
+                    }
+                }
+            }
+            assertClose(dx2.values, dx.values.map(Double.init), tol: 1e-5, "dx of the halves")
+            XCTAssertTrue(dx2.intact)
+        }
+    }
+
     func testBatchNormTrainingAndGradient() {
         var rng = TestRandom(seed: 22)
         for (n, c, inner, relu) in [(3, 5, 17, false), (2, 8, 64, true), (1, 3, 1000, true), (4, 2, 1, false)] {

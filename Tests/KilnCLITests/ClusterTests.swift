@@ -75,4 +75,79 @@ struct ClusterTests {
         #expect(Date().timeIntervalSince(start) < 30)
         #expect(!FileManager.default.fileExists(atPath: out))
     }
+
+    static let images = repositoryRoot.appendingPathComponent("data/mnist5k/mnist5k-images-idx3-ubyte.gz").path
+
+    /// The largest difference between two exported models' float initialisers: relative to the
+    /// tensor's largest value (tensors above 1e-3), and absolute (every tensor).
+    func difference(_ a: String, _ b: String) throws -> (relative: Double, absolute: Double) {
+        let r = try run(python, ["-c", """
+            import onnx, numpy as np, sys
+            from onnx import numpy_helper
+            def load(p): return {i.name: numpy_helper.to_array(i) for i in onnx.load(p).graph.initializer if i.data_type == 1}
+            a, b = load(sys.argv[1]), load(sys.argv[2])
+            assert a.keys() == b.keys() and len(a) > 10
+            print(max(float(np.abs(a[n] - b[n]).max() / np.abs(a[n]).max()) for n in a if np.abs(a[n]).max() > 1e-3),
+                  max(float(np.abs(a[n] - b[n]).max()) for n in a))
+            """, a, b])
+        let v = r.stdout.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        guard r.status == 0, v.count == 2 else { throw RuntimeError(message: "comparison failed: \(r.stderr)") }
+        return (v[0], v[1])
+    }
+
+    struct RuntimeError: Error { let message: String }
+
+    @Test("kiln train: one process, 2 ranks and 3 ranks end one epoch (a step of 128 and one of 2, so one of 3 ranks has no image) with the same parameters")
+    func trainingStep() throws {
+        let dir = try scratch("mpi-train")
+        let arguments = ["train", "--model", "models/resnet8-mnist.kiln", "--data", Self.images, "--split-first", "13", "--loss", "ldam", "--rule", "drw",
+                         "--epochs", "1", "--batch", "128", "--crop-padding", "2", "--flip", "--seed", "3", "--warmup", "0"]
+        let one = dir.appendingPathComponent("one").path
+        let single = try run(kilnBinary, arguments + ["--out", one, "--threads", "2"])
+        try #require(single.status == 0, "\(single.stderr)")
+        for ranks in [2, 3] {
+            let out = dir.appendingPathComponent("ranks\(ranks)").path
+            let r = try mpirun(ranks, arguments + ["--out", out])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("data-parallel: \(ranks) ranks"), "\(r.stdout)")
+            let d = try difference(one + "/model.onnx", out + "/model.onnx")
+            #expect(d.relative <= 1e-5 && d.absolute <= 1e-5, "\(ranks) ranks: \(d)")
+        }
+    }
+
+    @Test("a rank killed mid-run ends the job within 30 s naming it; --resume with the same ranks completes the run")
+    func killAndResume() throws {
+        let dir = try scratch("mpi-kill")
+        let out = dir.appendingPathComponent("run").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        p.arguments = ["-np", "2", "--oversubscribe", "--allow-run-as-root", kilnBinary.path, "train", "--model", "models/resnet8-mnist.kiln",
+                       "--data", Self.images, "--split-first", "60", "--epochs", "8", "--batch", "64", "--seed", "2", "--threads", "1", "--out", out]
+        let errors = Pipe()
+        p.standardOutput = Pipe()
+        p.standardError = errors
+        try p.run()
+        let checkpoint = out + "/checkpoint.kcp"
+        for _ in 0..<600 where !FileManager.default.fileExists(atPath: checkpoint) { usleep(50_000) }
+        try #require(FileManager.default.fileExists(atPath: checkpoint))
+        // Rank 1: the rank whose environment says so.
+        let ranks = try run(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-f", "kiln train --model models/resnet8-mnist.kiln --data \(Self.images) --split-first 60"])
+        var victim: Int32? = nil
+        for pid in ranks.stdout.split(separator: "\n").compactMap({ Int32($0) }) {
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            if String(decoding: environ, as: UTF8.self).split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=1") { victim = pid }
+        }
+        let killedAt = Date()
+        try #require(victim != nil, "no rank 1 among \(ranks.stdout)")
+        kill(victim!, SIGKILL)
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(Date().timeIntervalSince(killedAt) < 30)
+        #expect(p.terminationStatus != 0)
+        #expect(text.contains("process rank 1") && text.contains("signal 9"), "\(text)")
+        let resumed = try mpirun(2, ["train", "--out", out, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("exported \(out)/model.onnx: epoch 8 of 8"), "\(resumed.stdout)")
+    }
 }
+

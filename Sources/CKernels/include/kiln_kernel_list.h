@@ -204,6 +204,22 @@
                              const float *invstd, const float *relu_out, int c_begin, int c_end, float *dx, float *dscale, \
                              float *dbias), \
       (dy, x, N, C, inner, scale, mean, invstd, relu_out, c_begin, c_end, dx, dscale, dbias)) \
+    /* BatchNorm in pieces, for statistics synchronised across ranks: partial sums (Σ x, or */ \
+    /* Σ (x − center)² when center is given, f64), the normalisation from given statistics, */ \
+    /* the backward's partial sums (sums[2c] = Σ dy, sums[2c + 1] = Σ dy·(x − mean)) and its dx */ \
+    /* from the job's sums over m values per channel. */ \
+    X(void, batchnorm_partial_sums, (const float *x, int N, int C, int inner, const float *center, int c_begin, int c_end, \
+                                     double *sums), (x, N, C, inner, center, c_begin, c_end, sums)) \
+    X(void, batchnorm_apply, (const float *x, int N, int C, int inner, const float *scale, const float *bias, const float *mean, \
+                              const float *invstd, int relu, int c_begin, int c_end, float *y), \
+      (x, N, C, inner, scale, bias, mean, invstd, relu, c_begin, c_end, y)) \
+    X(void, batchnorm_grad_partial_sums, (const float *dy, const float *x, int N, int C, int inner, const float *mean, \
+                                          const float *relu_out, int c_begin, int c_end, double *sums), \
+      (dy, x, N, C, inner, mean, relu_out, c_begin, c_end, sums)) \
+    X(void, batchnorm_grad_apply, (const float *dy, const float *x, int N, int C, int inner, const float *scale, const float *mean, \
+                                   const float *invstd, const float *relu_out, float m, const float *sum_dy, const float *sum_dyxhat, \
+                                   int c_begin, int c_end, float *dx), \
+      (dy, x, N, C, inner, scale, mean, invstd, relu_out, m, sum_dy, sum_dyxhat, c_begin, c_end, dx)) \
     \
     /* --- optimizer (kernels/optimizer.c) -------------------------------------------------- */ \
     /* PyTorch's SGD: g = grad + wd·p; v' = momentum·v + g; p' = p − lr·(nesterov ? g + momentum·v' : v'). */ \

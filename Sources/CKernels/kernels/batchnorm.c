@@ -128,6 +128,79 @@ static void batchnorm_grad(const float *dy, const float *x, int N, int C, int in
     }
 }
 
+// The same forward and backward in pieces, for BatchNorm synchronised across the ranks of a
+// data-parallel job: each rank's partial sums (reduced across ranks by the caller), then the
+// normalisation with the job's statistics. With one rank the pieces give what batchnorm_train
+// and batchnorm_grad give.
+
+// sums[c] = Σ x over channel c (center NULL), or Σ (x − center[c])², f64 across planes.
+static void batchnorm_partial_sums(const float *x, int N, int C, int inner, const float *center, int c_begin, int c_end, double *sums) {
+    for (int c = c_begin; c < c_end; c++) {
+        if (!center) { sums[c] = channel_sum(x, N, C, inner, c); continue; }
+        double q = 0;
+        for (int n = 0; n < N; n++) q += plane_centered_squares(x + ((size_t)n * C + c) * inner, inner, center[c]);
+        sums[c] = q;
+    }
+}
+
+// y = (x − mean)·invstd·scale + bias (ReLU'd when relu ≠ 0), as batchnorm_train computes it.
+static void batchnorm_apply(const float *x, int N, int C, int inner, const float *scale, const float *bias, const float *mean,
+                            const float *invstd, int relu, int c_begin, int c_end, float *y) {
+    for (int c = c_begin; c < c_end; c++) {
+        const float a = invstd[c] * scale[c], b = bias[c] - mean[c] * a;
+        for (int n = 0; n < N; n++) {
+            const float *p = x + ((size_t)n * C + c) * inner;
+            float *o = y + ((size_t)n * C + c) * inner;
+            if (relu) {
+                for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v < 0.0f ? 0.0f : v; }
+            } else {
+                for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
+            }
+        }
+    }
+}
+
+// sums[2c] = Σ dy, sums[2c + 1] = Σ dy·(x − mean[c]) over channel c (dy masked by relu_out > 0
+// when given), f64 across planes.
+static void batchnorm_grad_partial_sums(const float *dy, const float *x, int N, int C, int inner, const float *mean,
+                                        const float *relu_out, int c_begin, int c_end, double *sums) {
+    for (int c = c_begin; c < c_end; c++) {
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++) {
+            const size_t o = ((size_t)n * C + c) * inner;
+            float t, u;
+            plane_grad_sums(dy + o, x + o, relu_out ? relu_out + o : NULL, inner, mean[c], &t, &u);
+            sdy += t;
+            sdyx += u;
+        }
+        sums[2 * c] = sdy;
+        sums[2 * c + 1] = sdyx;
+    }
+}
+
+// dx from the job's sums (sum_dy = Σ dy, sum_dyxhat = Σ dy·x̂) over m values per channel.
+static void batchnorm_grad_apply(const float *dy, const float *x, int N, int C, int inner, const float *scale, const float *mean,
+                                 const float *invstd, const float *relu_out, float m, const float *sum_dy, const float *sum_dyxhat,
+                                 int c_begin, int c_end, float *dx) {
+    for (int c = c_begin; c < c_end; c++) {
+        const float mu = mean[c], inv = invstd[c], sumDy = sum_dy[c], sumDyXhat = sum_dyxhat[c];
+        const float k0 = scale[c] * inv / m;
+        for (int n = 0; n < N; n++) {
+            const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
+            float *o = dx + ((size_t)n * C + c) * inner;
+            if (relu_out) {
+                const float *r = relu_out + ((size_t)n * C + c) * inner;
+                for (int k = 0; k < inner; k++) {
+                    const float gk = g[k] * (float)(r[k] > 0.0f);
+                    o[k] = k0 * (m * gk - sumDy - (p[k] - mu) * inv * sumDyXhat);
+                }
+            } else {
+                for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
+            }
+        }
+    }
+}
+
 // Instance and group normalisation: each of `rows` runs of cpg·inner values (one image's
 // group of cpg channels, inner values each) normalised by its own statistics, then channel c
 // — run r holds channels ((first + r) mod groups)·cpg … + cpg − 1 (first: the index of x's

@@ -54,6 +54,8 @@ public enum Autodiff {
     /// Inputs the training graph adds: labels (i64 [N]), class weights (f32 [C]) and the
     /// learning rate (f32 scalar), so the DRW switch and the LR schedule never recompile.
     public static let labels = "labels", classWeights = "class_weights", learningRate = "lr"
+    /// The loss gradient's scale (a state parameter; see TrainingStep.run).
+    public static let lossScale = "loss.scale"
     /// The scalar loss output.
     public static let loss = "loss"
 
@@ -158,7 +160,10 @@ public enum Autodiff {
             let (op, attributes) = lossOp()
             try ctx.emit(op, [logits.name, Autodiff.labels, Autodiff.classWeights], [Autodiff.loss],
                      attributes: attributes, name: "loss")
-            let seed = ctx.constant("loss.seed", TensorData(floats: [1], shape: []))
+            // The loss gradient's scale: 1, or in a data-parallel job this rank's share of the
+            // global batch's loss normaliser (TrainingStep writes it), so the ranks' gradients
+            // sum to the whole batch's. State, not a constant: it changes between steps.
+            let seed = ctx.builder.parameter(ctx.fresh(Autodiff.lossScale), [], .data(TensorData(floats: [1], shape: [])), role: .buffer, dtype: .f32)
             let dz = ctx.fresh("\(logits.name).grad")
             try ctx.emit(op + "Grad", [seed, logits.name, Autodiff.labels, Autodiff.classWeights], [dz],
                      attributes: attributes, name: "loss.grad")

@@ -23,6 +23,10 @@ extension CompiledModel {
             parallelChunks(channels, workers: threads, pool: pool) { _, r in
                 kiln_channel_sums(x.pointer, Int32(images), Int32(channels), Int32(inner), Int32(r.lowerBound), Int32(r.upperBound), y.pointer)
             }
+        case .batchNormTraining(let channels, let inner, let eps, let momentum, let relu) where cluster?.isDistributed == true:
+            distributedBatchNorm(step, channels: channels, inner: inner, eps: eps, momentum: momentum, relu: relu)
+        case .batchNormGrad(let channels, let inner) where cluster?.isDistributed == true:
+            distributedBatchNormGrad(step, channels: channels, inner: inner)
         case .batchNormTraining(let channels, let inner, let eps, let momentum, let relu):
             let x = Shared(pointer: pointer(step.inputs[0].tensor!)), images = step.inputs[0].tensor!.shape[0]
             let ins = (1...4).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
@@ -70,6 +74,9 @@ extension CompiledModel {
                 }
             }
         case .sgd(let momentum, let wd, let nesterov):
+            if let cluster, cluster.isDistributed, index == program.steps.firstIndex(where: { if case .sgd = $0.kernel { return true }; return false }) {
+                sumGradients(cluster)
+            }
             let ins = (0...2).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
             let lr = pointer(step.inputs[3].tensor!).pointee
             let outs = step.outputs.map { Shared(pointer: pointer($0)) }, n = step.outputs[0].count

@@ -114,6 +114,15 @@ public final class CompiledModel: @unchecked Sendable {
     var pipeline: [Pass] = []
     /// The model whose parameter buffer this one runs on (kept alive while this one is).
     let owner: CompiledModel?
+    /// A data-parallel training step's job: BatchNorm statistics are the job's (partial sums
+    /// reduced across ranks), and the gradients the SGD steps read are summed across ranks
+    /// first (see CompiledModel+Distributed.swift). Nil, or one rank: the local computation.
+    public var cluster: Cluster?
+    /// Whether this rank's images count in the job's batch (false for a rank whose share of a
+    /// small batch is empty and runs a placeholder image that contributes nothing).
+    public var countsImages = true
+    /// The SGD steps' gradients, gathered for one reduction.
+    var gradientStaging: [Float] = []
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     /// `passes` replaces the pipeline (a training step's, say); by default the inference

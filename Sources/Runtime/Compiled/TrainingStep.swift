@@ -23,6 +23,8 @@ public final class TrainingStep: @unchecked Sendable {
     let updates: [(name: String, param: UnsafeMutablePointer<Float>, next: UnsafeMutablePointer<Float>, count: Int)]
     let labels: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, rate: UnsafeMutablePointer<Float>
     let images: UnsafeMutablePointer<Float>
+    /// The loss gradient's scale in the parameter buffer.
+    let lossScale: UnsafeMutablePointer<Float>
 
     /// Compiles the step. `model` is an inference graph with values (materialised or loaded);
     /// parameters the step adds (velocities, LDAM's cosine-head weight) are drawn with `seed`.
@@ -56,6 +58,11 @@ public final class TrainingStep: @unchecked Sendable {
         labels = try input(Autodiff.labels, batch)
         weights = try input(Autodiff.classWeights, classes)
         rate = try input(Autodiff.learningRate, 1)
+        guard let scaleName = graph.nodes.first(where: { $0.name == "loss.grad" })?.inputs.first,
+              let scale = compiled.parameterPointer(scaleName) else {
+            throw RuntimeError.kernel(node: "loss.grad", op: "train", message: "the loss gradient's scale is not in the parameter buffer")
+        }
+        lossScale = scale
         var updates: [(String, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int)] = []
         for p in graph.parameters where p.role != .const && p.dtype == .f32 {
             guard let next = compiled.outputBuffer(Autodiff.next(p.name)), next.count == p.count else { continue }
@@ -67,9 +74,20 @@ public final class TrainingStep: @unchecked Sendable {
         self.updates = updates
     }
 
+    /// The data-parallel job this step is part of (BatchNorm statistics and gradients summed
+    /// across its ranks); nil for one process.
+    public var cluster: Cluster? {
+        get { model.cluster }
+        set { model.cluster = newValue }
+    }
+
     /// Runs one step on `images` (batch × image floats, NCHW), `labels` (class indices),
     /// class weights and learning rate, then makes the updated state current. Returns the loss.
-    public func run(images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float) throws -> Float {
+    /// In a data-parallel job, `lossScale` is this rank's share of the loss's normaliser (so the
+    /// ranks' gradients add up to the global batch's) and `countsImages` false marks a
+    /// placeholder batch that contributes nothing (with lossScale 0).
+    public func run(images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float,
+                    lossScale: Float = 1, countsImages: Bool = true) throws -> Float {
         let perImage = imageShape.reduce(1, *)
         guard images.count == batch * perImage, labels.count == batch, classWeights.count == classes else {
             throw RuntimeError.inputMismatch(name: "batch", expected: "\(batch) images of \(imageShape), \(batch) labels, \(classes) class weights",
@@ -82,6 +100,8 @@ public final class TrainingStep: @unchecked Sendable {
         self.images.update(from: images.baseAddress!, count: images.count)
         weights.update(from: classWeights, count: classes)
         rate.pointee = learningRate
+        self.lossScale.pointee = lossScale
+        model.countsImages = countsImages
         try model.execute()
         // SGD and BatchNorm write most state in place (see Lowering), and SGD repacks the
         // weights it updates as it runs; the rest is copied back, then packed again.

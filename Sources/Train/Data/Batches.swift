@@ -48,6 +48,11 @@ public struct Augmentation: Sendable, Equatable {
     }
 
     public static let none = Augmentation()
+
+    /// Draws `ImageDataset.batch` takes from the generator per image: two for the crop offset
+    /// (with padding), one for the flip. A data-parallel rank skips the draws of the images
+    /// other ranks take, so every image gets the augmentation it gets in one process.
+    public var drawsPerImage: Int { (cropPadding > 0 ? 2 : 0) + (flip ? 1 : 0) }
 }
 
 extension ImageDataset {

@@ -32,6 +32,8 @@ public struct Checkpoint: Sendable {
         public var model: String
         public var best: Best?
         public var tensors: [TensorEntry]
+        /// The ranks of the data-parallel job that wrote it (absent: one process).
+        public var ranks: Int?
 
         public init(config: TrainConfig, epoch: Int, rng: [String], classCounts: [Int], classNames: [String], mean: [Float], std: [Float],
                     model: String, best: Best?, tensors: [TensorEntry]) {

@@ -55,21 +55,26 @@ public final class Trainer {
     public private(set) var best: Checkpoint.Best?
     let augmentation: Augmentation
     let imageCount: Int
+    /// The data-parallel job (mpirun), or nil: each rank runs its share of every global batch
+    /// of `globalBatch` images, BatchNorm and gradients summed across the job (TrainingStep).
+    public let cluster: Cluster?
+    /// Images per step over the whole job (`--batch`, at most the training set).
+    public let globalBatch: Int
 
     /// A new run of `architecture` (parameters drawn with the configuration's seed).
-    public convenience init(config: TrainConfig, architecture: Graph, runDirectory: String) throws {
+    public convenience init(config: TrainConfig, architecture: Graph, runDirectory: String, cluster: Cluster? = nil) throws {
         let data = try RunData.load(config)
         let norm = config.mean.map { Normalization(mean: $0, std: config.std!) } ?? Normalization.fit(data.train)
         var g = architecture
         if config.loss == .ldam { g = try Autodiff.cosineHead(try g.verified(), logits: g.outputs.first?.name ?? "") }
         g = try g.materialized(seed: config.seed)
         try self.init(config: config, data: data, normalization: norm, model: g, runDirectory: runDirectory,
-                      epoch: 0, rng: KilnRandom(seed: config.seed), best: nil, state: nil)
+                      epoch: 0, rng: KilnRandom(seed: config.seed), best: nil, state: nil, cluster: cluster)
     }
 
     /// The run saved in `checkpoint`; `threads` overrides the stored thread count (results
     /// are then no longer bit-identical to an uninterrupted run).
-    public convenience init(resuming checkpoint: Checkpoint, runDirectory: String, threads: Int? = nil) throws {
+    public convenience init(resuming checkpoint: Checkpoint, runDirectory: String, threads: Int? = nil, cluster: Cluster? = nil) throws {
         var config = checkpoint.header.config
         if let threads { config.threads = threads }
         let data = try RunData.load(config)
@@ -80,11 +85,11 @@ public final class Trainer {
         guard let words = checkpoint.rng else { throw TrainError("the checkpoint's generator state is damaged") }
         try self.init(config: config, data: data, normalization: Normalization(mean: checkpoint.header.mean, std: checkpoint.header.std),
                       model: g, runDirectory: runDirectory, epoch: checkpoint.header.epoch, rng: KilnRandom(state: words),
-                      best: checkpoint.header.best, state: checkpoint.tensors)
+                      best: checkpoint.header.best, state: checkpoint.tensors, cluster: cluster)
     }
 
     init(config: TrainConfig, data: RunData, normalization: Normalization, model: Graph, runDirectory: String, epoch: Int,
-         rng: KilnRandom, best: Checkpoint.Best?, state: [String: TensorData]?) throws {
+         rng: KilnRandom, best: Checkpoint.Best?, state: [String: TensorData]?, cluster: Cluster? = nil) throws {
         let problems = config.problems()
         guard problems.isEmpty else { throw TrainError(problems.joined(separator: "; ")) }
         self.config = config
@@ -110,7 +115,12 @@ public final class Trainer {
             throw TrainError("normalisation has \(normalization.mean.count) means and \(normalization.std.count) stds for \(sizes[0]) channels")
         }
         let options = config.trainingOptions(classCounts: data.train.classCounts)
-        step = try TrainingStep(model: model, options: options, batch: min(config.batch, data.train.count), threads: config.threads, seed: config.seed)
+        self.cluster = cluster?.isDistributed == true ? cluster : nil
+        globalBatch = min(config.batch, data.train.count)
+        // A rank whose share is empty runs a one-image placeholder that counts for nothing.
+        step = try TrainingStep(model: model, options: options, batch: max(1, self.cluster?.share(of: globalBatch).count ?? globalBatch),
+                                threads: config.threads, seed: config.seed)
+        step.cluster = self.cluster
         if let state {
             let names = Set(step.state().keys)
             try step.load(state.filter { names.contains($0.key) })
@@ -118,7 +128,7 @@ public final class Trainer {
     }
 
     public var epochsLeft: Int { config.epochs - epoch }
-    public var batchesPerEpoch: Int { (imageCount + step.batch - 1) / step.batch }
+    public var batchesPerEpoch: Int { (imageCount + globalBatch - 1) / globalBatch }
 
     /// Seconds per full-batch step, timed on two steps of a zero batch whose effect on the
     /// state is undone afterwards.
@@ -150,40 +160,81 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         let batches = batchesPerEpoch
         for b in 0..<batches {
-            let indices = Array(order[(b * step.batch)..<min((b + 1) * step.batch, order.count)])
+            let indices = Array(order[(b * globalBatch)..<min((b + 1) * globalBatch, order.count)])
+            // This rank's images of the batch (all of them in one process).
+            let mine = cluster?.share(of: indices.count) ?? 0..<indices.count
+            let placeholder = mine.isEmpty
+            let local = placeholder ? 1 : mine.count
             let current: TrainingStep
-            if indices.count == step.batch {
+            if local == step.batch {
                 current = step
             } else {
-                if partial?.batch != indices.count {
-                    partial = try TrainingStep(model: model, options: config.trainingOptions(classCounts: classCounts), batch: indices.count,
+                if partial?.batch != local {
+                    partial = try TrainingStep(model: model, options: config.trainingOptions(classCounts: classCounts), batch: local,
                                                threads: config.threads, seed: config.seed, sharingStateWith: step)
+                    partial!.cluster = cluster
                 }
                 current = partial!
                 current.model.repack()  // the state it shares with the main step moved
             }
-            let count = indices.count * perImage
-            let labels = buffer.withUnsafeMutableBufferPointer {
-                data.train.batch(indices, augmentation: augmentation, normalization: normalization, rng: &rng, into: $0.baseAddress!)
+            let count = local * perImage
+            // The generator's draws for the other ranks' images are skipped, so each image gets
+            // the crop and flip it gets in one process.
+            func skip(_ images: Int) { for _ in 0..<(images * augmentation.drawsPerImage) { _ = rng.next() } }
+            skip(mine.lowerBound)
+            var labels: [Int]
+            if placeholder {
+                buffer.withUnsafeMutableBufferPointer { $0.baseAddress!.update(repeating: 0, count: perImage) }
+                labels = [0]
+            } else {
+                labels = buffer.withUnsafeMutableBufferPointer {
+                    data.train.batch(Array(indices[mine]), augmentation: augmentation, normalization: normalization, rng: &rng, into: $0.baseAddress!)
+                }
+            }
+            skip(indices.count - mine.upperBound)
+            // This rank's share of the loss's normaliser: Σ w_y over its images against the
+            // batch's (Focal's mean: its image count against the batch's).
+            var share = 1.0
+            if cluster != nil {
+                if placeholder {
+                    share = 0
+                } else if config.loss == .focal {
+                    share = Double(mine.count) / Double(indices.count)
+                } else {
+                    let trainLabels = data.train.labels
+                    let w = { (i: Int) in Double(weights[trainLabels[i]]) }
+                    share = indices[mine].reduce(0) { $0 + w($1) } / indices.reduce(0) { $0 + w($1) }
+                }
             }
             let loss = try buffer.withUnsafeBufferPointer {
-                try current.run(images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights, learningRate: Float(lr))
+                try current.run(images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights, learningRate: Float(lr),
+                                lossScale: Float(share), countsImages: !placeholder)
             }
             guard loss.isFinite else {
                 let kept = e == 0 ? "no epoch finished, nothing saved" : "the last good checkpoint (epoch \(e)) is kept"
                 throw TrainError("the loss became \(loss) at epoch \(e + 1), batch \(b + 1) of \(batches) (learning rate \(lr)); training stopped, \(kept) — try a lower --lr")
             }
             let logits = current.logits
-            for i in 0..<indices.count where Evaluation.argmax(logits, row: i, classes: data.train.classes) == labels[i] { correct += 1 }
+            if !placeholder {
+                for i in 0..<local where Evaluation.argmax(logits, row: i, classes: data.train.classes) == labels[i] { correct += 1 }
+            }
             if current !== step { step.model.repack() }
-            lossSum += Double(loss) * Double(indices.count)
+            // The batch's mean loss is the ranks' losses weighted by their shares.
+            lossSum += Double(loss) * share * Double(indices.count)
             seen += indices.count
             progress(StepProgress(epoch: e + 1, epochs: config.epochs, batch: b + 1, batches: batches, images: seen,
                                   meanLoss: lossSum / Double(seen), seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
         }
+        if let cluster {
+            var totals = [lossSum, Double(correct)]
+            cluster.sum(&totals)
+            lossSum = totals[0]
+            correct = Int(totals[1])
+        }
         let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let evalStart = DispatchTime.now().uptimeNanoseconds
-        let val = try data.val.map { try evaluate($0) }
+        // Rank 0 evaluates (and reports, checkpoints, exports); the other ranks only train.
+        let val = cluster?.isRoot == false ? nil : try data.val.map { try evaluate($0) }
         epoch += 1
         if let v = val, best == nil || v.top1 > best!.top1 {
             best = Checkpoint.Best(epoch: epoch, top1: v.top1, meanClass: v.meanClass)
@@ -227,9 +278,10 @@ public final class Trainer {
             if tensors[p.name] == nil, let t = p.initializer.tensor { tensors[p.name] = t }
             structure.parameters[i].initializer = .zeros
         }
-        let header = Checkpoint.Header(
+        var header = Checkpoint.Header(
             config: config, epoch: epoch, rng: Checkpoint.rngWords(rng.state), classCounts: classCounts, classNames: data.classNames,
             mean: normalization.mean, std: normalization.std, model: TextFormat.print(structure, options: .full), best: best, tensors: [])
+        header.ranks = cluster?.size
         return Checkpoint(header: header, tensors: tensors)
     }
 
