@@ -70,22 +70,27 @@ def pngs(images_path, first, out_dir, part="test"):
     print(f"   {written} {part} images written as PNG files to {out_dir}/<class>/")
 
 
-def compare(model_path, out_dir, kiln_logits):
-    model = onnx.load(model_path)
-    onnx.checker.check_model(model, full_check=True)
+def checked_ort_logits(model_path, out_dir):
+    """onnx.checker's full check of the model, then onnxruntime's logits on the prepared test
+    set, and its labels."""
+    onnx.checker.check_model(onnx.load(model_path), full_check=True)
     x = np.load(os.path.join(out_dir, "test.npy"))
     labels = np.load(os.path.join(out_dir, "labels.npy"))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-    ort_logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+    return session.run(None, {session.get_inputs()[0].name: x})[0], labels
+
+
+def compare(model_path, out_dir, kiln_logits):
+    ort_logits, labels = checked_ort_logits(model_path, out_dir)
     kiln = np.load(kiln_logits)
     rel = np.abs(kiln - ort_logits).max() / np.abs(ort_logits).max()
     same = int((kiln.argmax(1) == ort_logits.argmax(1)).sum())
     acc = float((ort_logits.argmax(1) == labels).mean())
     print(f"   onnx.checker (full check) passed; onnxruntime vs kiln: max relative error {rel:.2e}, "
-          f"same top-1 on {same} of {len(x)} images; onnxruntime's top-1 accuracy {100 * acc:.1f}%")
-    ok = rel <= 1e-4 and same == len(x)
+          f"same top-1 on {same} of {len(labels)} images; onnxruntime's top-1 accuracy {100 * acc:.1f}%")
+    ok = rel <= 1e-4 and same == len(labels)
     if not ok:
         print("   CHECK FAILED")
     return ok
@@ -96,20 +101,14 @@ def quantized(model_path, out_dir, kiln_logits, float_logits):
     test images: both compute the QDQ model, onnxruntime in integers, Kiln in f32 on the
     quantization grid, so a value on a rounding boundary may land one step apart), and its
     top-1 agreement with the float model."""
-    onnx.checker.check_model(onnx.load(model_path), full_check=True)
-    x = np.load(os.path.join(out_dir, "test.npy"))
-    labels = np.load(os.path.join(out_dir, "labels.npy"))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-    ort_logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+    ort_logits, labels = checked_ort_logits(model_path, out_dir)
     kiln, reference = np.load(kiln_logits), np.load(float_logits)
     same = int((kiln.argmax(1) == ort_logits.argmax(1)).sum())
     agree = int((kiln.argmax(1) == reference.argmax(1)).sum())
-    print(f"   onnxruntime runs the int8 model: same top-1 as kiln on {same} of {len(x)} images, top-1 accuracy "
+    print(f"   onnxruntime runs the int8 model: same top-1 as kiln on {same} of {len(labels)} images, top-1 accuracy "
           f"{100 * float((ort_logits.argmax(1) == labels).mean()):.1f}% (kiln {100 * float((kiln.argmax(1) == labels).mean()):.1f}%, "
-          f"f32 {100 * float((reference.argmax(1) == labels).mean()):.1f}%); int8 and f32 agree on {agree} of {len(x)}")
-    ok = same >= 0.995 * len(x)
+          f"f32 {100 * float((reference.argmax(1) == labels).mean()):.1f}%); int8 and f32 agree on {agree} of {len(labels)}")
+    ok = same >= 0.995 * len(labels)
     if not ok:
         print("   CHECK FAILED")
     return ok

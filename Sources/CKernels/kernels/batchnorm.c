@@ -67,6 +67,38 @@ static void channel_sums(const float *x, int N, int C, int inner, int c_begin, i
     for (int c = c_begin; c < c_end; c++) sums[c] = (float)channel_sum(x, N, C, inner, c);
 }
 
+// Channel c of y = x·a + b (ReLU'd when relu ≠ 0).
+static void normalise_channel(const float *x, int N, int C, int inner, int c, float a, float b, int relu, float *y) {
+    for (int n = 0; n < N; n++) {
+        const float *p = x + ((size_t)n * C + c) * inner;
+        float *o = y + ((size_t)n * C + c) * inner;
+        if (relu) {
+            for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v < 0.0f ? 0.0f : v; }
+        } else {
+            for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
+        }
+    }
+}
+
+// Channel c of BatchNorm's dx over m values from Σ dy and Σ dy·x̂ (dy masked by relu_out > 0).
+static void channel_dx(const float *dy, const float *x, int N, int C, int inner, int c, float scale, float mu, float inv,
+                       const float *relu_out, float m, float sumDy, float sumDyXhat, float *dx) {
+    const float k0 = scale * inv / m;
+    for (int n = 0; n < N; n++) {
+        const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
+        float *o = dx + ((size_t)n * C + c) * inner;
+        if (relu_out) {
+            const float *r = relu_out + ((size_t)n * C + c) * inner;
+            for (int k = 0; k < inner; k++) {
+                const float gk = g[k] * (float)(r[k] > 0.0f);
+                o[k] = k0 * (m * gk - sumDy - (p[k] - mu) * inv * sumDyXhat);
+            }
+        } else {
+            for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
+        }
+    }
+}
+
 static void batchnorm_train(const float *x, int N, int C, int inner, const float *scale, const float *bias,
                           const float *run_mean, const float *run_var, float eps, float momentum, int relu, int c_begin, int c_end,
                           float *y, float *mean, float *invstd, float *next_mean, float *next_var) {
@@ -77,16 +109,8 @@ static void batchnorm_train(const float *x, int N, int C, int inner, const float
         for (int n = 0; n < N; n++) q += plane_centered_squares(x + ((size_t)n * C + c) * inner, inner, mu);
         const double var = q / count;
         const float inv = (float)(1.0 / sqrt(var + eps));
-        const float a = inv * scale[c], b = bias[c] - mu * a;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * inner;
-            float *o = y + ((size_t)n * C + c) * inner;
-            if (relu) {
-                for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v < 0.0f ? 0.0f : v; }
-            } else {
-                for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
-            }
-        }
+        const float a = inv * scale[c];
+        normalise_channel(x, N, C, inner, c, a, bias[c] - mu * a, relu, y);
         mean[c] = mu;
         invstd[c] = inv;
         next_mean[c] = momentum * run_mean[c] + (1 - momentum) * mu;
@@ -111,20 +135,7 @@ static void batchnorm_grad(const float *dy, const float *x, int N, int C, int in
         const float sumDy = (float)sdy, sumDyXhat = (float)(sdyx * inv);
         dbias[c] = sumDy;
         dscale[c] = sumDyXhat;
-        const float k0 = scale[c] * inv / m;
-        for (int n = 0; n < N; n++) {
-            const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
-            float *o = dx + ((size_t)n * C + c) * inner;
-            if (relu_out) {
-                const float *r = relu_out + ((size_t)n * C + c) * inner;
-                for (int k = 0; k < inner; k++) {
-                    const float gk = g[k] * (float)(r[k] > 0.0f);
-                    o[k] = k0 * (m * gk - sumDy - (p[k] - mu) * inv * sumDyXhat);
-                }
-            } else {
-                for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
-            }
-        }
+        channel_dx(dy, x, N, C, inner, c, scale[c], mu, inv, relu_out, m, sumDy, sumDyXhat, dx);
     }
 }
 
@@ -147,16 +158,8 @@ static void batchnorm_partial_sums(const float *x, int N, int C, int inner, cons
 static void batchnorm_apply(const float *x, int N, int C, int inner, const float *scale, const float *bias, const float *mean,
                             const float *invstd, int relu, int c_begin, int c_end, float *y) {
     for (int c = c_begin; c < c_end; c++) {
-        const float a = invstd[c] * scale[c], b = bias[c] - mean[c] * a;
-        for (int n = 0; n < N; n++) {
-            const float *p = x + ((size_t)n * C + c) * inner;
-            float *o = y + ((size_t)n * C + c) * inner;
-            if (relu) {
-                for (int k = 0; k < inner; k++) { const float v = p[k] * a + b; o[k] = v < 0.0f ? 0.0f : v; }
-            } else {
-                for (int k = 0; k < inner; k++) o[k] = p[k] * a + b;
-            }
-        }
+        const float a = invstd[c] * scale[c];
+        normalise_channel(x, N, C, inner, c, a, bias[c] - mean[c] * a, relu, y);
     }
 }
 
@@ -184,20 +187,7 @@ static void batchnorm_grad_apply(const float *dy, const float *x, int N, int C, 
                                  int c_begin, int c_end, float *dx) {
     for (int c = c_begin; c < c_end; c++) {
         const float mu = mean[c], inv = invstd[c], sumDy = sum_dy[c], sumDyXhat = sum_dyxhat[c];
-        const float k0 = scale[c] * inv / m;
-        for (int n = 0; n < N; n++) {
-            const float *g = dy + ((size_t)n * C + c) * inner, *p = x + ((size_t)n * C + c) * inner;
-            float *o = dx + ((size_t)n * C + c) * inner;
-            if (relu_out) {
-                const float *r = relu_out + ((size_t)n * C + c) * inner;
-                for (int k = 0; k < inner; k++) {
-                    const float gk = g[k] * (float)(r[k] > 0.0f);
-                    o[k] = k0 * (m * gk - sumDy - (p[k] - mu) * inv * sumDyXhat);
-                }
-            } else {
-                for (int k = 0; k < inner; k++) o[k] = k0 * (m * g[k] - sumDy - (p[k] - mu) * inv * sumDyXhat);
-            }
-        }
+        channel_dx(dy, x, N, C, inner, c, scale[c], mu, inv, relu_out, m, sumDy, sumDyXhat, dx);
     }
 }
 
