@@ -18,6 +18,7 @@ static int (*p_comm_size)(handle, int *);
 static int (*p_allreduce)(const void *, void *, int, handle, handle, handle);
 static int (*p_iallreduce)(const void *, void *, int, handle, handle, handle, void **);
 static int (*p_wait)(void **, void *);
+static int (*p_test)(void **, int *, void *);
 static int (*p_gatherv)(const void *, int, handle, void *, const int *, const int *, handle, int, handle);
 static int (*p_allgather)(const void *, int, handle, void *, int, handle, handle);
 static int (*p_bcast)(void *, int, handle, int, handle);
@@ -53,6 +54,7 @@ int kiln_mpi_init(char *error, int error_size) {
     LOOKUP(p_allreduce, "MPI_Allreduce");
     LOOKUP(p_iallreduce, "MPI_Iallreduce");
     LOOKUP(p_wait, "MPI_Wait");
+    LOOKUP(p_test, "MPI_Test");
     LOOKUP(p_gatherv, "MPI_Gatherv");
     LOOKUP(p_allgather, "MPI_Allgather");
     LOOKUP(p_bcast, "MPI_Bcast");
@@ -103,6 +105,13 @@ int kiln_mpi_iallreduce_sum_float(float *values, long count, void **request) {
 }
 
 int kiln_mpi_wait(void **request) { return initialised ? p_wait(request, NULL) : 0; }
+
+int kiln_mpi_test(void **request) {
+    if (!initialised) return 1;
+    int done = 0;
+    p_test(request, &done, NULL);
+    return done;
+}
 
 int kiln_mpi_gather_bytes(const void *bytes, int count, void *out, const int *counts) {
     if (!initialised) {

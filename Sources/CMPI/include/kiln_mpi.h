@@ -17,6 +17,9 @@ int kiln_mpi_allreduce_sum_double(double *values, long count);
 // The same started without waiting (one request per call; count below 2^31).
 int kiln_mpi_iallreduce_sum_float(float *values, long count, void **request);
 int kiln_mpi_wait(void **request);
+// Lets a started reduction progress (Open MPI moves nonblocking collectives on during MPI
+// calls); 1 when it has finished (the request is then freed), 0 when not yet.
+int kiln_mpi_test(void **request);
 // `count` bytes from every rank, concatenated in rank order into `out` on rank 0 (counts[r]
 // bytes from rank r; `out` holds their sum). Other ranks pass out = counts = NULL.
 int kiln_mpi_gather_bytes(const void *bytes, int count, void *out, const int *counts);

@@ -49,6 +49,32 @@ public final class Cluster: @unchecked Sendable {
         values.withUnsafeMutableBufferPointer { _ = kiln_mpi_allreduce_sum_double($0.baseAddress!, $0.count) }
     }
 
+    /// A sum over all ranks started in place without waiting (`values` must stay put until
+    /// `wait`): MPI_Iallreduce.
+    public func startSum(_ values: UnsafeMutableBufferPointer<Float>) -> Reduction {
+        var request: UnsafeMutableRawPointer? = nil
+        if isDistributed, let base = values.baseAddress { _ = kiln_mpi_iallreduce_sum_float(base, values.count, &request) }
+        return Reduction(request: request)
+    }
+
+    /// A started sum.
+    public final class Reduction {
+        var request: UnsafeMutableRawPointer?
+        var done: Bool
+        init(request: UnsafeMutableRawPointer?) {
+            self.request = request
+            done = request == nil
+        }
+        /// Lets it progress; true once finished.
+        @discardableResult public func test() -> Bool {
+            if !done { done = kiln_mpi_test(&request) != 0 }
+            return done
+        }
+        public func wait() {
+            if !done { _ = kiln_mpi_wait(&request); done = true }
+        }
+    }
+
     /// Every rank's `value`, in rank order, on every rank.
     public func allGather(_ value: Int) -> [Int] {
         guard isDistributed else { return [value] }

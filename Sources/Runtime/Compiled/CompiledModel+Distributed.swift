@@ -100,21 +100,86 @@ extension CompiledModel {
         }
     }
 
-    /// Sums every SGD step's gradient across the ranks in one reduction (before the first
-    /// update runs), through one staging buffer.
-    func sumGradients(_ cluster: Cluster) {
-        let gradients = program.steps.compactMap { step -> Program.Tensor? in
-            if case .sgd = step.kernel { return step.inputs[1].tensor }
-            return nil
+    /// The gradient buckets of a distributed training program (nil for other programs).
+    func makeGradientBuckets(_ cluster: Cluster) -> GradientBuckets? {
+        let updates = program.steps.indices.filter { if case .sgd = program.steps[$0].kernel { return true }; return false }
+        guard let first = updates.first else { return nil }
+        // Each gradient with the last step before the updates that writes any of its bytes
+        // (an output overlapping it: a view, a slab of a larger tensor).
+        let gradients = updates.compactMap { program.steps[$0].inputs[1].tensor }.map { g -> (Program.Tensor, Int) in
+            let bytes = g.byteOffset..<(g.byteOffset + g.byteCount)
+            let writer = (0..<first).last { i in
+                program.steps[i].outputs.contains { $0.inParameters == g.inParameters && bytes.overlaps($0.byteOffset..<($0.byteOffset + $0.byteCount)) }
+            }
+            return (g, writer ?? -1)
+        }.sorted { $0.1 < $1.1 }
+        var buckets: [GradientBuckets.Bucket] = [], current = GradientBuckets.Bucket(gradients: [], offset: 0, count: 0, readyAfter: -1)
+        for (g, writer) in gradients {
+            current.gradients.append(g)
+            current.count += g.count
+            current.readyAfter = max(current.readyAfter, writer)
+            if current.count * 4 >= GradientBuckets.bucketBytes {
+                buckets.append(current)
+                current = GradientBuckets.Bucket(gradients: [], offset: current.offset + current.count, count: 0, readyAfter: -1)
+            }
         }
-        let total = gradients.reduce(0) { $0 + $1.count }
-        if gradientStaging.count != total { gradientStaging = [Float](repeating: 0, count: total) }
-        gradientStaging.withUnsafeMutableBufferPointer { b in
-            var at = 0
-            for g in gradients { (b.baseAddress! + at).update(from: pointer(g), count: g.count); at += g.count }
-            cluster.sum(b)
-            at = 0
-            for g in gradients { pointer(g).update(from: b.baseAddress! + at, count: g.count); at += g.count }
+        if current.count > 0 { buckets.append(current) }
+        return GradientBuckets(cluster: cluster, buckets: buckets, firstUpdate: first)
+    }
+}
+
+/// A data-parallel step's gradients in buckets of about `bucketBytes`, in the order the
+/// backward writes them (DDP's buckets): each bucket is copied to a staging buffer and its sum
+/// across ranks started (MPI_Iallreduce) as soon as its last gradient is written, and helped
+/// along after every later step, so the reduction runs while the backward goes on; before the
+/// first SGD update every bucket is waited for and copied back.
+final class GradientBuckets {
+    struct Bucket {
+        var gradients: [Program.Tensor]
+        /// Its place in the staging buffer, in floats.
+        var offset: Int
+        var count: Int
+        /// The step after which all its gradients are written.
+        var readyAfter: Int
+    }
+    /// 1 MiB, or KILN_BUCKET_BYTES (at least 4).
+    static let bucketBytes = max(4, ProcessInfo.processInfo.environment["KILN_BUCKET_BYTES"].flatMap { Int($0) } ?? 1 << 20)
+    let cluster: Cluster
+    let buckets: [Bucket]
+    let firstUpdate: Int
+    let staging: UnsafeMutableBufferPointer<Float>
+    var pending: [(Int, Cluster.Reduction)] = []
+
+    init(cluster: Cluster, buckets: [Bucket], firstUpdate: Int) {
+        self.cluster = cluster
+        self.buckets = buckets
+        self.firstUpdate = firstUpdate
+        staging = .allocate(capacity: max(1, buckets.reduce(0) { $0 + $1.count }))
+    }
+
+    deinit { staging.deallocate() }
+
+    func start(_ k: Int, _ model: CompiledModel) {
+        let b = buckets[k]
+        var at = b.offset
+        for g in b.gradients { (staging.baseAddress! + at).update(from: model.pointer(g), count: g.count); at += g.count }
+        pending.append((k, cluster.startSum(UnsafeMutableBufferPointer(rebasing: staging[b.offset..<(b.offset + b.count)]))))
+    }
+
+    /// After step `i`: start the buckets it completed, and let the started ones progress.
+    func after(step i: Int, _ model: CompiledModel) {
+        for k in buckets.indices where buckets[k].readyAfter == i { start(k, model) }
+        for (_, r) in pending { r.test() }
+    }
+
+    /// Before the first update: every bucket summed and back in its gradients.
+    func finish(_ model: CompiledModel) {
+        for k in buckets.indices where buckets[k].readyAfter < 0 { start(k, model) }
+        for (k, r) in pending {
+            r.wait()
+            var at = buckets[k].offset
+            for g in buckets[k].gradients { model.pointer(g).update(from: staging.baseAddress! + at, count: g.count); at += g.count }
         }
+        pending.removeAll()
     }
 }

@@ -74,9 +74,6 @@ extension CompiledModel {
                 }
             }
         case .sgd(let momentum, let wd, let nesterov):
-            if let cluster, cluster.isDistributed, index == program.steps.firstIndex(where: { if case .sgd = $0.kernel { return true }; return false }) {
-                sumGradients(cluster)
-            }
             let ins = (0...2).map { Shared(pointer: pointer(step.inputs[$0].tensor!)) }
             let lr = pointer(step.inputs[3].tensor!).pointee
             let outs = step.outputs.map { Shared(pointer: pointer($0)) }, n = step.outputs[0].count

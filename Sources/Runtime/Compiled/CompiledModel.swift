@@ -121,8 +121,9 @@ public final class CompiledModel: @unchecked Sendable {
     /// Whether this rank's images count in the job's batch (false for a rank whose share of a
     /// small batch is empty and runs a placeholder image that contributes nothing).
     public var countsImages = true
-    /// The SGD steps' gradients, gathered for one reduction.
-    var gradientStaging: [Float] = []
+    /// The SGD gradients' buckets, reduced across the job while the backward runs (made at
+    /// the first distributed run).
+    var gradientBuckets: GradientBuckets?
 
     /// Runs the inference passes, binds the batch, lowers and allocates.
     /// `passes` replaces the pipeline (a training step's, say); by default the inference
@@ -400,7 +401,11 @@ public final class CompiledModel: @unchecked Sendable {
         // OpenBLAS always runs single-threaded: Kiln splits the work itself, and BLAS worker
         // threads spinning after a call would compete with Kiln's own.
         openblas_set_num_threads(1)
+        if let cluster, cluster.isDistributed, gradientBuckets?.cluster !== cluster { gradientBuckets = makeGradientBuckets(cluster) }
+        let buckets = cluster?.isDistributed == true ? gradientBuckets : nil
         for (i, step) in program.steps.enumerated() {
+            if let buckets, i == buckets.firstUpdate { buckets.finish(self) }
+            defer { buckets?.after(step: i, self) }
             if let timing {
                 let t = DispatchTime.now().uptimeNanoseconds
                 try run(step, index: i, imageParallel: imageParallel)
