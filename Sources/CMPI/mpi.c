@@ -21,8 +21,6 @@ static int (*p_wait)(void **, void *);
 static int (*p_test)(void **, int *, void *);
 static int (*p_gatherv)(const void *, int, handle, void *, const int *, const int *, handle, int, handle);
 static int (*p_allgather)(const void *, int, handle, void *, int, handle, handle);
-static int (*p_bcast)(void *, int, handle, int, handle);
-static int (*p_barrier)(handle);
 static int (*p_abort)(handle, int);
 static int (*p_finalize)(void);
 
@@ -57,8 +55,6 @@ int kiln_mpi_init(char *error, int error_size) {
     LOOKUP(p_test, "MPI_Test");
     LOOKUP(p_gatherv, "MPI_Gatherv");
     LOOKUP(p_allgather, "MPI_Allgather");
-    LOOKUP(p_bcast, "MPI_Bcast");
-    LOOKUP(p_barrier, "MPI_Barrier");
     LOOKUP(p_abort, "MPI_Abort");
     LOOKUP(p_finalize, "MPI_Finalize");
     LOOKUP(comm_world, "ompi_mpi_comm_world");
@@ -138,21 +134,6 @@ int kiln_mpi_allgather_long(long value, long *values) {
     if (!initialised) { values[0] = value; return 0; }
     return p_allgather(&value, 1, type_long, values, 1, type_long, comm_world);
 }
-
-int kiln_mpi_broadcast_bytes(void *bytes, long count, int root) {
-    if (!initialised) return 0;
-    char *p = bytes;
-    while (count > 0) {
-        const int n = count > INT_MAX ? INT_MAX : (int)count;
-        const int e = p_bcast(p, n, type_byte, root, comm_world);
-        if (e) return e;
-        p += n;
-        count -= n;
-    }
-    return 0;
-}
-
-int kiln_mpi_barrier(void) { return initialised ? p_barrier(comm_world) : 0; }
 
 void kiln_mpi_abort(int code) {
     if (initialised) p_abort(comm_world, code);

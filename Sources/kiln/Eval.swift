@@ -92,7 +92,7 @@ extension Kiln {
                 if precision == "int8" {
                     guard let calibrate else { throw CLIError("--precision int8 needs --calibrate FOLDER (the images to calibrate the quantization on)") }
                     let q = try calibratedQuantization(graph, preprocessing: p, folder: calibrate, images: calibrationImages,
-                                                       options: Quantization.Options(weightBits: 7), batch: min(batch, 16), threads: threads,
+                                                       options: Quantization.Options(), batch: min(batch, 16), threads: threads,
                                                        pixelLimit: preprocess.pixelLimit)
                     evaluated = q.graph
                     if isFirstRank { writeStderr("kiln: quantized to int8 (kiln quantize's defaults) on \(q.used) calibration images\n") }

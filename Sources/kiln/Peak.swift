@@ -26,12 +26,16 @@ extension Kiln {
             guard seconds > 0 && seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60]") }
         }
 
-        /// Operations per second of `kind` on `threads` threads running at once (median of 3),
-        /// and the instructions used; nil when the CPU has none.
-        static func rate(_ kind: Int32, threads: Int, seconds: Double) -> (Double, String)? {
+        /// The instructions `kind` runs on here, and whether the CPU has any.
+        static func instructions(_ kind: Int32) -> (String, Bool) {
             var how: UnsafePointer<CChar>? = nil
-            guard kiln_peak_run(kind, 1000, &how) > 0 else { return nil }
-            let name = how.map { String(cString: $0) } ?? ""
+            let ops = kiln_peak_run(kind, 1000, &how)
+            return (how.map { String(cString: $0) } ?? "", ops > 0)
+        }
+
+        /// Operations per second of `kind` on `threads` threads running at once (median of 3).
+        static func rate(_ kind: Int32, threads: Int, seconds: Double) -> Double {
+            var how: UnsafePointer<CChar>? = nil
             // Iterations for about `seconds` on one thread.
             var iterations = 1000
             while true {
@@ -58,7 +62,7 @@ extension Kiln {
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9
                 rates.append(ops.reduce(0, +) / elapsed)
             }
-            return (rates.sorted()[1], name)
+            return rates.sorted()[1]
         }
 
         func run() throws {
@@ -68,13 +72,10 @@ extension Kiln {
                 print(header)
                 var fp32: Double? = nil
                 for (kind, label) in [(Int32(KILN_PEAK_FP32.rawValue), "fp32"), (Int32(KILN_PEAK_INT8.rawValue), "int8"), (Int32(KILN_PEAK_BF16.rawValue), "bf16")] {
-                    guard let (one, name) = Self.rate(kind, threads: 1, seconds: seconds) else {
-                        var how: UnsafePointer<CChar>? = nil
-                        _ = kiln_peak_run(kind, 0, &how)
-                        print("\(label)  \(how.map { String(cString: $0) } ?? "not available")")
-                        continue
-                    }
-                    let all = threads == 1 ? one : (Self.rate(kind, threads: threads, seconds: seconds)?.0 ?? one)
+                    let (name, available) = Self.instructions(kind)
+                    guard available else { print("\(label)  \(name)"); continue }
+                    let one = Self.rate(kind, threads: 1, seconds: seconds)
+                    let all = threads == 1 ? one : Self.rate(kind, threads: threads, seconds: seconds)
                     if kind == Int32(KILN_PEAK_FP32.rawValue) { fp32 = all }
                     let padded = name.padding(toLength: 48, withPad: " ", startingAt: 0)
                     print(String(format: "%@  %@%8.1f %10.1f GOP/s  %5.2f", label, padded, one / 1e9, all / 1e9, all / (fp32 ?? all)))

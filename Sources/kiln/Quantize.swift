@@ -42,7 +42,7 @@ extension Kiln {
         @Flag(name: .customLong("per-tensor"), help: "One scale per weight instead of one per output channel.")
         var perTensor = false
         @Option(name: .customLong("weight-bits"), help: "Weight precision, 7 or 8 (see the discussion).")
-        var weightBits: Int = 7
+        var weightBits: Int = Quantization.Options().weightBits
         @Option(help: "Images per calibration batch.")
         var batch: Int = 16
         @Option(help: "Threads (default: all cores).")

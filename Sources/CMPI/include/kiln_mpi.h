@@ -25,8 +25,6 @@ int kiln_mpi_test(void **request);
 int kiln_mpi_gather_bytes(const void *bytes, int count, void *out, const int *counts);
 // Every rank's `value` into values[rank] on every rank.
 int kiln_mpi_allgather_long(long value, long *values);
-int kiln_mpi_broadcast_bytes(void *bytes, long count, int root);
-int kiln_mpi_barrier(void);
 // Ends every rank of the job with `code`.
 void kiln_mpi_abort(int code);
 int kiln_mpi_finalize(void);

@@ -102,17 +102,6 @@ public final class Cluster: @unchecked Sendable {
         return isRoot ? out : nil
     }
 
-    /// `bytes` of rank `root` on every rank (the others' arrays replaced).
-    public func broadcast(_ bytes: inout [UInt8], from root: Int = 0) {
-        guard isDistributed else { return }
-        var count = [bytes.count]
-        count = allGather(bytes.count)
-        if rank != root { bytes = [UInt8](repeating: 0, count: count[root]) }
-        bytes.withUnsafeMutableBytes { _ = kiln_mpi_broadcast_bytes($0.baseAddress, $0.count, Int32(root)) }
-    }
-
-    public func barrier() { if isDistributed { _ = kiln_mpi_barrier() } }
-
     /// Ends every rank of the job: `message` (naming this rank) on stderr, then MPI_Abort.
     public func abort(_ message: String, code: Int32 = 1) -> Never {
         FileHandle.standardError.write(Data("kiln: error on rank \(rank) of \(size): \(message)\n".utf8))

@@ -12,7 +12,6 @@ public final class Calibrator {
     public let method: Quantization.Method
     let model: BatchModel
     let input: UnsafeMutableBufferPointer<Float>
-    let inputName: String
     /// Per tensor: its buffer in the program (nil for the graph input) and floats per image.
     let buffers: [(UnsafeMutableBufferPointer<Float>?, Int)]
     var lo: [Float], hi: [Float]
@@ -41,7 +40,6 @@ public final class Calibrator {
         self.model = model
         guard let inputBuffer = model.inputBuffer(x.name) else { throw RuntimeError.missingInput(x.name) }
         input = inputBuffer
-        inputName = x.name
         let compiled = model
         self.buffers = try tensors.map { t in
             if t == x.name { return (nil, inputBuffer.count / batch) }

@@ -10,7 +10,7 @@ import Graph
 ///
 /// - Activations: per tensor, uint8 asymmetric (or int8), the range widened to hold 0 so
 ///   that zero (padding, ReLU's floor) is exact.
-/// - Weights of Conv, Gemm and MatMul: int8 symmetric in [−127, 127], per output channel
+/// - Weights of Conv, Gemm and MatMul: int8 symmetric in [−63, 63] (7 bits, the default) or [−127, 127], per output channel
 ///   (or per tensor); biases int32 with scale = input scale × weight scale, zero point 0.
 /// - A Relu or Clip whose output's quantization starts at 0 (zero point = the type's
 ///   lowest value) is removed: the quantization clamps as it did.
@@ -36,12 +36,12 @@ public enum Quantization {
         public var activations: DType
         /// Per-output-channel weight scales (else one per weight).
         public var perChannel: Bool
-        /// Weight precision: 8 bits ([−127, 127]) or 7 ([−63, 63]): with 7, a pair of
+        /// Weight precision: 7 bits ([−63, 63], the default) or 8 ([−127, 127]): with 7, a pair of
         /// uint8 × int8 products fits int16, so x86 kernels without VNNI (vpmaddubsw, as
         /// onnxruntime's on AVX2) cannot saturate.
         public var weightBits: Int
 
-        public init(method: Method = .minMax, activations: DType = .u8, perChannel: Bool = true, weightBits: Int = 8) {
+        public init(method: Method = .minMax, activations: DType = .u8, perChannel: Bool = true, weightBits: Int = 7) {
             self.method = method
             self.activations = activations
             self.perChannel = perChannel
