@@ -62,7 +62,7 @@ extension Kiln {
         @Flag(help: "Time the training step (forward, loss, backward, SGD) instead of inference.")
         var train = false
 
-        @Option(help: "With --train: the loss, ce, focal or ldam.")
+        @Option(help: "With --train: the loss, ce, focal, ldam, la, bs or vs (--compare-torch: ce, focal or ldam).")
         var loss: LossKind = .ldam
 
         @Flag(help: "With --train: run PyTorch's ResNet-32 step (eager, channels_last, torch.compile) in the same run.")
@@ -71,6 +71,9 @@ extension Kiln {
         func validate() throws {
             guard batch >= 1, threads >= 1, rounds >= 1, runs >= 1, warmup >= 0 else {
                 throw ValidationError("--batch, --threads, --rounds and --runs must be at least 1")
+            }
+            if compareTorch && ![.ce, .focal, .ldam].contains(loss) {
+                throw ValidationError("--compare-torch runs PyTorch's step with ce, focal or ldam, not \(loss.rawValue)")
             }
         }
 

@@ -64,10 +64,10 @@ extension Kiln {
         @Flag(help: "Work on the training step (forward, loss, backward, SGD) instead of the inference graph.")
         var train = false
 
-        @Option(help: "With --train: the loss, ce (softmax cross-entropy), focal or ldam.")
+        @Option(help: "With --train: the loss, ce (softmax cross-entropy), focal, ldam, la, bs or vs (as kiln train's).")
         var loss: LossKind = .ce
 
-        @Option(help: "With --train --loss ldam: training images per class, comma-separated (they set the margins).")
+        @Option(help: "With --train --loss ldam, la, bs or vs: training images per class, comma-separated (they set the margins or the prior).")
         var classCounts: String?
 
         @Option(help: "With --train --loss focal: the exponent γ.")
@@ -75,8 +75,8 @@ extension Kiln {
 
 
         func trainingOptions() throws -> TrainingOptions {
-            guard loss == .ldam else { return TrainingOptions(loss: loss.loss(classCounts: [], gamma: gamma)) }
-            guard let text = classCounts else { throw ValidationError("--loss ldam needs --class-counts (training images per class)") }
+            guard loss.needsClassCounts else { return TrainingOptions(loss: loss.loss(classCounts: [], gamma: gamma)) }
+            guard let text = classCounts else { throw ValidationError("--loss \(loss.rawValue) needs --class-counts (training images per class)") }
             let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
                 throw ValidationError("--class-counts must be positive integers separated by commas, got '\(text)'")

@@ -113,6 +113,9 @@ extension Kiln {
                 var prior: [Float]? = nil
                 if let tau = logitAdjust {
                     guard let counts else { throw CLIError("--logit-adjust needs the class counts `kiln export` stores in the model") }
+                    if let folded = graph.metadata[ClassifierAdjustment.metadataKey], folded.contains("logitAdjust") {
+                        printNote("the model already holds a logit adjustment (\(folded)); --logit-adjust \(tau) adds another")
+                    }
                     let total = Double(counts.reduce(0, +))
                     prior = counts.map { Float(tau * Foundation.log(max(Double($0), 1e-12) / total)) }
                 }

@@ -45,7 +45,7 @@ extension Kiln {
         var val: String?
         @Option(name: .customLong("split-first"), help: "Per class, train on the first N images of --data and validate on the rest.")
         var splitFirst: Int?
-        @Option(help: "Loss: ce, focal or ldam (default: ce; the recipes: ldam).")
+        @Option(help: "Loss: ce, focal, ldam, la (logit-adjusted cross-entropy), bs (balanced softmax) or vs (vector-scaling) (default: ce; the recipes: ldam).")
         var loss: LossKind?
         @Option(help: "Class balancing: none, reweight, resample or drw (default: none; the recipes: drw).")
         var rule: BalanceRule?
@@ -71,6 +71,12 @@ extension Kiln {
         var scale: Double?
         @Option(help: "Focal loss γ (default 1).")
         var gamma: Double?
+        @Option(help: "τ of --loss la (logits + τ·log prior; default 1) and of vs's additive term (default 1).")
+        var tau: Double?
+        @Option(name: .customLong("vs-gamma"), help: "VS loss: logit j is scaled by (n_j / n_max)^γ (default 0.2).")
+        var vsGamma: Double?
+        @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε of the cross-entropy losses (default 0).")
+        var labelSmoothing: Double?
         @Option(name: .customLong("lt-profile"), help: "Long-tailed subset profile: exp or step.")
         var ltProfile: LongTailProfile?
         @Option(name: .customLong("lt-ratio"), help: "Long-tailed imbalance ratio n_max/n_min, e.g. 100.")
@@ -130,6 +136,9 @@ extension Kiln {
             if let v = maxM { c.maxM = v }
             if let v = scale { c.scale = v }
             if let v = gamma { c.gamma = v }
+            if let v = tau { c.tau = v }
+            if let v = vsGamma { c.vsGamma = v }
+            if let v = labelSmoothing { c.labelSmoothing = v }
             if let v = ltProfile { c.ltProfile = v }
             if let v = ltRatio { c.ltRatio = v }
             if let v = ltSeed { c.ltSeed = v }
@@ -206,7 +215,7 @@ extension Kiln {
             if let v = t.data.val { emit("validation: \(v.count) images, per class \(v.classCounts)\n") } else { emit("validation: none\n") }
             let groups = counts.map { Evaluation.shot($0) }
             emit("shots: many \(groups.filter { $0 == .many }.count), medium \(groups.filter { $0 == .medium }.count), few \(groups.filter { $0 == .few }.count) classes\n")
-            emit("loss \(c.loss.rawValue), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
+            emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
             func list(_ v: [Float]) -> String { v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
             emit("normalisation: mean \(list(t.normalization.mean)), std \(list(t.normalization.std))\n")
             if t.epochsLeft > 0 {
@@ -272,8 +281,11 @@ extension Kiln {
             discussion: """
                 Reads RUN_DIR/checkpoint.kcp (the last finished epoch) and writes ONNX opset 17: BatchNormalization in inference form (running statistics), LDAM's cosine head as ReduceL2 → Max(ε) → Div → MatMul (unit weight columns) → Mul(s), so the logits are s·cos θ; metadata_props hold the class names and counts, the preprocessing (kiln.input_size, kiln.layout, kiln.mean, kiln.std, kiln.resize) and the training configuration (kiln.training). `kiln run` and onnxruntime load it.
 
-                Example:
+                --tau-norm T and --logit-adjust τ fold classifier-level long-tail adjustments into the exported model, so that the deployed model is the adjusted one (plain `kiln eval`, `kiln infer`, onnxruntime): τ-normalisation (Kang et al. 2020) divides each class's weight vector by its norm to the power T (the bias is kept; a cosine head's vectors are unit already), and logit adjustment (Menon et al. 2021) subtracts τ·log(prior) from the logits, the prior from the run's training images per class — added to a Linear head's bias, or as one Sub after the head. The metadata key kiln.classifier_adjustment records both.
+
+                Examples:
                   kiln export runs/ldam-drw -o ldam-drw.onnx
+                  kiln export runs/ce -o ce-adjusted.onnx --tau-norm 1 --logit-adjust 1
                 """
         )
 
@@ -281,13 +293,17 @@ extension Kiln {
         var runDirectory: String
         @Option(name: .shortAndLong, help: "The .onnx file to write (default RUN_DIR/model.onnx); written atomically.")
         var output: String?
+        @Option(name: .customLong("tau-norm"), help: "τ-normalise the classifier: class j's weight vector / ‖w_j‖^T.")
+        var tauNorm: Double?
+        @Option(name: .customLong("logit-adjust"), help: "Subtract τ·log(class prior) from the logits (post-hoc logit adjustment, folded in).")
+        var logitAdjust: Double?
 
         func run() throws {
             Interrupts.shared.install { sig in "stopped by \(sig == SIGINT ? "SIGINT" : "SIGTERM"); no model written" }
             try reportingErrors {
                 let path = output ?? (runDirectory as NSString).appendingPathComponent("model.onnx")
                 guard path.lowercased().hasSuffix(".onnx") else { throw CLIError("\(path): the output must be an .onnx file") }
-                emit(try Exporter.export(runDirectory: runDirectory, to: path))
+                emit(try Exporter.export(runDirectory: runDirectory, to: path, adjustment: ClassifierAdjustment(tauNorm: tauNorm, logitAdjust: logitAdjust)))
             }
         }
     }

@@ -13,10 +13,10 @@ struct FiniteDifferences {
     let lossOnly: Graph
     let inputs: [String: HostTensor]
 
-    init(_ text: String, input: [Int], classes: Int, loss: TrainingLoss = .crossEntropy, seed: UInt64 = 3) throws {
+    init(_ text: String, input: [Int], classes: Int, loss: TrainingLoss = .crossEntropy, labelSmoothing: Float = 0, seed: UInt64 = 3) throws {
         model = try TextFormat.parse(text).materialized(seed: seed)
         // New parameters (velocities, LDAM's cosine-head weight) get their values here.
-        train = try Autodiff.trainingGraph(model, options: TrainingOptions(loss: loss, momentum: 0, weightDecay: 0)).materialized(seed: seed)
+        train = try Autodiff.trainingGraph(model, options: TrainingOptions(loss: loss, labelSmoothing: labelSmoothing, momentum: 0, weightDecay: 0)).materialized(seed: seed)
         var forward = train
         forward.outputs = [forward.outputs[0]]
         lossOnly = eliminateDeadCode(forward)
@@ -173,14 +173,28 @@ struct GradientTests {
         }
         """
 
-    @Test("the losses' gradients: weighted cross-entropy, focal (γ = 2) and LDAM on the cosine head")
+    @Test("the losses' gradients: weighted cross-entropy, focal (γ = 2), LDAM on the cosine head, logit-adjusted, VS, with and without label smoothing")
     func losses() throws {
-        for loss in [TrainingLoss.crossEntropy, .focal(gamma: 2), .ldam(classCounts: [50, 20, 5, 2], maxM: 0.5, scale: 30)] {
-            let fd = try FiniteDifferences(Self.head, input: [5, 5], classes: 4, loss: loss)
+        let counts = [50, 20, 5, 2]
+        let losses: [(TrainingLoss, Float)] = [
+            (.crossEntropy, 0), (.focal(gamma: 2), 0), (.ldam(classCounts: counts, maxM: 0.5, scale: 30), 0),
+            (.logitAdjusted(classCounts: counts, tau: 1.5), 0), (.vectorScaling(classCounts: counts, gamma: 0.3, tau: 1), 0),
+            (.crossEntropy, 0.1), (.ldam(classCounts: counts, maxM: 0.5, scale: 30), 0.2), (.vectorScaling(classCounts: counts, gamma: 0.2, tau: 0.5), 0.1),
+        ]
+        for (loss, smoothing) in losses {
+            let fd = try FiniteDifferences(Self.head, input: [5, 5], classes: 4, loss: loss, labelSmoothing: smoothing)
             let (checked, bad) = try fd.check(samples: 6)
-            #expect(checked.count == (loss == .crossEntropy || loss == .focal(gamma: 2) ? 4 : 3), "\(checked)")
-            #expect(bad.isEmpty, "\(loss): \(bad.map { "\($0.0)[\($0.1)] analytic \($0.2) numeric \($0.3)" })")
+            var cosine = false
+            if case .ldam = loss { cosine = true }
+            #expect(checked.count == (cosine ? 3 : 4), "\(checked)")
+            #expect(bad.isEmpty, "\(loss), ε \(smoothing): \(bad.map { "\($0.0)[\($0.1)] analytic \($0.2) numeric \($0.3)" })")
         }
+    }
+
+    @Test("label smoothing with focal loss is refused")
+    func focalSmoothing() throws {
+        let model = try TextFormat.parse(Self.head).materialized(seed: 1)
+        #expect(throws: CompilerError.self) { try Autodiff.trainingGraph(model, options: TrainingOptions(loss: .focal(gamma: 1), labelSmoothing: 0.1)) }
     }
 
     @Test("LDAM turns a Linear head into a cosine head with a unit-column weight and no bias")

@@ -38,6 +38,43 @@ struct TrainingStepTests {
         for (a, b) in zip(dz, expected) { #expect(abs(a - b) < 1e-5, "\(dz)") }
     }
 
+    @Test("logit-adjusted, VS and label-smoothed cross-entropy on a hand-computed case")
+    func adjustedLossesByHand() throws {
+        // Expected values from the formulas evaluated in numpy (float64), independently of Kiln:
+        // prior π = [100, 10, 1]/111; LA rows z + τ·log π; VS rows Δ⊙z + τ·log π with
+        // Δ = (n/n_max)^γ; target (1 − ε)·e_y + ε/3; loss Σ w_y ℓ / Σ w_y, dz = w_y/Σw · Δ ⊙ (p − t).
+        let cases: [(String, Double, [Double])] = [
+            ("kiln.LogitAdjustedLoss(z, labels, w) {class_counts=[100, 10, 1], tau=0.5, label_smoothing=0.1}", 1.9050698760990854,
+             [0.42234492, 0.08362695, -0.50597187, 0.25178928, -0.26016235, 0.00837307]),
+            ("kiln.VSLoss(z, labels, w) {class_counts=[100, 10, 1], gamma=0.5, tau=1}", 3.8379519464450444,
+             [0.551548673, 0.0138353882, -0.0595300012, 0.357221512, -0.114070626, 0.000350148052]),
+            ("kiln.SoftmaxCrossEntropy(z, labels, w) {label_smoothing=0.2}", 0.9222115460661066,
+             [0.16255072, 0.11005327, -0.27260399, 0.09957247, -0.17626166, 0.07668919]),
+        ]
+        for (call, expectedLoss, expectedGrad) in cases {
+            let grad = call.replacingOccurrences(of: "Loss(z", with: "LossGrad(one, z").replacingOccurrences(of: "Entropy(z", with: "EntropyGrad(one, z")
+            let text = """
+                graph t {
+                  input z: f32[2, 3]
+                  input labels: i64[2]
+                  input w: f32[3]
+                  const one: f32[] = [1]
+                  loss = \(call)
+                  dz = \(grad)
+                  output loss
+                  output dz
+                }
+                """
+            let out = try ReferenceExecutor.evaluate(try TextFormat.parse(text), inputs: [
+                "z": HostTensor(dtype: .f32, shape: [2, 3], f: [0.2, -0.1, 0.4, 0.0, 0.3, -0.2]),
+                "labels": HostTensor(dtype: .i64, shape: [2], i: [2, 1]),
+                "w": HostTensor(dtype: .f32, shape: [3], f: [1, 2, 3]),
+            ])
+            #expect(abs(out["loss"]!.f[0] - expectedLoss) < 1e-6, "\(call)")
+            for (a, b) in zip(out["dz"]!.f, expectedGrad) { #expect(abs(a - b) < 1e-6, "\(call): \(out["dz"]!.f)") }
+        }
+    }
+
     @Test("SGD with momentum and weight decay, plain and Nesterov, on a hand-computed case")
     func sgdByHand() throws {
         for (nesterov, expected) in [(0, [0.94, -2.005]), (1, [0.895, -2.0275])] {

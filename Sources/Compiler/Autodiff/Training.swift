@@ -9,19 +9,35 @@ public enum TrainingLoss: Sendable, Equatable {
     /// LDAM (Cao et al. 2019) on a cosine head: margins from the class counts, the largest
     /// `maxM`, logits scaled by `scale`.
     case ldam(classCounts: [Int], maxM: Float, scale: Float)
+    /// Logit-adjusted cross-entropy (Menon et al. 2021): τ·log(prior) added to the logits;
+    /// τ = 1 is the balanced softmax (Ren et al. 2020).
+    case logitAdjusted(classCounts: [Int], tau: Float)
+    /// The vector-scaling loss (Kini et al. 2021): logit j becomes Δ_j·z_j + τ·log(prior_j),
+    /// Δ_j = (n_j / n_max)^γ.
+    case vectorScaling(classCounts: [Int], gamma: Float, tau: Float)
 }
 
 /// A loss by name, as the CLI and a run's configuration give it; `loss(…)` is the step's.
 public enum LossKind: String, Codable, Sendable, CaseIterable {
-    case ce, focal, ldam
+    /// ce: softmax cross-entropy; focal; ldam; la: logit-adjusted cross-entropy; bs: balanced
+    /// softmax (la with τ = 1); vs: vector-scaling.
+    case ce, focal, ldam, la, bs, vs
+
+    /// Whether the loss needs the training images per class.
+    public var needsClassCounts: Bool { self == .ldam || self == .la || self == .bs || self == .vs }
 
     /// The loss with its parameters (LDAM: the margins from the training images per class;
-    /// the paper's largest margin 0.5 and scale 30 by default).
-    public func loss(classCounts: [Int], gamma: Float = 1, maxM: Float = 0.5, scale: Float = 30) -> TrainingLoss {
+    /// the paper's largest margin 0.5 and scale 30 by default; la: τ = `tau`, default 1;
+    /// vs: Δ's exponent `vsGamma` (default 0.2) and τ (default 1)).
+    public func loss(classCounts: [Int], gamma: Float = 1, maxM: Float = 0.5, scale: Float = 30,
+                     tau: Float? = nil, vsGamma: Float? = nil) -> TrainingLoss {
         switch self {
         case .ce: return .crossEntropy
         case .focal: return .focal(gamma: gamma)
         case .ldam: return .ldam(classCounts: classCounts, maxM: maxM, scale: scale)
+        case .la: return .logitAdjusted(classCounts: classCounts, tau: tau ?? 1)
+        case .bs: return .logitAdjusted(classCounts: classCounts, tau: 1)
+        case .vs: return .vectorScaling(classCounts: classCounts, gamma: vsGamma ?? 0.2, tau: tau ?? 1)
         }
     }
 }
@@ -29,6 +45,8 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
 /// How `Autodiff.trainingGraph` builds one SGD step.
 public struct TrainingOptions: Sendable, Equatable {
     public var loss: TrainingLoss
+    /// Label smoothing ε of the cross-entropy losses: the target is (1 − ε)·one-hot + ε/C.
+    public var labelSmoothing: Float
     public var momentum: Float
     public var weightDecay: Float
     public var nesterov: Bool
@@ -36,9 +54,10 @@ public struct TrainingOptions: Sendable, Equatable {
     /// convention; PyTorch's momentum 0.1 is 0.9 here).
     public var bnMomentum: Float
 
-    public init(loss: TrainingLoss = .crossEntropy, momentum: Float = 0.9, weightDecay: Float = 2e-4, nesterov: Bool = false,
-                bnMomentum: Float = 0.9) {
+    public init(loss: TrainingLoss = .crossEntropy, labelSmoothing: Float = 0, momentum: Float = 0.9, weightDecay: Float = 2e-4,
+                nesterov: Bool = false, bnMomentum: Float = 0.9) {
         self.loss = loss
+        self.labelSmoothing = labelSmoothing
         self.momentum = momentum
         self.weightDecay = weightDecay
         self.nesterov = nesterov
@@ -157,7 +176,7 @@ public enum Autodiff {
             ctx.builder.input(Autodiff.labels, TensorType(.i64, [n]))
             ctx.builder.input(Autodiff.classWeights, TensorType(.f32, [Dim(classes)]))
             ctx.builder.input(Autodiff.learningRate, TensorType(.f32, []))
-            let (op, attributes) = lossOp()
+            let (op, attributes) = try lossOp()
             try ctx.emit(op, [logits.name, Autodiff.labels, Autodiff.classWeights], [Autodiff.loss],
                      attributes: attributes, name: "loss")
             // The loss gradient's scale: 1, or in a data-parallel job this rank's share of the
@@ -170,12 +189,19 @@ public enum Autodiff {
             try ctx.add(logits.name, dz)
         }
 
-        func lossOp() -> (String, [String: Attribute]) {
+        func lossOp() throws -> (String, [String: Attribute]) {
+            let smoothing: [String: Attribute] = options.labelSmoothing == 0 ? [:] : ["label_smoothing": .float(options.labelSmoothing)]
             switch options.loss {
-            case .crossEntropy: return ("SoftmaxCrossEntropy", [:])
-            case .focal(let gamma): return ("FocalLoss", ["gamma": .float(gamma)])
+            case .crossEntropy: return ("SoftmaxCrossEntropy", smoothing)
+            case .focal(let gamma):
+                guard smoothing.isEmpty else { throw CompilerError.training("label smoothing goes with the cross-entropy losses, not focal") }
+                return ("FocalLoss", ["gamma": .float(gamma)])
             case .ldam(let counts, let maxM, let scale):
-                return ("LDAMLoss", ["class_counts": .ints(counts), "max_m": .float(maxM), "scale": .float(scale)])
+                return ("LDAMLoss", smoothing.merging(["class_counts": .ints(counts), "max_m": .float(maxM), "scale": .float(scale)]) { a, _ in a })
+            case .logitAdjusted(let counts, let tau):
+                return ("LogitAdjustedLoss", smoothing.merging(["class_counts": .ints(counts), "tau": .float(tau)]) { a, _ in a })
+            case .vectorScaling(let counts, let gamma, let tau):
+                return ("VSLoss", smoothing.merging(["class_counts": .ints(counts), "gamma": .float(gamma), "tau": .float(tau)]) { a, _ in a })
             }
         }
 

@@ -37,6 +37,12 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var maxM: Double = 0.5
     public var scale: Double = 30
     public var gamma: Double = 1
+    /// The logit adjustment's τ (la: default 1; vs: its additive term's τ, default 1).
+    public var tau: Double?
+    /// VS's Δ exponent γ (default 0.2).
+    public var vsGamma: Double?
+    /// Label smoothing ε of the cross-entropy losses (default 0).
+    public var labelSmoothing: Double?
     public var seed: UInt64 = 0
     /// The long-tailed subset's own seed, so runs with different `seed`s share one split.
     public var ltSeed: UInt64 = 0
@@ -81,8 +87,23 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     /// The training step's options.
     public func trainingOptions(classCounts: [Int]) -> TrainingOptions {
-        let l = loss.loss(classCounts: classCounts, gamma: Float(gamma), maxM: Float(maxM), scale: Float(scale))
-        return TrainingOptions(loss: l, momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov)
+        let l = loss.loss(classCounts: classCounts, gamma: Float(gamma), maxM: Float(maxM), scale: Float(scale),
+                          tau: tau.map(Float.init), vsGamma: vsGamma.map(Float.init))
+        return TrainingOptions(loss: l, labelSmoothing: Float(labelSmoothing ?? 0), momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov)
+    }
+
+    /// The loss and its settings, as the run's first lines print them.
+    public var lossDescription: String {
+        var s = loss.rawValue
+        switch loss {
+        case .focal: s += " (γ \(gamma))"
+        case .ldam: s += " (largest margin \(maxM), scale \(scale))"
+        case .la: s += " (τ \(tau ?? 1))"
+        case .vs: s += " (γ \(vsGamma ?? 0.2), τ \(tau ?? 1))"
+        case .ce, .bs: break
+        }
+        if let e = labelSmoothing, e > 0 { s += ", label smoothing \(e)" }
+        return s
     }
 
     /// Problems with the settings, each a sentence; empty when the configuration can run.
@@ -96,6 +117,12 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if !(beta >= 0 && beta < 1) { p.append("--beta must be in [0, 1)") }
         if !(maxM > 0) { p.append("--max-m must be positive") }
         if !(scale > 0) { p.append("--scale must be positive") }
+        if let t = tau, !t.isFinite { p.append("--tau must be a finite number") }
+        if tau != nil && loss != .la && loss != .vs { p.append("--tau goes with --loss la or vs") }
+        if let g = vsGamma, !(g >= 0 && g.isFinite) { p.append("--vs-gamma must not be negative") }
+        if vsGamma != nil && loss != .vs { p.append("--vs-gamma goes with --loss vs") }
+        if let e = labelSmoothing, !(e >= 0 && e < 1) { p.append("--label-smoothing must be in [0, 1)") }
+        if (labelSmoothing ?? 0) > 0 && loss == .focal { p.append("--label-smoothing goes with the cross-entropy losses, not focal") }
         if warmupEpochs < 0 { p.append("--warmup must not be negative") }
         if cropPadding < 0 { p.append("--crop-padding must not be negative") }
         if threads < 1 { p.append("--threads must be at least 1") }

@@ -64,3 +64,128 @@ public enum InferenceModel {
         return try eliminateDeadCode(g).verified()
     }
 }
+
+/// Classifier-level adjustments folded into an exported model, so the deployed model is the
+/// adjusted one: τ-normalisation of the classifier's weights (Kang et al. 2020) and post-hoc
+/// logit adjustment (Menon et al. 2021).
+public struct ClassifierAdjustment: Sendable, Equatable, Codable {
+    /// τ-normalisation's exponent T: class j's weight vector w_j becomes w_j / ‖w_j‖^T (the
+    /// bias is kept). A cosine head's weights are unit vectors already, so T changes nothing there.
+    public var tauNorm: Double?
+    /// Post-hoc logit adjustment's τ: the logits become z − τ·log(prior), the prior from the
+    /// training images per class; folded into a Gemm head's bias, or one Sub after the head.
+    public var logitAdjust: Double?
+
+    public init(tauNorm: Double? = nil, logitAdjust: Double? = nil) {
+        self.tauNorm = tauNorm
+        self.logitAdjust = logitAdjust
+    }
+
+    public var isEmpty: Bool { tauNorm == nil && logitAdjust == nil }
+
+    /// The metadata key recording the adjustments an exported model holds.
+    public static let metadataKey = "kiln.classifier_adjustment"
+
+    /// `graph` (an inference model whose first output is the logits [N, C]) with the
+    /// adjustments applied, and a line per adjustment saying how it was applied.
+    public func apply(to graph: Graph, classCounts: [Int]) throws -> (Graph, [String]) {
+        var g = graph
+        var notes: [String] = []
+        guard let logits = g.outputs.first, logits.type.rank == 2, let classes = logits.type.shape[1].value else {
+            throw DatasetError(path: g.name, message: "the model's first output must be logits [N, C] to adjust its classifier")
+        }
+        guard let headIndex = g.nodes.lastIndex(where: { $0.outputs.contains { $0.name == logits.name } }) else {
+            throw DatasetError(path: g.name, message: "the logits '\(logits.name)' come from no node")
+        }
+        if let t = tauNorm {
+            guard t.isFinite, t >= 0 else { throw DatasetError(path: g.name, message: "the τ-normalisation exponent must be a finite number ≥ 0, got \(t)") }
+            notes.append(try tauNormalise(&g, headIndex: headIndex, classes: classes, exponent: t))
+        }
+        if let tau = logitAdjust {
+            guard tau.isFinite else { throw DatasetError(path: g.name, message: "the logit adjustment τ must be finite, got \(tau)") }
+            guard classCounts.count == classes, classCounts.allSatisfy({ $0 > 0 }) else {
+                throw DatasetError(path: g.name, message: "logit adjustment needs a positive training count for each of the \(classes) classes, the run holds \(classCounts)")
+            }
+            let total = Double(classCounts.reduce(0, +))
+            let shift = classCounts.map { Float(-tau * log(Double($0) / total)) }
+            notes.append(try addToLogits(&g, headIndex: headIndex, shift: shift, logits: logits))
+        }
+        g.metadata[Self.metadataKey] = Exporter.json(self)
+        return (try g.verified(), notes)
+    }
+
+    /// Scales each class's weight vector of the head (a Gemm, or the MatMul of a lowered
+    /// cosine head) by ‖w_j‖^(−T).
+    private func tauNormalise(_ g: inout Graph, headIndex: Int, classes: Int, exponent: Double) throws -> String {
+        // The weight: the head's own (Gemm), or the MatMul feeding a final Mul (cosine head).
+        var node = g.nodes[headIndex]
+        if node.op == "Mul", let producer = g.nodes.last(where: { $0.outputs.first?.name == node.inputs[0] }), producer.op == "MatMul" {
+            node = producer
+        }
+        guard node.domain.isEmpty, node.op == "Gemm" || node.op == "MatMul", let wi = g.parameters.firstIndex(where: { $0.name == node.inputs[1] }),
+              let w = g.parameters[wi].initializer.tensor, w.shape.count == 2 else {
+            throw DatasetError(path: node.name, message: "τ-normalisation needs a Gemm or MatMul classifier with a constant weight; the logits come from \(node.qualifiedOp)")
+        }
+        var transB = 0
+        if node.op == "Gemm", case .int(let t)? = node.attributes["transB"] { transB = t }
+        // Element (class j, feature k) of W: [C, F] when transposed, else [F, C].
+        let (rows, cols) = (w.shape[0], w.shape[1])
+        guard (transB != 0 ? rows : cols) == classes else {
+            throw DatasetError(path: node.name, message: "the classifier weight \(w.shape) does not have one vector per class (\(classes))")
+        }
+        var v = w.floats
+        let features = transB != 0 ? cols : rows
+        func at(_ j: Int, _ k: Int) -> Int { transB != 0 ? j * cols + k : k * cols + j }
+        var norms: [Double] = []
+        for j in 0..<classes {
+            var s = 0.0
+            for k in 0..<features { s += Double(v[at(j, k)]) * Double(v[at(j, k)]) }
+            let norm = s.squareRoot()
+            norms.append(norm)
+            let factor = norm > 0 ? Float(pow(norm, -exponent)) : 1
+            for k in 0..<features { v[at(j, k)] *= factor }
+        }
+        g.parameters[wi].initializer = .data(TensorData(floats: v, shape: w.shape))
+        let spread = String(format: "%.3g–%.3g", norms.min() ?? 0, norms.max() ?? 0)
+        return "τ-normalisation T = \(exponent) on \(node.name)'s weight (class norms \(spread)\(node.op == "MatMul" ? ", unit already: a cosine head is unchanged" : ""))"
+    }
+
+    /// Adds `shift` [C] to the logits: into a Gemm head's bias when it has a constant one of
+    /// shape [C] (or none), else one Sub node after the head.
+    private func addToLogits(_ g: inout Graph, headIndex: Int, shift: [Float], logits: Value) throws -> String {
+        let head = g.nodes[headIndex]
+        let classes = shift.count
+        if head.domain.isEmpty, head.op == "Gemm" {
+            var beta: Float = 1
+            if case .float(let b)? = head.attributes["beta"] { beta = b }
+            if head.inputs.count < 3 || head.inputs[2].isEmpty {
+                let name = uniqueName("\(head.name).logit_adjustment", taken: Set(g.valueTypes.keys))
+                g.parameters.append(Parameter(name: name, shape: [classes], role: .const, initializer: .data(TensorData(floats: shift.map { $0 / beta }, shape: [classes]))))
+                var n = head
+                while n.inputs.count < 3 { n.inputs.append("") }
+                n.inputs[2] = name
+                g.nodes[headIndex] = n
+                return "logit adjustment τ = \(logitAdjust ?? 0) as \(head.name)'s bias"
+            }
+            if let bi = g.parameters.firstIndex(where: { $0.name == head.inputs[2] }), let b = g.parameters[bi].initializer.tensor,
+               b.dtype == .f32, b.count == classes, b.shape.count == 1 || b.shape == [1, classes],
+               g.nodes.filter({ $0.inputs.contains(head.inputs[2]) }).count == 1 {
+                let values = zip(b.floats, shift).map { $0 + $1 / beta }
+                g.parameters[bi].initializer = .data(TensorData(floats: values, shape: b.shape))
+                return "logit adjustment τ = \(logitAdjust ?? 0) folded into \(head.name)'s bias"
+            }
+        }
+        // Otherwise: the head writes to a fresh value, and Sub(·, −shift) writes the logits.
+        let taken = Set(g.valueTypes.keys).union(g.nodes.map(\.name))
+        let raw = uniqueName("\(logits.name).unadjusted", taken: taken)
+        let constant = uniqueName("\(logits.name).logit_adjustment", taken: taken.union([raw]))
+        var n = head
+        n.outputs = n.outputs.map { $0.name == logits.name ? Value(raw, $0.type) : $0 }
+        g.nodes[headIndex] = n
+        g.parameters.append(Parameter(name: constant, shape: [classes], role: .const, initializer: .data(TensorData(floats: shift.map { -$0 }, shape: [classes]))))
+        // Right after the head, so any node reading the logits reads the adjusted ones.
+        g.nodes.insert(Node(name: uniqueName("logit_adjustment", taken: taken.union([raw, constant])), op: "Sub", domain: "",
+                            inputs: [raw, constant], outputs: [logits]), at: headIndex + 1)
+        return "logit adjustment τ = \(logitAdjust ?? 0) as a Sub after \(head.name)"
+    }
+}

@@ -36,11 +36,15 @@ public enum Exporter {
         ]
     }
 
-    /// Reads `runDirectory`'s checkpoint, writes `path` atomically, and returns a line to print.
-    public static func export(runDirectory: String, to path: String) throws -> String {
+    /// Reads `runDirectory`'s checkpoint, writes `path` atomically (with `adjustment`
+    /// folded into the classifier), and returns the lines to print.
+    public static func export(runDirectory: String, to path: String, adjustment: ClassifierAdjustment = ClassifierAdjustment()) throws -> String {
         let cp = try Checkpoint.read(runDirectory: runDirectory)
-        let g = try graph(from: cp)
+        var g = try graph(from: cp)
+        var notes: [String] = []
+        if !adjustment.isEmpty { (g, notes) = try adjustment.apply(to: g, classCounts: cp.header.classCounts) }
         try AtomicFile.write(try ONNXExport.bytes(g), to: path)
         return "exported \(path): epoch \(cp.header.epoch) of \(cp.header.config.epochs), \(cp.header.classCounts.count) classes, \(cp.header.config.loss.rawValue) head\n"
+            + notes.map { "  \($0)\n" }.joined()
     }
 }

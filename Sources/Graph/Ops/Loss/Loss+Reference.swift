@@ -48,23 +48,57 @@ func ldamMargins(counts: [Int], maxM: Double) -> [Double] {
     return raw.map { $0 * maxM / top }
 }
 
-/// The rows a loss applies softmax cross-entropy to, and the factor d(rows)/d(logits).
-func lossRows(_ ctx: RefContext, _ l: LossInputs) -> (rows: [Double], scale: Double) {
-    guard ctx.node.op.hasPrefix("LDAM") else { return (l.z.f, 1) }
-    let s = ctx.float("scale")
-    let delta = ldamMargins(counts: ctx.ints("class_counts") ?? [], maxM: ctx.float("max_m"))
-    var rows = l.z.f
-    for i in 0..<l.n { rows[i * l.c + l.labels[i]] -= delta[l.labels[i]] }
-    return (rows.map { $0 * s }, s)
+/// log(prior_j) = log(n_j / Σ n).
+func logPrior(_ counts: [Int]) -> [Double] {
+    let total = Double(counts.reduce(0, +))
+    return counts.map { log(Double($0) / total) }
 }
 
-// Weighted-mean cross-entropy (CE and LDAM): Σ w_y ℓ / Σ w_y. Focal follows the reference
-// implementation: c_i = w_y ℓ_i, loss = mean((1 − e^(−c_i))^γ c_i).
+/// The rows a loss applies softmax cross-entropy to, and d(row_ij)/d(z_ij) per class j.
+/// CE and Focal: the logits; LDAM: s·(z − Δ_y·e_y); logit-adjusted: z + τ·log π;
+/// VS: Δ_j·z_j + τ·log π_j with Δ_j = (n_j / n_max)^γ.
+func lossRows(_ ctx: RefContext, _ l: LossInputs) -> (rows: [Double], factor: [Double]) {
+    let op = ctx.node.op.hasSuffix("Grad") ? String(ctx.node.op.dropLast(4)) : ctx.node.op
+    let counts = ctx.ints("class_counts") ?? []
+    var rows = l.z.f
+    switch op {
+    case "LDAMLoss":
+        let s = ctx.float("scale")
+        let delta = ldamMargins(counts: counts, maxM: ctx.float("max_m"))
+        for i in 0..<l.n { rows[i * l.c + l.labels[i]] -= delta[l.labels[i]] }
+        return (rows.map { $0 * s }, [Double](repeating: s, count: l.c))
+    case "LogitAdjustedLoss":
+        let shift = logPrior(counts).map { ctx.float("tau") * $0 }
+        for k in rows.indices { rows[k] += shift[k % l.c] }
+        return (rows, [Double](repeating: 1, count: l.c))
+    case "VSLoss":
+        let top = Double(counts.max() ?? 1)
+        let delta = counts.map { pow(Double($0) / top, ctx.float("gamma")) }
+        let shift = logPrior(counts).map { ctx.float("tau") * $0 }
+        for k in rows.indices { rows[k] = delta[k % l.c] * rows[k] + shift[k % l.c] }
+        return (rows, delta)
+    default:
+        return (rows, [Double](repeating: 1, count: l.c))
+    }
+}
+
+/// Row i's target distribution: one-hot on the label, smoothed by ε: (1 − ε)·e_y + ε/C.
+func lossTarget(_ ctx: RefContext, _ l: LossInputs, _ i: Int) -> [Double] {
+    let eps = ctx.float("label_smoothing")
+    return (0..<l.c).map { (j: Int) -> Double in (j == l.labels[i] ? 1 - eps : 0) + eps / Double(l.c) }
+}
+
+// Weighted-mean cross-entropy (CE, LDAM, logit-adjusted, VS): Σ w_y ℓ / Σ w_y with
+// ℓ_i = −Σ_j t_ij log p_ij. Focal follows the reference implementation: c_i = w_y ℓ_i,
+// loss = mean((1 − e^(−c_i))^γ c_i).
 func loss(_ ctx: RefContext) throws -> [HostTensor] {
     let l = try LossInputs(ctx, first: 0)
     let (rows, _) = lossRows(ctx, l)
     var ce: [Double] = []
-    for i in 0..<l.n { ce.append(-log(l.softmax(rows, i)[l.labels[i]])) }
+    for i in 0..<l.n {
+        let p = l.softmax(rows, i), t = lossTarget(ctx, l, i)
+        ce.append(-(0..<l.c).map { t[$0] == 0 ? 0 : t[$0] * log(p[$0]) }.reduce(0, +))
+    }
     let value: Double
     if ctx.node.op == "FocalLoss" {
         let gamma = ctx.float("gamma")
@@ -82,12 +116,12 @@ func loss(_ ctx: RefContext) throws -> [HostTensor] {
 func lossGrad(_ ctx: RefContext) throws -> [HostTensor] {
     let dloss = try ctx.input(0).f[0]
     let l = try LossInputs(ctx, first: 1)
-    let (rows, scale) = lossRows(ctx, l)
+    let (rows, rowFactor) = lossRows(ctx, l)
     var dz = HostTensor.zeros(l.z.dtype, l.z.shape)
     let total = l.labels.map { l.w[$0] }.reduce(0, +)
     let gamma = ctx.float("gamma")
     for i in 0..<l.n {
-        let p = l.softmax(rows, i)
+        let p = l.softmax(rows, i), t = lossTarget(ctx, l, i)
         let wy = l.w[l.labels[i]]
         // d(loss)/d(ℓ_i), ℓ_i the unweighted cross-entropy of row i
         let factor: Double
@@ -100,7 +134,7 @@ func lossGrad(_ ctx: RefContext) throws -> [HostTensor] {
             factor = wy / total
         }
         for j in 0..<l.c {
-            dz.f[i * l.c + j] = dloss * factor * scale * (p[j] - (j == l.labels[i] ? 1 : 0))
+            dz.f[i * l.c + j] = dloss * factor * rowFactor[j] * (p[j] - t[j])
         }
     }
     return [dz]

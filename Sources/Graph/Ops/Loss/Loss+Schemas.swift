@@ -1,10 +1,13 @@
 // Schemas (arity, attributes, type and shape rules) of the loss family (see Loss.swift).
 
-/// The loss attributes: Focal's γ; LDAM's class counts, largest margin and scale.
+/// The loss attributes: Focal's γ; LDAM's class counts, largest margin and scale; the logit
+/// adjustment's τ; VS's Δ exponent γ and τ; the cross-entropy losses' label smoothing ε.
 let lossAttributes: [String: [AttributeSpec]] = [
-    "SoftmaxCrossEntropy": [],
+    "SoftmaxCrossEntropy": [.float("label_smoothing", 0)],
     "FocalLoss": [.float("gamma", 1)],
-    "LDAMLoss": [.required("class_counts", .ints), .float("max_m", 0.5), .float("scale", 30)],
+    "LDAMLoss": [.required("class_counts", .ints), .float("max_m", 0.5), .float("scale", 30), .float("label_smoothing", 0)],
+    "LogitAdjustedLoss": [.required("class_counts", .ints), .float("tau", 1), .float("label_smoothing", 0)],
+    "VSLoss": [.required("class_counts", .ints), .float("gamma", 0.2), .float("tau", 1), .float("label_smoothing", 0)],
 ]
 
 /// logits [N, C] (f32), labels [N] (i64), class weights [C] (f32).
@@ -17,7 +20,9 @@ func checkLossInputs(_ ctx: InferenceContext, first: Int) throws -> TensorType {
     guard w.dtype == z.dtype, w.rank == 1, w.shape[0] == z.shape[1] else {
         throw ctx.error("class weights must be \(z.dtype)[\(z.shape[1])], got \(w)")
     }
-    if ctx.node.op == "LDAMLoss" || ctx.node.op == "LDAMLossGrad" {
+    let smoothing = ctx.float("label_smoothing")
+    guard smoothing >= 0 && smoothing < 1 else { throw ctx.error("label_smoothing must be in [0, 1), got \(smoothing)") }
+    if lossAttributes[ctx.node.op.replacingOccurrences(of: "Grad", with: "")]?.contains(where: { $0.name == "class_counts" }) == true {
         guard let counts = ctx.ints("class_counts"), let c = z.shape[1].value, counts.count == c, counts.allSatisfy({ $0 > 0 }) else {
             throw ctx.error("class_counts must hold one positive count per class (\(z.shape[1]))")
         }

@@ -1,5 +1,5 @@
-// The training step's losses (softmax cross-entropy, focal, LDAM) with their gradients, and the
-// SGD update. Their semantics are in docs/TRAINING.md.
+// The training step's losses (softmax cross-entropy, focal, LDAM, logit-adjusted, VS; label smoothing) with their
+// gradients, and the SGD update. Their semantics are in docs/TRAINING.md.
 // Schemas: Loss+Schemas.swift; reference kernels: Loss+Reference.swift.
 
 let lossDefinitions: [OpDefinition] = lossAttributes.keys.sorted().flatMap { name in [

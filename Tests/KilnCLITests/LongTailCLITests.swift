@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// The long-tail methods as a user runs them: the new losses train, and the classifier
+/// adjustments `kiln export` folds in give in onnxruntime what `kiln eval` gives.
+@Suite("Long-tail methods: losses in kiln train, adjustments folded into the export", .serialized)
+struct LongTailCLITests {
+    static let images = TrainCLITests.images
+
+    /// A short run (ResNet-8, the ratio-10 subset, 2 epochs) with `loss`'s flags.
+    func train(_ out: String, _ loss: [String]) throws {
+        let r = try run(kilnBinary, ["train", "--model", "models/resnet8-mnist.kiln", "--data", Self.images, "--split-first", "400",
+                                     "--lt-profile", "exp", "--lt-ratio", "10", "--epochs", "2", "--batch", "64", "--warmup", "1",
+                                     "--seed", "3", "--threads", "2", "--out", out] + loss)
+        #expect(r.status == 0, "\(loss): \(r.stderr)")
+    }
+
+    @Test("exported with --tau-norm and --logit-adjust (a Linear head's bias, a cosine head's Sub): onnxruntime's predictions equal kiln eval's with the same adjustment",
+          arguments: [["--loss", "ce"], ["--loss", "ldam", "--rule", "drw"]])
+    func foldedAdjustments(_ loss: [String]) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("adjust-\(loss[1])")
+        let out = dir.appendingPathComponent("run").path
+        try train(out, loss)
+        let plain = dir.appendingPathComponent("plain.onnx").path, taunorm = dir.appendingPathComponent("taunorm.onnx").path
+        let adjusted = dir.appendingPathComponent("adjusted.onnx").path
+        #expect(try kiln("export", out, "-o", plain).status == 0)
+        #expect(try kiln("export", out, "-o", taunorm, "--tau-norm", "0.5").status == 0)
+        let e = try kiln("export", out, "-o", adjusted, "--tau-norm", "0.5", "--logit-adjust", "1.5")
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(e.stdout.contains(loss[1] == "ce" ? "folded into linear's bias" : "as a Sub after"), "\(e.stdout)")
+
+        let script = repositoryRoot.appendingPathComponent("scripts").path
+        let data = dir.appendingPathComponent("data").path, folder = dir.appendingPathComponent("test-png").path
+        #expect(try run(python, ["\(script)/demo_check.py", "prepare", plain, Self.images, "400", data]).status == 0)
+        #expect(try run(python, ["\(script)/demo_check.py", "pngs", Self.images, "400", folder]).status == 0)
+        let folded = dir.appendingPathComponent("folded.json").path, posthoc = dir.appendingPathComponent("posthoc.json").path
+        #expect(try kiln("eval", adjusted, folder, "--report", folded).status == 0)
+        #expect(try kiln("eval", taunorm, folder, "--logit-adjust", "1.5", "--report", posthoc).status == 0)
+        let check = try run(python, ["\(script)/adjust_check.py", plain, taunorm, adjusted, "0.5", "1.5", data, folded, posthoc])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+    }
+
+    @Test("the new losses train (finite loss, a checkpoint and an export), and their settings are checked")
+    func newLosses() throws {
+        let dir = try scratch("losses")
+        for loss in [["--loss", "la", "--tau", "1.5"], ["--loss", "bs"], ["--loss", "vs", "--vs-gamma", "0.3", "--label-smoothing", "0.1"]] {
+            let out = dir.appendingPathComponent(loss[1]).path
+            try train(out, loss)
+            let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            #expect(metrics.count == 2)
+            #expect(FileManager.default.fileExists(atPath: out + "/model.onnx"))
+        }
+        for (flags, message) in [(["--loss", "ce", "--tau", "1"], "--tau goes with --loss la or vs"),
+                                 (["--loss", "focal", "--label-smoothing", "0.1"], "--label-smoothing goes with the cross-entropy losses"),
+                                 (["--loss", "la", "--label-smoothing", "1"], "--label-smoothing must be in [0, 1)")] {
+            let r = try run(kilnBinary, ["train", "--model", "models/resnet8-mnist.kiln", "--data", Self.images, "--out", dir.appendingPathComponent("bad").path] + flags)
+            #expect(r.status != 0)
+            #expect(r.stderr.contains(message), "\(flags): \(r.stderr)")
+        }
+    }
+}
