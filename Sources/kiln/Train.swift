@@ -77,6 +77,8 @@ extension Kiln {
         var vsGamma: Double?
         @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε of the cross-entropy losses (default 0).")
         var labelSmoothing: Double?
+        @Option(name: .customLong("max-norm"), help: "MaxNorm: cap each class's weight vector of the Linear head at this L2 norm after every step (weight balancing; off by default).")
+        var maxNorm: Double?
         @Option(name: .customLong("lt-profile"), help: "Long-tailed subset profile: exp or step.")
         var ltProfile: LongTailProfile?
         @Option(name: .customLong("lt-ratio"), help: "Long-tailed imbalance ratio n_max/n_min, e.g. 100.")
@@ -139,6 +141,7 @@ extension Kiln {
             if let v = tau { c.tau = v }
             if let v = vsGamma { c.vsGamma = v }
             if let v = labelSmoothing { c.labelSmoothing = v }
+            if let v = maxNorm { c.maxNorm = v }
             if let v = ltProfile { c.ltProfile = v }
             if let v = ltRatio { c.ltRatio = v }
             if let v = ltSeed { c.ltSeed = v }
@@ -215,7 +218,7 @@ extension Kiln {
             if let v = t.data.val { emit("validation: \(v.count) images, per class \(v.classCounts)\n") } else { emit("validation: none\n") }
             let groups = counts.map { Evaluation.shot($0) }
             emit("shots: many \(groups.filter { $0 == .many }.count), medium \(groups.filter { $0 == .medium }.count), few \(groups.filter { $0 == .few }.count) classes\n")
-            emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
+            emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay)\(c.maxNorm.map { ", class vectors capped at norm \($0)" } ?? ""), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
             func list(_ v: [Float]) -> String { v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
             emit("normalisation: mean \(list(t.normalization.mean)), std \(list(t.normalization.std))\n")
             if t.epochsLeft > 0 {

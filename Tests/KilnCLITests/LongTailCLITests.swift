@@ -44,7 +44,8 @@ struct LongTailCLITests {
     @Test("the new losses train (finite loss, a checkpoint and an export), and their settings are checked")
     func newLosses() throws {
         let dir = try scratch("losses")
-        for loss in [["--loss", "la", "--tau", "1.5"], ["--loss", "bs"], ["--loss", "vs", "--vs-gamma", "0.3", "--label-smoothing", "0.1"]] {
+        for loss in [["--loss", "la", "--tau", "1.5"], ["--loss", "bs"], ["--loss", "vs", "--vs-gamma", "0.3", "--label-smoothing", "0.1"],
+                     ["--loss", "ce", "--wd", "5e-3", "--max-norm", "1"]] {
             let out = dir.appendingPathComponent(loss[1]).path
             try train(out, loss)
             let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
@@ -53,7 +54,8 @@ struct LongTailCLITests {
         }
         for (flags, message) in [(["--loss", "ce", "--tau", "1"], "--tau goes with --loss la or vs"),
                                  (["--loss", "focal", "--label-smoothing", "0.1"], "--label-smoothing goes with the cross-entropy losses"),
-                                 (["--loss", "la", "--label-smoothing", "1"], "--label-smoothing must be in [0, 1)")] {
+                                 (["--loss", "la", "--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+                                 (["--loss", "ldam", "--max-norm", "1"], "LDAM's cosine head normalises them already")] {
             let r = try run(kilnBinary, ["train", "--model", "models/resnet8-mnist.kiln", "--data", Self.images, "--out", dir.appendingPathComponent("bad").path] + flags)
             #expect(r.status != 0)
             #expect(r.stderr.contains(message), "\(flags): \(r.stderr)")

@@ -181,6 +181,40 @@ struct CompiledStepTests {
         try Self.compare(model, options: options, batch: 3, threads: 2, label: "resnet32 batch 3")
     }
 
+    @Test("MaxNorm caps the Linear head's class vectors at the limit, keeps their directions and the shorter ones, and the next step computes with them")
+    func maxNorm() throws {
+        let model = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 5]
+              param fw: f32[4, 5] = zeros
+              param fb: f32[4] = zeros
+              y = Gemm(x, fw, fb) {transB=1}
+              output y
+            }
+            """).materialized(seed: 1)
+        let step = try TrainingStep(model: model, options: TrainingOptions(momentum: 0, weightDecay: 0), batch: 3, threads: 2)
+        #expect(step.classifierWeight?.name == "fw" && step.classifierWeight?.classMajor == true)
+        // Rows of norm 3, 0.5, 2 and 1 (a 3-4-0-0-12 row has norm 13, scaled by 3/13).
+        let base: [Float] = [3, 4, 0, 0, 12]
+        let rows: [[Float]] = [base.map { $0 * 3 / 13 }, [0.5, 0, 0, 0, 0], [0, 0, 2, 0, 0], [0.6, 0.8, 0, 0, 0]]
+        try step.load(["fw": TensorData(floats: rows.flatMap { $0 }, shape: [4, 5]), "fb": TensorData(floats: [0.1, -0.2, 0.3, 0], shape: [4])])
+        try step.capClassNorms(limit: 1)
+        let w = step.state()["fw"]!.floats
+        // Expected by hand: row 0 → the 3-4-0-0-12 direction at norm 1, row 2 → (0, 0, 1, 0, 0).
+        let expected: [[Float]] = [base.map { $0 / 13 }, rows[1], [0, 0, 1, 0, 0], rows[3]]
+        for (a, b) in zip(w, expected.flatMap { $0 }) { #expect(abs(a - b) < 1e-6, "\(w)") }
+        // The next step's logits (computed before its update) use the capped weights.
+        let x: [Float] = [1, 2, 3, 4, 5, -1, 0, 1, 0, 2, 0.5, 0.5, -2, 1, 0]
+        _ = try x.withUnsafeBufferPointer { try step.run(images: $0, labels: [0, 1, 2], classWeights: [1, 1, 1, 1], learningRate: 0) }
+        let bias: [Float] = [0.1, -0.2, 0.3, 0]
+        for i in 0..<3 {
+            for j in 0..<4 {
+                let z = (0..<5).map { x[i * 5 + $0] * expected[j][$0] }.reduce(0, +) + bias[j]
+                #expect(abs(step.logits[i * 4 + j] - z) < 1e-5, "image \(i) class \(j)")
+            }
+        }
+    }
+
     @Test("the packed weights follow SGD: a second step equals a fresh step loaded with the first's state")
     func packedWeightsFollowUpdates() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models/resnet8-mnist.kiln").standardized

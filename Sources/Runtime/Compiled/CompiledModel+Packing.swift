@@ -65,6 +65,15 @@ extension CompiledModel {
         }
     }
 
+    /// Packs again the steps whose weight is parameter `name` (changed outside a step).
+    public func repack(parameter name: String) {
+        guard let t = parameterTensors[name] else { return }
+        for i in packedWeights.keys.sorted() {
+            guard let w = program.steps[i].inputs[1].tensor, w.byteOffset == t.byteOffset else { continue }
+            pack(step: i, from: pointer(w))
+        }
+    }
+
     /// Step `i`'s packed weights from the values `w` (its weight input's layout).
     func pack(step i: Int, from w: UnsafePointer<Float>) {
         guard let p = packedWeights[i] else { return }

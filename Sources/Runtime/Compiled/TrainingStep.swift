@@ -114,6 +114,39 @@ public final class TrainingStep: @unchecked Sendable {
         return model.outputBuffer(Autodiff.loss)![0]
     }
 
+    /// The classifier's weight: the parameter of the Gemm that writes the logits, and whether
+    /// it is [C, F] (transB) or [F, C]; nil when the head is something else.
+    public var classifierWeight: (name: String, classMajor: Bool)? {
+        guard let head = graph.nodes.first(where: { $0.outputs.first?.name == logitsName }), head.domain.isEmpty, head.op == "Gemm",
+              head.inputs.count > 1, let w = graph.parameter(named: head.inputs[1]), w.role == .param, w.shape.count == 2 else { return nil }
+        var transB = 0
+        if case .int(let t)? = head.attributes["transB"] { transB = t }
+        return (w.name, transB != 0)
+    }
+
+    /// MaxNorm (weight balancing, Alshammari et al. 2022): each class's weight vector of the
+    /// Linear head longer than `limit` is scaled to length `limit`.
+    public func capClassNorms(limit: Float) throws {
+        guard let (name, classMajor) = classifierWeight, let u = updates.first(where: { $0.name == name }),
+              let shape = graph.parameter(named: name)?.shape else {
+            throw RuntimeError.kernel(node: logitsName, op: "train", message: "MaxNorm needs a Linear (Gemm) head with a trained weight")
+        }
+        let (classes, features) = classMajor ? (shape[0], shape[1]) : (shape[1], shape[0])
+        let w = u.param
+        func at(_ j: Int, _ k: Int) -> Int { classMajor ? j * features + k : k * classes + j }
+        var changed = false
+        for j in 0..<classes {
+            var s: Float = 0
+            for k in 0..<features { s += w[at(j, k)] * w[at(j, k)] }
+            let norm = s.squareRoot()
+            guard norm > limit else { continue }
+            let factor = limit / norm
+            for k in 0..<features { w[at(j, k)] *= factor }
+            changed = true
+        }
+        if changed { model.repack(parameter: name) }
+    }
+
     /// The logits of the last step (batch × classes), computed before its update.
     public var logits: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(rebasing: model.outputBuffer(logitsName)![..<(batch * classes)])

@@ -43,6 +43,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var vsGamma: Double?
     /// Label smoothing ε of the cross-entropy losses (default 0).
     public var labelSmoothing: Double?
+    /// MaxNorm: after every step, each class's weight vector of the Linear head is capped at
+    /// this L2 norm (weight balancing, Alshammari et al. 2022); nil: no cap.
+    public var maxNorm: Double?
     public var seed: UInt64 = 0
     /// The long-tailed subset's own seed, so runs with different `seed`s share one split.
     public var ltSeed: UInt64 = 0
@@ -121,6 +124,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if tau != nil && loss != .la && loss != .vs { p.append("--tau goes with --loss la or vs") }
         if let g = vsGamma, !(g >= 0 && g.isFinite) { p.append("--vs-gamma must not be negative") }
         if vsGamma != nil && loss != .vs { p.append("--vs-gamma goes with --loss vs") }
+        if let m = maxNorm, !(m > 0 && m.isFinite) { p.append("--max-norm must be a positive number") }
+        if maxNorm != nil && loss == .ldam { p.append("--max-norm caps a Linear head's class vectors; LDAM's cosine head normalises them already") }
         if let e = labelSmoothing, !(e >= 0 && e < 1) { p.append("--label-smoothing must be in [0, 1)") }
         if (labelSmoothing ?? 0) > 0 && loss == .focal { p.append("--label-smoothing goes with the cross-entropy losses, not focal") }
         if warmupEpochs < 0 { p.append("--warmup must not be negative") }

@@ -121,6 +121,9 @@ public final class Trainer {
         step = try TrainingStep(model: model, options: options, batch: max(1, self.cluster?.share(of: globalBatch).count ?? globalBatch),
                                 threads: config.threads, seed: config.seed)
         step.cluster = self.cluster
+        if config.maxNorm != nil && step.classifierWeight == nil {
+            throw TrainError("--max-norm caps the class vectors of a Linear (Gemm) head; this model's logits come from another op\(config.loss == .ldam ? " (LDAM's cosine head normalises them already)" : "")")
+        }
         if let state {
             let names = Set(step.state().keys)
             try step.load(state.filter { names.contains($0.key) })
@@ -214,6 +217,7 @@ public final class Trainer {
                 let kept = e == 0 ? "no epoch finished, nothing saved" : "the last good checkpoint (epoch \(e)) is kept"
                 throw TrainError("the loss became \(loss) at epoch \(e + 1), batch \(b + 1) of \(batches) (learning rate \(lr)); training stopped, \(kept) — try a lower --lr")
             }
+            if let limit = config.maxNorm { try current.capClassNorms(limit: Float(limit)) }
             let logits = current.logits
             if !placeholder {
                 for i in 0..<local where Evaluation.argmax(logits, row: i, classes: data.train.classes) == labels[i] { correct += 1 }
