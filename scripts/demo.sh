@@ -31,6 +31,7 @@ done
 echo
 echo "== Side by side (validation = the balanced test set) =="
 "$VENV/bin/python" scripts/demo_table.py CE="$OUT/ce-none" LDAM-DRW="$OUT/ldam-drw"
+"$KILN" report "$OUT/ce-none" "$OUT/ldam-drw" --title "Kiln demo: cross-entropy vs LDAM-DRW" -o "$OUT/report.html" | sed 's/^/   /'
 
 echo
 echo "== The LDAM-DRW model exported to ONNX, checked with kiln run and onnxruntime =="

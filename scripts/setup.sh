@@ -4,7 +4,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(libopenblas-dev libprotobuf-c-dev protobuf-c-compiler libpng-dev libjpeg-dev zlib1g-dev
-              pkg-config graphviz python3-venv openmpi-bin)
+              pkg-config graphviz python3-venv openmpi-bin chromium)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -10,7 +10,7 @@ extension Kiln {
         static let configuration = CommandConfiguration(
             abstract: "Evaluate a classifier on a class-per-subfolder folder: overall, per class, and by shot group.",
             discussion: """
-                DIR holds one subfolder per class, named as the model's classes (the class names `kiln export` stores; a model without them uses the subfolders in sorted order). Prints top-1 and top-5, mean per-class accuracy, many/medium/few-shot accuracy (more than 100, 20 to 100, fewer than 20 training images, from the class counts stored in the model), per-class accuracy and the confusion matrix. --report FILE writes all of it as JSON. --logit-adjust TAU subtracts τ·log(prior) from the scores before ranking (post-hoc logit adjustment, Menon et al. 2021), the prior from the stored class counts. Files that cannot be used are skipped and listed as by `kiln infer` (exit code 2).
+                DIR holds one subfolder per class, named as the model's classes (the class names `kiln export` stores; a model without them uses the subfolders in sorted order). Prints top-1 and top-5, mean per-class accuracy, many/medium/few-shot accuracy (more than 100, 20 to 100, fewer than 20 training images, from the class counts stored in the model), per-class accuracy and the confusion matrix. --report FILE writes all of it as JSON, or with FILE.html as a self-contained page (per-class accuracy against training images, the confusion matrix as a heat map; see `kiln report`). --logit-adjust TAU subtracts τ·log(prior) from the scores before ranking (post-hoc logit adjustment, Menon et al. 2021), the prior from the stored class counts. Files that cannot be used are skipped and listed as by `kiln infer` (exit code 2).
 
                 Examples:
                   kiln eval model.onnx test-images/
@@ -214,9 +214,21 @@ extension Kiln {
                     emit(line + String(format: "; same top-1 on %.1f%% of the images\n", 100 * c.agreement))
                 }
                 if let report {
-                    let enc = JSONEncoder()
-                    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                    try AtomicFile.write([UInt8](try enc.encode(r)), to: report)
+                    if report.lowercased().hasSuffix(".html") || report.lowercased().hasSuffix(".htm") {
+                        var evaluation = e
+                        evaluation.confusion = confusion
+                        var settings: [(String, String)] = [("model", model), ("folder", directory), ("images", String(truth.count)),
+                                                            ("skipped files", String(skipped)), ("top-5", String(format: "%.2f%%", 100 * r.top5)),
+                                                            ("precision", precision)]
+                        if let tau = logitAdjust { settings.append(("logit adjustment τ", String(tau))) }
+                        let page = HTMLReport.evaluation(title: "kiln eval: \((model as NSString).lastPathComponent) on \(directory)", evaluation: evaluation,
+                                                         classNames: names, trainingCounts: counts, settings: settings)
+                        try AtomicFile.write(Array(page.utf8), to: report)
+                    } else {
+                        let enc = JSONEncoder()
+                        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                        try AtomicFile.write([UInt8](try enc.encode(r)), to: report)
+                    }
                     emit("report written to \(report)\n")
                 }
                 cluster.finish()

@@ -61,4 +61,32 @@ struct LongTailCLITests {
             #expect(r.stderr.contains(message), "\(flags): \(r.stderr)")
         }
     }
+
+    @Test("kiln report and kiln eval --report FILE.html: the plots hold the runs' metrics, and headless Chromium renders the pages without errors")
+    func htmlReports() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("report")
+        let ce = dir.appendingPathComponent("ce").path, ldam = dir.appendingPathComponent("ldam-drw").path
+        try train(ce, ["--loss", "ce"])
+        try train(ldam, ["--loss", "ldam", "--rule", "drw"])
+        let page = dir.appendingPathComponent("report.html").path
+        let r = try kiln("report", ce, ldam, "-o", page)
+        #expect(r.status == 0, "\(r.stderr)")
+        let script = repositoryRoot.appendingPathComponent("scripts").path
+        let check = try run(python, ["\(script)/report_check.py", "runs", page, ce, ldam])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+
+        let folder = dir.appendingPathComponent("test-png").path
+        #expect(try run(python, ["\(script)/demo_check.py", "pngs", Self.images, "400", folder]).status == 0)
+        let json = dir.appendingPathComponent("eval.json").path, html = dir.appendingPathComponent("eval.html").path
+        #expect(try kiln("eval", ldam + "/model.onnx", folder, "--report", json).status == 0)
+        #expect(try kiln("eval", ldam + "/model.onnx", folder, "--report", html).status == 0)
+        let evalCheck = try run(python, ["\(script)/report_check.py", "eval", html, json])
+        #expect(evalCheck.status == 0, "\(evalCheck.stdout)\(evalCheck.stderr)")
+
+        let missing = try kiln("report", dir.path, "-o", dir.appendingPathComponent("x.html").path)
+        #expect(missing.status != 0 && missing.stderr.contains("checkpoint"), "\(missing.stderr)")
+        let notHTML = try kiln("report", ce, "-o", dir.appendingPathComponent("x.txt").path)
+        #expect(notHTML.status != 0 && notHTML.stderr.contains("must be an .html file"), "\(notHTML.stderr)")
+    }
 }

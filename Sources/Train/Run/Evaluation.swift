@@ -12,6 +12,10 @@ public struct Evaluation: Codable, Sendable, Equatable {
     public var medium: Double?
     public var few: Double?
     public var count: Int
+    /// confusion[true class][predicted class]: image counts (sets of at most
+    /// `confusionLimit` classes; nil beyond, and in runs written before it was kept).
+    public var confusion: [[Int]]?
+    public static let confusionLimit = 100
 
     /// The shot group of a class with `n` training images.
     public enum Shot: String, Sendable { case many, medium, few }
@@ -25,6 +29,11 @@ public struct Evaluation: Codable, Sendable, Equatable {
             if p == l { right[l] += 1 }
         }
         count = labels.count
+        if classes <= Self.confusionLimit {
+            var m = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+            for (p, l) in zip(predictions, labels) where l < classes && p >= 0 && p < classes { m[l][p] += 1 }
+            confusion = m
+        }
         top1 = labels.isEmpty ? 0 : Double(right.reduce(0, +)) / Double(labels.count)
         let perClass = (0..<classes).map { total[$0] > 0 ? Double(right[$0]) / Double(total[$0]) : nil }
         self.perClass = perClass
