@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Graph"]),
         .testTarget(
             name: "KilnCLITests",
-            dependencies: ["kiln", "Graph", "ONNX", "Runtime"],
+            dependencies: ["kiln", "Graph", "ONNX", "Runtime", "Train"],
             resources: []
         ),
     ],

@@ -89,6 +89,8 @@ extension Kiln {
         var cropPadding: Int?
         @Flag(inversion: .prefixedNo, help: "Random horizontal flip (default off; the recipes: on).")
         var flip: Bool?
+        @Option(name: .customLong("randaugment"), help: "RandAugment N,M: N operations per training image at magnitude M (0–10), e.g. 2,9 (default off).")
+        var randAugment: String?
         @Option(help: "Per-channel mean, comma-separated, in [0, 1] units (default: fitted on the training set).")
         var mean: String?
         @Option(help: "Per-channel std, comma-separated (with --mean).")
@@ -147,6 +149,10 @@ extension Kiln {
             if let v = ltSeed { c.ltSeed = v }
             if let v = cropPadding { c.cropPadding = v }
             if let v = flip { c.flip = v }
+            if let v = randAugment {
+                guard let r = RandAugment(argument: v) else { throw CLIError("--randaugment takes N,M (operations, magnitude), e.g. 2,9; got '\(v)'") }
+                c.randAugment = r
+            }
             if let v = mean { c.mean = try parseFloats(v, flag: "--mean") }
             if let v = std { c.std = try parseFloats(v, flag: "--std") }
             if let v = seed { c.seed = v }
@@ -218,6 +224,11 @@ extension Kiln {
             if let v = t.data.val { emit("validation: \(v.count) images, per class \(v.classCounts)\n") } else { emit("validation: none\n") }
             let groups = counts.map { Evaluation.shot($0) }
             emit("shots: many \(groups.filter { $0 == .many }.count), medium \(groups.filter { $0 == .medium }.count), few \(groups.filter { $0 == .few }.count) classes\n")
+            var augment: [String] = []
+            if let r = c.randAugment { augment.append("RandAugment \(r.ops) operations at magnitude \(r.magnitude)") }
+            if c.cropPadding > 0 { augment.append("random crops with padding \(c.cropPadding)") }
+            if c.flip { augment.append("horizontal flips") }
+            emit("augmentation: \(augment.isEmpty ? "none" : augment.joined(separator: ", "))\n")
             emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay)\(c.maxNorm.map { ", class vectors capped at norm \($0)" } ?? ""), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
             func list(_ v: [Float]) -> String { v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
             emit("normalisation: mean \(list(t.normalization.mean)), std \(list(t.normalization.std))\n")

@@ -16,11 +16,12 @@ struct TrainCLITests {
 
     func bytes(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
-    @Test("kill -9 at a random moment, then --resume: the final checkpoint and export are bit-identical to an uninterrupted run")
-    func killAndResume() throws {
-        let dir = try scratch("resume")
+    @Test("kill -9 at a random moment, then --resume: the final checkpoint and export are bit-identical to an uninterrupted run",
+          arguments: [[], ["--randaugment", "2,9"]])
+    func killAndResume(_ extra: [String]) throws {
+        let dir = try scratch("resume\(extra.isEmpty ? "" : "-augmented")")
         let a = dir.appendingPathComponent("uninterrupted").path, b = dir.appendingPathComponent("killed").path
-        let full = try run(kilnBinary, Self.arguments(a))
+        let full = try run(kilnBinary, Self.arguments(a) + extra)
         try #require(full.status == 0, "\(full.stderr)")
         #expect(full.stdout.contains("exported"))
 
@@ -29,7 +30,7 @@ struct TrainCLITests {
         var generator = SystemRandomNumberGenerator()
         let p = Process()
         p.executableURL = kilnBinary
-        p.arguments = Self.arguments(b)
+        p.arguments = Self.arguments(b) + extra
         p.currentDirectoryURL = repositoryRoot
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice

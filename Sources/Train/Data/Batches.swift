@@ -41,45 +41,63 @@ public struct Normalization: Sendable, Equatable {
 public struct Augmentation: Sendable, Equatable {
     public var cropPadding: Int
     public var flip: Bool
+    /// RandAugment on the 8-bit image, before the crop and flip; nil: none.
+    public var randAugment: RandAugment?
 
-    public init(cropPadding: Int = 0, flip: Bool = false) {
+    public init(cropPadding: Int = 0, flip: Bool = false, randAugment: RandAugment? = nil) {
         self.cropPadding = cropPadding
         self.flip = flip
+        self.randAugment = randAugment
     }
 
     public static let none = Augmentation()
 
-    /// Draws `ImageDataset.batch` takes from the generator per image: two for the crop offset
-    /// (with padding), one for the flip. A data-parallel rank skips the draws of the images
-    /// other ranks take, so every image gets the augmentation it gets in one process.
-    public var drawsPerImage: Int { (cropPadding > 0 ? 2 : 0) + (flip ? 1 : 0) }
+    /// Draws `ImageDataset.batch` takes from the generator per image: RandAugment's (two per
+    /// operation), two for the crop offset (with padding), one for the flip. A data-parallel
+    /// rank skips the draws of the images other ranks take, so every image gets the
+    /// augmentation it gets in one process.
+    public var drawsPerImage: Int { (randAugment?.drawsPerImage ?? 0) + (cropPadding > 0 ? 2 : 0) + (flip ? 1 : 0) }
 }
 
 extension ImageDataset {
     /// Writes images `indices` as normalised floats (NCHW) into `out`, augmented with draws
-    /// from `rng` (per image: crop offset y, x, then flip), and returns their labels.
+    /// from `rng` (per image: RandAugment's operations and signs, crop offset y, x, then
+    /// flip), and returns their labels.
     public func batch(_ indices: [Int], augmentation: Augmentation, normalization: Normalization, rng: inout KilnRandom,
                       into out: UnsafeMutablePointer<Float>) -> [Int] {
         let channels = imageShape[0], h = imageShape[1], w = imageShape[2]
         let pad = augmentation.cropPadding
         let scale = normalization.std.map { 1 / ($0 * 255) }, shift = zip(normalization.mean, normalization.std).map { -$0 / $1 }
-        for (b, i) in indices.enumerated() {
-            var dy = 0, dx = 0, mirror = false
-            if pad > 0 {
-                dy = Int(rng.next() % UInt64(2 * pad + 1)) - pad
-                dx = Int(rng.next() % UInt64(2 * pad + 1)) - pad
-            }
-            if augmentation.flip { mirror = rng.next() & 1 == 1 }
-            for c in 0..<channels {
-                let src = i * imageSize + c * h * w
-                let dst = out + b * imageSize + c * h * w
-                for y in 0..<h {
-                    let sy = y + dy
-                    for x in 0..<w {
-                        let sx = (mirror ? w - 1 - x : x) + dx
-                        // Outside the image is the zero padding (0 before normalisation).
-                        let v: Float = sy >= 0 && sy < h && sx >= 0 && sx < w ? Float(pixels[src + sy * w + sx]) : 0
-                        dst[y * w + x] = v * scale[c] + shift[c]
+        // RandAugment works on a copy of the image (and a scratch image after it).
+        var copy = [UInt8](repeating: 0, count: augmentation.randAugment == nil ? 0 : 2 * imageSize)
+        pixels.withUnsafeBufferPointer { all in
+            copy.withUnsafeMutableBufferPointer { buffer in
+                for (b, i) in indices.enumerated() {
+                    var image = all.baseAddress! + i * imageSize
+                    if let ra = augmentation.randAugment {
+                        let edited = buffer.baseAddress!
+                        edited.update(from: image, count: imageSize)
+                        ra.apply(edited, channels: channels, height: h, width: w, rng: &rng, scratch: edited + imageSize)
+                        image = UnsafePointer(edited)
+                    }
+                    var dy = 0, dx = 0, mirror = false
+                    if pad > 0 {
+                        dy = Int(rng.next() % UInt64(2 * pad + 1)) - pad
+                        dx = Int(rng.next() % UInt64(2 * pad + 1)) - pad
+                    }
+                    if augmentation.flip { mirror = rng.next() & 1 == 1 }
+                    for c in 0..<channels {
+                        let src = image + c * h * w
+                        let dst = out + b * imageSize + c * h * w
+                        for y in 0..<h {
+                            let sy = y + dy
+                            for x in 0..<w {
+                                let sx = (mirror ? w - 1 - x : x) + dx
+                                // Outside the image is the zero padding (0 before normalisation).
+                                let v: Float = sy >= 0 && sy < h && sx >= 0 && sx < w ? Float(src[sy * w + sx]) : 0
+                                dst[y * w + x] = v * scale[c] + shift[c]
+                            }
+                        }
                     }
                 }
             }

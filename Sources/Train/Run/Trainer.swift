@@ -100,7 +100,7 @@ public final class Trainer {
         self.epoch = epoch
         self.rng = rng
         self.best = best
-        augmentation = Augmentation(cropPadding: config.cropPadding, flip: config.flip)
+        augmentation = Augmentation(cropPadding: config.cropPadding, flip: config.flip, randAugment: config.randAugment)
         imageCount = data.train.count
         guard let input = model.inputs.first, let sizes = Array(input.type.shape.dropFirst()).staticSizes else {
             throw TrainError("the model's first input must be images [N, C, H, W] with static C, H, W")
