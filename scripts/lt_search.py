@@ -37,6 +37,10 @@ METHODS = {
     "la-wd5e-4": (["--loss", "la", "--wd", "5e-4"], []),
     "la-ls0.1": (["--loss", "la", "--label-smoothing", "0.1"], []),
     "vs-drw": (["--loss", "vs", "--rule", "drw"], []),
+    "ce-ra2m5": (["--loss", "ce", "--randaugment", "2,5"], []),
+    "ldam-drw-ra2m5": (["--loss", "ldam", "--rule", "drw", "--randaugment", "2,5"], []),
+    "la-ra2m5": (["--loss", "la", "--randaugment", "2,5"], []),
+    "ldam-drw-ra1m3": (["--loss", "ldam", "--rule", "drw", "--randaugment", "1,3"], []),
 }
 
 
