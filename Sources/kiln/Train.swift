@@ -32,10 +32,10 @@ extension Kiln {
         )
 
         enum Recipe: String, ExpressibleByArgument, CaseIterable {
-            case cifar10Lt = "cifar10-lt", cifar100Lt = "cifar100-lt"
+            case cifar10Lt = "cifar10-lt", cifar100Lt = "cifar100-lt", lt
         }
 
-        @Option(help: "The paper's full CIFAR-LT setting: ResNet-32, LDAM-DRW, 200 epochs, exp ratio 100, crop 4 + flip, CIFAR mean/std; other options override it.")
+        @Option(help: "cifar10-lt / cifar100-lt: the paper's full CIFAR-LT setting (ResNet-32, LDAM-DRW, 200 epochs, exp ratio 100, crop 4 + flip, CIFAR mean/std). lt: the long-tail recipe for any --model and --data (docs/TRAINING.md): LDAM-DRW with RandAugment 2,5 and logit adjustment τ = 1 folded into the exported model. Other options override a recipe.")
         var recipe: Recipe?
         @Option(help: "The network (.kiln or .onnx); its first output must be logits [N, classes].")
         var model: String?
@@ -89,6 +89,10 @@ extension Kiln {
         var cropPadding: Int?
         @Flag(inversion: .prefixedNo, help: "Random horizontal flip (default off; the recipes: on).")
         var flip: Bool?
+        @Option(name: .customLong("tau-norm"), help: "Fold τ-normalisation (exponent T) of the Linear head into the exported model and its validation.")
+        var tauNorm: Double?
+        @Option(name: .customLong("logit-adjust"), help: "Fold logit adjustment (logits − τ·log prior) into the exported model and its validation.")
+        var logitAdjust: Double?
         @Option(name: .customLong("randaugment"), help: "RandAugment N,M: N operations per training image at magnitude M (0–10), e.g. 2,9 (default off).")
         var randAugment: String?
         @Option(help: "Per-channel mean, comma-separated, in [0, 1] units (default: fitted on the training set).")
@@ -120,13 +124,20 @@ extension Kiln {
                 c.mean = [0.4914, 0.4822, 0.4465]
                 c.std = [0.2023, 0.1994, 0.2010]
                 c.val = val ?? data
+            case .lt?:
+                guard let model else { throw CLIError("--recipe lt needs --model FILE") }
+                c = TrainConfig(model: model, data: data ?? "")
+                c.loss = .ldam
+                c.rule = .drw
+                c.randAugment = RandAugment(ops: 2, magnitude: 5)
+                c.adjustment = ClassifierAdjustment(logitAdjust: 1)
             case nil:
                 guard let model else { throw CLIError("give --model FILE (or a --recipe)") }
                 c = TrainConfig(model: model, data: data ?? "")
             }
             guard data != nil else { throw CLIError("give --data PATH (training images)") }
             if let v = val { c.val = v }
-            if let v = splitFirst { c.splitFirst = v; if recipe != nil && val == nil { c.val = nil } }
+            if let v = splitFirst { c.splitFirst = v; if recipe != nil && recipe != .lt && val == nil { c.val = nil } }
             if let v = loss { c.loss = v }
             if let v = rule { c.rule = v }
             if let v = epochs { c.epochs = v }
@@ -149,6 +160,12 @@ extension Kiln {
             if let v = ltSeed { c.ltSeed = v }
             if let v = cropPadding { c.cropPadding = v }
             if let v = flip { c.flip = v }
+            if tauNorm != nil || logitAdjust != nil {
+                var a = c.adjustment ?? ClassifierAdjustment()
+                if let t = tauNorm { a.tauNorm = t }
+                if let t = logitAdjust { a.logitAdjust = t }
+                c.adjustment = a
+            }
             if let v = randAugment {
                 guard let r = RandAugment(argument: v) else { throw CLIError("--randaugment takes N,M (operations, magnitude), e.g. 2,9; got '\(v)'") }
                 c.randAugment = r
@@ -229,6 +246,10 @@ extension Kiln {
             if c.cropPadding > 0 { augment.append("random crops with padding \(c.cropPadding)") }
             if c.flip { augment.append("horizontal flips") }
             emit("augmentation: \(augment.isEmpty ? "none" : augment.joined(separator: ", "))\n")
+            if let a = c.adjustment, !a.isEmpty {
+                let parts = [a.tauNorm.map { "τ-normalisation T = \($0)" }, a.logitAdjust.map { "logit adjustment τ = \($0)" }].compactMap { $0 }
+                emit("classifier adjustment folded into validation and the export: \(parts.joined(separator: ", "))\n")
+            }
             emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay)\(c.maxNorm.map { ", class vectors capped at norm \($0)" } ?? ""), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
             func list(_ v: [Float]) -> String { v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
             emit("normalisation: mean \(list(t.normalization.mean)), std \(list(t.normalization.std))\n")
@@ -317,7 +338,7 @@ extension Kiln {
             try reportingErrors {
                 let path = output ?? (runDirectory as NSString).appendingPathComponent("model.onnx")
                 guard path.lowercased().hasSuffix(".onnx") else { throw CLIError("\(path): the output must be an .onnx file") }
-                emit(try Exporter.export(runDirectory: runDirectory, to: path, adjustment: ClassifierAdjustment(tauNorm: tauNorm, logitAdjust: logitAdjust)))
+                emit(try Exporter.export(runDirectory: runDirectory, to: path, overriding: ClassifierAdjustment(tauNorm: tauNorm, logitAdjust: logitAdjust)))
             }
         }
     }

@@ -89,4 +89,26 @@ struct LongTailCLITests {
         let notHTML = try kiln("report", ce, "-o", dir.appendingPathComponent("x.txt").path)
         #expect(notHTML.status != 0 && notHTML.stderr.contains("must be an .html file"), "\(notHTML.stderr)")
     }
+
+    @Test("--recipe lt folds its logit adjustment into validation and the export: the last epoch's validation equals kiln eval of model.onnx")
+    func recipeFoldsAdjustment() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("recipe-lt")
+        let out = dir.appendingPathComponent("run").path
+        let r = try run(kilnBinary, ["train", "--recipe", "lt", "--model", "models/resnet8-mnist.kiln", "--data", Self.images, "--split-first", "400",
+                                     "--lt-profile", "exp", "--lt-ratio", "10", "--epochs", "2", "--batch", "64", "--warmup", "1", "--seed", "3",
+                                     "--threads", "2", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("logit adjustment τ = 1.0"), "\(r.stdout)")
+        let folder = dir.appendingPathComponent("test-png").path
+        #expect(try run(python, [repositoryRoot.appendingPathComponent("scripts/demo_check.py").path, "pngs", Self.images, "400", folder]).status == 0)
+        let report = dir.appendingPathComponent("eval.json").path
+        #expect(try kiln("eval", out + "/model.onnx", folder, "--report", report).status == 0)
+        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let last = try #require(try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any])
+        let val = try #require(last["val"] as? [String: Any])
+        let evaluated = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        #expect((val["perClass"] as? [Double]) == (evaluated["perClass"] as? [Double]))
+        #expect((val["confusion"] as? [[Int]]) == (evaluated["confusion"] as? [[Int]]))
+    }
 }

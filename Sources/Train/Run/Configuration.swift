@@ -53,6 +53,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var ltRatio: Double?
     public var cropPadding: Int = 0
     public var flip: Bool = false
+    /// Classifier adjustments folded into the run's exported model (and its validation):
+    /// τ-normalisation and logit adjustment; nil: none.
+    public var adjustment: ClassifierAdjustment?
     /// RandAugment on the training images (operations per image, magnitude 0–10); nil: none.
     public var randAugment: RandAugment?
     /// Given normalisation; nil: fitted on the (long-tailed) training set.
@@ -127,6 +130,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if let g = vsGamma, !(g >= 0 && g.isFinite) { p.append("--vs-gamma must not be negative") }
         if vsGamma != nil && loss != .vs { p.append("--vs-gamma goes with --loss vs") }
         if let r = randAugment { p += r.problems }
+        if let t = adjustment?.tauNorm, !(t >= 0 && t.isFinite) { p.append("--tau-norm must be a finite number ≥ 0") }
+        if let t = adjustment?.logitAdjust, !t.isFinite { p.append("--logit-adjust must be a finite number") }
         if let m = maxNorm, !(m > 0 && m.isFinite) { p.append("--max-norm must be a positive number") }
         if maxNorm != nil && loss == .ldam { p.append("--max-norm caps a Linear head's class vectors; LDAM's cosine head normalises them already") }
         if let e = labelSmoothing, !(e >= 0 && e < 1) { p.append("--label-smoothing must be in [0, 1)") }

@@ -36,12 +36,16 @@ public enum Exporter {
         ]
     }
 
-    /// Reads `runDirectory`'s checkpoint, writes `path` atomically (with `adjustment`
-    /// folded into the classifier), and returns the lines to print.
-    public static func export(runDirectory: String, to path: String, adjustment: ClassifierAdjustment = ClassifierAdjustment()) throws -> String {
+    /// Reads `runDirectory`'s checkpoint, writes `path` atomically with the run's classifier
+    /// adjustments folded in (`overriding`'s fields replace the run's), and returns the lines
+    /// to print.
+    public static func export(runDirectory: String, to path: String, overriding: ClassifierAdjustment = ClassifierAdjustment()) throws -> String {
         let cp = try Checkpoint.read(runDirectory: runDirectory)
         var g = try graph(from: cp)
         var notes: [String] = []
+        var adjustment = cp.header.config.adjustment ?? ClassifierAdjustment()
+        if let t = overriding.tauNorm { adjustment.tauNorm = t }
+        if let t = overriding.logitAdjust { adjustment.logitAdjust = t }
         if !adjustment.isEmpty { (g, notes) = try adjustment.apply(to: g, classCounts: cp.header.classCounts) }
         try AtomicFile.write(try ONNXExport.bytes(g), to: path)
         return "exported \(path): epoch \(cp.header.epoch) of \(cp.header.config.epochs), \(cp.header.classCounts.count) classes, \(cp.header.config.loss.rawValue) head\n"

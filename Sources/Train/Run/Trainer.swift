@@ -249,11 +249,14 @@ public final class Trainer {
                            evalSeconds: Double(DispatchTime.now().uptimeNanoseconds - evalStart) / 1e9)
     }
 
-    /// The current weights as the inference model (what export writes).
+    /// The current weights as the inference model (what export writes, with the run's
+    /// classifier adjustments folded in).
     public func inferenceGraph(metadata: [String: String] = [:]) throws -> Graph {
         var values = step.state()
         for p in model.parameters where values[p.name] == nil { if let t = p.initializer.tensor { values[p.name] = t } }
-        return try InferenceModel.build(model: model, values: values, scale: Float(config.scale), metadata: metadata)
+        let g = try InferenceModel.build(model: model, values: values, scale: Float(config.scale), metadata: metadata)
+        guard let a = config.adjustment, !a.isEmpty else { return g }
+        return try a.apply(to: g, classCounts: classCounts).0
     }
 
     /// Top-1 predictions and accuracies of the current weights on `set` (no augmentation).
