@@ -93,6 +93,8 @@ extension Kiln {
         var tauNorm: Double?
         @Option(name: .customLong("logit-adjust"), help: "Fold logit adjustment (logits − τ·log prior) into the exported model and its validation.")
         var logitAdjust: Double?
+        @Option(help: "SAM (sharpness-aware minimisation) with radius ρ, e.g. 0.05: two forward–backward passes per step (default off).")
+        var sam: Double?
         @Option(name: .customLong("randaugment"), help: "RandAugment N,M: N operations per training image at magnitude M (0–10), e.g. 2,9 (default off).")
         var randAugment: String?
         @Option(help: "Per-channel mean, comma-separated, in [0, 1] units (default: fitted on the training set).")
@@ -166,6 +168,7 @@ extension Kiln {
                 if let t = logitAdjust { a.logitAdjust = t }
                 c.adjustment = a
             }
+            if let v = sam { c.sam = v }
             if let v = randAugment {
                 guard let r = RandAugment(argument: v) else { throw CLIError("--randaugment takes N,M (operations, magnitude), e.g. 2,9; got '\(v)'") }
                 c.randAugment = r
@@ -250,7 +253,7 @@ extension Kiln {
                 let parts = [a.tauNorm.map { "τ-normalisation T = \($0)" }, a.logitAdjust.map { "logit adjustment τ = \($0)" }].compactMap { $0 }
                 emit("classifier adjustment folded into validation and the export: \(parts.joined(separator: ", "))\n")
             }
-            emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay)\(c.maxNorm.map { ", class vectors capped at norm \($0)" } ?? ""), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
+            emit("loss \(c.lossDescription), rule \(c.rule.rawValue)\(c.rule == .drw ? " from epoch \(c.drwStart + 1)" : ""), \(c.epochs) epochs, batch \(c.batch), lr \(c.lr) (warm-up \(c.warmupEpochs), ×0.01 from epoch \(c.decays[0] + 1), ×1e-4 from epoch \(c.decays.count > 1 ? c.decays[1] + 1 : c.epochs + 1)), wd \(c.weightDecay)\(c.sam.map { ", SAM ρ \($0)" } ?? "")\(c.maxNorm.map { ", class vectors capped at norm \($0)" } ?? ""), momentum \(c.momentum), seed \(c.seed), threads \(c.threads)\n")
             func list(_ v: [Float]) -> String { v.map { String(format: "%.4f", $0) }.joined(separator: ", ") }
             emit("normalisation: mean \(list(t.normalization.mean)), std \(list(t.normalization.std))\n")
             if t.epochsLeft > 0 {

@@ -166,6 +166,64 @@ struct CompiledStepTests {
         return checked
     }
 
+    @Test("a SAM step (compiled, ResNet-8 with BatchNorm, momentum and weight decay) equals SAM's definition evaluated with the reference kernels")
+    func samStep() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models/resnet8-mnist.kiln").standardized
+        let model = try TextFormat.parse(String(contentsOf: url, encoding: .utf8)).materialized(seed: 8)
+        let (lr, wd, momentum, rho): (Float, Float, Float, Double) = (0.1, 5e-3, 0.9, 0.05)
+        let options = TrainingOptions(loss: .logitAdjusted(classCounts: [50, 40, 30, 20, 10, 8, 6, 4, 3, 2], tau: 1), momentum: momentum,
+                                      weightDecay: wd, exposeGradients: true)
+        let batch = 3
+        let step = try TrainingStep(model: model, options: options, batch: batch, threads: 2, seed: 4)
+        var state: UInt32 = 5
+        let images = (0..<(2 * batch * 784)).map { _ -> Float in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 23) - 1 }
+        let labels = [3, 9, 0], weights: [Float] = (0..<10).map { 0.5 + Float($0) * 0.1 }
+        // A plain step first, so the velocities are not zero.
+        _ = try images.withUnsafeBufferPointer { try step.run(images: UnsafeBufferPointer(rebasing: $0[0..<(batch * 784)]), labels: labels, classWeights: weights, learningRate: lr) }
+        let start = step.state()
+        let second = Array(images[(batch * 784)...])
+        _ = try second.withUnsafeBufferPointer { try step.runSAM(rho: Float(rho), images: $0, labels: labels, classWeights: weights, learningRate: lr, weightDecay: wd) }
+        let got = step.state()
+
+        // SAM by its definition, every gradient from the reference kernels in double precision.
+        let inputs: [String: HostTensor] = [
+            step.inputName: HostTensor(dtype: .f32, shape: [batch, 1, 28, 28], f: second.map(Double.init)),
+            Autodiff.labels: HostTensor(dtype: .i64, shape: [batch], i: labels.map(Int64.init)),
+            Autodiff.classWeights: HostTensor(dtype: .f32, shape: [10], f: weights.map(Double.init)),
+            Autodiff.learningRate: HostTensor(dtype: .f32, shape: [], f: [Double(lr)]),
+        ]
+        let trained = step.graph.parameters.filter { $0.role == .param && $0.dtype == .f32 }.map(\.name)
+        func host(_ values: [String: TensorData]) -> [String: HostTensor] { values.mapValues { HostTensor($0) } }
+        let atW = try ReferenceExecutor.evaluate(step.graph, inputs: inputs, parameters: host(start))
+        let norm = trained.map { atW[Autodiff.gradient($0)]!.f.map { $0 * $0 }.reduce(0, +) }.reduce(0, +).squareRoot()
+        var perturbed = host(start)
+        for name in trained {
+            let g = atW[Autodiff.gradient(name)]!.f
+            perturbed[name]!.f = zip(perturbed[name]!.f, g).map { $0 + rho * $1 / norm }
+        }
+        let atPerturbed = try ReferenceExecutor.evaluate(step.graph, inputs: inputs, parameters: perturbed)
+        var checked = 0
+        for name in trained {
+            // v* = m·v + g(w + ε) + wd·w, w* = w − lr·v*.
+            let w = start[name]!.floats.map(Double.init), v = start[Autodiff.velocity(name)]!.floats.map(Double.init)
+            let g = atPerturbed[Autodiff.gradient(name)]!.f
+            let vStar = (0..<w.count).map { Double(momentum) * v[$0] + g[$0] + Double(wd) * w[$0] }
+            let wStar = (0..<w.count).map { w[$0] - Double(lr) * vStar[$0] }
+            let e1 = Self.relative(got[name]!.floats.map(Double.init), wStar), e2 = Self.relative(got[Autodiff.velocity(name)]!.floats.map(Double.init), vStar)
+            #expect(e1 <= 1e-4 && e2 <= 1e-3, "\(name): parameter \(e1), velocity \(e2)")
+            // The update itself (w* − w) agrees too.
+            let delta = Self.relative(zip(got[name]!.floats.map(Double.init), w).map { $0 - $1 }, zip(wStar, w).map { $0 - $1 })
+            #expect(delta <= 2e-3, "\(name): update differs by \(delta)")
+            checked += 1
+        }
+        // Running statistics: those of the pass at w + ε.
+        for (name, t) in got where !trained.contains(name) && !name.hasSuffix(".velocity") {
+            let e = Self.relative(t.floats.map(Double.init), atPerturbed[Autodiff.next(name)]!.f)
+            #expect(e <= 1e-4, "\(name): \(e)")
+        }
+        #expect(checked == trained.count && checked > 10)
+    }
+
     @Test("one LDAM SGD step of ResNet-32: the compiled step's updates equal the reference kernels' through the same graph")
     func resnet32Step() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models/resnet32-cifar.kiln").standardized

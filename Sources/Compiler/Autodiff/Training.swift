@@ -53,9 +53,13 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Running statistics: running = bnMomentum·running + (1 − bnMomentum)·batch (ONNX's
     /// convention; PyTorch's momentum 0.1 is 0.9 here).
     public var bnMomentum: Float
+    /// Also output each trained parameter's gradient (as `Autodiff.gradient(p)`), for
+    /// methods that need it beside the update (SAM).
+    public var exposeGradients: Bool
 
     public init(loss: TrainingLoss = .crossEntropy, labelSmoothing: Float = 0, momentum: Float = 0.9, weightDecay: Float = 2e-4,
-                nesterov: Bool = false, bnMomentum: Float = 0.9) {
+                nesterov: Bool = false, bnMomentum: Float = 0.9, exposeGradients: Bool = false) {
+        self.exposeGradients = exposeGradients
         self.loss = loss
         self.labelSmoothing = labelSmoothing
         self.momentum = momentum
@@ -83,6 +87,8 @@ public enum Autodiff {
     public static func next(_ name: String) -> String { name + ".next" }
     /// The buffer holding a trained parameter's SGD velocity.
     public static func velocity(_ name: String) -> String { name + ".velocity" }
+    /// The output holding a trained parameter's gradient (with `exposeGradients`).
+    public static func gradient(_ name: String) -> String { name + ".gradient" }
 
     /// Ops with a backward rule (OpRegistry; the loss ops and SGD are added by the builder itself).
     public static var differentiableOps: Set<String> { Set(OpRegistry.differentiable.filter { $0.domain.isEmpty || $0.name == "NormedLinear" }.map(\.description)) }
@@ -253,6 +259,12 @@ public enum Autodiff {
                 outputs += outs
             }
             outputs += runningStats.map(\.1)
+            if options.exposeGradients {
+                for p in g.parameters where p.role == .param && p.dtype == .f32 {
+                    guard let grad = try ctx.gradient(of: p.name) else { continue }
+                    outputs += try ctx.emit("Identity", domain: "", [grad], [Autodiff.gradient(p.name)], name: "\(p.name).gradient")
+                }
+            }
             ctx.builder.setOutputs(outputs)
         }
     }

@@ -114,6 +114,55 @@ public final class TrainingStep: @unchecked Sendable {
         return model.outputBuffer(Autodiff.loss)![0]
     }
 
+    /// One SAM step (sharpness-aware minimisation, Foret et al. 2021) at radius `rho`: the
+    /// gradient g at w (a step at learning rate 0 whose velocity and running-statistics
+    /// changes are undone), w + ε with ε = ρ·g/‖g‖ (the norm over every trained parameter),
+    /// the step's own update with the gradient at w + ε, then ε taken back out: the
+    /// parameters and velocities end as SGD from w with that gradient (weight decay on w, as
+    /// PyTorch's SAM with SGD has it), and the running statistics are those of the pass at w + ε.
+    /// Needs the step compiled with `exposeGradients`; `nesterov` as compiled.
+    public func runSAM(rho: Float, images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float,
+                       weightDecay: Float, lossScale: Float = 1, countsImages: Bool = true) throws -> Float {
+        let trained = graph.parameters.filter { $0.role == .param && $0.dtype == .f32 }.map(\.name)
+        let gradients = trained.compactMap { name in model.outputBuffer(Autodiff.gradient(name)).map { (name, $0) } }
+        guard !gradients.isEmpty else {
+            throw RuntimeError.kernel(node: "", op: "train", message: "SAM needs a step compiled with its gradients exposed")
+        }
+        // 1. The gradient at w; what the step changed besides it is put back.
+        let saved = updates.filter { !trained.contains($0.name) }.map { ($0.param, Array(UnsafeBufferPointer(start: $0.param, count: $0.count))) }
+        _ = try run(images: images, labels: labels, classWeights: classWeights, learningRate: 0, lossScale: lossScale, countsImages: countsImages)
+        for (pointer, values) in saved { pointer.update(from: values, count: values.count) }
+        var squares = 0.0
+        for (_, g) in gradients { for v in g { squares += Double(v) * Double(v) } }
+        let norm = squares.squareRoot()
+        guard norm > 0, norm.isFinite else {
+            // No direction to climb (or a non-finite gradient, which the caller's loss check reports).
+            return try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages)
+        }
+        // 2. w + ε.
+        let scale = Float(Double(rho) / norm)
+        var epsilon: [String: [Float]] = [:]
+        for (name, g) in gradients {
+            guard let u = updates.first(where: { $0.name == name }) else { continue }
+            let e = g.map { $0 * scale }
+            for k in 0..<u.count { u.param[k] += e[k] }
+            epsilon[name] = e
+        }
+        model.repack()
+        // 3. The update with the gradient at w + ε, then 4. ε out: v' − wd·ε and w' − ε·(1 − lr·wd)
+        // turn SGD from w + ε into SGD from w.
+        let loss = try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages)
+        for (name, e) in epsilon {
+            guard let u = updates.first(where: { $0.name == name }), let v = updates.first(where: { $0.name == Autodiff.velocity(name) }) else { continue }
+            for k in 0..<u.count {
+                v.param[k] -= weightDecay * e[k]
+                u.param[k] -= e[k] * (1 - learningRate * weightDecay)
+            }
+        }
+        model.repack()
+        return loss
+    }
+
     /// The classifier's weight: the parameter of the Gemm that writes the logits, and whether
     /// it is [C, F] (transB) or [F, C]; nil when the head is something else.
     public var classifierWeight: (name: String, classMajor: Bool)? {

@@ -56,6 +56,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// Classifier adjustments folded into the run's exported model (and its validation):
     /// τ-normalisation and logit adjustment; nil: none.
     public var adjustment: ClassifierAdjustment?
+    /// SAM's radius ρ (sharpness-aware minimisation: two forward–backward passes per step); nil: plain SGD.
+    public var sam: Double?
     /// RandAugment on the training images (operations per image, magnitude 0–10); nil: none.
     public var randAugment: RandAugment?
     /// Given normalisation; nil: fitted on the (long-tailed) training set.
@@ -97,7 +99,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public func trainingOptions(classCounts: [Int]) -> TrainingOptions {
         let l = loss.loss(classCounts: classCounts, gamma: Float(gamma), maxM: Float(maxM), scale: Float(scale),
                           tau: tau.map(Float.init), vsGamma: vsGamma.map(Float.init))
-        return TrainingOptions(loss: l, labelSmoothing: Float(labelSmoothing ?? 0), momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov)
+        return TrainingOptions(loss: l, labelSmoothing: Float(labelSmoothing ?? 0), momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov,
+                               exposeGradients: sam != nil)
     }
 
     /// The loss and its settings, as the run's first lines print them.
@@ -130,6 +133,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if let g = vsGamma, !(g >= 0 && g.isFinite) { p.append("--vs-gamma must not be negative") }
         if vsGamma != nil && loss != .vs { p.append("--vs-gamma goes with --loss vs") }
         if let r = randAugment { p += r.problems }
+        if let r = sam, !(r > 0 && r.isFinite) { p.append("--sam must be a positive radius") }
+        if sam != nil && nesterov { p.append("--sam goes with plain momentum, not Nesterov") }
         if let t = adjustment?.tauNorm, !(t >= 0 && t.isFinite) { p.append("--tau-norm must be a finite number ≥ 0") }
         if let t = adjustment?.logitAdjust, !t.isFinite { p.append("--logit-adjust must be a finite number") }
         if let m = maxNorm, !(m > 0 && m.isFinite) { p.append("--max-norm must be a positive number") }

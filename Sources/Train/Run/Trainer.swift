@@ -121,6 +121,9 @@ public final class Trainer {
         step = try TrainingStep(model: model, options: options, batch: max(1, self.cluster?.share(of: globalBatch).count ?? globalBatch),
                                 threads: config.threads, seed: config.seed)
         step.cluster = self.cluster
+        if config.sam != nil && self.cluster != nil {
+            throw TrainError("--sam is not available under mpirun yet: its first gradient would be each rank's own, not the job's")
+        }
         if config.maxNorm != nil && step.classifierWeight == nil {
             throw TrainError("--max-norm caps the class vectors of a Linear (Gemm) head; this model's logits come from another op\(config.loss == .ldam ? " (LDAM's cosine head normalises them already)" : "")")
         }
@@ -210,8 +213,12 @@ public final class Trainer {
                 }
             }
             let loss = try buffer.withUnsafeBufferPointer {
-                try current.run(images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights, learningRate: Float(lr),
-                                lossScale: Float(share), countsImages: !placeholder)
+                if let rho = config.sam {
+                    return try current.runSAM(rho: Float(rho), images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights,
+                                              learningRate: Float(lr), weightDecay: Float(config.weightDecay), lossScale: Float(share), countsImages: !placeholder)
+                }
+                return try current.run(images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights, learningRate: Float(lr),
+                                       lossScale: Float(share), countsImages: !placeholder)
             }
             guard loss.isFinite else {
                 let kept = e == 0 ? "no epoch finished, nothing saved" : "the last good checkpoint (epoch \(e)) is kept"
