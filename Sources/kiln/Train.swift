@@ -95,6 +95,10 @@ extension Kiln {
         var logitAdjust: Double?
         @Option(help: "SAM (sharpness-aware minimisation) with radius ρ, e.g. 0.05: two forward–backward passes per step (default off).")
         var sam: Double?
+        @Option(help: "Mixup with λ ~ Beta(α, α), e.g. 0.2 (default off; with --cutmix each batch takes one of the two).")
+        var mixup: Double?
+        @Option(help: "CutMix with λ ~ Beta(α, α), e.g. 1 (default off).")
+        var cutmix: Double?
         @Option(name: .customLong("randaugment"), help: "RandAugment N,M: N operations per training image at magnitude M (0–10), e.g. 2,9 (default off).")
         var randAugment: String?
         @Option(help: "Per-channel mean, comma-separated, in [0, 1] units (default: fitted on the training set).")
@@ -169,6 +173,7 @@ extension Kiln {
                 c.adjustment = a
             }
             if let v = sam { c.sam = v }
+            if mixup != nil || cutmix != nil { c.mixing = Mixing(mixupAlpha: mixup, cutmixAlpha: cutmix) }
             if let v = randAugment {
                 guard let r = RandAugment(argument: v) else { throw CLIError("--randaugment takes N,M (operations, magnitude), e.g. 2,9; got '\(v)'") }
                 c.randAugment = r
@@ -248,6 +253,8 @@ extension Kiln {
             if let r = c.randAugment { augment.append("RandAugment \(r.ops) operations at magnitude \(r.magnitude)") }
             if c.cropPadding > 0 { augment.append("random crops with padding \(c.cropPadding)") }
             if c.flip { augment.append("horizontal flips") }
+            if let a = c.mixing?.mixupAlpha { augment.append("mixup α \(a)") }
+            if let a = c.mixing?.cutmixAlpha { augment.append("CutMix α \(a)") }
             emit("augmentation: \(augment.isEmpty ? "none" : augment.joined(separator: ", "))\n")
             if let a = c.adjustment, !a.isEmpty {
                 let parts = [a.tauNorm.map { "τ-normalisation T = \($0)" }, a.logitAdjust.map { "logit adjustment τ = \($0)" }].compactMap { $0 }

@@ -59,3 +59,51 @@ struct AugmentationTests {
         #expect(skipped == ra, "a rank skipping drawsPerImage draws per image must land where the batch left the generator")
     }
 }
+
+@Suite("Mixup and CutMix")
+struct MixingTests {
+    /// Image i filled with the value i, label i: the mixed pixels show which images were paired.
+    func batch(_ count: Int, _ shape: [Int]) -> [Float] {
+        (0..<count).flatMap { i in [Float](repeating: Float(i), count: shape.reduce(1, *)) }
+    }
+
+    @Test("mixup blends each image with its pair's by λ; CutMix pastes a box of area 1 − λ")
+    func mixes() throws {
+        let shape = [2, 9, 11], count = 6, labels = Array(0..<6)
+        var rng = KilnRandom(seed: 3)
+        for (mixing, name) in [(Mixing(mixupAlpha: 0.4), "mixup"), (Mixing(cutmixAlpha: 1), "cutmix")] {
+            for _ in 0..<20 {
+                var images = batch(count, shape)
+                let (second, lambda) = images.withUnsafeMutableBufferPointer { mixing.apply($0.baseAddress!, count: count, imageShape: shape, labels: labels, rng: &rng) }
+                #expect(Set(second) == Set(labels), "\(name): the second labels are a permutation")
+                #expect(lambda >= 0 && lambda <= 1)
+                let size = shape.reduce(1, *)
+                for i in 0..<count {
+                    let pixels = images[(i * size)..<((i + 1) * size)]
+                    if name == "mixup" {
+                        let want = lambda * Float(i) + (1 - lambda) * Float(second[i])
+                        #expect(pixels.allSatisfy { abs($0 - want) < 1e-5 }, "mixup image \(i)")
+                    } else {
+                        let pasted = pixels.filter { $0 == Float(second[i]) && second[i] != i }.count
+                        let own = pixels.filter { $0 == Float(i) }.count
+                        #expect(own + pasted == size || second[i] == i, "CutMix image \(i): only its own and its pair's pixels")
+                        if second[i] != i { #expect(abs(Double(pasted) / Double(size) - Double(1 - lambda)) < 1e-6, "CutMix λ is the box's share") }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("λ ~ Beta(α, α): mean ½ and variance 1/(4(2α + 1)) over many draws")
+    func betaMoments() {
+        var rng = KilnRandom(seed: 11)
+        for alpha in [0.2, 1.0, 2.0] {
+            let draws = (0..<40_000).map { _ in Mixing.betaForTests(alpha, &rng) }
+            let mean = draws.reduce(0, +) / Double(draws.count)
+            let variance = draws.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(draws.count)
+            let expected = 1 / (4 * (2 * alpha + 1))
+            #expect(abs(mean - 0.5) < 0.01, "α \(alpha): mean \(mean)")
+            #expect(abs(variance - expected) < 0.05 * expected, "α \(alpha): variance \(variance), expected \(expected)")
+        }
+    }
+}

@@ -17,7 +17,7 @@ struct TrainCLITests {
     func bytes(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
     @Test("kill -9 at a random moment, then --resume: the final checkpoint and export are bit-identical to an uninterrupted run",
-          arguments: [[], ["--randaugment", "2,9", "--sam", "0.05"]])
+          arguments: [[], ["--randaugment", "2,9", "--sam", "0.05", "--mixup", "0.2", "--cutmix", "1"]])
     func killAndResume(_ extra: [String]) throws {
         let dir = try scratch("resume\(extra.isEmpty ? "" : "-augmented")")
         let a = dir.appendingPathComponent("uninterrupted").path, b = dir.appendingPathComponent("killed").path

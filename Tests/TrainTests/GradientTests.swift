@@ -13,10 +13,11 @@ struct FiniteDifferences {
     let lossOnly: Graph
     let inputs: [String: HostTensor]
 
-    init(_ text: String, input: [Int], classes: Int, loss: TrainingLoss = .crossEntropy, labelSmoothing: Float = 0, seed: UInt64 = 3) throws {
+    init(_ text: String, input: [Int], classes: Int, loss: TrainingLoss = .crossEntropy, labelSmoothing: Float = 0, mixing: Bool = false,
+         seed: UInt64 = 3) throws {
         model = try TextFormat.parse(text).materialized(seed: seed)
         // New parameters (velocities, LDAM's cosine-head weight) get their values here.
-        train = try Autodiff.trainingGraph(model, options: TrainingOptions(loss: loss, labelSmoothing: labelSmoothing, momentum: 0, weightDecay: 0)).materialized(seed: seed)
+        train = try Autodiff.trainingGraph(model, options: TrainingOptions(loss: loss, labelSmoothing: labelSmoothing, momentum: 0, weightDecay: 0, mixing: mixing)).materialized(seed: seed)
         var forward = train
         forward.outputs = [forward.outputs[0]]
         lossOnly = eliminateDeadCode(forward)
@@ -31,6 +32,10 @@ struct FiniteDifferences {
         inputs[Autodiff.labels] = HostTensor(dtype: .i64, shape: [n], i: (0..<n).map { Int64(($0 * 7 + 3) % classes) })
         inputs[Autodiff.classWeights] = HostTensor(dtype: .f32, shape: [classes], f: (0..<classes).map { 0.5 + Double($0 % 3) * 0.5 })
         inputs[Autodiff.learningRate] = HostTensor(dtype: .f32, shape: [], f: [1])
+        if mixing {
+            inputs[Autodiff.mixLabels] = HostTensor(dtype: .i64, shape: [n], i: (0..<n).map { Int64(($0 * 3 + 1) % classes) })
+            inputs[Autodiff.mix] = HostTensor(dtype: .f32, shape: [], f: [0.375])
+        }
         self.inputs = inputs
     }
 
@@ -173,7 +178,7 @@ struct GradientTests {
         }
         """
 
-    @Test("the losses' gradients: weighted cross-entropy, focal (γ = 2), LDAM on the cosine head, logit-adjusted, VS, with and without label smoothing")
+    @Test("the losses' gradients: weighted cross-entropy, focal (γ = 2), LDAM on the cosine head, logit-adjusted, VS, with and without label smoothing, plain and mixed")
     func losses() throws {
         let counts = [50, 20, 5, 2]
         let losses: [(TrainingLoss, Float)] = [
@@ -181,13 +186,14 @@ struct GradientTests {
             (.logitAdjusted(classCounts: counts, tau: 1.5), 0), (.vectorScaling(classCounts: counts, gamma: 0.3, tau: 1), 0),
             (.crossEntropy, 0.1), (.ldam(classCounts: counts, maxM: 0.5, scale: 30), 0.2), (.vectorScaling(classCounts: counts, gamma: 0.2, tau: 0.5), 0.1),
         ]
-        for (loss, smoothing) in losses {
-            let fd = try FiniteDifferences(Self.head, input: [5, 5], classes: 4, loss: loss, labelSmoothing: smoothing)
+        // Each also mixed (mixup / CutMix: second labels and λ), but for one plain case.
+        for ((loss, smoothing), mixing) in losses.flatMap({ l in [(l, false), (l, true)] }) {
+            let fd = try FiniteDifferences(Self.head, input: [5, 5], classes: 4, loss: loss, labelSmoothing: smoothing, mixing: mixing)
             let (checked, bad) = try fd.check(samples: 6)
             var cosine = false
             if case .ldam = loss { cosine = true }
             #expect(checked.count == (cosine ? 3 : 4), "\(checked)")
-            #expect(bad.isEmpty, "\(loss), ε \(smoothing): \(bad.map { "\($0.0)[\($0.1)] analytic \($0.2) numeric \($0.3)" })")
+            #expect(bad.isEmpty, "\(loss), ε \(smoothing), mixed \(mixing): \(bad.map { "\($0.0)[\($0.1)] analytic \($0.2) numeric \($0.3)" })")
         }
     }
 

@@ -75,6 +75,33 @@ struct TrainingStepTests {
         }
     }
 
+    @Test("a mixed loss (second labels, λ) on a hand-computed case: λ·CE(labels) + (1 − λ)·CE(second labels)")
+    func mixedLossByHand() throws {
+        let text = """
+            graph t {
+              input z: f32[2, 3]
+              input labels: i64[2]
+              input w: f32[3]
+              input labels_mix: i64[2]
+              input mix: f32[]
+              const one: f32[] = [1]
+              loss = kiln.SoftmaxCrossEntropy(z, labels, w, labels_mix, mix)
+              dz = kiln.SoftmaxCrossEntropyGrad(one, z, labels, w, labels_mix, mix)
+              output loss
+              output dz
+            }
+            """
+        let out = try ReferenceExecutor.evaluate(try TextFormat.parse(text), inputs: [
+            "z": HostTensor(dtype: .f32, shape: [2, 3], f: [0.2, -0.1, 0.4, 0.0, 0.3, -0.2]),
+            "labels": HostTensor(dtype: .i64, shape: [2], i: [2, 1]), "labels_mix": HostTensor(dtype: .i64, shape: [2], i: [0, 2]),
+            "w": HostTensor(dtype: .f32, shape: [3], f: [1, 2, 3]), "mix": HostTensor(dtype: .f32, shape: [], f: [Double(Float(0.3))]),
+        ])
+        // numpy, float64: 0.3·CE([2, 1]) + 0.7·CE([0, 2]), each the weighted mean Σ w_y ℓ / Σ w_y.
+        #expect(abs(out["loss"]!.f[0] - 1.1623782859596676) < 1e-6)
+        let expected = [-0.05515749, 0.08878152, -0.03362403, 0.2035606, 0.15477807, -0.35833867]
+        for (a, b) in zip(out["dz"]!.f, expected) { #expect(abs(a - b) < 1e-6, "\(out["dz"]!.f)") }
+    }
+
     @Test("SGD with momentum and weight decay, plain and Nesterov, on a hand-computed case")
     func sgdByHand() throws {
         for (nesterov, expected) in [(0, [0.94, -2.005]), (1, [0.895, -2.0275])] {

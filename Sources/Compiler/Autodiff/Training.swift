@@ -56,10 +56,14 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Also output each trained parameter's gradient (as `Autodiff.gradient(p)`), for
     /// methods that need it beside the update (SAM).
     public var exposeGradients: Bool
+    /// Mixup / CutMix: the loss takes second labels and λ (inputs `Autodiff.mixLabels`,
+    /// `Autodiff.mix`) and is λ·loss(labels) + (1 − λ)·loss(second labels).
+    public var mixing: Bool
 
     public init(loss: TrainingLoss = .crossEntropy, labelSmoothing: Float = 0, momentum: Float = 0.9, weightDecay: Float = 2e-4,
-                nesterov: Bool = false, bnMomentum: Float = 0.9, exposeGradients: Bool = false) {
+                nesterov: Bool = false, bnMomentum: Float = 0.9, exposeGradients: Bool = false, mixing: Bool = false) {
         self.exposeGradients = exposeGradients
+        self.mixing = mixing
         self.loss = loss
         self.labelSmoothing = labelSmoothing
         self.momentum = momentum
@@ -77,6 +81,8 @@ public enum Autodiff {
     /// Inputs the training graph adds: labels (i64 [N]), class weights (f32 [C]) and the
     /// learning rate (f32 scalar), so the DRW switch and the LR schedule never recompile.
     public static let labels = "labels", classWeights = "class_weights", learningRate = "lr"
+    /// Inputs of a mixing step (mixup, CutMix): the second labels (i64 [N]) and λ (f32 scalar).
+    public static let mixLabels = "labels_mix", mix = "mix"
     /// The loss gradient's scale (a state parameter; see TrainingStep.run).
     public static let lossScale = "loss.scale"
     /// The scalar loss output.
@@ -183,14 +189,20 @@ public enum Autodiff {
             ctx.builder.input(Autodiff.classWeights, TensorType(.f32, [Dim(classes)]))
             ctx.builder.input(Autodiff.learningRate, TensorType(.f32, []))
             let (op, attributes) = try lossOp()
-            try ctx.emit(op, [logits.name, Autodiff.labels, Autodiff.classWeights], [Autodiff.loss],
+            var mixing: [String] = []
+            if options.mixing {
+                ctx.builder.input(Autodiff.mixLabels, TensorType(.i64, [n]))
+                ctx.builder.input(Autodiff.mix, TensorType(.f32, []))
+                mixing = [Autodiff.mixLabels, Autodiff.mix]
+            }
+            try ctx.emit(op, [logits.name, Autodiff.labels, Autodiff.classWeights] + mixing, [Autodiff.loss],
                      attributes: attributes, name: "loss")
             // The loss gradient's scale: 1, or in a data-parallel job this rank's share of the
             // global batch's loss normaliser (TrainingStep writes it), so the ranks' gradients
             // sum to the whole batch's. State, not a constant: it changes between steps.
             let seed = ctx.builder.parameter(ctx.fresh(Autodiff.lossScale), [], .data(TensorData(floats: [1], shape: [])), role: .buffer, dtype: .f32)
             let dz = ctx.fresh("\(logits.name).grad")
-            try ctx.emit(op + "Grad", [seed, logits.name, Autodiff.labels, Autodiff.classWeights], [dz],
+            try ctx.emit(op + "Grad", [seed, logits.name, Autodiff.labels, Autodiff.classWeights] + mixing, [dz],
                      attributes: attributes, name: "loss.grad")
             try ctx.add(logits.name, dz)
         }

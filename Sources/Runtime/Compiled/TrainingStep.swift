@@ -23,6 +23,8 @@ public final class TrainingStep: @unchecked Sendable {
     let updates: [(name: String, param: UnsafeMutablePointer<Float>, next: UnsafeMutablePointer<Float>, count: Int)]
     let labels: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, rate: UnsafeMutablePointer<Float>
     let images: UnsafeMutablePointer<Float>
+    /// A mixing step's second labels and λ (nil without `TrainingOptions.mixing`).
+    let mixLabels: UnsafeMutablePointer<Float>?, mixWeight: UnsafeMutablePointer<Float>?
     /// The loss gradient's scale in the parameter buffer.
     let lossScale: UnsafeMutablePointer<Float>
 
@@ -58,6 +60,8 @@ public final class TrainingStep: @unchecked Sendable {
         labels = try input(Autodiff.labels, batch)
         weights = try input(Autodiff.classWeights, classes)
         rate = try input(Autodiff.learningRate, 1)
+        mixLabels = options.mixing ? try input(Autodiff.mixLabels, batch) : nil
+        mixWeight = options.mixing ? try input(Autodiff.mix, 1) : nil
         guard let scaleName = graph.nodes.first(where: { $0.name == "loss.grad" })?.inputs.first,
               let scale = compiled.parameterPointer(scaleName) else {
             throw RuntimeError.kernel(node: "loss.grad", op: "train", message: "the loss gradient's scale is not in the parameter buffer")
@@ -86,8 +90,10 @@ public final class TrainingStep: @unchecked Sendable {
     /// In a data-parallel job, `lossScale` is this rank's share of the loss's normaliser (so the
     /// ranks' gradients add up to the global batch's) and `countsImages` false marks a
     /// placeholder batch that contributes nothing (with lossScale 0).
+    /// `mix`: a mixed batch's second labels and λ (the loss is λ·loss(labels) + (1 − λ)·loss(mix.labels));
+    /// nil: λ = 1.
     public func run(images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float,
-                    lossScale: Float = 1, countsImages: Bool = true) throws -> Float {
+                    lossScale: Float = 1, countsImages: Bool = true, mix: (labels: [Int], lambda: Float)? = nil) throws -> Float {
         let perImage = imageShape.reduce(1, *)
         guard images.count == batch * perImage, labels.count == batch, classWeights.count == classes else {
             throw RuntimeError.inputMismatch(name: "batch", expected: "\(batch) images of \(imageShape), \(batch) labels, \(classes) class weights",
@@ -96,6 +102,16 @@ public final class TrainingStep: @unchecked Sendable {
         for (k, l) in labels.enumerated() {
             guard l >= 0 && l < classes else { throw RuntimeError.inputMismatch(name: Autodiff.labels, expected: "0..<\(classes)", got: "\(l) at \(k)") }
             self.labels[k] = Float(l)
+        }
+        if let mixLabels, let mixWeight {
+            let second = mix?.labels ?? labels
+            guard second.count == batch, second.allSatisfy({ $0 >= 0 && $0 < classes }) else {
+                throw RuntimeError.inputMismatch(name: Autodiff.mixLabels, expected: "\(batch) labels in 0..<\(classes)", got: "\(second.count) labels")
+            }
+            for (k, l) in second.enumerated() { mixLabels[k] = Float(l) }
+            mixWeight.pointee = mix?.lambda ?? 1
+        } else if mix != nil {
+            throw RuntimeError.kernel(node: "loss", op: "train", message: "a mixed batch needs a step compiled with mixing")
         }
         self.images.update(from: images.baseAddress!, count: images.count)
         weights.update(from: classWeights, count: classes)
@@ -122,7 +138,7 @@ public final class TrainingStep: @unchecked Sendable {
     /// PyTorch's SAM with SGD has it), and the running statistics are those of the pass at w + ε.
     /// Needs the step compiled with `exposeGradients`; `nesterov` as compiled.
     public func runSAM(rho: Float, images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float,
-                       weightDecay: Float, lossScale: Float = 1, countsImages: Bool = true) throws -> Float {
+                       weightDecay: Float, lossScale: Float = 1, countsImages: Bool = true, mix: (labels: [Int], lambda: Float)? = nil) throws -> Float {
         let trained = graph.parameters.filter { $0.role == .param && $0.dtype == .f32 }.map(\.name)
         let gradients = trained.compactMap { name in model.outputBuffer(Autodiff.gradient(name)).map { (name, $0) } }
         guard !gradients.isEmpty else {
@@ -130,14 +146,14 @@ public final class TrainingStep: @unchecked Sendable {
         }
         // 1. The gradient at w; what the step changed besides it is put back.
         let saved = updates.filter { !trained.contains($0.name) }.map { ($0.param, Array(UnsafeBufferPointer(start: $0.param, count: $0.count))) }
-        _ = try run(images: images, labels: labels, classWeights: classWeights, learningRate: 0, lossScale: lossScale, countsImages: countsImages)
+        _ = try run(images: images, labels: labels, classWeights: classWeights, learningRate: 0, lossScale: lossScale, countsImages: countsImages, mix: mix)
         for (pointer, values) in saved { pointer.update(from: values, count: values.count) }
         var squares = 0.0
         for (_, g) in gradients { for v in g { squares += Double(v) * Double(v) } }
         let norm = squares.squareRoot()
         guard norm > 0, norm.isFinite else {
             // No direction to climb (or a non-finite gradient, which the caller's loss check reports).
-            return try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages)
+            return try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages, mix: mix)
         }
         // 2. w + ε.
         let scale = Float(Double(rho) / norm)
@@ -151,7 +167,7 @@ public final class TrainingStep: @unchecked Sendable {
         model.repack()
         // 3. The update with the gradient at w + ε, then 4. ε out: v' − wd·ε and w' − ε·(1 − lr·wd)
         // turn SGD from w + ε into SGD from w.
-        let loss = try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages)
+        let loss = try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages, mix: mix)
         for (name, e) in epsilon {
             guard let u = updates.first(where: { $0.name == name }), let v = updates.first(where: { $0.name == Autodiff.velocity(name) }) else { continue }
             for k in 0..<u.count {

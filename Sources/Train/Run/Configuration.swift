@@ -58,6 +58,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var adjustment: ClassifierAdjustment?
     /// SAM's radius ρ (sharpness-aware minimisation: two forward–backward passes per step); nil: plain SGD.
     public var sam: Double?
+    /// Mixup / CutMix (their α); nil: none.
+    public var mixing: Mixing?
     /// RandAugment on the training images (operations per image, magnitude 0–10); nil: none.
     public var randAugment: RandAugment?
     /// Given normalisation; nil: fitted on the (long-tailed) training set.
@@ -100,7 +102,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         let l = loss.loss(classCounts: classCounts, gamma: Float(gamma), maxM: Float(maxM), scale: Float(scale),
                           tau: tau.map(Float.init), vsGamma: vsGamma.map(Float.init))
         return TrainingOptions(loss: l, labelSmoothing: Float(labelSmoothing ?? 0), momentum: Float(momentum), weightDecay: Float(weightDecay), nesterov: nesterov,
-                               exposeGradients: sam != nil)
+                               exposeGradients: sam != nil, mixing: mixing?.isEnabled ?? false)
     }
 
     /// The loss and its settings, as the run's first lines print them.
@@ -133,6 +135,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if let g = vsGamma, !(g >= 0 && g.isFinite) { p.append("--vs-gamma must not be negative") }
         if vsGamma != nil && loss != .vs { p.append("--vs-gamma goes with --loss vs") }
         if let r = randAugment { p += r.problems }
+        if let m = mixing { p += m.problems }
         if let r = sam, !(r > 0 && r.isFinite) { p.append("--sam must be a positive radius") }
         if sam != nil && nesterov { p.append("--sam goes with plain momentum, not Nesterov") }
         if let t = adjustment?.tauNorm, !(t >= 0 && t.isFinite) { p.append("--tau-norm must be a finite number ≥ 0") }

@@ -124,6 +124,9 @@ public final class Trainer {
         if config.sam != nil && self.cluster != nil {
             throw TrainError("--sam is not available under mpirun yet: its first gradient would be each rank's own, not the job's")
         }
+        if config.mixing?.isEnabled == true && self.cluster != nil {
+            throw TrainError("--mixup and --cutmix are not available under mpirun yet: they pair images across the whole batch")
+        }
         if config.maxNorm != nil && step.classifierWeight == nil {
             throw TrainError("--max-norm caps the class vectors of a Linear (Gemm) head; this model's logits come from another op\(config.loss == .ldam ? " (LDAM's cosine head normalises them already)" : "")")
         }
@@ -212,13 +215,18 @@ public final class Trainer {
                     share = indices[mine].reduce(0) { $0 + w($1) } / indices.reduce(0) { $0 + w($1) }
                 }
             }
+            var mix: (labels: [Int], lambda: Float)? = nil
+            if let m = config.mixing, m.isEnabled {
+                mix = buffer.withUnsafeMutableBufferPointer { m.apply($0.baseAddress!, count: local, imageShape: data.train.imageShape, labels: labels, rng: &rng) }
+            }
             let loss = try buffer.withUnsafeBufferPointer {
                 if let rho = config.sam {
                     return try current.runSAM(rho: Float(rho), images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights,
-                                              learningRate: Float(lr), weightDecay: Float(config.weightDecay), lossScale: Float(share), countsImages: !placeholder)
+                                              learningRate: Float(lr), weightDecay: Float(config.weightDecay), lossScale: Float(share), countsImages: !placeholder,
+                                              mix: mix)
                 }
                 return try current.run(images: UnsafeBufferPointer(rebasing: $0[0..<count]), labels: labels, classWeights: weights, learningRate: Float(lr),
-                                       lossScale: Float(share), countsImages: !placeholder)
+                                       lossScale: Float(share), countsImages: !placeholder, mix: mix)
             }
             guard loss.isFinite else {
                 let kept = e == 0 ? "no epoch finished, nothing saved" : "the last good checkpoint (epoch \(e)) is kept"

@@ -19,9 +19,9 @@ struct LossInputs {
     let z: HostTensor, labels: [Int], w: [Double]
     let n: Int, c: Int
 
-    init(_ ctx: RefContext, first: Int) throws {
+    init(_ ctx: RefContext, first: Int, labelsAt: Int? = nil) throws {
         z = try ctx.input(first)
-        let y = try ctx.input(first + 1), wt = try ctx.input(first + 2)
+        let y = try ctx.input(labelsAt ?? first + 1), wt = try ctx.input(first + 2)
         n = z.shape[0]
         c = z.shape[1]
         labels = y.i.map { Int($0) }
@@ -90,32 +90,53 @@ func lossTarget(_ ctx: RefContext, _ l: LossInputs, _ i: Int) -> [Double] {
 
 // Weighted-mean cross-entropy (CE, LDAM, logit-adjusted, VS): Σ w_y ℓ / Σ w_y with
 // ℓ_i = −Σ_j t_ij log p_ij. Focal follows the reference implementation: c_i = w_y ℓ_i,
-// loss = mean((1 − e^(−c_i))^γ c_i).
+// loss = mean((1 − e^(−c_i))^γ c_i). With mixing inputs (second labels y', λ):
+// λ·loss(y) + (1 − λ)·loss(y'), and its gradient the same combination.
 func loss(_ ctx: RefContext) throws -> [HostTensor] {
-    let l = try LossInputs(ctx, first: 0)
+    let (first, second, lambda) = try mixedInputs(ctx, first: 0)
+    var value = lossValue(ctx, first)
+    if let second { value = lambda * value + (1 - lambda) * lossValue(ctx, second) }
+    return [HostTensor(dtype: first.z.dtype, shape: [], f: [value])]
+}
+
+func lossGrad(_ ctx: RefContext) throws -> [HostTensor] {
+    let dloss = try ctx.input(0).f[0]
+    let (first, second, lambda) = try mixedInputs(ctx, first: 1)
+    var dz = lossGradient(ctx, first, dloss)
+    if let second {
+        let other = lossGradient(ctx, second, dloss)
+        dz.f = zip(dz.f, other.f).map { lambda * $0 + (1 - lambda) * $1 }
+    }
+    return [dz]
+}
+
+/// The loss inputs with the labels, and with the second labels when the node mixes (and λ).
+func mixedInputs(_ ctx: RefContext, first: Int) throws -> (LossInputs, LossInputs?, Double) {
+    let a = try LossInputs(ctx, first: first)
+    guard ctx.node.inputs.count > first + 3 else { return (a, nil, 1) }
+    let b = try LossInputs(ctx, first: first, labelsAt: first + 3)
+    return (a, b, try ctx.input(first + 4).f[0])
+}
+
+func lossValue(_ ctx: RefContext, _ l: LossInputs) -> Double {
     let (rows, _) = lossRows(ctx, l)
     var ce: [Double] = []
     for i in 0..<l.n {
         let p = l.softmax(rows, i), t = lossTarget(ctx, l, i)
         ce.append(-(0..<l.c).map { t[$0] == 0 ? 0 : t[$0] * log(p[$0]) }.reduce(0, +))
     }
-    let value: Double
-    if ctx.node.op == "FocalLoss" {
+    if ctx.node.op.hasPrefix("FocalLoss") {
         let gamma = ctx.float("gamma")
-        value = (0..<l.n).map { i -> Double in
+        return (0..<l.n).map { i -> Double in
             let ci = l.w[l.labels[i]] * ce[i]
             return pow(max(0, 1 - exp(-ci)), gamma) * ci
         }.reduce(0, +) / Double(l.n)
-    } else {
-        let total = l.labels.map { l.w[$0] }.reduce(0, +)
-        value = (0..<l.n).map { l.w[l.labels[$0]] * ce[$0] }.reduce(0, +) / total
     }
-    return [HostTensor(dtype: l.z.dtype, shape: [], f: [value])]
+    let total = l.labels.map { l.w[$0] }.reduce(0, +)
+    return (0..<l.n).map { l.w[l.labels[$0]] * ce[$0] }.reduce(0, +) / total
 }
 
-func lossGrad(_ ctx: RefContext) throws -> [HostTensor] {
-    let dloss = try ctx.input(0).f[0]
-    let l = try LossInputs(ctx, first: 1)
+func lossGradient(_ ctx: RefContext, _ l: LossInputs, _ dloss: Double) -> HostTensor {
     let (rows, rowFactor) = lossRows(ctx, l)
     var dz = HostTensor.zeros(l.z.dtype, l.z.shape)
     let total = l.labels.map { l.w[$0] }.reduce(0, +)
@@ -137,7 +158,7 @@ func lossGrad(_ ctx: RefContext) throws -> [HostTensor] {
             dz.f[i * l.c + j] = dloss * factor * rowFactor[j] * (p[j] - t[j])
         }
     }
-    return [dz]
+    return dz
 }
 
 let normEpsilon = 1e-12  // F.normalize's

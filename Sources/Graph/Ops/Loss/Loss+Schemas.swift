@@ -10,9 +10,17 @@ let lossAttributes: [String: [AttributeSpec]] = [
     "VSLoss": [.required("class_counts", .ints), .float("gamma", 0.2), .float("tau", 1), .float("label_smoothing", 0)],
 ]
 
-/// logits [N, C] (f32), labels [N] (i64), class weights [C] (f32).
+/// logits [N, C] (f32), labels [N] (i64), class weights [C] (f32); optionally (mixup, CutMix)
+/// the second labels [N] (i64) and the mixing weight λ (f32 scalar): λ·loss(labels) +
+/// (1 − λ)·loss(second labels).
 func checkLossInputs(_ ctx: InferenceContext, first: Int) throws -> TensorType {
     let z = try ctx.input(first), y = try ctx.input(first + 1), w = try ctx.input(first + 2)
+    if ctx.inputCount > first + 3 {
+        guard ctx.inputCount == first + 5 else { throw ctx.error("mixing needs both the second labels and λ") }
+        let y2 = try ctx.input(first + 3), lambda = try ctx.input(first + 4)
+        guard y2 == y else { throw ctx.error("the second labels must be like the labels (\(y)), got \(y2)") }
+        guard lambda.rank == 0, lambda.dtype == z.dtype else { throw ctx.error("λ must be a \(z.dtype) scalar, got \(lambda)") }
+    }
     try ctx.requireFloat(z, "logits")
     guard z.rank == 2 else { throw ctx.error("logits must be [N, C], got \(z.shape.text)") }
     guard y.dtype == .i64, y.rank == 1 else { throw ctx.error("labels must be i64 [N], got \(y)") }
@@ -30,17 +38,17 @@ func checkLossInputs(_ ctx: InferenceContext, first: Int) throws -> TensorType {
     return z
 }
 
-// logits, labels, weights → scalar loss
+// logits, labels, weights[, second labels, λ] → scalar loss
 func lossSchema(_ name: String) -> OpSchema {
-    OpSchema(name, domain: "kiln", inputs: 3...3, attributes: lossAttributes[name]!) { ctx in
+    OpSchema(name, domain: "kiln", inputs: 3...5, attributes: lossAttributes[name]!) { ctx in
         let z = try checkLossInputs(ctx, first: 0)
         ctx.setOutput(0, TensorType(z.dtype, []))
     }
 }
 
-// dloss (scalar), logits, labels, weights → dlogits
+// dloss (scalar), logits, labels, weights[, second labels, λ] → dlogits
 func lossGradSchema(_ name: String) -> OpSchema {
-    OpSchema(name + "Grad", domain: "kiln", inputs: 4...4, attributes: lossAttributes[name]!) { ctx in
+    OpSchema(name + "Grad", domain: "kiln", inputs: 4...6, attributes: lossAttributes[name]!) { ctx in
         let z = try checkLossInputs(ctx, first: 1)
         let d = try ctx.input(0)
         guard d.rank == 0, d.dtype == z.dtype else { throw ctx.error("the loss gradient must be a \(z.dtype) scalar, got \(d)") }
