@@ -24,7 +24,7 @@ public final class Cluster: @unchecked Sendable {
         if let started { return started }
         var message = [CChar](repeating: 0, count: 512)
         let r = kiln_mpi_init(&message, Int32(message.count))
-        guard r >= 0 else { throw RuntimeError.kernel(node: "", op: "mpi", message: String(cString: message)) }
+        guard r >= 0 else { throw RuntimeError.kernel(node: "", op: "mpi", message: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
         let c = r == 1 ? Cluster(rank: Int(kiln_mpi_rank()), size: Int(kiln_mpi_size())) : Cluster(rank: 0, size: 1)
         started = c
         return c

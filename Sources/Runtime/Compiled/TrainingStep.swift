@@ -136,7 +136,8 @@ public final class TrainingStep: @unchecked Sendable {
     /// the step's own update with the gradient at w + ε, then ε taken back out: the
     /// parameters and velocities end as SGD from w with that gradient (weight decay on w, as
     /// PyTorch's SAM with SGD has it), and the running statistics are those of the pass at w + ε.
-    /// Needs the step compiled with `exposeGradients`; `nesterov` as compiled.
+    /// Needs the step compiled with `exposeGradients`, and plain momentum (the correction is
+    /// that of SGD without Nesterov).
     public func runSAM(rho: Float, images: UnsafeBufferPointer<Float>, labels: [Int], classWeights: [Float], learningRate: Float,
                        weightDecay: Float, lossScale: Float = 1, countsImages: Bool = true, mix: (labels: [Int], lambda: Float)? = nil) throws -> Float {
         let trained = graph.parameters.filter { $0.role == .param && $0.dtype == .f32 }.map(\.name)
