@@ -44,6 +44,9 @@ METHODS = {
     # The named recipe: ldam-drw-ra2m5 with logit adjustment τ = 1 folded into its export
     # (its "plain" row is `kiln eval` of that export).
     "lt": (["--recipe", "lt"], []),
+    "lt-sam0.05": (["--recipe", "lt", "--sam", "0.05"], []),
+    "lt-mixup0.2": (["--recipe", "lt", "--mixup", "0.2"], []),
+    "lt-cutmix1": (["--recipe", "lt", "--cutmix", "1"], []),
 }
 
 

@@ -111,4 +111,25 @@ struct LongTailCLITests {
         #expect((val["perClass"] as? [Double]) == (evaluated["perClass"] as? [Double]))
         #expect((val["confusion"] as? [[Int]]) == (evaluated["confusion"] as? [[Int]]))
     }
+
+    @Test("kiln report on doctored metrics (a ragged confusion matrix, huge and equal losses, a line that is not JSON) draws what it can or names the line")
+    func hostileMetrics() throws {
+        let dir = try scratch("report-hostile")
+        let out = dir.appendingPathComponent("run").path
+        try train(out, ["--loss", "ce"])
+        let path = out + "/metrics.jsonl"
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        var doctored = lines.map { $0.replacingOccurrences(of: #""loss":[0-9.e+-]+"#, with: "\"loss\":-1e17", options: .regularExpression) }
+        doctored[doctored.count - 1] = doctored[doctored.count - 1].replacingOccurrences(of: #""confusion":\[\["#, with: "\"confusion\":[[7],[", options: .regularExpression)
+        try doctored.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let page = dir.appendingPathComponent("r.html").path
+        let r = try kiln("report", out, "-o", page)
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        #expect(html.contains("not square"))
+        #expect(!html.contains("nan"))
+        try (lines + ["{not json"]).joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let bad = try kiln("report", out, "-o", page)
+        #expect(bad.status != 0 && bad.stderr.contains("line \(lines.count + 1)"), "\(bad.stderr)")
+    }
 }

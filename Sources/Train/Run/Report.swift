@@ -137,7 +137,7 @@ public enum HTMLReport {
         let n = max(series.map(\.values.count).max() ?? 1, 1)
         let all = series.flatMap { $0.values.compactMap { $0 } }.filter(\.isFinite)
         var lo = unitRange ? 0 : (all.min() ?? 0), hi = unitRange ? 1 : (all.max() ?? 1)
-        if hi <= lo { hi = lo + 1 }
+        if hi <= lo { hi = lo + max(1, abs(lo)) }
         if !unitRange { lo = min(lo, 0) }
         let pw = width - left - right, ph = height - top - bottom
         func x(_ e: Int) -> Double { left + (n == 1 ? pw / 2 : Double(e - 1) / Double(n - 1) * pw) }
@@ -182,6 +182,9 @@ public enum HTMLReport {
     /// Rows: true class; columns: predicted; shade: the share of the row.
     static func heatMap(_ m: [[Int]], names: [String]) -> String {
         let c = m.count
+        guard m.allSatisfy({ $0.count == c }), c <= Evaluation.confusionLimit else {
+            return "<p>The confusion matrix in the metrics is not square (\(c) rows); not drawn.</p>\n"
+        }
         let cell = max(4.0, min(28.0, 380.0 / Double(max(c, 1))))
         let margin = 60.0, size = margin + cell * Double(c) + 10
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(n(size))\" height=\"\(n(size))\" viewBox=\"0 0 \(n(size)) \(n(size))\" class=\"heat\">\n"
@@ -230,9 +233,15 @@ public enum HTMLReport {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
         let raw = (hi - lo) / 5, magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        guard step > 0, step.isFinite else { return [lo, hi] }
         var out: [Double] = []
-        var v = ceil(lo / step) * step
-        while v <= hi + step * 1e-9 { out.append(v); v += step }
+        let first = ceil(lo / step)
+        // Counted, not accumulated: huge or nearly equal bounds cannot loop forever.
+        for k in 0..<12 {
+            let v = (first + Double(k)) * step
+            if v > hi + step * 1e-9 { break }
+            out.append(v)
+        }
         return out
     }
 
