@@ -28,6 +28,9 @@ test: setup
 	tmp=$$(mktemp -d -t kiln-test.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" && \
 	TMPDIR=$$tmp KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build --skip KernelTests && \
 	TMPDIR=$$tmp KILN_BIN="$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln" bash scripts/kernel-levels.sh -c $(CONFIG) --skip-build
+	@# The Python package over the C ABI (python/), against onnxruntime.
+	bin=$$($(SWIFT) build -c $(CONFIG) --show-bin-path) && KILN_BIN=$$bin/kiln KILN_LIBRARY=$$bin/libKilnC.so PYTHONPATH=python \
+	  $${KILN_VENV:-$$HOME/.cache/kiln/venv}/bin/python -m pytest -q -p no:cacheprovider python/tests
 	FUZZ_REGRESS_SECONDS=5 bash scripts/fuzz.sh --regress
 
 # The whole suite and the CLI under AddressSanitizer + UndefinedBehaviorSanitizer (slow; not in CI).

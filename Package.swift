@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Train", targets: ["Train"]),
         .library(name: "Imaging", targets: ["Imaging"]),
+        // The C ABI (Sources/KilnC) as a shared library, for Python (python/) and C callers.
+        .library(name: "KilnC", type: .dynamic, targets: ["KilnC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,6 +39,7 @@ let package = Package(
         .target(name: "CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Train", dependencies: ["Graph", "ONNX", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
+        .target(name: "KilnC", dependencies: ["Graph", "ONNX", "Runtime"]),
         // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; this build replays corpora).
         .executableTarget(name: "kiln-fuzz", dependencies: ["Graph", "ONNX", "Imaging", "Train", "CFuzzDriver"], path: "Sources/KilnFuzz"),
         .executableTarget(
