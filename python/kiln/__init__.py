@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["InferenceSession", "NodeArg", "KilnError", "library_path"]
+__all__ = ["InferenceSession", "NodeArg", "KilnError", "library_path", "read_metrics"]
 
 
 class KilnError(RuntimeError):
@@ -140,3 +140,30 @@ class InferenceSession:
         if handle:
             self._lib.kiln_session_close(handle)
             self._handle = None
+
+
+def read_metrics(run_dir):
+    """The epochs of a `kiln train` run (RUN_DIR/metrics.jsonl) as a list of dicts, one per
+    finished epoch (keys in docs/TRAINING.md); a pandas DataFrame with the validation keys
+    flattened (val.top1, …) when pandas is installed. A line that is not JSON raises KilnError
+    naming it."""
+    import json
+    path = os.path.join(run_dir, "metrics.jsonl")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise KilnError(f"{path}: cannot read the run's metrics: {e.strerror}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            raise KilnError(f"{path}, line {number}: not an epoch record") from None
+    try:
+        import pandas
+    except ImportError:
+        return rows
+    return pandas.json_normalize(rows, sep=".")

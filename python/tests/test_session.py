@@ -100,3 +100,25 @@ def test_threads_share_one_session(models):
     for x, got in zip(inputs, results):
         want = reference(models["resnet8-mnist"], x)
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_read_metrics(tmp_path):
+    run = tmp_path / "run"
+    subprocess.run([KILN, "train", "--model", os.path.join(ROOT, "models", "resnet8-mnist.kiln"),
+                    "--data", os.path.join(ROOT, "data", "mnist5k", "mnist5k-images-idx3-ubyte.gz"), "--split-first", "400",
+                    "--lt-profile", "exp", "--lt-ratio", "100", "--epochs", "2", "--threads", "2", "--out", str(run)],
+                   check=True, capture_output=True)
+    rows = kiln.read_metrics(str(run))
+    if not isinstance(rows, list):  # pandas installed: a DataFrame
+        rows = rows.to_dict("records")
+    with open(run / "metrics.jsonl") as f:
+        lines = [l for l in f.read().splitlines() if l]
+    assert len(rows) == len(lines) == 2
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(0 <= r["trainAccuracy"] <= 1 for r in rows)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write("{not json\n")
+    with pytest.raises(kiln.KilnError, match="line 3"):
+        kiln.read_metrics(str(run))
+    with pytest.raises(kiln.KilnError, match="cannot read"):
+        kiln.read_metrics(str(tmp_path / "nowhere"))
