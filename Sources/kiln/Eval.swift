@@ -116,8 +116,7 @@ extension Kiln {
                     if let folded = graph.metadata[ClassifierAdjustment.metadataKey], folded.contains("logitAdjust") {
                         printNote("the model already holds a logit adjustment (\(folded)); --logit-adjust \(tau) adds another")
                     }
-                    let total = Double(counts.reduce(0, +))
-                    prior = counts.map { Float(tau * Foundation.log(max(Double($0), 1e-12) / total)) }
+                    prior = LongTail.logPrior(counts: counts).map { Float(tau * $0) }
                 }
                 let reportSkips = cluster.isRoot ? try SkipReport(errorsFile: errors) : nil
                 var files = PathList(), labels: [Int] = []

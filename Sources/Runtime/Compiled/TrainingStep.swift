@@ -145,8 +145,10 @@ public final class TrainingStep: @unchecked Sendable {
         guard !gradients.isEmpty else {
             throw RuntimeError.kernel(node: "", op: "train", message: "SAM needs a step compiled with its gradients exposed")
         }
+        let isTrained = Set(trained)
+        let byName = Dictionary(updates.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         // 1. The gradient at w; what the step changed besides it is put back.
-        let saved = updates.filter { !trained.contains($0.name) }.map { ($0.param, Array(UnsafeBufferPointer(start: $0.param, count: $0.count))) }
+        let saved = updates.filter { !isTrained.contains($0.name) }.map { ($0.param, Array(UnsafeBufferPointer(start: $0.param, count: $0.count))) }
         _ = try run(images: images, labels: labels, classWeights: classWeights, learningRate: 0, lossScale: lossScale, countsImages: countsImages, mix: mix)
         for (pointer, values) in saved { pointer.update(from: values, count: values.count) }
         var squares = 0.0
@@ -160,7 +162,7 @@ public final class TrainingStep: @unchecked Sendable {
         let scale = Float(Double(rho) / norm)
         var epsilon: [String: [Float]] = [:]
         for (name, g) in gradients {
-            guard let u = updates.first(where: { $0.name == name }) else { continue }
+            guard let u = byName[name] else { continue }
             let e = g.map { $0 * scale }
             for k in 0..<u.count { u.param[k] += e[k] }
             epsilon[name] = e
@@ -170,7 +172,7 @@ public final class TrainingStep: @unchecked Sendable {
         // turn SGD from w + ε into SGD from w.
         let loss = try run(images: images, labels: labels, classWeights: classWeights, learningRate: learningRate, lossScale: lossScale, countsImages: countsImages, mix: mix)
         for (name, e) in epsilon {
-            guard let u = updates.first(where: { $0.name == name }), let v = updates.first(where: { $0.name == Autodiff.velocity(name) }) else { continue }
+            guard let u = byName[name], let v = byName[Autodiff.velocity(name)] else { continue }
             for k in 0..<u.count {
                 v.param[k] -= weightDecay * e[k]
                 u.param[k] -= e[k] * (1 - learningRate * weightDecay)

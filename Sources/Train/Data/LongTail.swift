@@ -62,6 +62,13 @@ public enum LongTail {
     }
 
     /// LDAM margins Δ_j = C · n_j^(−1/4), with C chosen so the rarest class gets `maxMargin`.
+    /// log of each class's training prior n_j / Σ n (a count of 0 taken as 1e-12), the term
+    /// logit adjustment scales by τ.
+    public static func logPrior(counts: [Int]) -> [Double] {
+        let total = Double(counts.reduce(0, +))
+        return counts.map { Foundation.log(max(Double($0), 1e-12) / total) }
+    }
+
     public static func ldamMargins(counts: [Int], maxMargin: Double = 0.5) -> [Double] {
         let raw = counts.map { 1 / Double($0).squareRoot().squareRoot() }
         let top = raw.max() ?? 1

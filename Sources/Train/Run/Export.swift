@@ -106,8 +106,7 @@ public struct ClassifierAdjustment: Sendable, Equatable, Codable {
             guard classCounts.count == classes, classCounts.allSatisfy({ $0 > 0 }) else {
                 throw DatasetError(path: g.name, message: "logit adjustment needs a positive training count for each of the \(classes) classes, the run holds \(classCounts)")
             }
-            let total = Double(classCounts.reduce(0, +))
-            let shift = classCounts.map { Float(-tau * log(Double($0) / total)) }
+            let shift = LongTail.logPrior(counts: classCounts).map { Float(-tau * $0) }
             notes.append(try addToLogits(&g, headIndex: headIndex, shift: shift, logits: logits))
         }
         g.metadata[Self.metadataKey] = Exporter.json(self)
