@@ -28,9 +28,10 @@ test: setup
 	tmp=$$(mktemp -d -t kiln-test.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" && \
 	TMPDIR=$$tmp KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build --skip KernelTests && \
 	TMPDIR=$$tmp KILN_BIN="$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln" bash scripts/kernel-levels.sh -c $(CONFIG) --skip-build
-	@# The Python package over the C ABI (python/), against onnxruntime.
-	bin=$$($(SWIFT) build -c $(CONFIG) --show-bin-path) && KILN_BIN=$$bin/kiln KILN_LIBRARY=$$bin/libKilnC.so PYTHONPATH=python \
-	  $${KILN_VENV:-$$HOME/.cache/kiln/venv}/bin/python -m pytest -q -p no:cacheprovider python/tests
+	@# The Python package (python/), installed as a user installs it (pip builds the native
+	@# parts with swift build, here already up to date), then its tests against onnxruntime.
+	venv=$${KILN_VENV:-$$HOME/.cache/kiln/venv} && $$venv/bin/pip install -q ./python && \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider python/tests
 	FUZZ_REGRESS_SECONDS=5 bash scripts/fuzz.sh --regress
 
 # The whole suite and the CLI under AddressSanitizer + UndefinedBehaviorSanitizer (slow; not in CI).

@@ -27,7 +27,7 @@ struct Kiln: ParsableCommand {
 
             Run `kiln help SUBCOMMAND` for the options of each subcommand.
             """,
-        version: "0.1.0",
+        version: kilnVersion,
         subcommands: [Dump.self, Run.self, Bench.self, TrainCommand.self, ExportCommand.self, QuantizeCommand.self, Infer.self, Eval.self, PreprocessCommand.self, Convert.self, Models.self, Conformance.self, Peak.self, ReportCommand.self]
     )
 }

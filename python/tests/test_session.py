@@ -122,3 +122,27 @@ def test_read_metrics(tmp_path):
         kiln.read_metrics(str(run))
     with pytest.raises(kiln.KilnError, match="cannot read"):
         kiln.read_metrics(str(tmp_path / "nowhere"))
+
+
+def test_odd_arrays_and_options(models):
+    # A read-only array and a non-contiguous view give the same outputs as onnxruntime.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = kiln.InferenceSession(models["resnet8-mnist"], options)
+    x = images((3, 1, 28, 28), 11)
+    want = reference(models["resnet8-mnist"], x)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    strided = np.ascontiguousarray(np.concatenate([x, x], axis=3))[:, :, :, :28]
+    strided[...] = x
+    assert not strided.flags.c_contiguous
+    for value in (frozen, strided):
+        got, = session.run(None, {"image": value})
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    got, = session.run(["linear"], {"image": x})
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    with pytest.raises(kiln.KilnError, match="precision 'bf16'"):
+        kiln.InferenceSession(models["resnet8-mnist"], precision="bf16")
+    session.close()
+    with pytest.raises(kiln.KilnError, match="closed"):
+        session.run(None, {"image": x})
