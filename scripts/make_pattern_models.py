@@ -211,13 +211,23 @@ def main():
         n("Mul", ["d1", "gs"], ["se"]), n("Swish", ["se"], ["y"], alpha=0.6),
     ], (2, 8, 9, 7), [w("we", 16, 8, 1, 1), w("be", 16), w("wd", 16, 1, 3, 3), w("bd", 16), w("wg", 16, 16, 1, 1), w("bg", 16)],
         opset=24)
-    # Grouped convolutions whose groups have output channels in multiples of 8 (RegNet's): the
-    # packed GEMM per group, with the epilogue; then a group of 4 channels (OpenBLAS per group).
+    # Grouped convolutions whose groups have output channels in multiples of 8 (RegNet's): at
+    # stride 1 the direct kernel per group, strided the packed GEMM per group, with the
+    # epilogue; then a group of 4 channels (OpenBLAS per group).
     build(out, "grouped", [
         n("Conv", ["x", "w1", "b1"], ["c1"], group=4, kernel_shape=[3, 3], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["r1"]),
         n("Conv", ["r1", "w2", "b2"], ["c2"], group=2, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
         n("Conv", ["c2", "w3"], ["y"], group=4, kernel_shape=[1, 1]),
     ], (2, 8, 11, 10), [w("w1", 32, 2, 3, 3), w("b1", 32), w("w2", 16, 16, 3, 3), w("b2", 16), w("w3", 16, 4, 1, 1)])
+    # One image (its groups split over threads): 5×5 and asymmetric 3×1 grouped kernels, the
+    # residual and activation fused (the input scaled by 1/4 to keep the sums near 1, where
+    # the test's absolute tolerance of 1e-6 is above float rounding).
+    build(out, "grouped_b1", [
+        n("Mul", ["x", "quarter"], ["xs"]),
+        n("Conv", ["xs", "w1", "b1"], ["c1"], group=3, kernel_shape=[5, 5], pads=[2, 2, 2, 2]), n("Add", ["c1", "xs"], ["a1"]),
+        n("Relu", ["a1"], ["r1"]),
+        n("Conv", ["r1", "w2"], ["y"], group=3, kernel_shape=[3, 1], pads=[1, 0, 0, 0]),
+    ], (1, 24, 9, 13), [c("quarter", 0.25), w("w1", 24, 8, 5, 5), w("b1", 24), w("w2", 48, 8, 3, 1)])
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,8 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     /// Patches gathered into columns per image, then one matrix product.
     case im2col
     /// Stride-1 direct convolution on a zero-padded copy of the input, where every tap is a
-    /// constant shift; output channels in blocks of 8, vectors of 32 outputs.
+    /// constant shift; output channels in blocks of 8, vectors of 32 outputs. Grouped: per
+    /// group, each group's output channels whole blocks of 8.
     case direct = "direct_shift"
     /// Winograd F(2×2, 3×3): 2.25× fewer multiplications for 3×3 stride-1 convolutions.
     case winograd = "winograd_f2x3"
@@ -76,6 +77,12 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph, winograd forced: Bool?) -> ConvA
         return .winograd
     }
     if unitStride && unitDilation && group == 1 && w.count == 4 && w[0] % 8 == 0 && w[2] * w[3] <= 64 && !oneByOne {
+        return .direct
+    }
+    // Grouped (RegNet's and ResNeXt's 3×3 layers, group width 8 to 64): the direct kernel per
+    // group, each group's input padded once, where im2col per group wrote nine patch values
+    // for every eight (or few more) products made from them.
+    if unitStride && unitDilation && group > 1 && w.count == 4 && w[0] % (8 * group) == 0 && w[2] * w[3] <= 64 && !oneByOne {
         return .direct
     }
     return .im2col

@@ -26,7 +26,7 @@ extension CompiledModel {
             guard case .conv(let c) = step.kernel, step.inputs[1].tensor?.inParameters == true else { continue }
             let count: Int
             switch c.algorithm {
-            case .direct: count = kiln_conv_shift_packed_size(c.geometry())
+            case .direct: count = kiln_conv_shift_packed_size(c.geometry(channels: c.channels / c.group))
             case .winograd: count = kiln_winograd_packed_size(c.geometry())
             case .depthwise: continue  // reads w [M, KH·KW] as it is
             case .im2col, .gemm1x1:

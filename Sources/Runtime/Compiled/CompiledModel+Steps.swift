@@ -469,36 +469,53 @@ extension CompiledModel {
     }
 
     /// The direct kernel: images spread over threads, or (small batches) blocks of 8 output
-    /// channels of each image.
+    /// channels of each image. Grouped, each group's channels are padded and its blocks run
+    /// (images over threads, or one image's groups).
     func directConv(_ c: Program.Conv, _ step: Program.Step, index: Int, parallel: Bool) {
         let (x, bias, residual, y) = convOperands(step)
         let images = step.outputs[0].shape[0]
+        let cg = c.channels / c.group, blocksPerGroup = c.outChannels / c.group / 8
         let inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
-        let geometry = c.geometry()
+        let geometry = c.geometry(channels: cg)
         let plane = Int(kiln_conv_shift_plane(geometry))
         let blocks = c.outChannels / 8
         let scratch = self.scratch.map { Shared(pointer: $0) }
-        do {
-            let w = Shared(pointer: packedWeights[index]!)
-            func pad(_ n: Int, into xp: UnsafeMutablePointer<Float>) {
-                kiln_conv_shift_pad(x.pointer + n * inImage, geometry, Int32(plane), xp)
-            }
-            func compute(_ n: Int, _ xp: UnsafeMutablePointer<Float>, _ blockRange: Range<Int>) {
-                kiln_conv_shift(xp, geometry, Int32(plane), w.pointer, Int32(blockRange.lowerBound), Int32(blockRange.upperBound),
-                                bias?.pointer, residual.map { $0.pointer + n * outImage }, c.activation.kernel, y.pointer + n * outImage)
+        let w = Shared(pointer: packedWeights[index]!)
+        /// Group `g`'s input channels of image n, padded into `xp`.
+        func pad(_ n: Int, group g: Int = 0, into xp: UnsafeMutablePointer<Float>) {
+            kiln_conv_shift_pad(x.pointer + n * inImage + g * cg * c.height * c.width, geometry, Int32(plane), xp)
+        }
+        func compute(_ n: Int, _ xp: UnsafeMutablePointer<Float>, _ blockRange: Range<Int>) {
+            kiln_conv_shift(xp, geometry, Int32(plane), w.pointer, Int32(blockRange.lowerBound), Int32(blockRange.upperBound),
+                            bias?.pointer, residual.map { $0.pointer + n * outImage }, c.activation.kernel, y.pointer + n * outImage)
+        }
+        if c.group > 1 {
+            func run(_ n: Int, _ g: Int, worker: Int) {
+                pad(n, group: g, into: scratch[worker].pointer)
+                compute(n, scratch[worker].pointer, g * blocksPerGroup..<(g + 1) * blocksPerGroup)
             }
             if parallel {
                 parallelChunks(images, workers: threads, pool: pool) { worker, range in
-                    for n in range {
-                        pad(n, into: scratch[worker].pointer)
-                        compute(n, scratch[worker].pointer, 0..<blocks)
-                    }
+                    for n in range { for g in 0..<c.group { run(n, g, worker: worker) } }
                 }
             } else {
                 for n in 0..<images {
-                    pad(n, into: scratch[0].pointer)
-                    parallelChunks(blocks, workers: threads, pool: pool) { _, range in compute(n, scratch[0].pointer, range) }
+                    parallelChunks(c.group, workers: threads, pool: pool) { worker, range in for g in range { run(n, g, worker: worker) } }
                 }
+            }
+            return
+        }
+        if parallel {
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                for n in range {
+                    pad(n, into: scratch[worker].pointer)
+                    compute(n, scratch[worker].pointer, 0..<blocks)
+                }
+            }
+        } else {
+            for n in 0..<images {
+                pad(n, into: scratch[0].pointer)
+                parallelChunks(blocks, workers: threads, pool: pool) { _, range in compute(n, scratch[0].pointer, range) }
             }
         }
     }
