@@ -211,9 +211,9 @@ def main():
         n("Mul", ["d1", "gs"], ["se"]), n("Swish", ["se"], ["y"], alpha=0.6),
     ], (2, 8, 9, 7), [w("we", 16, 8, 1, 1), w("be", 16), w("wd", 16, 1, 3, 3), w("bd", 16), w("wg", 16, 16, 1, 1), w("bg", 16)],
         opset=24)
-    # Grouped convolutions whose groups have output channels in multiples of 8 (RegNet's): at
-    # stride 1 the direct kernel per group, strided the packed GEMM per group, with the
-    # epilogue; then a group of 4 channels (OpenBLAS per group).
+    # Grouped convolutions whose groups have output channels in multiples of 8 (RegNet's): the
+    # direct kernel per group (the stride-2 one on its input's phases), with the epilogue; then
+    # a group of 4 channels (OpenBLAS per group).
     build(out, "grouped", [
         n("Conv", ["x", "w1", "b1"], ["c1"], group=4, kernel_shape=[3, 3], pads=[1, 1, 1, 1]), n("Relu", ["c1"], ["r1"]),
         n("Conv", ["r1", "w2", "b2"], ["c2"], group=2, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),

@@ -113,9 +113,15 @@ final class ConvKernelTests: XCTestCase {
             Window(c: 2, h: 15, w: 6, m: 24, kh: 7, kw: 7, pt: 3, pl: 3, pb: 3, pr: 3),
             Window(c: 7, h: 4, w: 13, m: 8, kh: 3, kw: 1, pt: 1, pl: 0, pb: 1, pr: 0),
             Window(c: 9, h: 6, w: 6, m: 16, kh: 1, kw: 1),
+            // Strided, on the padded input's phases: odd and even sizes, uneven padding, 7×7
+            // (a stem), stride 2 in one direction only.
+            Window(c: 8, h: 14, w: 14, m: 8, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 4, h: 11, w: 9, m: 16, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 0, pb: 0, pr: 1),
+            Window(c: 3, h: 23, w: 20, m: 8, kh: 7, kw: 7, sh: 2, sw: 2, pt: 3, pl: 3, pb: 3, pr: 3),
+            Window(c: 6, h: 9, w: 12, m: 8, kh: 3, kw: 2, sh: 1, sw: 2, pt: 1, pl: 0, pb: 1, pr: 1),
         ]
         for (i, g) in cases.enumerated() {
-            let act: Act = [Act.relu, .none, .sigmoid, .hardswish, .leaky(0.2)][i]
+            let act: Act = [Act.relu, .none, .sigmoid, .hardswish, .leaky(0.2)][i % 5]
             let x = rng.floats(g.c * g.h * g.w), w = rng.floats(g.m * g.c * g.kh * g.kw), bias = rng.floats(g.m)
             let residual = i % 2 == 1 ? rng.floats(g.m * g.oh * g.ow) : nil
             let want = Reference.conv(g, x: x, w: w, bias: bias, residual: residual, act: act)
@@ -130,7 +136,7 @@ final class ConvKernelTests: XCTestCase {
                 kiln_conv_shift(xp.pointer, g.geometry, Int32(plane), packed.pointer, Int32(b.lowerBound), Int32(b.upperBound),
                                 bias, residual, act.c, y.pointer)
             }
-            assertClose(y.values, want, tol: 1e-5 * Double(g.c * g.kh * g.kw + 1), "direct \(g.kh)×\(g.kw) c\(g.c)")
+            assertClose(y.values, want, tol: 1e-5 * Double(g.c * g.kh * g.kw + 1), "direct \(g.kh)×\(g.kw) stride \(g.sh)×\(g.sw) c\(g.c)")
             XCTAssertTrue(y.intact && xp.intact && packed.intact)
         }
     }

@@ -358,7 +358,7 @@ struct TransformerPatternTests {
             // Both SiLUs fused (into the two convolutions' epilogues): five steps in all.
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],
-            "grouped": ["conv/direct_shift kiln.FusedConv 'Conv_0'", "conv/im2col kiln.FusedConv 'Conv_2'", "conv/im2col kiln.FusedConv 'Conv_3'"],
+            "grouped": ["conv/direct_shift kiln.FusedConv 'Conv_0'", "conv/direct_shift kiln.FusedConv 'Conv_2'", "conv/im2col kiln.FusedConv 'Conv_3'"],
             "grouped_b1": ["conv/direct_shift kiln.FusedConv 'Conv_1'", "conv/direct_shift kiln.FusedConv 'Conv_4'"],
             "einsum": ["attention×4 kiln.MatMulTransB+Softmax+MatMul 'Einsum_1'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
         ]

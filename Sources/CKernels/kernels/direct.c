@@ -1,20 +1,44 @@
 // Direct convolution on a zero-padded copy of the input (every tap a constant shift of the
 // output index), and the weight gradient of stride-1 convolutions in the same form.
+//
+// Strided, the padded input is stored as its SH·SW phases (rows ≡ a mod SH, columns ≡ b mod
+// SW), each Hph × Wph: output (oh, ow)'s tap (kh, kw) reads phase (kh mod SH, kw mod SW) at
+// (oh + kh / SH, ow + kw / SW), so every tap is again a constant shift on a grid Wph wide.
+// Stride 1 is the one-phase case (Hph × Wph = the padded image).
+
+static int conv_shift_phase_h(kiln_conv_geometry g) { return (g.H + g.PH + g.PHE + g.SH - 1) / g.SH; }
+static int conv_shift_phase_w(kiln_conv_geometry g) { return (g.W + g.PW + g.PWE + g.SW - 1) / g.SW; }
 
 static int conv_shift_plane(kiln_conv_geometry g) {
     KILN_GEOMETRY_LOCALS(g);
-    const int Hp = H + PH + PHE, Wp = W + PW + PWE;
-    return Hp * Wp + 32 + KW + 16;
+    const int phases = SH * SW * conv_shift_phase_h(g) * conv_shift_phase_w(g);
+    // Room past the last phase for the vector reads of the padded grid's junk columns.
+    return phases + 32 + KW + 16;
 }
 
 static void conv_shift_pad(const float *x, kiln_conv_geometry g, int plane, float *xp) {
     KILN_GEOMETRY_LOCALS(g);
-    const int Wp = W + PW + PWE;
+    const int Hph = conv_shift_phase_h(g), Wph = conv_shift_phase_w(g);
     for (int c = 0; c < C; c++) {
         float *dst = xp + (size_t)c * plane;
         memset(dst, 0, sizeof(float) * plane);
         const float *src = x + (size_t)c * H * W;
-        for (int h = 0; h < H; h++) memcpy(dst + (size_t)(h + PH) * Wp + PW, src + (size_t)h * W, sizeof(float) * W);
+        if (SH == 1 && SW == 1) {
+            for (int h = 0; h < H; h++) memcpy(dst + (size_t)(h + PH) * Wph + PW, src + (size_t)h * W, sizeof(float) * W);
+            continue;
+        }
+        const size_t phase = (size_t)Hph * Wph;
+        for (int h = 0; h < H; h++) {
+            const int r = h + PH;
+            float *row = dst + (size_t)(r % SH) * SW * phase + (size_t)(r / SH) * Wph;
+            const float *in = src + (size_t)h * W;
+            // Column w + PW goes to phase b = (w + PW) mod SW at j = (w + PW) / SW.
+            int b = PW % SW, j = PW / SW;
+            for (int w = 0; w < W; w++) {
+                row[b * phase + j] = in[w];
+                if (++b == SW) { b = 0; j++; }
+            }
+        }
     }
 }
 
@@ -33,12 +57,13 @@ static void conv_shift(const float *xp, kiln_conv_geometry g, int plane, const f
                        const float *bias, const float *residual, kiln_act a, float *y) {
     KILN_GEOMETRY_LOCALS(g);
     KILN_ACT_LOCALS(a);
-    const int Wp = W + PW + PWE;
+    const int Hph = conv_shift_phase_h(g), Wp = conv_shift_phase_w(g);  // Wp: the grid's width
     const int T = KH * KW;
     const int Q = OH * Wp;  // outputs on the padded grid
     int shift[64];
     for (int kh = 0, t = 0; kh < KH; kh++)
-        for (int kw = 0; kw < KW; kw++, t++) shift[t] = kh * Wp + kw;
+        for (int kw = 0; kw < KW; kw++, t++)
+            shift[t] = ((kh % SH) * SW + kw % SW) * Hph * Wp + kh / SH * Wp + kw / SW;
     float tile[8][32];
     for (int mb = mb_begin; mb < mb_end; mb++) {
         const float *wb = packed + (size_t)mb * C * T * 8;
@@ -74,7 +99,7 @@ static void conv_shift(const float *xp, kiln_conv_geometry g, int plane, const f
 #define KILN_FMA(i) a0[i] += x0 * wt[i]; a1[i] += x1 * wt[i];
 #define KILN_TAP(off, t) { const kiln_v16 x0 = load16(xc + (off)), x1 = load16(xc + (off) + 16); const float *wt = wc + (t) * 8; \
                            KILN_FMA(0) KILN_FMA(1) KILN_FMA(2) KILN_FMA(3) KILN_FMA(4) KILN_FMA(5) KILN_FMA(6) KILN_FMA(7) }
-            if (KH == 3 && KW == 3) {
+            if (KH == 3 && KW == 3 && SH == 1 && SW == 1) {
                 // The common case with the nine taps unrolled (offsets 0, 1, 2, Wp, …).
                 const int w1 = Wp, w2 = 2 * Wp;
                 for (int c = 0; c < C; c++) {
