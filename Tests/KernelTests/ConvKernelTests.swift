@@ -229,7 +229,10 @@ final class ConvKernelTests: XCTestCase {
 
     func testPackedGemm() {
         var rng = TestRandom(seed: 14)
-        for (m, k, n, ldy) in [(8, 1, 1, 1), (16, 3, 7, 7), (8, 17, 16, 20), (24, 9, 31, 31), (8, 5, 32, 40), (16, 33, 33, 33), (32, 64, 100, 100)] {
+        // The last three have K cut into slices (more than 256 rows): ragged tiles of 24, 8 and
+        // fewer columns, the partial sums kept in y.
+        for (m, k, n, ldy) in [(8, 1, 1, 1), (16, 3, 7, 7), (8, 17, 16, 20), (24, 9, 31, 31), (8, 5, 32, 40), (16, 33, 33, 33), (32, 64, 100, 100),
+                               (16, 300, 49, 52), (8, 513, 7, 7), (24, 768, 60, 64)] {
             let w = rng.floats(m * k), b = rng.floats(k * n), bias = rng.floats(m), residual = rng.floats(m * ldy)
             let act: Act = n % 2 == 0 ? .relu : .clip(-0.3, 0.4)
             var want = [Double](repeating: 0, count: m * ldy)

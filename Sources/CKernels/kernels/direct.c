@@ -147,7 +147,7 @@ static void conv_shift(const float *xp, kiln_conv_geometry g, int plane, const f
                         if (act == KILN_ACT_RELU) {
                             for (int j = 0; j < valid; j++) dst[j] = dst[j] < 0.0f ? 0.0f : dst[j];
                         } else if (act != KILN_ACT_NONE) {
-                            for (int j = 0; j < valid; j++) dst[j] = apply_act(dst[j], act, alpha, lo, hi);
+                            activation(dst, dst, (size_t)valid, a);  // sixteen at a time (epilogue.c)
                         }
                     }
                 }
