@@ -211,6 +211,16 @@ def main():
         n("Mul", ["d1", "gs"], ["se"]), n("Swish", ["se"], ["y"], alpha=0.6),
     ], (2, 8, 9, 7), [w("we", 16, 8, 1, 1), w("be", 16), w("wd", 16, 1, 3, 3), w("bd", 16), w("wg", 16, 16, 1, 1), w("bg", 16)],
         opset=24)
+    # Squeeze-and-excitation: the gate's product x ⊙ s read only by a 1×1 convolution (with a
+    # residual) folds into it, the weight's columns scaled per image; at batch 2 and at batch 1.
+    for name, batch in (("se_gate", 2), ("se_gate_b1", 1)):
+        build(out, name, [
+            n("Conv", ["x", "we", "be"], ["e"]), n("Relu", ["e"], ["e1"]),
+            n("GlobalAveragePool", ["e1"], ["g"]), n("Conv", ["g", "w1", "b1"], ["g1"]), n("Relu", ["g1"], ["g2"]),
+            n("Conv", ["g2", "w2", "b2"], ["g3"]), n("Sigmoid", ["g3"], ["s"]),
+            n("Mul", ["e1", "s"], ["m"]), n("Conv", ["m", "wp", "bp"], ["p"]), n("Add", ["p", "x"], ["y"]),
+        ], (batch, 8, 9, 11), [w("we", 32, 8, 1, 1), w("be", 32), w("w1", 8, 32, 1, 1), w("b1", 8), w("w2", 32, 8, 1, 1), w("b2", 32),
+                               w("wp", 8, 32, 1, 1), w("bp", 8)])
     # Grouped convolutions whose groups have output channels in multiples of 8 (RegNet's): the
     # direct kernel per group (the stride-2 one on its input's phases), with the epilogue; then
     # a group of 4 channels (OpenBLAS per group).

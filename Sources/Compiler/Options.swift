@@ -5,8 +5,9 @@ import Foundation
 /// never the environment; `environment` fills them from the debugging overrides
 /// KILN_PASSES=dce,fold-bn,… (only those passes, to find one that breaks a model),
 /// KILN_WINOGRAD=0|1 (Winograd off, or on from 8 input channels), KILN_CHUNK=n (images
-/// per chunk of a throughput run), KILN_FUSE_EXPAND=0 (1×1 → depthwise pairs as two steps) and
-/// KILN_STRIDED_DIRECT=0|1 (stride-2 convolutions never on the direct kernel, or dense ones too).
+/// per chunk of a throughput run), KILN_FUSE_EXPAND=0 (1×1 → depthwise pairs as two steps),
+/// KILN_STRIDED_DIRECT=0|1 (stride-2 convolutions never on the direct kernel, or dense ones too)
+/// and KILN_FUSE_GATE=0 (a squeeze-and-excitation product as its own step).
 public struct CompileOptions: Sendable, Equatable {
     /// Names of the inference passes to run; nil runs them all.
     public var passes: Set<String>?
@@ -19,22 +20,27 @@ public struct CompileOptions: Sendable, Equatable {
     /// Stride-2 convolutions on the direct kernel (over the input's phases): false never,
     /// true for dense ones too, nil for grouped ones only (measured, BENCHMARKS.md).
     public var stridedDirect: Bool?
+    /// A squeeze-and-excitation gate's product folded into the 1×1 convolution that reads it.
+    public var fuseGate: Bool
 
-    public init(passes: Set<String>? = nil, winograd: Bool? = nil, chunk: Int? = nil, fuseExpand: Bool = true, stridedDirect: Bool? = nil) {
+    public init(passes: Set<String>? = nil, winograd: Bool? = nil, chunk: Int? = nil, fuseExpand: Bool = true, stridedDirect: Bool? = nil,
+                fuseGate: Bool = true) {
         self.passes = passes
         self.winograd = winograd
         self.chunk = chunk
         self.fuseExpand = fuseExpand
         self.stridedDirect = stridedDirect
+        self.fuseGate = fuseGate
     }
 
-    /// The defaults with the process's KILN_PASSES, KILN_WINOGRAD, KILN_CHUNK, KILN_FUSE_EXPAND and
-    /// KILN_STRIDED_DIRECT applied.
+    /// The defaults with the process's KILN_PASSES, KILN_WINOGRAD, KILN_CHUNK, KILN_FUSE_EXPAND,
+    /// KILN_STRIDED_DIRECT and KILN_FUSE_GATE applied.
     public static let environment: CompileOptions = {
         let env = ProcessInfo.processInfo.environment
         return CompileOptions(passes: env["KILN_PASSES"].map { Set($0.split(separator: ",").map(String.init)) },
                               winograd: env["KILN_WINOGRAD"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
                               chunk: env["KILN_CHUNK"].flatMap { Int($0) }, fuseExpand: env["KILN_FUSE_EXPAND"] != "0",
-                              stridedDirect: env["KILN_STRIDED_DIRECT"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil })
+                              stridedDirect: env["KILN_STRIDED_DIRECT"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
+                              fuseGate: env["KILN_FUSE_GATE"] != "0")
     }()
 }

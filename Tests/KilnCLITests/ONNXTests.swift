@@ -358,6 +358,9 @@ struct TransformerPatternTests {
             // Both SiLUs fused (into the two convolutions' epilogues): five steps in all.
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],
+            // The gate's product folded into the projection (its residual too): no Mul step.
+            "se_gate": ["conv/gate+gemm_1x1 Mul+kiln.FusedConv 'Mul_7'"],
+            "se_gate_b1": ["conv/gate+gemm_1x1 Mul+kiln.FusedConv 'Mul_7'"],
             "grouped": ["conv/direct_shift kiln.FusedConv 'Conv_0'", "conv/direct_shift kiln.FusedConv 'Conv_2'", "conv/im2col kiln.FusedConv 'Conv_3'"],
             "grouped_b1": ["conv/direct_shift kiln.FusedConv 'Conv_1'", "conv/direct_shift kiln.FusedConv 'Conv_4'"],
             "einsum": ["attention×4 kiln.MatMulTransB+Softmax+MatMul 'Einsum_1'", "linear/packed MatMul 'Einsum_4.product'", "gather-map Transpose 'Einsum_4'"],
@@ -377,6 +380,7 @@ struct TransformerPatternTests {
             for s in kernels[name] ?? [] { #expect(program.stdout.contains(s), "\(m): no \(s) in\n\(program.stdout)") }
             if name == "attention" { #expect(!program.stdout.contains("binary Mul"), "attention: q's scale not folded into the product:\n\(program.stdout)") }
             if name == "slices" { #expect(!program.stdout.contains("Gather"), "slices: a Gather copied:\n\(program.stdout)") }
+            if name.hasPrefix("se_gate") { #expect(!program.stdout.contains("binary Mul"), "\(m): the gate's product made:\n\(program.stdout)") }
             if name == "concat_b1" { #expect(!program.stdout.contains("Concat_3"), "concat_b1: the branches copied into the join:\n\(program.stdout)") }
             if name.hasPrefix("attention") { #expect(!program.stdout.contains("split Split"), "\(m): q, k and v copied out:\n\(program.stdout)") }
             if name.hasPrefix("mlp") { #expect(!program.stdout.contains("elementwise-chain"), "\(m): GELU not fused into the MatMul") }

@@ -276,6 +276,35 @@ public enum Lowering {
                 newStorage(liveOutputs[0], outShapes[0], at: step - 1)
                 return
             }
+            // A 1×1 convolution reading only a channel gate's product x ⊙ s (squeeze-and-
+            // excitation: s [N, C, 1, 1] the sigmoid of the pooled branch), lowered just before
+            // it and read by nothing else: one step that scales the packed weight's columns by
+            // s per image, (W ⊙ sᵀ) · x, instead of a pass over x — when the weight is smaller
+            // than x (fewer output channels than positions: every gate but the last stages').
+            if case .conv(var c) = kernel, c.algorithm == .gemm1x1, c.group == 1, c.outChannels % 8 == 0, c.expand == nil, !c.deferred,
+               c.gate == nil, c.outChannels < c.height * c.width, options.fuseGate, paramTensor[n.inputs[1]] != nil,
+               let last = pending.last, case .binary(2, let period, let inner, 1, _) = last.kernel,
+               period == batch * c.channels, inner == c.height * c.width, last.inputs.count == 2,
+               last.outputs == [n.inputs[0]], lastReader[rootOf(n.inputs[0])] == nodeIndex, viewOffset[n.inputs[0]] == nil,
+               let xs = storageOf[last.inputs[0]], viewOffset[last.inputs[0]] == nil, shapeOf[last.inputs[0]] == [batch, c.channels, c.height, c.width],
+               storageOf[last.inputs[1]] != nil, shapeOf[last.inputs[1]].map({ $0.reduce(1, *) }) == batch * c.channels, liveOutputs.count == 1 {
+                c.gate = c.scratch.total
+                c.scratch.total += c.outChannels * c.channels
+                var folded = [last.inputs[0], n.inputs[1]]
+                folded.append(n.inputs.count > 2 ? n.inputs[2] : "")
+                folded.append(n.inputs.count > 3 ? n.inputs[3] : "")
+                folded.append(last.inputs[1])
+                // The product is never made (its storage none, unless it took x's in place).
+                if let s = storageOf[n.inputs[0]], s != xs { storages[s].bytes = 0 }
+                pending[step - 1].kernel = .conv(c)
+                pending[step - 1].inputs = folded
+                pending[step - 1].outputs = [liveOutputs[0]]
+                pending[step - 1].op += "+" + n.qualifiedOp
+                pending[step - 1].flops += Lowering.flops(of: kernel, batch: batch) ?? nodeFlops[n.name] ?? 0
+                for i in folded where !i.isEmpty { use(i, at: step - 1) }
+                newStorage(liveOutputs[0], outShapes[0], at: step - 1)
+                return
+            }
             var op = n.qualifiedOp, extraFlops = 0, inputs = n.inputs
             // A depthwise convolution whose input is the 1×1 convolution just lowered, read by
             // nothing else: one step that makes the expanded tensor band by band in the

@@ -70,6 +70,10 @@ public struct Program: Sendable {
         /// A depthwise convolution fused with the 1×1 convolution before it (MobileNet's
         /// expansion): see Expand.
         public var expand: Expand? = nil
+        /// A 1×1 convolution of x ⊙ s (squeeze-and-excitation's channel gate s [N, C, 1, 1],
+        /// the step's fifth input) computed as (W ⊙ sᵀ) · x: per image, the packed weight with
+        /// its columns scaled goes to the thread's scratch from this float offset.
+        public var gate: Int? = nil
     }
 
     /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose kernel, packed weight
@@ -196,6 +200,7 @@ public struct Program: Sendable {
             switch self {
             case .conv(let c) where c.deferred: return "conv/\(c.algorithm.rawValue)→next"
             case .conv(let c) where c.expand != nil: return "conv/1x1+\(c.algorithm.rawValue)"
+            case .conv(let c) where c.gate != nil: return "conv/gate+\(c.algorithm.rawValue)"
             case .conv(let c): return "conv/\(c.algorithm.rawValue)"
             case .gemm: return "gemm/sgemm"
             case .linear: return "linear/packed"

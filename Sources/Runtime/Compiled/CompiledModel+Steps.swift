@@ -10,6 +10,7 @@ extension CompiledModel {
         switch step.kernel {
         case .conv(let c) where c.deferred: break  // computed by the next step (expandDepthwise)
         case .conv(let c) where c.expand != nil: expandDepthwise(c, step, parallel: imageParallel)
+        case .conv(let c) where c.gate != nil: try gatedConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
         case .conv(let c) where c.algorithm == .depthwise: depthwiseConv(c, step, parallel: imageParallel)
@@ -450,6 +451,59 @@ extension CompiledModel {
         } else {
             for n in 0..<images {
                 parallelChunks(c.group, workers: threads, pool: pool) { worker, range in for g in range { run(n, g, worker: worker) } }
+            }
+        }
+    }
+
+    /// A 1×1 convolution of x ⊙ s (Program.Conv.gate): per image, the packed weight's columns
+    /// scaled by the gate into scratch, then the packed GEMM on x itself. Images over threads,
+    /// or (one image at a time) the scaling split by channel blocks and the product by columns
+    /// or blocks as the plain 1×1 convolution splits it.
+    func gatedConv(_ c: Program.Conv, _ step: Program.Step, index: Int, parallel: Bool) throws {
+        guard let offset = c.gate, let packed = packedWeights[index], step.inputs.count > 4, let g = step.inputs[4].tensor else {
+            throw RuntimeError.kernel(node: step.name, op: step.op, message: "gated convolution without its packed weight or gate")
+        }
+        let (x, bias, residual, y) = convOperands(step)
+        let gate = Shared(pointer: pointer(g)), u = Shared(pointer: packed)
+        let images = step.outputs[0].shape[0], p = c.outHeight * c.outWidth, k = c.channels, blocks = c.outChannels / 8
+        let inImage = k * p, outImage = c.outChannels * p, act = c.activation.kernel
+        let scratch = self.scratch.map { Shared(pointer: $0 + offset) }
+        /// Blocks `range` of the packed weight [blocks][K][8] with column kk times s[n, kk].
+        func scale(_ n: Int, _ range: Range<Int>, into w: UnsafeMutablePointer<Float>) {
+            let s = gate.pointer + n * k
+            for mb in range {
+                let src = u.pointer + mb * k * 8, dst = w + mb * k * 8
+                for kk in 0..<k {
+                    let v = s[kk]
+                    for i in 0..<8 { dst[kk * 8 + i] = src[kk * 8 + i] * v }
+                }
+            }
+        }
+        func multiply(_ n: Int, _ w: UnsafeMutablePointer<Float>, columns: Range<Int>, blocks range: Range<Int>) {
+            guard !columns.isEmpty, !range.isEmpty else { return }
+            kiln_conv_gemm_ld(w, x.pointer + n * inImage + columns.lowerBound, Int32(k), Int32(columns.count), p, Int32(range.lowerBound),
+                              Int32(range.upperBound), bias?.pointer, residual.map { $0.pointer + n * outImage + columns.lowerBound }, p, act,
+                              y.pointer + n * outImage + columns.lowerBound)
+        }
+        if parallel {
+            parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                for n in range {
+                    scale(n, 0..<blocks, into: scratch[worker].pointer)
+                    multiply(n, scratch[worker].pointer, columns: 0..<p, blocks: 0..<blocks)
+                }
+            }
+            return
+        }
+        let w = scratch[0]
+        for n in 0..<images {
+            parallelChunks(blocks, workers: blocks * k >= 1 << 12 ? threads : 1, pool: pool) { _, range in scale(n, range, into: w.pointer) }
+            if p >= 48 * threads {
+                // Columns in chunks of 24, the kernel's tile width.
+                parallelChunks((p + 23) / 24, workers: threads, pool: pool) { _, r in
+                    multiply(n, w.pointer, columns: r.lowerBound * 24..<min(p, r.upperBound * 24), blocks: 0..<blocks)
+                }
+            } else {
+                parallelChunks(blocks, workers: threads, pool: pool) { _, r in multiply(n, w.pointer, columns: 0..<p, blocks: r) }
             }
         }
     }
