@@ -211,6 +211,15 @@ def main():
         n("Mul", ["d1", "gs"], ["se"]), n("Swish", ["se"], ["y"], alpha=0.6),
     ], (2, 8, 9, 7), [w("we", 16, 8, 1, 1), w("be", 16), w("wd", 16, 1, 3, 3), w("bd", 16), w("wg", 16, 16, 1, 1), w("bg", 16)],
         opset=24)
+    # Output channels not a multiple of 8 (rexNet's 1×1s): the packed kernel's last partial
+    # block made in scratch and copied out with the epilogue (residual, activation); 1×1,
+    # 3×3 stride 2 (im2col) and a 1×1 of fewer than 8 outputs; at batch 2 and at batch 1.
+    for name, batch in (("remainder", 2), ("remainder_b1", 1)):
+        build(out, name, [
+            n("Conv", ["x", "w1", "b1"], ["c1"]), n("Add", ["c1", "x"], ["a1"]), n("Relu", ["a1"], ["r1"]),
+            n("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), n("Sigmoid", ["c2"], ["s2"]),
+            n("Conv", ["s2", "w3"], ["y"]),
+        ], (batch, 12, 23, 21), [w("w1", 12, 12, 1, 1), w("b1", 12), w("w2", 20, 12, 3, 3), w("b2", 20), w("w3", 5, 20, 1, 1)])
     # Squeeze-and-excitation: the gate's product x ⊙ s read only by a 1×1 convolution (with a
     # residual) folds into it, the weight's columns scaled per image; at batch 2 and at batch 1.
     for name, batch in (("se_gate", 2), ("se_gate_b1", 1)):

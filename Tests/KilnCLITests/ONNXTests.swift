@@ -358,6 +358,9 @@ struct TransformerPatternTests {
             // Both SiLUs fused (into the two convolutions' epilogues): five steps in all.
             "swish": ["program: batch 2, 5 steps", "conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/depthwise kiln.FusedConv 'Conv_3'",
                       "elementwise-chain kiln.FusedElementwise 'Mul_9'"],
+            // Output channels past the last block of 8 on the packed kernel too.
+            "remainder": ["conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/im2col kiln.FusedConv 'Conv_3'", "conv/gemm_1x1 kiln.FusedConv 'Conv_5'"],
+            "remainder_b1": ["conv/gemm_1x1 kiln.FusedConv 'Conv_0'", "conv/im2col kiln.FusedConv 'Conv_3'", "conv/gemm_1x1 kiln.FusedConv 'Conv_5'"],
             // The gate's product folded into the projection (its residual too): no Mul step.
             "se_gate": ["conv/gate+gemm_1x1 Mul+kiln.FusedConv 'Mul_7'"],
             "se_gate_b1": ["conv/gate+gemm_1x1 Mul+kiln.FusedConv 'Mul_7'"],

@@ -136,7 +136,7 @@ extension Lowering {
                                                           dilations: ints("dilations"), pads: ints("pads"),
                                                           autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
                 let group = int("group", 1)
-                let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd)
+                let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
                 var c = Program.Conv(
                     algorithm: algorithm, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
                     outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
@@ -145,6 +145,10 @@ extension Lowering {
                     dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
                     activation: op == "Conv" ? .none : activation(n))
                 c.scratch = c.plannedScratch(KILN_CONV_FORWARD, batch: batch)
+                if group == 1, c.outChannels % 8 != 0, algorithm == .im2col || algorithm == .gemm1x1 {
+                    c.remainder = c.scratch.total
+                    c.scratch.total += 8 * c.outHeight * c.outWidth
+                }
                 return .conv(c)
         }
 

@@ -74,6 +74,10 @@ public struct Program: Sendable {
         /// the step's fifth input) computed as (W ⊙ sᵀ) · x: per image, the packed weight with
         /// its columns scaled goes to the thread's scratch from this float offset.
         public var gate: Int? = nil
+        /// Output channels past the last whole block of 8 (rexNet's 162, 228, …): the packed
+        /// kernel makes that block into the thread's scratch from this float offset (8 rows of
+        /// the columns it computes), and the valid rows are copied out with the epilogue.
+        public var remainder: Int? = nil
     }
 
     /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose kernel, packed weight

@@ -31,8 +31,9 @@ extension CompiledModel {
             case .depthwise: continue  // reads w [M, KH·KW] as it is
             case .im2col, .gemm1x1:
                 // Grouped: each group's output channels whole blocks of 8, packed with K the
-                // group's patch size (see groupedConv).
-                guard c.outChannels % (8 * c.group) == 0 else { continue }
+                // group's patch size (see groupedConv). One group: a last partial block is
+                // padded (Program.Conv.remainder).
+                guard c.outChannels % (8 * c.group) == 0 || c.group == 1 && c.remainder != nil else { continue }
                 count = kiln_conv_shift_packed_size(c.geometry(channels: c.channels / c.group))
             }
             offsets[i] = total

@@ -224,6 +224,21 @@ extension CompiledModel {
         }
         if let packed = packedWeights[index] {
             let u = Shared(pointer: packed), blocks = c.outChannels / 8, oneByOne = c.algorithm == .gemm1x1
+            let rest = c.outChannels % 8, none = Program.Activation.none.kernel
+            /// The output channels past the last whole block for `cols` columns of B (`ldb`
+            /// apart) whose outputs start at `at` in every output row: the partial block into
+            /// the worker's scratch, then its valid rows out with bias, residual and activation.
+            func remainder(_ b: UnsafeMutablePointer<Float>, cols: Int, ldb: Int, at: Int, worker: Int) {
+                guard rest > 0, cols > 0, let offset = c.remainder else { return }
+                let tmp = scratch[worker].pointer + offset
+                // The partial block as block 0 of its own, so its rows are tmp's rows 0…7.
+                kiln_conv_gemm_ld(u.pointer + blocks * k * 8, b, Int32(k), Int32(cols), ldb, 0, 1, nil, nil, cols, none, tmp)
+                for r in 0..<rest {
+                    let m = blocks * 8 + r, row = y.pointer + at + m * p
+                    row.update(from: tmp + r * cols, count: cols)
+                    kiln_epilogue(row, 1, Int32(cols), bias.map { $0.pointer + m }, residual.map { $0.pointer + at + m * p }, act)
+                }
+            }
             func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
                 kiln_conv_gemm_ld(u.pointer, columns, Int32(k), Int32(p), p, Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
                                   residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
@@ -242,6 +257,7 @@ extension CompiledModel {
                     let cols = (oh1 - oh0) * c.outWidth
                     kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32(cols), cols, 0, Int32(blocks), bias?.pointer,
                                       residual.map { $0.pointer + at }, p, act, y.pointer + at)
+                    remainder(col, cols: cols, ldb: cols, at: at, worker: worker)
                 }
                 if parallel {
                     parallelChunks(images, workers: threads, pool: pool) { worker, range in
@@ -257,8 +273,11 @@ extension CompiledModel {
                 return
             }
             if parallel && oneByOne {
-                parallelChunks(images, workers: threads, pool: pool) { _, range in
-                    for n in range { multiply(n, x.pointer + n * inImage, 0..<blocks) }
+                parallelChunks(images, workers: threads, pool: pool) { worker, range in
+                    for n in range {
+                        multiply(n, x.pointer + n * inImage, 0..<blocks)
+                        remainder(x.pointer + n * inImage, cols: p, ldb: p, at: n * outImage, worker: worker)
+                    }
                 }
             } else if oneByOne && p >= 48 * threads {
                 // One image, columns (positions) split over threads: each thread reads only its
@@ -266,11 +285,12 @@ extension CompiledModel {
                 // split the same way; chunks of 24 columns, the kernel's tile width.
                 let chunks = (p + 23) / 24
                 for n in 0..<images {
-                    parallelChunks(chunks, workers: threads, pool: pool) { _, range in
+                    parallelChunks(chunks, workers: threads, pool: pool) { worker, range in
                         let n0 = range.lowerBound * 24, n1 = min(p, range.upperBound * 24)
                         guard n1 > n0 else { return }
                         kiln_conv_gemm_ld(u.pointer, x.pointer + n * inImage + n0, Int32(k), Int32(n1 - n0), p, 0, Int32(blocks), bias?.pointer,
                                           residual.map { $0.pointer + n * outImage + n0 }, p, act, y.pointer + n * outImage + n0)
+                        remainder(x.pointer + n * inImage + n0, cols: n1 - n0, ldb: p, at: n * outImage + n0, worker: worker)
                     }
                 }
             } else {
@@ -283,6 +303,7 @@ extension CompiledModel {
                     }
                     let columns = Shared(pointer: oneByOne ? xn.pointer : scratch[0].pointer)
                     parallelChunks(blocks, workers: threads, pool: pool) { _, range in multiply(n, columns.pointer, range) }
+                    remainder(columns.pointer, cols: p, ldb: p, at: n * outImage, worker: 0)
                 }
             }
             return
