@@ -28,25 +28,16 @@ import Runtime
 /// An open model: its graph and its programs by batch size.
 final class Session {
     let graph: Graph
-    let threads: Int
+    /// Chunked over the threads for large batches of small images, as `kiln bench` and
+    /// `kiln infer` compile.
+    let programs: ProgramCache<any BatchModel>
     let lock = NSLock()
-    /// Guarded by `lock`.
-    var programs: [Int: BatchModel] = [:]
     /// Seconds inside the last finished run (copy in, execute, copy out); guarded by `lock`.
     var lastRunSeconds = 0.0
 
     init(graph: Graph, threads: Int) {
         self.graph = graph
-        self.threads = threads
-    }
-
-    /// The program for `batch` (the caller holds `lock`): chunked over the threads for large
-    /// batches of small images, exactly as `kiln bench` and `kiln infer` compile it.
-    func program(batch: Int) throws -> BatchModel {
-        if let m = programs[batch] { return m }
-        let m = try CompiledModel.forThroughput(graph, batch: batch, threads: threads)
-        programs[batch] = m
-        return m
+        programs = ProgramCache(graph: graph, threads: threads) { try CompiledModel.forThroughput($0, batch: $1, threads: $2) }
     }
 }
 
@@ -180,7 +171,7 @@ public func kiln_session_run(_ handle: UnsafeMutableRawPointer?, _ batch: Int64,
     s.lock.lock()
     defer { s.lock.unlock() }
     do {
-        let model = try s.program(batch: Int(batch))
+        let model = try s.programs.model(batch: Int(batch))
         let start = DispatchTime.now().uptimeNanoseconds
         for (i, v) in s.graph.inputs.enumerated() {
             guard let src = inputs[i], let dst = model.inputBuffer(v.name) else { throw RuntimeError.missingInput(v.name) }

@@ -4,24 +4,28 @@ import Graph
 
 /// Compiled programs of one graph, one per batch size, compiled on first use and kept (the
 /// last partial batch of a folder or an epoch gets its own program without recompiling the
-/// full-size one).
-public final class ProgramCache: @unchecked Sendable {
+/// full-size one). `compile` makes a program: `CompiledModel.compile` by default (`kiln run`),
+/// `CompiledModel.forThroughput` for the C ABI's sessions, as `kiln bench` compiles.
+public final class ProgramCache<Model>: @unchecked Sendable {
     public let graph: Graph
     public let threads: Int
-    private var models: [Int: CompiledModel] = [:]
+    private let compile: (Graph, Int, Int) throws -> Model
+    private var models: [Int: Model] = [:]
     private let lock = NSLock()
 
-    public init(graph: Graph, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(graph: Graph, threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                compile: @escaping (_ graph: Graph, _ batch: Int, _ threads: Int) throws -> Model) {
         self.graph = graph
         self.threads = threads
+        self.compile = compile
     }
 
     /// The program for `batch`, compiling it if this is the first request.
-    public func model(batch: Int) throws -> CompiledModel {
+    public func model(batch: Int) throws -> Model {
         lock.lock()
         defer { lock.unlock() }
         if let m = models[batch] { return m }
-        let m = try CompiledModel.compile(graph, batch: batch, threads: threads)
+        let m = try compile(graph, batch, threads)
         models[batch] = m
         return m
     }
@@ -30,5 +34,12 @@ public final class ProgramCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return models.keys.sorted()
+    }
+}
+
+extension ProgramCache where Model == CompiledModel {
+    /// Programs compiled by `CompiledModel.compile`.
+    public convenience init(graph: Graph, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.init(graph: graph, threads: threads) { try CompiledModel.compile($0, batch: $1, threads: $2) }
     }
 }
