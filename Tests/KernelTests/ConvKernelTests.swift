@@ -229,10 +229,10 @@ final class ConvKernelTests: XCTestCase {
 
     func testPackedGemm() {
         var rng = TestRandom(seed: 14)
-        // The last three have K cut into slices (more than 256 rows): ragged tiles of 24, 8 and
-        // fewer columns, the partial sums kept in y.
+        // Ragged tiles of 24, 8 and fewer columns, one block and several (from 12 blocks B's
+        // chunks are copied to `pack` and read back), K from 1 to 768.
         for (m, k, n, ldy) in [(8, 1, 1, 1), (16, 3, 7, 7), (8, 17, 16, 20), (24, 9, 31, 31), (8, 5, 32, 40), (16, 33, 33, 33), (32, 64, 100, 100),
-                               (16, 300, 49, 52), (8, 513, 7, 7), (24, 768, 60, 64)] {
+                               (16, 300, 49, 52), (8, 513, 7, 7), (24, 768, 60, 64), (32, 37, 45, 45), (104, 37, 45, 45), (192, 20, 50, 50)] {
             let w = rng.floats(m * k), b = rng.floats(k * n), bias = rng.floats(m), residual = rng.floats(m * ldy)
             let act: Act = n % 2 == 0 ? .relu : .clip(-0.3, 0.4)
             var want = [Double](repeating: 0, count: m * ldy)
@@ -250,17 +250,21 @@ final class ConvKernelTests: XCTestCase {
             let blocks = m / 8
             for r in [0..<blocks / 2, blocks / 2..<blocks] where !r.isEmpty {
                 kiln_conv_gemm_ld(packed.pointer, b, Int32(k), Int32(n), n, Int32(r.lowerBound), Int32(r.upperBound), bias, residual,
-                                  ldy, act.c, y.pointer)
+                                  ldy, act.c, y.pointer, nil)
             }
+            // With room to copy B's column chunks (the AVX2 kernel reads the copy for every
+            // block after a chunk's first), one unaligned float past an aligned start.
+            let pack = Guarded(k * 24 + 8 + 1)
             // Columns split as threads split one image (at a multiple of 24 where there is one).
             let byColumns = Guarded(m * ldy, fill: 0)
             let cut = n > 24 ? 24 : n / 2
             let bs = Guarded(b), rs = Guarded(residual)
             for c in [0..<cut, cut..<n] where !c.isEmpty {
                 kiln_conv_gemm_ld(packed.pointer, bs.pointer + c.lowerBound, Int32(k), Int32(c.count), n, 0, Int32(blocks), bias,
-                                  rs.pointer + c.lowerBound, ldy, act.c, byColumns.pointer + c.lowerBound)
+                                  rs.pointer + c.lowerBound, ldy, act.c, byColumns.pointer + c.lowerBound, pack.pointer + 1)
             }
             XCTAssertTrue(byColumns.intact, "packed GEMM by columns: a write past the output")
+            XCTAssertTrue(pack.intact, "packed GEMM: a write past the copies of B")
             // Columns past n (ldy > n) are not the kernel's: compare only the product's.
             var got = y.values, gotByColumns = byColumns.values
             for i in 0..<m { for j in n..<ldy { got[i * ldy + j] = 0; gotByColumns[i * ldy + j] = 0 } }

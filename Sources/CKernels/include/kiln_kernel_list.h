@@ -125,10 +125,11 @@
     /* y [M, N] = act(W · B + bias[m] + residual) for output-channel blocks [mb_begin, mb_end): */ \
     /* W packed by conv_shift_pack (C·KH·KW = K), B [K, N] row-major (im2col columns, or the */ \
     /* input itself for a 1×1 convolution; rows ldb apart, so a thread may take a range of */ \
-    /* columns), residual [M, N] or NULL, rows of y and the residual ldy apart. */ \
+    /* columns), residual [M, N] or NULL, rows of y and the residual ldy apart. pack: NULL, or */ \
+    /* room for K·24 + 8 floats where B's column chunks are copied once and reused (AVX2). */ \
     X(void, conv_gemm_ld, (const float *packed, const float *b, int K, int N, size_t ldb, int mb_begin, int mb_end, \
-                           const float *bias, const float *residual, size_t ldy, kiln_act act, float *y), \
-      (packed, b, K, N, ldb, mb_begin, mb_end, bias, residual, ldy, act, y)) \
+                           const float *bias, const float *residual, size_t ldy, kiln_act act, float *y, float *pack), \
+      (packed, b, K, N, ldb, mb_begin, mb_end, bias, residual, ldy, act, y, pack)) \
     /* dw [M, K] += dy [M, P] · colᵀ (col [K, P]) for output channels [m_begin, m_end). */ \
     X(void, weight_grad, (const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw), \
       (dy, col, M, K, P, m_begin, m_end, dw)) \

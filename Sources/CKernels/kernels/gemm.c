@@ -19,37 +19,51 @@ static inline void gemm_store16(const v16 *acc, int m0, int n, size_t ldy, m16 m
 #if KILN_LEVEL == KILN_LEVEL_AVX2
 // AVX2 has 16 ymm registers: 8 rows × 32 columns (32 accumulators) would spill. A tile is
 // 4 rows (half of a packed block of 8) × 24 columns: 12 accumulators, 3 loads of B and a
-// broadcast per k. `cols` ≤ 24 columns are valid (the rest read as zero and are not stored).
-static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, const float *b, int K, size_t ldb, int half, int cols,
-                                                                 int m0, int n0, const float *bias, const float *residual, size_t ldy,
-                                                                 int act, float alpha, float lo, float hi, float *y) {
+// broadcast per k. `bk` is the chunk's first column, rows `ldb` apart; `cols` ≤ 24 columns are
+// stored. `full`: the 24 columns are read as they are (B's own rows with cols = 24, or the
+// packed copy); otherwise only `cols` are read and the rest count as zero. With `pack`, the
+// 24 values read per row are also written to pack (rows 24 apart, 32-byte aligned), so the
+// tiles after the chunk's first read it from there: contiguous, aligned, and no cache-set
+// conflicts when B's rows are a power of two apart. With `next`, the rows of the next chunk
+// (from `next`, `ldb` apart) are prefetched as this one is read.
+static inline __attribute__((always_inline)) void gemm_tile4x24(const float *u, const float *bk, int K, size_t ldb, int half, int cols,
+                                                                 int full, float *pack, const float *next, int m0, int n0, const float *bias,
+                                                                 const float *residual, size_t ldy, int act, float alpha, float lo,
+                                                                 float hi, float *y) {
     __m256 acc[4][3];
     for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = acc[i][2] = _mm256_setzero_ps();
-    const float *bk = b + n0;
     const float *uk = u + 4 * half;
-    if (cols == 24) {
-        for (int k = 0; k < K; k++, bk += ldb, uk += 8) {
-            const __m256 x0 = _mm256_loadu_ps(bk), x1 = _mm256_loadu_ps(bk + 8), x2 = _mm256_loadu_ps(bk + 16);
-            for (int i = 0; i < 4; i++) {
-                const __m256 w = _mm256_broadcast_ss(uk + i);
-                acc[i][0] = _mm256_fmadd_ps(x0, w, acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(x1, w, acc[i][1]);
-                acc[i][2] = _mm256_fmadd_ps(x2, w, acc[i][2]);
-            }
-        }
-    } else {
-        const __m256i k0 = mask_lanes8(lanes(cols) & 0xFF), k1 = mask_lanes8((lanes(cols) >> 8) & 0xFF),
-                      k2 = mask_lanes8(lanes(cols - 16) & 0xFF);
-        for (int k = 0; k < K; k++, bk += ldb, uk += 8) {
-            const __m256 x0 = _mm256_maskload_ps(bk, k0), x1 = _mm256_maskload_ps(bk + 8, k1), x2 = _mm256_maskload_ps(bk + 16, k2);
-            for (int i = 0; i < 4; i++) {
-                const __m256 w = _mm256_broadcast_ss(uk + i);
-                acc[i][0] = _mm256_fmadd_ps(x0, w, acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(x1, w, acc[i][1]);
-                acc[i][2] = _mm256_fmadd_ps(x2, w, acc[i][2]);
-            }
-        }
+#define KILN_TILE_STEP(load)                                                                                       \
+    for (int k = 0; k < K; k++, bk += ldb, uk += 8) {                                                              \
+        const __m256 x0 = load(bk, 0), x1 = load(bk + 8, 1), x2 = load(bk + 16, 2);                                \
+        if (pack) {                                                                                                \
+            _mm256_store_ps(pack + 24 * (size_t)k, x0);                                                            \
+            _mm256_store_ps(pack + 24 * (size_t)k + 8, x1);                                                        \
+            _mm256_store_ps(pack + 24 * (size_t)k + 16, x2);                                                       \
+        }                                                                                                          \
+        if (next) {                                                                                                \
+            _mm_prefetch((const char *)(next + (size_t)k * ldb), _MM_HINT_T0);                                     \
+            _mm_prefetch((const char *)(next + (size_t)k * ldb + 12), _MM_HINT_T0);                                \
+            _mm_prefetch((const char *)(next + (size_t)k * ldb + 23), _MM_HINT_T0);                                \
+        }                                                                                                          \
+        for (int i = 0; i < 4; i++) {                                                                              \
+            const __m256 w = _mm256_broadcast_ss(uk + i);                                                          \
+            acc[i][0] = _mm256_fmadd_ps(x0, w, acc[i][0]);                                                         \
+            acc[i][1] = _mm256_fmadd_ps(x1, w, acc[i][1]);                                                         \
+            acc[i][2] = _mm256_fmadd_ps(x2, w, acc[i][2]);                                                         \
+        }                                                                                                          \
     }
+    if (full) {
+#define KILN_LOAD_FULL(p, j) _mm256_loadu_ps(p)
+        KILN_TILE_STEP(KILN_LOAD_FULL)
+#undef KILN_LOAD_FULL
+    } else {
+        const __m256i km[3] = {mask_lanes8(lanes(cols) & 0xFF), mask_lanes8((lanes(cols) >> 8) & 0xFF), mask_lanes8(lanes(cols - 16) & 0xFF)};
+#define KILN_LOAD_MASKED(p, j) _mm256_maskload_ps(p, km[j])
+        KILN_TILE_STEP(KILN_LOAD_MASKED)
+#undef KILN_LOAD_MASKED
+    }
+#undef KILN_TILE_STEP
     const m16 first = lanes(cols), second = lanes(cols - 16);
     for (int i = 0; i < 4; i++) {
         const int m = m0 + 4 * half + i;
@@ -86,24 +100,42 @@ static inline void gemm_tile8x8(const float *u, const float *b, int K, size_t ld
 #endif
 
 static void conv_gemm_ld(const float *packed, const float *b, int K, int N, size_t ldb, int mb_begin, int mb_end, const float *bias,
-                         const float *residual, size_t ldy, kiln_act a, float *y) {
+                         const float *residual, size_t ldy, kiln_act a, float *y, float *pack) {
     KILN_ACT_LOCALS(a);
+    (void)pack;
 #if KILN_LEVEL == KILN_LEVEL_AVX2
     // Column chunks of 24 outside, channel blocks inside: a chunk of B (K × 24 floats) is read
-    // from memory once and stays in cache for every block of output channels.
+    // from memory once and stays in cache for every block of output channels (the next chunk
+    // prefetched as the first block reads this one). With `pack` (room for K × 24 floats and
+    // 32 bytes), the first tile of a chunk copies it there as it reads it and the others read
+    // the copy: contiguous and aligned, where B's rows may be a power of two apart (cache-set
+    // conflicts) or misaligned. Measured with B and the weights cold, the copy pays from 12
+    // blocks; grouping the blocks so that their weights stay in L2 across chunks did not.
+    float *copy = pack && mb_end - mb_begin >= 12 ? (float *)(((uintptr_t)pack + 31) & ~(uintptr_t)31) : NULL;
     for (int n0 = 0; n0 < N; n0 += 24) {
         const int cols = N - n0 < 24 ? N - n0 : 24;
+        const float *bk = b + n0, *next = n0 + 24 < N && N - n0 - 24 > 8 ? bk + 24 : NULL;
+        if (cols <= 8) {
+            for (int mb = mb_begin; mb < mb_end; mb++)
+                gemm_tile8x8(packed + (size_t)mb * K * 8, b, K, ldb, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            continue;
+        }
         for (int mb = mb_begin; mb < mb_end; mb++) {
             const float *u = packed + (size_t)mb * K * 8;
-            if (cols == 24) {
-                // The full tile with a constant width, so the inlined copy drops the masks.
-                gemm_tile4x24(u, b, K, ldb, 0, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
-                gemm_tile4x24(u, b, K, ldb, 1, 24, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
-            } else if (cols <= 8) {
-                gemm_tile8x8(u, b, K, ldb, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            // Constant widths in each call, so the inlined copies drop the masks they can.
+            if (copy && mb > mb_begin) {
+                gemm_tile4x24(u, copy, K, 24, 0, cols, 1, NULL, NULL, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            } else if (cols == 24) {
+                gemm_tile4x24(u, bk, K, ldb, 0, 24, 1, copy, mb == mb_begin ? next : NULL, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
             } else {
-                gemm_tile4x24(u, b, K, ldb, 0, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
-                gemm_tile4x24(u, b, K, ldb, 1, cols, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+                gemm_tile4x24(u, bk, K, ldb, 0, cols, 0, copy, NULL, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            }
+            if (copy) {
+                gemm_tile4x24(u, copy, K, 24, 1, cols, 1, NULL, NULL, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            } else if (cols == 24) {
+                gemm_tile4x24(u, bk, K, ldb, 1, 24, 1, NULL, NULL, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
+            } else {
+                gemm_tile4x24(u, bk, K, ldb, 1, cols, 0, NULL, NULL, mb * 8, n0, bias, residual, ldy, act, alpha, lo, hi, y);
             }
         }
     }

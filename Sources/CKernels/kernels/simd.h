@@ -92,14 +92,25 @@ static inline v16 v16_zero(void) { return (v16){_mm256_setzero_ps(), _mm256_setz
 static inline v16 v16_set1(float a) { const __m256 v = _mm256_set1_ps(a); return (v16){v, v}; }
 static inline v16 v16_load(const float *p) { return (v16){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
 static inline void v16_store(float *p, v16 v) { _mm256_storeu_ps(p, v.lo); _mm256_storeu_ps(p + 8, v.hi); }
+// Each half whole, empty or masked: vmaskmovps is slow (a store is microcoded on Zen 2, ~10
+// cycles), so a half that is all in or all out takes a plain load or store, or none.
+static inline __m256 v8_maskz_load_bits(unsigned bits, const float *p) {
+    if (bits == 0xFF) return _mm256_loadu_ps(p);
+    if (bits == 0) return _mm256_setzero_ps();
+    return _mm256_maskload_ps(p, mask_lanes8(bits));
+}
+static inline void v8_mask_store_bits(float *p, unsigned bits, __m256 v) {
+    if (bits == 0xFF) _mm256_storeu_ps(p, v);
+    else if (bits != 0) _mm256_maskstore_ps(p, mask_lanes8(bits), v);
+}
 static inline v16 v16_maskz_load(m16 m, const float *p) {
     if ((m & 0xFFFF) == 0xFFFF) return v16_load(p);
-    return (v16){_mm256_maskload_ps(p, mask_lanes8(m & 0xFF)), _mm256_maskload_ps(p + 8, mask_lanes8((m >> 8) & 0xFF))};
+    return (v16){v8_maskz_load_bits(m & 0xFF, p), v8_maskz_load_bits((m >> 8) & 0xFF, p + 8)};
 }
 static inline void v16_mask_store(float *p, m16 m, v16 v) {
     if ((m & 0xFFFF) == 0xFFFF) { v16_store(p, v); return; }
-    _mm256_maskstore_ps(p, mask_lanes8(m & 0xFF), v.lo);
-    _mm256_maskstore_ps(p + 8, mask_lanes8((m >> 8) & 0xFF), v.hi);
+    v8_mask_store_bits(p, m & 0xFF, v.lo);
+    v8_mask_store_bits(p + 8, (m >> 8) & 0xFF, v.hi);
 }
 static inline v16 v16_add(v16 a, v16 b) { return (v16){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 static inline v16 v16_sub(v16 a, v16 b) { return (v16){_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }

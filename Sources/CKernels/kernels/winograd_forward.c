@@ -278,7 +278,7 @@ static void winograd_multiply_tiles(const float *packed, const float *V, size_t 
     const kiln_act none = {KILN_ACT_NONE, 0, 0, 0};
     for (int xi = 0; xi < 16; xi++) {
         conv_gemm_ld(packed + (size_t)xi * (M / 8) * C * 8, V + xi * vs, C, T, (size_t)Tpad, mb0, mb1, NULL, NULL, (size_t)Tpad, none,
-                     Mx + xi * ms);
+                     Mx + xi * ms, NULL);
     }
 #else
     for (int xi = 0; xi < 16; xi++) {

@@ -145,9 +145,13 @@ extension Lowering {
                     dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
                     activation: op == "Conv" ? .none : activation(n))
                 c.scratch = c.plannedScratch(KILN_CONV_FORWARD, batch: batch)
-                if group == 1, c.outChannels % 8 != 0, algorithm == .im2col || algorithm == .gemm1x1 {
-                    c.remainder = c.scratch.total
-                    c.scratch.total += 8 * c.outHeight * c.outWidth
+                if group == 1, algorithm == .im2col || algorithm == .gemm1x1 {
+                    if c.outChannels % 8 != 0 {
+                        c.remainder = c.scratch.total
+                        c.scratch.total += 8 * c.outHeight * c.outWidth
+                    }
+                    c.pack = c.scratch.total
+                    c.scratch.total += x[1] * w[2] * w[3] * 24 + 8
                 }
                 return .conv(c)
         }

@@ -78,6 +78,10 @@ public struct Program: Sendable {
         /// kernel makes that block into the thread's scratch from this float offset (8 rows of
         /// the columns it computes), and the valid rows are copied out with the epilogue.
         public var remainder: Int? = nil
+        /// Where the packed kernel copies B's column chunks (K·24 + 8 floats) in the thread's
+        /// scratch, so that every block of output channels after the first reads them
+        /// contiguous and aligned (conv_gemm_ld's `pack`).
+        public var pack: Int? = nil
     }
 
     /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose kernel, packed weight

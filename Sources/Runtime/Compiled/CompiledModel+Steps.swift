@@ -232,16 +232,18 @@ extension CompiledModel {
                 guard rest > 0, cols > 0, let offset = c.remainder else { return }
                 let tmp = scratch[worker].pointer + offset
                 // The partial block as block 0 of its own, so its rows are tmp's rows 0…7.
-                kiln_conv_gemm_ld(u.pointer + blocks * k * 8, b, Int32(k), Int32(cols), ldb, 0, 1, nil, nil, cols, none, tmp)
+                kiln_conv_gemm_ld(u.pointer + blocks * k * 8, b, Int32(k), Int32(cols), ldb, 0, 1, nil, nil, cols, none, tmp, nil)
                 for r in 0..<rest {
                     let m = blocks * 8 + r, row = y.pointer + at + m * p
                     row.update(from: tmp + r * cols, count: cols)
                     kiln_epilogue(row, 1, Int32(cols), bias.map { $0.pointer + m }, residual.map { $0.pointer + at + m * p }, act)
                 }
             }
-            func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+            /// Worker `worker`'s room for the kernel's copies of B's column chunks.
+            func pack(_ worker: Int) -> UnsafeMutablePointer<Float>? { c.pack.map { scratch[worker].pointer + $0 } }
+            func multiply(_ n: Int, _ columns: UnsafeMutablePointer<Float>, _ range: Range<Int>, worker: Int) {
                 kiln_conv_gemm_ld(u.pointer, columns, Int32(k), Int32(p), p, Int32(range.lowerBound), Int32(range.upperBound), bias?.pointer,
-                                  residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
+                                  residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage, pack(worker))
             }
             // Panels of ~256 KB of patches, but at least 96 columns (four of the product's
             // column chunks), so small late-stage images are not cut into slivers.
@@ -256,7 +258,7 @@ extension CompiledModel {
                     let at = n * outImage + oh0 * c.outWidth
                     let cols = (oh1 - oh0) * c.outWidth
                     kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32(cols), cols, 0, Int32(blocks), bias?.pointer,
-                                      residual.map { $0.pointer + at }, p, act, y.pointer + at)
+                                      residual.map { $0.pointer + at }, p, act, y.pointer + at, pack(worker))
                     remainder(col, cols: cols, ldb: cols, at: at, worker: worker)
                 }
                 if parallel {
@@ -275,21 +277,23 @@ extension CompiledModel {
             if parallel && oneByOne {
                 parallelChunks(images, workers: threads, pool: pool) { worker, range in
                     for n in range {
-                        multiply(n, x.pointer + n * inImage, 0..<blocks)
+                        multiply(n, x.pointer + n * inImage, 0..<blocks, worker: worker)
                         remainder(x.pointer + n * inImage, cols: p, ldb: p, at: n * outImage, worker: worker)
                     }
                 }
-            } else if oneByOne && p >= 48 * threads {
+            } else if oneByOne && p >= 48 * threads && (columnsBalance(p) >= 0.9 || blocks < 2 * threads) {
                 // One image, columns (positions) split over threads: each thread reads only its
                 // columns of the input, which the layer before wrote in its own cache when it
-                // split the same way; chunks of 24 columns, the kernel's tile width.
+                // split the same way; chunks of 24 columns, the kernel's tile width. Not when
+                // the chunks divide badly (14² = 196 columns: 120 and 76 on two threads): then
+                // the channel blocks are split below.
                 let chunks = (p + 23) / 24
                 for n in 0..<images {
                     parallelChunks(chunks, workers: threads, pool: pool) { worker, range in
                         let n0 = range.lowerBound * 24, n1 = min(p, range.upperBound * 24)
                         guard n1 > n0 else { return }
                         kiln_conv_gemm_ld(u.pointer, x.pointer + n * inImage + n0, Int32(k), Int32(n1 - n0), p, 0, Int32(blocks), bias?.pointer,
-                                          residual.map { $0.pointer + n * outImage + n0 }, p, act, y.pointer + n * outImage + n0)
+                                          residual.map { $0.pointer + n * outImage + n0 }, p, act, y.pointer + n * outImage + n0, pack(worker))
                         remainder(x.pointer + n * inImage + n0, cols: n1 - n0, ldb: p, at: n * outImage + n0, worker: worker)
                     }
                 }
@@ -302,7 +306,7 @@ extension CompiledModel {
                         parallelChunks(cg * c.kernelH, workers: threads, pool: pool) { _, rows in im2colRows(xn.pointer, rows, into: scratch[0].pointer) }
                     }
                     let columns = Shared(pointer: oneByOne ? xn.pointer : scratch[0].pointer)
-                    parallelChunks(blocks, workers: threads, pool: pool) { _, range in multiply(n, columns.pointer, range) }
+                    parallelChunks(blocks, workers: threads, pool: pool) { worker, range in multiply(n, columns.pointer, range, worker: worker) }
                     remainder(columns.pointer, cols: p, ldb: p, at: n * outImage, worker: 0)
                 }
             }
@@ -426,7 +430,7 @@ extension CompiledModel {
                     }
                     if r1 > start {
                         kiln_conv_gemm_ld(u.pointer, xn + start * wd, Int32(pw.channels), Int32((r1 - start) * wd), h * wd, 0, Int32(blocks),
-                                          bias1?.pointer, nil, plane, act1, buffer + (start - r0) * wd)
+                                          bias1?.pointer, nil, plane, act1, buffer + (start - r0) * wd, nil)
                     }
                     held = r0..<r1
                 }
@@ -463,7 +467,7 @@ extension CompiledModel {
             let col = scratch[worker].pointer
             kiln_im2col(x.pointer + n * inImage + g * cg * plane, geometry, col)
             kiln_conv_gemm_ld(u.pointer, col, Int32(k), Int32(p), p, Int32(g * blocksPerGroup), Int32((g + 1) * blocksPerGroup), bias?.pointer,
-                              residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage)
+                              residual.map { $0.pointer + n * outImage }, p, act, y.pointer + n * outImage, nil)
         }
         if parallel {
             parallelChunks(images, workers: threads, pool: pool) { worker, range in
@@ -474,6 +478,13 @@ extension CompiledModel {
                 parallelChunks(c.group, workers: threads, pool: pool) { worker, range in for g in range { run(n, g, worker: worker) } }
             }
         }
+    }
+
+    /// How evenly `p` columns in chunks of 24 (the packed kernel's tile width) spread over the
+    /// threads: the mean share over the largest.
+    func columnsBalance(_ p: Int) -> Double {
+        let chunks = (p + 23) / 24, most = min(p, (chunks + threads - 1) / threads * 24)
+        return Double(p) / Double(threads * most)
     }
 
     /// A 1×1 convolution of x ⊙ s (Program.Conv.gate): per image, the packed weight's columns
@@ -500,17 +511,17 @@ extension CompiledModel {
                 }
             }
         }
-        func multiply(_ n: Int, _ w: UnsafeMutablePointer<Float>, columns: Range<Int>, blocks range: Range<Int>) {
+        func multiply(_ n: Int, _ w: UnsafeMutablePointer<Float>, columns: Range<Int>, blocks range: Range<Int>, worker: Int) {
             guard !columns.isEmpty, !range.isEmpty else { return }
             kiln_conv_gemm_ld(w, x.pointer + n * inImage + columns.lowerBound, Int32(k), Int32(columns.count), p, Int32(range.lowerBound),
                               Int32(range.upperBound), bias?.pointer, residual.map { $0.pointer + n * outImage + columns.lowerBound }, p, act,
-                              y.pointer + n * outImage + columns.lowerBound)
+                              y.pointer + n * outImage + columns.lowerBound, c.pack.map { self.scratch[worker] + $0 })
         }
         if parallel {
             parallelChunks(images, workers: threads, pool: pool) { worker, range in
                 for n in range {
                     scale(n, 0..<blocks, into: scratch[worker].pointer)
-                    multiply(n, scratch[worker].pointer, columns: 0..<p, blocks: 0..<blocks)
+                    multiply(n, scratch[worker].pointer, columns: 0..<p, blocks: 0..<blocks, worker: worker)
                 }
             }
             return
@@ -518,13 +529,13 @@ extension CompiledModel {
         let w = scratch[0]
         for n in 0..<images {
             parallelChunks(blocks, workers: blocks * k >= 1 << 12 ? threads : 1, pool: pool) { _, range in scale(n, range, into: w.pointer) }
-            if p >= 48 * threads {
+            if p >= 48 * threads && (columnsBalance(p) >= 0.9 || blocks < 2 * threads) {
                 // Columns in chunks of 24, the kernel's tile width.
-                parallelChunks((p + 23) / 24, workers: threads, pool: pool) { _, r in
-                    multiply(n, w.pointer, columns: r.lowerBound * 24..<min(p, r.upperBound * 24), blocks: 0..<blocks)
+                parallelChunks((p + 23) / 24, workers: threads, pool: pool) { worker, r in
+                    multiply(n, w.pointer, columns: r.lowerBound * 24..<min(p, r.upperBound * 24), blocks: 0..<blocks, worker: worker)
                 }
             } else {
-                parallelChunks(blocks, workers: threads, pool: pool) { _, r in multiply(n, w.pointer, columns: 0..<p, blocks: r) }
+                parallelChunks(blocks, workers: threads, pool: pool) { worker, r in multiply(n, w.pointer, columns: 0..<p, blocks: r, worker: worker) }
             }
         }
     }
