@@ -25,8 +25,13 @@ test: setup
 	bash scripts/conformance.sh "$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln"
 	@# The tests' scratch files (~200 MB a run) in a directory of their own, removed after
 	@# (readable by all: one test runs kiln as user nobody).
+	@# Compiles tune (algorithms measured, cached in the temporary directory so each run starts
+	@# fresh); the suites comparing compiled programs with the reference kernels and
+	@# onnxruntime run again with the built-in rule's choices (KILN_TUNE=0).
 	tmp=$$(mktemp -d -t kiln-test.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && chmod 755 "$$tmp" && \
-	TMPDIR=$$tmp KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build --skip KernelTests && \
+	TMPDIR=$$tmp KILN_CACHE_DIR=$$tmp/cache KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build --skip KernelTests && \
+	TMPDIR=$$tmp KILN_TUNE=0 KILN_VENV=$${KILN_VENV:-$$HOME/.cache/kiln/venv} $(SWIFT) test -c $(CONFIG) --skip-build \
+	  --filter 'CompiledTests|CompiledPathTests|TransformerPatternTests' && \
 	TMPDIR=$$tmp KILN_BIN="$$($(SWIFT) build -c $(CONFIG) --show-bin-path)/kiln" bash scripts/kernel-levels.sh -c $(CONFIG) --skip-build
 	@# The Python package (python/), installed as a user installs it (pip builds the native
 	@# parts with swift build, here already up to date), then its tests against onnxruntime.

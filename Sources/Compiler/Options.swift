@@ -7,7 +7,8 @@ import Foundation
 /// KILN_WINOGRAD=0|1 (Winograd off, or on from 8 input channels), KILN_CHUNK=n (images
 /// per chunk of a throughput run), KILN_FUSE_EXPAND=0 (1×1 → depthwise pairs as two steps),
 /// KILN_STRIDED_DIRECT=0|1 (stride-2 convolutions never on the direct kernel, or dense ones too)
-/// and KILN_FUSE_GATE=0 (a squeeze-and-excitation product as its own step).
+/// KILN_FUSE_GATE=0 (a squeeze-and-excitation product as its own step) and KILN_TUNE=0
+/// (every convolution's algorithm by the heuristic, none measured).
 public struct CompileOptions: Sendable, Equatable {
     /// Names of the inference passes to run; nil runs them all.
     public var passes: Set<String>?
@@ -22,25 +23,30 @@ public struct CompileOptions: Sendable, Equatable {
     public var stridedDirect: Bool?
     /// A squeeze-and-excitation gate's product folded into the 1×1 convolution that reads it.
     public var fuseGate: Bool
+    /// Convolution algorithms chosen by measuring the candidates on this CPU (cached per CPU:
+    /// the runtime's Tuner) rather than by the heuristic. Off in a plain `CompileOptions()`,
+    /// on in `.environment` unless KILN_TUNE=0.
+    public var tune: Bool
 
     public init(passes: Set<String>? = nil, winograd: Bool? = nil, chunk: Int? = nil, fuseExpand: Bool = true, stridedDirect: Bool? = nil,
-                fuseGate: Bool = true) {
+                fuseGate: Bool = true, tune: Bool = false) {
         self.passes = passes
         self.winograd = winograd
         self.chunk = chunk
         self.fuseExpand = fuseExpand
         self.stridedDirect = stridedDirect
         self.fuseGate = fuseGate
+        self.tune = tune
     }
 
     /// The defaults with the process's KILN_PASSES, KILN_WINOGRAD, KILN_CHUNK, KILN_FUSE_EXPAND,
-    /// KILN_STRIDED_DIRECT and KILN_FUSE_GATE applied.
+    /// KILN_STRIDED_DIRECT, KILN_FUSE_GATE and KILN_TUNE applied (tuning on unless KILN_TUNE=0).
     public static let environment: CompileOptions = {
         let env = ProcessInfo.processInfo.environment
         return CompileOptions(passes: env["KILN_PASSES"].map { Set($0.split(separator: ",").map(String.init)) },
                               winograd: env["KILN_WINOGRAD"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
                               chunk: env["KILN_CHUNK"].flatMap { Int($0) }, fuseExpand: env["KILN_FUSE_EXPAND"] != "0",
                               stridedDirect: env["KILN_STRIDED_DIRECT"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
-                              fuseGate: env["KILN_FUSE_GATE"] != "0")
+                              fuseGate: env["KILN_FUSE_GATE"] != "0", tune: env["KILN_TUNE"] != "0")
     }()
 }

@@ -79,6 +79,8 @@ extension Kiln {
 
         // Long by choice: the benchmark protocol in the order it runs — load and compile,
         // start the anchor, warm up, alternate timed rounds, report, and the profile.
+        @OptionGroup var tuning: TuneOptions
+
         func run() throws {
             Interrupts.shared.install { _ in "interrupted; the benchmark's child processes and temporary files are gone" }
             if train { return try reportingErrors { try runTraining() } }
@@ -107,8 +109,9 @@ extension Kiln {
                 let graph = try loadGraph(onnxPath)
                 // --profile times one program's steps; otherwise the fastest form (chunks per
                 // thread for small images, see CompiledModel.forThroughput).
-                let compiled: BatchModel = profile ? try CompiledModel.compile(graph, batch: batch, threads: threads)
-                                                   : try CompiledModel.forThroughput(graph, batch: batch, threads: threads, note: printNote)
+                let options = tuning.compileOptions
+                let compiled: BatchModel = profile ? try CompiledModel.compile(graph, batch: batch, threads: threads, options: options)
+                                                   : try CompiledModel.forThroughput(graph, batch: batch, threads: threads, options: options, note: printNote)
                 let loadSeconds = Date().timeIntervalSince(loadStart)
                 guard let input = graph.inputs.first, let perImage = Array(input.type.shape.dropFirst()).staticSizes else {
                     throw CLIError("the model has no image input with static dimensions")

@@ -94,6 +94,8 @@ extension Kiln {
             if train { _ = try trainingOptions() }
         }
 
+        @OptionGroup var tuning: TuneOptions
+
         func run() throws {
             try reportingErrors {
                 var graph = try loadGraph(file)
@@ -104,7 +106,7 @@ extension Kiln {
                 }
                 if program {
                     if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
-                    emit(try CompiledModel.compile(graph, batch: batch, threads: 1).program.listing)
+                    emit(try CompiledModel.compile(graph, batch: batch, threads: 1, options: tuning.compileOptions).program.listing)
                     return
                 }
                 if let after {

@@ -42,6 +42,7 @@ extension Kiln {
         @Option(name: .customLong("calibration-images"), help: "With --precision int8: calibration images to use (at most).")
         var calibrationImages: Int = 256
         @OptionGroup var preprocess: PreprocessOptions
+        @OptionGroup var tuning: TuneOptions
 
         struct Report: Encodable {
             var model: String
@@ -97,7 +98,8 @@ extension Kiln {
                     evaluated = q.graph
                     if isFirstRank { writeStderr("kiln: quantized to int8 (kiln quantize's defaults) on \(q.used) calibration images\n") }
                 }
-                let engine = try FolderInference(graph: evaluated, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
+                let engine = try FolderInference(graph: evaluated, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit,
+                                                 options: tuning.compileOptions)
                 let classes = engine.classes
                 var (names, counts) = modelClasses(graph, classes: classes)
                 let folders = try ImageFolder.classFolders(directory)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compiler
 import Foundation
 import Graph
 import Imaging
@@ -88,12 +89,12 @@ final class FolderInference: @unchecked Sendable {
     let pixelLimit: Int
     let threads: Int
 
-    init(graph: Graph, preprocessing: Preprocessing, batch: Int, threads: Int, pixelLimit: Int) throws {
+    init(graph: Graph, preprocessing: Preprocessing, batch: Int, threads: Int, pixelLimit: Int, options: CompileOptions = .environment) throws {
         guard batch >= 1 else { throw CLIError("--batch must be at least 1") }
         guard let out = graph.outputs.first, out.type.rank == 2, let c = out.type.shape[1].value else {
             throw CLIError("the model's first output must be class scores [N, C], got \(graph.outputs.first?.type.description ?? "none")")
         }
-        model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads, note: printNote)
+        model = try CompiledModel.forThroughput(graph, batch: batch, threads: threads, options: options, note: printNote)
         // Preprocessing writes tensorSize floats per image: the model's input must hold that.
         input = try model.checkedInput(graph.inputs[0].name, perImage: preprocessing.tensorSize).baseAddress!
         output = try model.checkedOutput(out.name, perImage: c).baseAddress!

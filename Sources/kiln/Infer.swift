@@ -36,6 +36,7 @@ extension Kiln {
         @Option(help: "Threads (default: all cores).")
         var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         @OptionGroup var preprocess: PreprocessOptions
+        @OptionGroup var tuning: TuneOptions
 
         func run() throws {
             var skipped = 0
@@ -57,7 +58,8 @@ extension Kiln {
                 let p = try preprocess.preprocessing(for: graph)
                 let listing = try FolderListing.walk(directory)
                 let files = cluster.isDistributed ? PathList(cluster.share(of: listing.files.count).lazy.map { listing.files[$0] }) : listing.files
-                let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit)
+                let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit,
+                                                 options: tuning.compileOptions)
                 let (names, _) = modelClasses(graph, classes: engine.classes)
                 let report = cluster.isRoot ? try SkipReport(errorsFile: errors ?? output.map { $0 + ".errors.txt" }) : nil
                 let sink = cluster.isRoot ? try OutputSink(path: output) : nil

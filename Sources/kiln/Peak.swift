@@ -67,7 +67,7 @@ extension Kiln {
 
         func run() throws {
             try reportingErrors {
-                print("CPU: \(cpuModelName()), \(ProcessInfo.processInfo.activeProcessorCount) logical cores")
+                print("CPU: \(CPUIdentity.modelName), \(ProcessInfo.processInfo.activeProcessorCount) logical cores")
                 let header = "type  instructions" + String(repeating: " ", count: 38) + "1 thread  \(threads) thread\(threads == 1 ? "" : "s")   × fp32"
                 print(header)
                 var fp32: Double? = nil
@@ -83,12 +83,4 @@ extension Kiln {
             }
         }
     }
-}
-
-/// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere).
-func cpuModelName() -> String {
-    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-          let colon = line.firstIndex(of: ":") else { return "unknown" }
-    return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
 }

@@ -45,6 +45,8 @@ extension Kiln {
 
         // Long by choice: one command read top to bottom — load, gather the inputs (files,
         // specs, random), bind, run compiled or reference, summarise and write the outputs.
+        @OptionGroup var tuning: TuneOptions
+
         func run() throws {
             try reportingErrors {
                 var given: [(String?, TensorData, String)] = []
@@ -113,7 +115,7 @@ extension Kiln {
                 }
                 let perGroup = group, g = graph
                 // Groups share one program (the cache compiles each batch size once).
-                let programs = ProgramCache(graph: g, threads: threads)
+                let programs = ProgramCache(graph: g, threads: threads, options: tuning.compileOptions)
                 let runOnce: ([String: TensorData]) throws -> [String: TensorData] = { feeds in
                     _ = try g.specialized(inputShapes: feeds.mapValues(\.shape))
                     if reference { return try ReferenceExecutor.run(g, inputs: feeds) }

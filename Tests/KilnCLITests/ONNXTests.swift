@@ -301,10 +301,11 @@ struct CompiledPathTests {
 
     @Test("dump --program lists kernels with algorithms and arena offsets; --after shows fused chains")
     func dumps() throws {
-        let p = try kiln("dump", "models/resnet32-cifar.kiln", "--program", "--batch", "4")
+        // The built-in rule's choices (--no-tune): stride 2 → im2col; 3×3 stride 1 from 16 input
+        // channels → Winograd; the 3-channel stem → direct.
+        let p = try kiln("dump", "models/resnet32-cifar.kiln", "--program", "--batch", "4", "--no-tune")
         #expect(p.status == 0, "\(p.stderr)")
         #expect(p.stdout.hasPrefix("program: batch 4, 37 steps, arena "))
-        // Stride 2 → im2col; 3×3 stride 1 from 16 input channels → Winograd; the 3-channel stem → direct.
         #expect(p.stdout.contains("conv/im2col kiln.FusedConv 'layer2.0.conv1' layout NCHW"))
         #expect(p.stdout.contains("conv/winograd_f2x3 kiln.FusedConv 'layer2.0.conv2' layout NCHW"))
         #expect(p.stdout.contains("conv/winograd_f2x3 kiln.FusedConv 'layer1.0.conv1' layout NCHW"))
@@ -377,7 +378,8 @@ struct TransformerPatternTests {
             guard k.status == 0 else { continue }
             let want = try NPY.read(path: base + ".expected.npy"), got = try NPY.read(path: out + "/y.npy")
             #expect(allCloseProblem(got, want) == nil, "\(m): \(allCloseProblem(got, want) ?? "")")
-            let program = try kiln("dump", dir.appendingPathComponent(m).path, "--program", "--batch", name.hasSuffix("_b1") ? "1" : "2")
+            // The built-in rule's choices (the run above tunes, unless KILN_TUNE=0).
+            let program = try kiln("dump", dir.appendingPathComponent(m).path, "--program", "--batch", name.hasSuffix("_b1") ? "1" : "2", "--no-tune")
             #expect(program.status == 0, "\(m): \(program.stderr)")
             #expect(!program.stdout.contains(": reference "), "\(m) runs a step on a reference kernel:\n\(program.stdout)")
             for s in kernels[name] ?? [] { #expect(program.stdout.contains(s), "\(m): no \(s) in\n\(program.stdout)") }

@@ -285,7 +285,8 @@ struct CompiledTests {
     @Test("3×3 stride-1 convolutions from 16 input channels run as Winograd, with the residual and activation fused")
     func winogradChosen() throws {
         let g = try TextFormat.parse(Self.cases[1].1).materialized(seed: 5)
-        let m = try CompiledModel.compile(g, batch: 1, threads: 2)
+        // The built-in rule's choice (tuning might measure another faster here).
+        let m = try CompiledModel.compile(g, batch: 1, threads: 2, options: CompileOptions())
         var seen: [String: Int] = [:]
         for step in m.program.steps {
             guard case .conv(let c) = step.kernel else { continue }
@@ -294,7 +295,8 @@ struct CompiledTests {
         #expect(seen.keys.sorted() == ["c1", "c3"])
         #expect(seen["c1"] == 4)  // x, w, bias, residual
         // The short-row case too (its compiled outputs are checked against the reference above).
-        let short = try CompiledModel.compile(try TextFormat.parse(Self.cases.last!.1).materialized(seed: 5), batch: 1, threads: 2)
+        let short = try CompiledModel.compile(try TextFormat.parse(Self.cases.last!.1).materialized(seed: 5), batch: 1, threads: 2,
+                                              options: CompileOptions())
         #expect(short.program.steps.filter { if case .conv(let c) = $0.kernel { c.algorithm == .winograd } else { false } }.count == 2)
     }
 

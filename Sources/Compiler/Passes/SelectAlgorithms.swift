@@ -63,10 +63,7 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph, winograd forced: Bool?, stridedD
     // Non-finite weights (a broken model, or BatchNorm statistics folded in): only im2col
     // multiplies them by the zero padding as ONNX (and onnxruntime) do, 0 × inf = NaN;
     // Winograd's transforms would mix them into other outputs, the direct kernel skips padding.
-    if let t = g.parameter(named: n.inputs[1])?.initializer.tensor, t.dtype == .f32,
-       t.bytes.withUnsafeBytes({ raw in raw.bindMemory(to: Float.self).contains { !$0.isFinite } }) {
-        return .im2col
-    }
+    if hasNonFiniteWeights(n, g) { return .im2col }
     let unitDilation = (ints("dilations") ?? []).allSatisfy { $0 == 1 }
     // Winograd pays off once there are enough input channels for its products to outweigh
     // its transforms: measured on ResNet-32 and ResNet-18 (BENCHMARKS.md), it beats the
@@ -95,4 +92,35 @@ func chooseConvAlgorithm(_ n: Node, _ g: Graph, winograd forced: Bool?, stridedD
         return .direct
     }
     return .im2col
+}
+
+/// Whether the convolution's weight is a parameter holding a NaN or an infinity.
+func hasNonFiniteWeights(_ n: Node, _ g: Graph) -> Bool {
+    guard let t = g.parameter(named: n.inputs[1])?.initializer.tensor, t.dtype == .f32 else { return false }
+    return t.bytes.withUnsafeBytes { raw in raw.bindMemory(to: Float.self).contains { !$0.isFinite } }
+}
+
+/// Every algorithm the kernels can run this convolution with, the heuristic's choice
+/// (`chooseConvAlgorithm` with nothing forced) first: what the tuner measures. One entry when
+/// there is nothing to choose (1×1, depthwise, non-finite weights, shapes only im2col takes).
+public func convAlgorithmCandidates(_ n: Node, _ g: Graph) -> [ConvAlgorithm] {
+    let heuristic = chooseConvAlgorithm(n, g, winograd: nil, stridedDirect: nil)
+    guard heuristic != .gemm1x1, heuristic != .depthwise, !hasNonFiniteWeights(n, g) else { return [heuristic] }
+    func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }
+    var group = 1
+    if case .int(let v)? = n.attributes["group"] { group = v }
+    let w = g.parameter(named: n.inputs[1])?.shape ?? []
+    guard w.count == 4 else { return [heuristic] }
+    let strides = ints("strides") ?? [], unitStride = strides.allSatisfy { $0 == 1 }
+    let unitDilation = (ints("dilations") ?? []).allSatisfy { $0 == 1 }
+    let oneByOne = w[2] == 1 && w[3] == 1
+    var out = [heuristic]
+    // The same conditions chooseConvAlgorithm puts on each kernel, without its size rules.
+    if unitStride && unitDilation && group == 1 && w[0] % 8 == 0 && w[1] >= 8 && w[2] == 3 && w[3] == 3 { out.append(.winograd) }
+    if (unitStride || strides.allSatisfy { $0 == 1 || $0 == 2 }) && unitDilation && w[0] % (8 * group) == 0 && w[2] * w[3] <= 64 && !oneByOne {
+        out.append(.direct)
+    }
+    out.append(.im2col)
+    var seen = Set<ConvAlgorithm>()
+    return out.filter { seen.insert($0).inserted }
 }

@@ -47,7 +47,11 @@ public final class Interrupts: @unchecked Sendable {
             source.setEventHandler { [self] in
                 let text = cleanUp(sig)
                 writeStderr("\nkiln: error: \(text)\n")
-                exit(128 + sig)
+                // _exit, not exit: the other threads are still running kernels, and exit's
+                // handlers (libraries' destructors: OpenBLAS frees its buffers) would run under
+                // them — a run killed mid-step once ended in SIGSEGV instead of 143.
+                fflush(nil)  // every stdio stream (print's buffered lines)
+                _exit(128 + sig)
             }
             source.resume()
             sources.append(source)

@@ -137,7 +137,12 @@ public final class CompiledModel: @unchecked Sendable {
         if passes != nil, let names = options.passes { chosen = chosen.filter { names.contains($0.name) } }
         // Static shapes first, so the passes fold every shape computation (Shape of a batch).
         let optimized = try Pipeline.run(try graph.bound(toBatch: batch), passes: chosen)
-        let specialized = try optimized.bound(toBatch: batch)
+        var specialized = try optimized.bound(toBatch: batch)
+        // Inference compiles with tuning on: algorithms measured on this CPU (Tuner), unless
+        // forced (KILN_WINOGRAD, KILN_STRIDED_DIRECT ask for the heuristic's kind of choice).
+        if passes == nil && options.tune && options.winograd == nil && options.stridedDirect == nil {
+            specialized = Tuner.shared.tuned(specialized, batch: batch, threads: max(1, threads))
+        }
         var program = try Lowering.lower(specialized, batch: batch, options: options)
         // Inputs and outputs keep the graph's element types at the boundary (narrow-floats
         // computes f64, f16 and bf16 values in f32): `run` converts them on the way in and out.

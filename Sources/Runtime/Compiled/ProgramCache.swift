@@ -38,8 +38,8 @@ public final class ProgramCache<Model>: @unchecked Sendable {
 }
 
 extension ProgramCache where Model == CompiledModel {
-    /// Programs compiled by `CompiledModel.compile`.
-    public convenience init(graph: Graph, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.init(graph: graph, threads: threads) { try CompiledModel.compile($0, batch: $1, threads: $2) }
+    /// Programs compiled by `CompiledModel.compile` with `options`.
+    public convenience init(graph: Graph, threads: Int = ProcessInfo.processInfo.activeProcessorCount, options: CompileOptions = .environment) {
+        self.init(graph: graph, threads: threads) { try CompiledModel.compile($0, batch: $1, threads: $2, options: options) }
     }
 }
