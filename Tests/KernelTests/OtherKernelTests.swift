@@ -16,6 +16,12 @@ final class OtherKernelTests: XCTestCase {
             Window(c: 1, h: 9, w: 147, m: 1, kh: 3, kw: 3, sh: 2, sw: 2),
             Window(c: 1, h: 7, w: 112, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1),
             Window(c: 1, h: 5, w: 70, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1),
+            // Rows shorter than two vectors (SqueezeNet's 27 → 13 and 55 → 27, ceil mode's
+            // right-hand padding): the last vector partly past the row.
+            Window(c: 1, h: 27, w: 27, m: 1, kh: 3, kw: 3, sh: 2, sw: 2),
+            Window(c: 1, h: 13, w: 13, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1),
+            Window(c: 1, h: 6, w: 55, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 2, pr: 2),
+            Window(c: 1, h: 3, w: 4, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 2, pr: 3),
         ]
         for g in cases {
             var x = rng.floats(g.h * g.w)

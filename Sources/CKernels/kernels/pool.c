@@ -4,8 +4,11 @@ static inline float max_nan(float best, float v) { return (v > best || v != v) ?
 
 static void maxpool2d(const float *x, kiln_conv_geometry g, float *y) {
     KILN_GEOMETRY_LOCALS(g);
-    enum { ROW = 4096 };
-    float colmax[W <= ROW ? W : 1];
+    enum { ROW = 4096, SLACK = 64 };
+    // The row's column maxima, then -inf past its end: what the last vector of a row reads
+    // past W (a right-hand padding column, or past the last window) takes no part in a max.
+    float colmax[W <= ROW ? W + SLACK : 1];
+    if (W <= ROW) for (int i = 0; i < SLACK; i++) colmax[W + i] = -INFINITY;
     for (int oh = 0; oh < OH; oh++) {
         const int ih0 = oh * SH - PH;
         if (W <= ROW) {
@@ -45,7 +48,9 @@ static void maxpool2d(const float *x, kiln_conv_geometry g, float *y) {
                     }
                     yr[o] = best;
                 }
-                for (; ow + 16 <= OW && ow * 2 - PW + 34 <= W; ow += 16) {
+                // Up to the last output (small planes too: 13 outputs are one vector), reading
+                // at most 2·OW − PW + 32 ≤ W + PWE + 30 columns: within the -inf slack.
+                for (; ow < OW && 2 * OW - PW + 32 <= W + SLACK; ow += 16) {
                     const float *c = colmax + (ow * 2 - PW);
                     const kiln_v16 a = load16(c), b = load16(c + 16), d = load16(c + 2), e = load16(c + 18);
                     const kiln_v16 t0 = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -54,7 +59,13 @@ static void maxpool2d(const float *x, kiln_conv_geometry g, float *y) {
                     kiln_v16 best = t0;
                     best = select16((t1 > best) | (t1 != t1), t1, best);
                     best = select16((t2 > best) | (t2 != t2), t2, best);
-                    store16(yr + ow, best);
+                    if (OW - ow >= 16) {
+                        store16(yr + ow, best);
+                    } else {
+                        float tmp[16];
+                        store16(tmp, best);
+                        memcpy(yr + ow, tmp, sizeof(float) * (size_t)(OW - ow));
+                    }
                 }
             }
             for (; ow < OW; ow++) {
