@@ -119,6 +119,11 @@ final class ConvKernelTests: XCTestCase {
             Window(c: 4, h: 11, w: 9, m: 16, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 0, pb: 0, pr: 1),
             Window(c: 3, h: 23, w: 20, m: 8, kh: 7, kw: 7, sh: 2, sw: 2, pt: 3, pl: 3, pb: 3, pr: 3),
             Window(c: 6, h: 9, w: 12, m: 8, kh: 3, kw: 2, sh: 1, sw: 2, pt: 1, pl: 0, pb: 1, pr: 1),
+            // Rows of 32 and more columns (the padded copy's phases made 32 columns at a time),
+            // left padding odd, zero and even.
+            Window(c: 3, h: 7, w: 70, m: 8, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 2, h: 6, w: 67, m: 8, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1),
+            Window(c: 2, h: 8, w: 96, m: 16, kh: 5, kw: 5, sh: 2, sw: 2, pt: 2, pl: 2, pb: 2, pr: 2),
         ]
         for (i, g) in cases.enumerated() {
             let act: Act = [Act.relu, .none, .sigmoid, .hardswish, .leaky(0.2)][i % 5]

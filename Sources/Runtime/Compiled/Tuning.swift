@@ -39,7 +39,8 @@ public enum CPUIdentity {
 /// at least 5 % faster (convolutions of one shape decide together, on their summed times).
 /// Choices are cached per CPU (`CPUIdentity.key`) in `directory` (KILN_CACHE_DIR, else
 /// $XDG_CACHE_HOME/kiln, else ~/.cache/kiln): one JSON file per CPU with each shape's choice
-/// and measured times, read by later compiles in any process. A choice is the shape's, for
+/// and measured times, read by later compiles in any process of the same Kiln version
+/// (remove the file to measure again after changing kernels). A choice is the shape's, for
 /// every batch size and thread count (measured at the first compile's), so that a model gives
 /// the same results at any batch and split over any number of processes; ranks under mpirun
 /// only read the cache (they would measure at once, on shared cores), the built-in rule
@@ -65,9 +66,19 @@ public final class Tuner: @unchecked Sendable {
         public var microseconds: [String: Double]
     }
 
+    /// The file's form: which CPU and which Kiln measured (another version's kernels may
+    /// rank differently: its file is measured again), and the choices.
     struct CacheFile: Codable {
         var cpu: String
+        var kiln: String
         var entries: [String: Entry]
+
+        /// The file at `url` if it holds this CPU's and this version's choices.
+        static func read(_ url: URL) -> CacheFile? {
+            guard let data = try? Data(contentsOf: url), let cache = try? JSONDecoder().decode(CacheFile.self, from: data),
+                  cache.cpu == CPUIdentity.key, cache.kiln == kilnVersion else { return nil }
+            return cache
+        }
     }
 
     /// The cache file for this CPU (nil: choices live only in this process).
@@ -93,8 +104,7 @@ public final class Tuner: @unchecked Sendable {
     private func loadLocked() {
         guard !loaded else { return }
         loaded = true
-        guard let file, let data = try? Data(contentsOf: file),
-              let cache = try? JSONDecoder().decode(CacheFile.self, from: data), cache.cpu == CPUIdentity.key else { return }
+        guard let file, let cache = CacheFile.read(file) else { return }
         entries.merge(cache.entries) { mine, _ in mine }
     }
 
@@ -107,12 +117,10 @@ public final class Tuner: @unchecked Sendable {
         entries.merge(new) { _, fresh in fresh }
         guard let file else { return }
         var all = entries
-        if let data = try? Data(contentsOf: file), let cache = try? JSONDecoder().decode(CacheFile.self, from: data), cache.cpu == CPUIdentity.key {
-            all.merge(cache.entries) { mine, _ in mine }
-        }
+        if let cache = CacheFile.read(file) { all.merge(cache.entries) { mine, _ in mine } }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(CacheFile(cpu: CPUIdentity.key, entries: all)) else { return }
+        guard let data = try? encoder.encode(CacheFile(cpu: CPUIdentity.key, kiln: kilnVersion, entries: all)) else { return }
         try? FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try? data.write(to: file, options: .atomic)
     }
