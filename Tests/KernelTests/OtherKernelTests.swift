@@ -22,6 +22,11 @@ final class OtherKernelTests: XCTestCase {
             Window(c: 1, h: 13, w: 13, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 1, pr: 1),
             Window(c: 1, h: 6, w: 55, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 2, pr: 2),
             Window(c: 1, h: 3, w: 4, m: 1, kh: 3, kw: 3, sh: 2, sw: 2, pt: 0, pl: 0, pb: 2, pr: 3),
+            // Stride 1 (the average pool's row-sum path): Inception's 3 × 3 with padding 1 on
+            // 17² and 8² planes, a 5 × 2 window with uneven padding, rows longer than 16.
+            Window(c: 1, h: 17, w: 17, m: 1, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 1, h: 8, w: 8, m: 1, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1),
+            Window(c: 1, h: 9, w: 40, m: 1, kh: 5, kw: 2, sh: 2, sw: 1, pt: 2, pl: 0, pb: 3, pr: 1),
         ]
         for g in cases {
             var x = rng.floats(g.h * g.w)

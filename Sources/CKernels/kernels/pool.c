@@ -117,8 +117,71 @@ static inline void tap_range(int S, int off, int begin, int end, int OW, int *lo
 // Sums of each output row's window taps accumulated tap by tap over runs of columns (the same
 // order per output as a tap loop: kh outer, kw inner), then divided by the count, which is a
 // product of a row count and a column count (both separable).
+// Stride 1 along rows, no dilation (Inception's 3 × 3 pools of 35², 17² and 8² planes): per
+// output row the window's input rows summed into a zero-padded row, then each output's KW
+// consecutive sums, sixteen at a time, divided by its count.
+static void avgpool2d_rows(const float *x, kiln_conv_geometry g, int include_pad, float *y) {
+    KILN_GEOMETRY_LOCALS(g);
+    const int Wp = W + PW + PWE;
+    float sum[Wp + 16 + KW], count[OW + 16];
+    for (int i = 0; i < Wp + 16 + KW; i++) sum[i] = 0.0f;
+    for (int i = 0; i < OW + 16; i++) count[i] = 0.0f;
+    // Each column's count of taps inside the input (or inside the padded input).
+    for (int ow = 0; ow < OW; ow++) {
+        int n = 0;
+        for (int kw = 0; kw < KW; kw++) {
+            const int iw = ow - PW + kw;
+            n += include_pad ? iw >= -PW && iw < W + PWE : iw >= 0 && iw < W;
+        }
+        count[ow] = (float)n;
+    }
+    for (int oh = 0; oh < OH; oh++) {
+        int rows = 0, first = 1;
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = oh * SH - PH + kh;
+            rows += include_pad ? ih >= -PH && ih < H + PHE : ih >= 0 && ih < H;
+            if (ih < 0 || ih >= H) continue;
+            const float *row = x + (size_t)ih * W;
+            float *dst = sum + PW;
+            int i = 0;
+            if (first) {
+                for (; i + 16 <= W; i += 16) store16(dst + i, load16(row + i));
+                for (; i < W; i++) dst[i] = row[i];
+                first = 0;
+            } else {
+                for (; i + 16 <= W; i += 16) store16(dst + i, load16(dst + i) + load16(row + i));
+                for (; i < W; i++) dst[i] += row[i];
+            }
+        }
+        float *yr = y + (size_t)oh * OW;
+        if (first) {  // no input row in the window
+            for (int ow = 0; ow < OW; ow++) yr[ow] = 0.0f;
+            continue;
+        }
+        const kiln_v16 r = splat16((float)rows);
+        int ow = 0;
+        for (; ow < OW; ow += 16) {
+            kiln_v16 acc = load16(sum + ow);
+            for (int kw = 1; kw < KW; kw++) acc += load16(sum + ow + kw);
+            const kiln_v16 n = r * load16(count + ow);
+            kiln_v16 v = select16(n > 0.0f, acc / select16(n > 0.0f, n, splat16(1.0f)), splat16(0.0f));
+            if (OW - ow >= 16) {
+                store16(yr + ow, v);
+            } else {
+                float tmp[16];
+                store16(tmp, v);
+                memcpy(yr + ow, tmp, sizeof(float) * (size_t)(OW - ow));
+            }
+        }
+    }
+}
+
 static void avgpool2d(const float *x, kiln_conv_geometry g, int include_pad, float *y) {
     KILN_GEOMETRY_LOCALS(g);
+    if (SW == 1 && DW == 1 && DH == 1 && W + PW + PWE <= 4096 && OW == W + PW + PWE - KW + 1) {
+        avgpool2d_rows(x, g, include_pad, y);
+        return;
+    }
     enum { CHUNK = 256 };
     float acc[CHUNK];
     int cols[CHUNK];
