@@ -99,24 +99,32 @@ extension CompiledModel {
         case .dataMovement:
             gatherMap(step, index: index)
         case .concat(let axis):
+            // Each input's slab of each outer index is one copy; large concatenations (a batch of
+            // GhostNet's ghost modules) spread the copies over the threads.
             let out = step.outputs[0]
             let outer = out.shape[..<axis].reduce(1, *)
-            var y = pointer(out)
-            for o in 0..<outer {
-                for input in step.inputs {
-                    guard let t = input.tensor else { continue }
-                    let chunk = t.shape[axis...].reduce(1, *)
-                    y.update(from: pointer(t) + o * chunk, count: chunk)
-                    y += chunk
+            let parts = step.inputs.compactMap { $0.tensor.map { (Shared(pointer: pointer($0)), $0.shape[axis...].reduce(1, *)) } }
+            let row = parts.reduce(0) { $0 + $1.1 }
+            var starts = [Int](), at = 0
+            for (_, chunk) in parts { starts.append(at); at += chunk }
+            let y = Shared(pointer: pointer(out)), begins = starts
+            parallelChunks(outer * parts.count, workers: out.count >= 1 << 16 ? threads : 1, pool: pool) { _, range in
+                for k in range {
+                    let o = k / parts.count, i = k % parts.count, (x, chunk) = parts[i]
+                    memmove(y.pointer + o * row + begins[i], x.pointer + o * chunk, chunk * MemoryLayout<Float>.size)
                 }
             }
         case .split(let outer, let sizes):
-            var x = UnsafePointer(pointer(step.inputs[0].tensor!))
-            let ys = step.outputs.map { pointer($0) }
-            for o in 0..<outer {
-                for (k, size) in sizes.enumerated() {
-                    (ys[k] + o * size).update(from: x, count: size)
-                    x += size
+            let x = Shared(pointer: pointer(step.inputs[0].tensor!))
+            let ys = step.outputs.map { Shared(pointer: pointer($0)) }
+            let row = sizes.reduce(0, +)
+            var starts = [Int](), at = 0
+            for size in sizes { starts.append(at); at += size }
+            let begins = starts
+            parallelChunks(outer * sizes.count, workers: outer * row >= 1 << 16 ? threads : 1, pool: pool) { _, range in
+                for k in range {
+                    let o = k / sizes.count, i = k % sizes.count
+                    memmove(ys[i].pointer + o * sizes[i], x.pointer + o * row + begins[i], sizes[i] * MemoryLayout<Float>.size)
                 }
             }
         case .elementwiseChain(let ops):
