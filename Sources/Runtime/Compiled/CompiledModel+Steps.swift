@@ -609,12 +609,11 @@ extension CompiledModel {
         } else {
             // The padded copy split by channels too (from 64 Ki values: a strided layer's
             // input is large, and the copy once took as long as the products).
-            let one = geometry
             for n in 0..<images {
                 let xp = scratch[0]
                 parallelChunks(c.channels, workers: inImage >= 1 << 16 ? threads : 1, pool: pool) { _, range in
                     guard !range.isEmpty else { return }
-                    var part = one
+                    var part = geometry
                     part.C = Int32(range.count)
                     kiln_conv_shift_pad(x.pointer + n * inImage + range.lowerBound * c.height * c.width, part, Int32(plane),
                                         xp.pointer + range.lowerBound * plane)
