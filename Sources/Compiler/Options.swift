@@ -8,7 +8,8 @@ import Foundation
 /// per chunk of a throughput run), KILN_FUSE_EXPAND=0 (1×1 → depthwise pairs as two steps),
 /// KILN_STRIDED_DIRECT=0|1 (stride-2 convolutions never on the direct kernel, or dense ones too)
 /// KILN_FUSE_GATE=0 (a squeeze-and-excitation product as its own step) and KILN_TUNE=0
-/// (every convolution's algorithm by the heuristic, none measured).
+/// (every convolution's algorithm by the heuristic, none measured), KILN_INT8=0 (QDQ models'
+/// convolutions in f32 on the quantization grid, not on the int8 kernels).
 public struct CompileOptions: Sendable, Equatable {
     /// Names of the inference passes to run; nil runs them all.
     public var passes: Set<String>?
@@ -27,9 +28,13 @@ public struct CompileOptions: Sendable, Equatable {
     /// the runtime's Tuner) rather than by the heuristic. Off in a plain `CompileOptions()`,
     /// on in `.environment` unless KILN_TUNE=0.
     public var tune: Bool
+    /// A QDQ model's convolutions on the int8 kernels where the CPU has a fast 8-bit dot
+    /// product (their input quantized per tensor, their weights on a per-channel int8 grid);
+    /// false keeps them in f32 on the quantization grid.
+    public var int8: Bool
 
     public init(passes: Set<String>? = nil, winograd: Bool? = nil, chunk: Int? = nil, fuseExpand: Bool = true, stridedDirect: Bool? = nil,
-                fuseGate: Bool = true, tune: Bool = false) {
+                fuseGate: Bool = true, tune: Bool = false, int8: Bool = true) {
         self.passes = passes
         self.winograd = winograd
         self.chunk = chunk
@@ -37,16 +42,18 @@ public struct CompileOptions: Sendable, Equatable {
         self.stridedDirect = stridedDirect
         self.fuseGate = fuseGate
         self.tune = tune
+        self.int8 = int8
     }
 
     /// The defaults with the process's KILN_PASSES, KILN_WINOGRAD, KILN_CHUNK, KILN_FUSE_EXPAND,
-    /// KILN_STRIDED_DIRECT, KILN_FUSE_GATE and KILN_TUNE applied (tuning on unless KILN_TUNE=0).
+    /// KILN_STRIDED_DIRECT, KILN_FUSE_GATE, KILN_TUNE and KILN_INT8 applied (tuning on unless KILN_TUNE=0).
     public static let environment: CompileOptions = {
         let env = ProcessInfo.processInfo.environment
         return CompileOptions(passes: env["KILN_PASSES"].map { Set($0.split(separator: ",").map(String.init)) },
                               winograd: env["KILN_WINOGRAD"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
                               chunk: env["KILN_CHUNK"].flatMap { Int($0) }, fuseExpand: env["KILN_FUSE_EXPAND"] != "0",
                               stridedDirect: env["KILN_STRIDED_DIRECT"].flatMap { $0 == "0" ? false : $0 == "1" ? true : nil },
-                              fuseGate: env["KILN_FUSE_GATE"] != "0", tune: env["KILN_TUNE"] != "0")
+                              fuseGate: env["KILN_FUSE_GATE"] != "0", tune: env["KILN_TUNE"] != "0",
+                              int8: env["KILN_INT8"] != "0")
     }()
 }

@@ -417,4 +417,78 @@ final class ConvKernelTests: XCTestCase {
             XCTAssertTrue(col.intact && split.intact && wide.intact && panel.intact && back.intact)
         }
     }
+
+    /// The int8 convolution (uint8 activations × int8 weights) against plain loops over the
+    /// dequantized values: strides 1, 2 and 3 (the quantizer's vector and scalar phase
+    /// paths), dilation, asymmetric padding, output channels and columns that fill no whole
+    /// block or chunk, values out of the uint8 range (clamped) and the activation on the
+    /// quantization grid; columns and channel blocks split as threads split them.
+    func testInt8Convolution() {
+        var rng = TestRandom(seed: 17)
+        let windows = [Window(c: 3, h: 17, w: 19, m: 13, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1),
+                       Window(c: 5, h: 9, w: 11, m: 8, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 0, pr: 1),
+                       Window(c: 7, h: 7, w: 7, m: 20, kh: 1, kw: 1),
+                       Window(c: 6, h: 13, w: 15, m: 9, kh: 7, kw: 7, sh: 2, sw: 2, pt: 3, pl: 3, pb: 3, pr: 3),
+                       Window(c: 4, h: 10, w: 11, m: 16, kh: 3, kw: 2, sh: 3, sw: 3, pt: 1, pl: 0, pb: 2, pr: 1),
+                       Window(c: 9, h: 12, w: 12, m: 24, kh: 3, kw: 3, dh: 2, dw: 2, pt: 2, pl: 2, pb: 2, pr: 2),
+                       Window(c: 32, h: 9, w: 40, m: 40, kh: 1, kw: 1, sh: 2, sw: 2),
+                       Window(c: 70, h: 6, w: 6, m: 8, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1)]
+        for (index, win) in windows.enumerated() {
+            let g = win.geometry, k = win.c * win.kh * win.kw, p = win.oh * win.ow
+            let scale: Float = 0.05, zero = 37 + index
+            // Inputs on the grid scale · (u − zero) for u in [−3, 258]: the ends clamp to 0 and 255.
+            let x = (0..<(win.c * win.h * win.w)).map { _ in scale * Float(rng.int(-3...258) - zero) }
+            let q = (0..<(win.m * k)).map { _ in Int8(rng.int(-128...127)) }
+            let wscale = (0..<win.m).map { Float(1 + $0 % 7) * 0.001 }
+            let bias = rng.floats(win.m), residual = rng.floats(win.m * p)
+            let act: Act = index % 3 == 0 ? .relu : index % 3 == 1 ? .none : .quantizeDequantize(0.01, -20, 30)
+            let withResidual = index % 2 == 0
+            var want = [Double](repeating: 0, count: win.m * p)
+            for m in 0..<win.m {
+                for oy in 0..<win.oh {
+                    for ox in 0..<win.ow {
+                        var s = Double(bias[m]) + (withResidual ? Double(residual[m * p + oy * win.ow + ox]) : 0)
+                        for c in 0..<win.c {
+                            for i in 0..<win.kh {
+                                for j in 0..<win.kw {
+                                    guard let (ih, iw) = win.tap(oy, ox, i, j) else { continue }
+                                    let u = min(255, max(0, Int((x[(c * win.h + ih) * win.w + iw] / scale).rounded()) + zero))
+                                    let wv = Double(wscale[m]) * Double(q[((m * win.c + c) * win.kh + i) * win.kw + j])
+                                    s += wv * Double(scale) * Double(u - zero)
+                                }
+                            }
+                        }
+                        want[m * p + oy * win.ow + ox] = act.apply(s)
+                    }
+                }
+            }
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: kiln_qconv_packed_bytes(Int32(win.m), Int32(k)), alignment: 64)
+            let source = UnsafeMutableRawPointer.allocate(byteCount: kiln_qconv_source_bytes(g), alignment: 64)
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: kiln_qconv_chunk_bytes(g) + 1, alignment: 64)
+            defer { packed.deallocate(); source.deallocate(); scratch.deallocate() }
+            let packedQ = packed.bindMemory(to: Int8.self, capacity: 1)
+            kiln_qconv_pack(q, Int32(win.m), Int32(k), packedQ)
+            let src = source.bindMemory(to: UInt8.self, capacity: 1)
+            // Channels in two parts, as threads quantize them.
+            for r in [0..<win.c / 2, win.c / 2..<win.c] where !r.isEmpty {
+                kiln_qconv_quantize(x, g, scale, Int32(zero), Int32(r.lowerBound), Int32(r.upperBound), src)
+            }
+            let combined = (0..<win.m).map { scale * wscale[$0] }
+            let offsets = (0..<win.m).map { m in Int32(zero * (0..<k).reduce(0) { $0 + Int(q[m * k + $1]) }) }
+            let columns = Int(kiln_qconv_columns(g)), blocks = (win.m + 7) / 8
+            let y = Guarded(win.m * p, fill: .nan), rs = Guarded(residual)
+            // Columns split at a chunk boundary and blocks in two, as the threads split them (the
+            // scratch one byte past its alignment).
+            let cut = min(columns, 32)
+            for cols in [0..<cut, cut..<columns] where !cols.isEmpty {
+                for mbs in [0..<blocks / 2, blocks / 2..<blocks] where !mbs.isEmpty {
+                    kiln_qconv_gemm(packedQ, src, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound), Int32(mbs.upperBound),
+                                    combined, offsets, bias, withResidual ? rs.pointer : nil, act.c,
+                                    scratch.bindMemory(to: UInt8.self, capacity: 1) + 1, y.pointer)
+                }
+            }
+            XCTAssertTrue(y.intact, "int8 convolution \(index): a write past the output")
+            assertClose(y.values, want, tol: 1e-5 * Double(k), "int8 convolution \(index)")
+        }
+    }
 }

@@ -1,4 +1,6 @@
+import CKernels
 import Compiler
+import Foundation
 import Graph
 import Runtime
 import Testing
@@ -164,5 +166,66 @@ struct QuantizeTests {
         #expect(values("bias_quantized")?.int64s == [803, -602])
         #expect(values("bias_quantized")?.dtype == .i32)
     }
-}
 
+    /// A small network written by kiln quantize (8-bit weights) compiled: on a CPU with VNNI its
+    /// convolutions run on the int8 kernel, elsewhere on the f32 ones; either way the outputs
+    /// agree with the reference kernels' (in Doubles) and with the f32 path's. The int8
+    /// product is exact in int32, so the paths differ only where f32 rounding moves a value
+    /// across a rounding boundary of the next quantization.
+    @Test("A QDQ network's convolutions on the int8 kernel agree with the reference and the f32 path")
+    func int8Network() throws {
+        var state: UInt64 = 7
+        func values(_ n: Int, _ amplitude: Double) -> String {
+            (0..<n).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return String(format: "%.4f", (Double(state >> 11) / Double(1 << 53) * 2 - 1) * amplitude)
+            }.joined(separator: ", ")
+        }
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 3, 48, 48]
+              param w1: f32[16, 3, 3, 3] = [\(values(432, 0.5))]
+              param b1: f32[16] = [\(values(16, 0.2))]
+              param w2: f32[32, 16, 3, 3] = [\(values(4608, 0.2))]
+              param w3: f32[32, 32, 1, 1] = [\(values(1024, 0.3))]
+              param b3: f32[32] = [\(values(32, 0.2))]
+              c1 = Conv(x, w1, b1) {pads = [1, 1, 1, 1]}
+              r1 = Relu(c1)
+              c2 = Conv(r1, w2) {pads = [1, 0, 1, 1], strides = [2, 2]}
+              r2 = Relu(c2)
+              c3 = Conv(r2, w3, b3)
+              s = Add(c3, r2)
+              y = GlobalAveragePool(s)
+              output y
+            }
+            """)
+        let ranges: [String: (lo: Float, hi: Float)] = ["x": (-1, 1), "c1": (-2, 2), "r1": (0, 2), "c2": (-3, 3), "r2": (0, 3), "c3": (-4, 4), "s": (-4, 6)]
+        let wanted = Set(Quantization.activationTensors(g))
+        let q = try Quantization.quantize(g, ranges: ranges.filter { wanted.contains($0.key) }, options: .init(weightBits: 8))
+        // Batch 4 (images spread over the threads) and 1 (each image's work split between them).
+        for batch in [4, 1] {
+        let x = TensorData(floats: (0..<(batch * 3 * 48 * 48)).map { Float(sin(Double($0) * 0.37)) }, shape: [batch, 3, 48, 48])
+        let reference = try ReferenceExecutor.run(q, inputs: ["x": x])["y"]!.floats
+        let int8 = try CompiledModel.compile(q, batch: batch, threads: 2, options: CompileOptions())
+        let f32 = try CompiledModel.compile(q, batch: batch, threads: 2, options: CompileOptions(int8: false))
+        let kernels = int8.program.steps.compactMap { step -> ConvAlgorithm? in if case .conv(let c) = step.kernel { c.algorithm } else { nil } }
+        #expect(kernels.count == 3)
+        #expect(kernels.allSatisfy { $0 == .int8 } == (kiln_qconv_vnni() != 0), "\(kernels)")
+        #expect(!f32.program.steps.contains { if case .conv(let c) = $0.kernel { c.algorithm == .int8 } else { false } })
+        let a = try int8.run(["x": x])["y"]!.floats, b = try f32.run(["x": x])["y"]!.floats
+        #expect(a.count == 32 * batch && reference.count == 32 * batch)
+        // A value that f32 rounding moves across a rounding boundary of a quantization moves
+        // one step, and moves the values computed from it; y's mean over 24 × 24 positions
+        // then moves by a step of s's (10/255) over 576 per value moved. The reference (in
+        // Doubles) and the f32 programs round differently: allow 0.01 (a broken kernel is off
+        // by far more). The two f32 programs differ only in the order of their sums: allow
+        // ten values moved.
+        for (name, got) in [("int8", a), ("f32", b)] {
+            let worst = zip(got, reference).map { abs($0 - $1) }.max()!
+            #expect(worst <= 0.01, "\(name): worst difference from the reference \(worst)")
+        }
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!
+        #expect(worst <= 10 * 10 / 255 / 576, "int8 and f32 programs: worst difference \(worst)")
+        }
+    }
+}

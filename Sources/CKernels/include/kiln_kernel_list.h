@@ -134,6 +134,29 @@
     X(void, weight_grad, (const float *dy, const float *col, int M, int K, int P, int m_begin, int m_end, float *dw), \
       (dy, col, M, K, P, m_begin, m_end, dw)) \
     \
+    /* --- int8 convolution (kernels/int8.c) ------------------------------------------------ */ \
+    /* One group; uint8 activations × int8 weights summed in int32 (AVX-512 VNNI where the CPU */ \
+    /* has it: qconv_vnni). Weights q [M, K = C·KH·KW] packed in blocks of 8 rows. */ \
+    X(size_t, qconv_packed_bytes, (int M, int K), (M, K)) \
+    X(void, qconv_pack, (const int8_t *q, int M, int K, int8_t *packed), (q, M, K, packed)) \
+    /* Channels [c_begin, c_end) of one image x [C, H, W] quantized, u = round(x / scale) + */ \
+    /* zero clamped to [0, 255], into its zero-padded stride phases (qconv_source_bytes). */ \
+    X(size_t, qconv_source_bytes, (kiln_conv_geometry g), (g)) \
+    X(void, qconv_quantize, (const float *x, kiln_conv_geometry g, float scale, int zero, int c_begin, int c_end, \
+                             uint8_t *source), (x, g, scale, zero, c_begin, c_end, source)) \
+    /* The product's columns (OH rows of the phases' width; those past OW are not stored) and */ \
+    /* the bytes of per-thread scratch qconv_gemm needs. */ \
+    X(int, qconv_columns, (kiln_conv_geometry g), (g)) \
+    X(size_t, qconv_chunk_bytes, (kiln_conv_geometry g), (g)) \
+    /* y [M, OH·OW] = act((Σ_k q·u − offset[m]) · scale[m] + bias[m] + residual) for columns */ \
+    /* [n_begin, n_end) and blocks [mb_begin, mb_end); offset[m] = zero · Σ_k q[m][k]. */ \
+    X(void, qconv_gemm, (const int8_t *packed, const uint8_t *source, kiln_conv_geometry g, int n_begin, int n_end, \
+                         int mb_begin, int mb_end, const float *scale, const int32_t *offset, const float *bias, \
+                         const float *residual, kiln_act act, uint8_t *scratch, float *y), \
+      (packed, source, g, n_begin, n_end, mb_begin, mb_end, scale, offset, bias, residual, act, scratch, y)) \
+    /* 1 when qconv_gemm runs on VNNI here (faster than f32), 0 when on plain loops. */ \
+    X(int, qconv_vnni, (void), ()) \
+    \
     /* --- linear layers (kernels/linear.c) -------------------------------------------------- */ \
     /* W [K, N] (trans: [N, K]) → column panels of 32, packed[p][k][j] = W[k][32p + j], zero */ \
     /* past N. */ \

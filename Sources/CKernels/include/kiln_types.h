@@ -3,6 +3,7 @@
 #define KILN_TYPES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum kiln_activation { KILN_ACT_NONE = 0, KILN_ACT_RELU = 1, KILN_ACT_LEAKY_RELU = 2, KILN_ACT_CLIP = 3,
                        KILN_ACT_SIGMOID = 4, KILN_ACT_HARDSWISH = 5, KILN_ACT_GELU = 6, KILN_ACT_GELU_TANH = 7,
@@ -37,7 +38,7 @@ typedef struct {
 
 // How a convolution runs (Compiler's ConvAlgorithm) and which of its passes a kernel serves.
 enum kiln_conv_algorithm { KILN_CONV_GEMM_1X1 = 0, KILN_CONV_IM2COL = 1, KILN_CONV_DIRECT = 2, KILN_CONV_WINOGRAD = 3,
-                           KILN_CONV_DEPTHWISE = 4 };
+                           KILN_CONV_DEPTHWISE = 4, KILN_CONV_INT8 = 5 };
 
 // The largest window (KH·KW taps) the depthwise kernel takes.
 #define KILN_DEPTHWISE_MAX_TAPS 256

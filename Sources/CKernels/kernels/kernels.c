@@ -11,6 +11,7 @@
 #include "depthwise.c"
 #include "gemm.c"
 #include "linear.c"
+#include "int8.c"
 #include "winograd_common.h"
 #include "winograd_forward.c"
 #include "winograd_wgrad.c"

@@ -18,6 +18,11 @@ static kiln_scratch_layout conv_scratch(kiln_conv_geometry g, int algorithm, int
         case KILN_CONV_IM2COL: s.total = k * p; break;                       // one image's columns
         case KILN_CONV_DIRECT: s.total = (long)g.C * conv_shift_plane(g); break;  // the padded image
         case KILN_CONV_WINOGRAD: s.total = winograd_scratch(g); break;
+        case KILN_CONV_INT8:
+            // The quantized image (shared: worker 0's), then each worker's offsets and chunk.
+            s.second = (long)((qconv_source_bytes(g) + 63) / 64 * 16);
+            s.total = s.second + (long)((qconv_chunk_bytes(g) + 63) / 64 * 16);
+            break;
         case KILN_CONV_DEPTHWISE: s.total = pass == KILN_CONV_FORWARD ? depthwise_scratch(g) : k * p; break;
         default: s.total = pass == KILN_CONV_GRAD_DATA ? k * p : 0; break;  // Wᵀ·dy columns
         }

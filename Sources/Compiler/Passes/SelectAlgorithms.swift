@@ -17,6 +17,10 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     /// One input channel per group (MobileNet's and EfficientNet's depthwise layers): each
     /// plane padded once, every tap a contiguous run of a phase of the padded rows.
     case depthwise
+    /// A QDQ model's convolution (input quantized per tensor, weights on a per-channel int8
+    /// grid) on uint8 × int8 products summed in int32 (AVX-512 VNNI): the input quantized once
+    /// into its padded stride phases, every tap a shifted row of them.
+    case int8 = "int8_vnni"
 }
 
 extension Pass {
@@ -38,7 +42,9 @@ extension Pass {
                 node.op = "FusedConv"
                 node.attributes["chain"] = .strings(["Conv"])
             }
-            node.attributes["algorithm"] = .string(chooseConvAlgorithm(node, g, winograd: options.winograd, stridedDirect: options.stridedDirect).rawValue)
+            let algorithm = options.int8 && int8Input(of: node, g) != nil ? .int8
+                : chooseConvAlgorithm(node, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
+            node.attributes["algorithm"] = .string(algorithm.rawValue)
             out.nodes[i] = node
         }
         return out
@@ -104,6 +110,7 @@ func hasNonFiniteWeights(_ n: Node, _ g: Graph) -> Bool {
 /// (`chooseConvAlgorithm` with nothing forced) first: what the tuner measures. One entry when
 /// there is nothing to choose (1×1, depthwise, non-finite weights, shapes only im2col takes).
 public func convAlgorithmCandidates(_ n: Node, _ g: Graph) -> [ConvAlgorithm] {
+    if case .string(ConvAlgorithm.int8.rawValue)? = n.attributes["algorithm"] { return [.int8] }
     let heuristic = chooseConvAlgorithm(n, g, winograd: nil, stridedDirect: nil)
     guard heuristic != .gemm1x1, heuristic != .depthwise, !hasNonFiniteWeights(n, g) else { return [heuristic] }
     func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }

@@ -136,7 +136,9 @@ extension Lowering {
                                                           dilations: ints("dilations"), pads: ints("pads"),
                                                           autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
                 let group = int("group", 1)
-                let algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
+                var algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
+                let int8 = algorithm == .int8 ? int8Input(of: n, g) : nil
+                if algorithm == .int8 && int8 == nil { algorithm = chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect) }
                 var c = Program.Conv(
                     algorithm: algorithm, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
                     outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],
@@ -144,6 +146,7 @@ extension Lowering {
                     padBottom: geometry.padsEnd[0], padRight: geometry.padsEnd[1],
                     dilationH: geometry.dilations[0], dilationW: geometry.dilations[1], group: group,
                     activation: op == "Conv" ? .none : activation(n))
+                c.int8 = int8
                 c.scratch = c.plannedScratch(KILN_CONV_FORWARD, batch: batch)
                 if group == 1, algorithm == .im2col || algorithm == .gemm1x1 {
                     if c.outChannels % 8 != 0 {

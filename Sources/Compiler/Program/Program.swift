@@ -82,6 +82,8 @@ public struct Program: Sendable {
         /// scratch, so that every block of output channels after the first reads them
         /// contiguous and aligned (conv_gemm_ld's `pack`).
         public var pack: Int? = nil
+        /// The int8 kernel's input quantization (algorithm int8).
+        public var int8: Int8Input? = nil
     }
 
     /// The 1×1 → depthwise pair in one step: the 1×1 (step `step`, whose kernel, packed weight

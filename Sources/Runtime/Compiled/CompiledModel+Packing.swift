@@ -29,6 +29,9 @@ extension CompiledModel {
             case .direct: count = kiln_conv_shift_packed_size(c.geometry(channels: c.channels / c.group))
             case .winograd: count = kiln_winograd_packed_size(c.geometry())
             case .depthwise: continue  // reads w [M, KH·KW] as it is
+            case .int8:
+                // Per output channel a scale and an offset (16-aligned), then the int8 blocks.
+                count = 2 * Self.int8Header(c) + (kiln_qconv_packed_bytes(Int32(c.outChannels), Int32(c.channels * c.kernelH * c.kernelW)) + 3) / 4
             case .im2col, .gemm1x1:
                 // Grouped: each group's output channels whole blocks of 8, packed with K the
                 // group's patch size (see groupedConv). One group: a last partial block is
@@ -82,6 +85,8 @@ extension CompiledModel {
         case .convGradData(let c):
             // c describes the transposed convolution: channels = the forward's M.
             kiln_winograd_pack_flipped(w, c.geometry(), p)
+        case .conv(let c) where c.algorithm == .int8:
+            packInt8(step: i, c, from: w, into: p)
         case .conv(let c) where c.algorithm == .winograd:
             kiln_winograd_pack(w, c.geometry(), p)
             winogradSigns[i] = Self.signs(w, c.outChannels * c.channels * 9)
@@ -92,6 +97,32 @@ extension CompiledModel {
             kiln_linear_pack(w, Int32(l.k), Int32(l.n), l.transposed ? 1 : 0, p)
         default:
             preconditionFailure("step \(i) has packed weights but no packing kernel")
+        }
+    }
+
+    /// Floats of an int8 convolution's per-channel scales (and again of its offsets).
+    static func int8Header(_ c: Program.Conv) -> Int { (c.outChannels + 15) / 16 * 16 }
+
+    /// An int8 convolution's packed weights: scale[m] = input scale · the row's grid step,
+    /// offset[m] = input zero point · Σ q[m], then the int8 values in blocks. Weights no longer
+    /// on an int8 grid (changed since the compile) leave the step failing with a clear error.
+    func packInt8(step i: Int, _ c: Program.Conv, from w: UnsafePointer<Float>, into p: UnsafeMutablePointer<Float>) {
+        guard let input = c.int8 else { return }
+        let m = c.outChannels, k = c.channels * c.kernelH * c.kernelW, header = Self.int8Header(c)
+        guard let grid = int8Grid(UnsafeBufferPointer(start: w, count: m * k), rows: m) else {
+            int8Unpackable.insert(i)
+            return
+        }
+        int8Unpackable.remove(i)
+        let offsets = UnsafeMutableRawPointer(p + header).assumingMemoryBound(to: Int32.self)
+        for r in 0..<m {
+            p[r] = input.scale * grid.scales[r]
+            var sum = 0
+            for j in 0..<k { sum += Int(grid.q[r * k + j]) }
+            offsets[r] = Int32(input.zero * sum)
+        }
+        grid.q.withUnsafeBufferPointer { q in
+            kiln_qconv_pack(q.baseAddress!, Int32(m), Int32(k), UnsafeMutableRawPointer(p + 2 * header).assumingMemoryBound(to: Int8.self))
         }
     }
 

@@ -14,6 +14,7 @@ extension CompiledModel {
         case .conv(let c) where c.algorithm == .direct: directConv(c, step, index: index, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
         case .conv(let c) where c.algorithm == .depthwise: depthwiseConv(c, step, parallel: imageParallel)
+        case .conv(let c) where c.algorithm == .int8: try int8Conv(c, step, index: index)
         case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .batchedMatMul(let b): batchedMatMul(b, step)
@@ -555,6 +556,55 @@ extension CompiledModel {
     }
 
     /// Input, bias, residual and output pointers of a (fused) convolution step.
+    /// A QDQ model's convolution on the int8 kernel: whole images over the threads when there
+    /// are enough; otherwise per image, the input quantized into its padded phases (over the
+    /// threads by channels), then the product's column chunks (or, with few of them, its
+    /// blocks of output channels) over the threads.
+    func int8Conv(_ c: Program.Conv, _ step: Program.Step, index: Int) throws {
+        guard let packed = packedWeights[index], let input = c.int8, !int8Unpackable.contains(index) else {
+            throw RuntimeError.kernel(node: step.name, op: step.op, message: "the weights are not on an int8 grid (changed since the compile): compile the model again")
+        }
+        let (x, bias, residual, y) = convOperands(step)
+        let g = c.geometry(channels: c.channels), header = Self.int8Header(c)
+        let images = step.outputs[0].shape[0], inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
+        let scale = Shared(pointer: packed), offsets = Shared(pointer: UnsafeMutableRawPointer(packed + header).assumingMemoryBound(to: Int32.self))
+        let weights = Shared(pointer: UnsafeMutableRawPointer(packed + 2 * header).assumingMemoryBound(to: Int8.self))
+        let scratch = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt8.self)) }
+        let chunkAt = c.scratch.second * MemoryLayout<Float>.size
+        let columns = Int(kiln_qconv_columns(g)), chunks = (columns + 31) / 32, blocks = (c.outChannels + 7) / 8
+        let act = c.activation.kernel
+        let work = c.outChannels * c.channels * c.kernelH * c.kernelW * c.outHeight * c.outWidth
+        let workers = work >= 1 << 20 ? threads : 1
+        if threads > 1 && images >= 2 * threads && images * work >= 1 << 20 {
+            // Whole images per thread, each quantized into the thread's own scratch: no
+            // barrier between the quantization and the product, and both stay in that core's cache.
+            parallelChunks(images, workers: threads, pool: pool) { worker, r in
+                for n in r {
+                    kiln_qconv_quantize(x.pointer + n * inImage, g, input.scale, Int32(input.zero), 0, Int32(c.channels), scratch[worker].pointer)
+                    kiln_qconv_gemm(weights.pointer, scratch[worker].pointer, g, 0, Int32(columns), 0, Int32(blocks), scale.pointer, offsets.pointer,
+                                    bias?.pointer, residual.map { $0.pointer + n * outImage }, act, scratch[worker].pointer + chunkAt,
+                                    y.pointer + n * outImage)
+                }
+            }
+            return
+        }
+        for n in 0..<images {
+            parallelChunks(c.channels, workers: inImage >= 1 << 15 ? workers : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_qconv_quantize(x.pointer + n * inImage, g, input.scale, Int32(input.zero), Int32(r.lowerBound), Int32(r.upperBound), scratch[0].pointer)
+            }
+            let byColumns = chunks >= 2 * workers || blocks < workers
+            parallelChunks(byColumns ? chunks : blocks, workers: workers, pool: pool) { worker, r in
+                guard !r.isEmpty else { return }
+                let cols = byColumns ? (r.lowerBound * 32)..<min(columns, r.upperBound * 32) : 0..<columns
+                let mbs = byColumns ? 0..<blocks : r
+                kiln_qconv_gemm(weights.pointer, scratch[0].pointer, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound),
+                                Int32(mbs.upperBound), scale.pointer, offsets.pointer, bias?.pointer, residual.map { $0.pointer + n * outImage },
+                                act, scratch[worker].pointer + chunkAt, y.pointer + n * outImage)
+            }
+        }
+    }
+
     func convOperands(_ step: Program.Step) -> (Shared<Float>, Shared<Float>?, Shared<Float>?, Shared<Float>) {
         (Shared(pointer: pointer(step.inputs[0].tensor!)),
          step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil,

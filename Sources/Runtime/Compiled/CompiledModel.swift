@@ -98,6 +98,8 @@ public final class CompiledModel: @unchecked Sendable {
     var scatterMaps: [Int: [Int32]] = [:]
     /// Per step: weights repacked for the direct and Winograd kernels, all in one buffer.
     var packedWeights: [Int: UnsafeMutablePointer<Float>] = [:]
+    /// int8 steps whose weights are no longer on an int8 grid (set from outside since the compile).
+    var int8Unpackable = Set<Int>()
     var packedBuffer: UnsafeMutablePointer<Float>?
     /// Per Winograd step: the sign (1, −1, 0) of every weight [M, C, 3, 3], all that the
     /// non-finite-input path needs of the weights that only exist transformed.
