@@ -1,4 +1,6 @@
 import Foundation
+import CKernels
+import Graph
 import Testing
 
 /// `kiln quantize` as a user runs it: odd calibration folders, bad options, and what it writes.
@@ -120,6 +122,38 @@ struct EvalInt8CLITests {
         ] {
             let r = try run(kilnBinary, ["eval", "models/resnet8-mnist.kiln", test] + arguments)
             #expect(r.status == 1 && r.stderr.contains(message), "\(arguments): \(r.stderr)")
+        }
+    }
+}
+
+@Suite("Models onnxruntime quantized", .serialized)
+struct ORTQuantizedTests {
+    @Test("onnxruntime's quantize_static output of ResNet-8 runs in Kiln (int8 kernels where the CPU has VNNI, and f32) within one output step of onnxruntime")
+    func ortQuantizedResNet8() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: python.path), "no Python venv at \(python.path): run scripts/setup.sh")
+        let dir = try scratch("ort-quantized")
+        let model = dir.appendingPathComponent("r8.onnx").path, quantized = dir.appendingPathComponent("r8-int8.onnx").path
+        #expect(try kiln("convert", "models/resnet8-mnist.kiln", "-o", model, "--seed", "3").status == 0)
+        var state: UInt32 = 99
+        let values = (0..<(4 * 28 * 28)).map { _ -> Float in state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) }
+        let input = dir.appendingPathComponent("x.npy").path
+        try NPY.write(TensorData(floats: values, shape: [4, 1, 28, 28]), path: input)
+        let expectedPath = dir.appendingPathComponent("ort.npy").path
+        let q = try run(python, [repositoryRoot.appendingPathComponent("scripts/ort_quantize.py").path, model, quantized, input, expectedPath])
+        #expect(q.status == 0, "\(q.stderr)")
+        let step = try #require(q.stdout.split(separator: "\n").first { $0.hasPrefix("step ") }.flatMap { Double($0.dropFirst(5)) })
+        #expect(q.stdout.contains("QuantizeLinear") && q.stdout.contains("DequantizeLinear"))
+        let expected = try NPY.read(path: expectedPath)
+        for int8 in [true, false] {
+            let out = dir.appendingPathComponent(int8 ? "kiln-int8" : "kiln-f32").path
+            let r = try run(URL(fileURLWithPath: "/usr/bin/env"), ["KILN_INT8=\(int8 ? 1 : 0)", kilnBinary.path, "run", quantized, "--input", "image=\(input)", "--output", out])
+            #expect(r.status == 0, "\(r.stderr)")
+            let got = try NPY.read(path: out + "/linear.npy")
+            #expect(got.shape == expected.shape)
+            let worst = (0..<got.count).map { abs(got.double(at: $0) - expected.double(at: $0)) }.max() ?? .infinity
+            #expect(worst <= step * 1.0001, "int8 kernels \(int8): worst difference \(worst), a step \(step)")
+            let dump = try kiln("dump", quantized, "--program")
+            if int8 { #expect(dump.stdout.contains("conv/int8_vnni") == (kiln_qconv_vnni() != 0)) }
         }
     }
 }

@@ -10,7 +10,9 @@ let quantizedTypes: Set<DType> = [.u8, .i8]
 private func checkQuantizationParameters(_ ctx: InferenceContext, x: TensorType, scale si: Int, zero zi: Int) throws {
     let s = try ctx.input(si)
     try ctx.requireFloat(s, "the scale")
-    if let z = ctx.optionalInput(zi), z.shape != s.shape {
+    // Per tensor, a [1] scale with a [] zero point (or the reverse) is one value each:
+    // onnxruntime's quantizer writes such pairs for biases, and onnxruntime runs them.
+    if let z = ctx.optionalInput(zi), z.shape != s.shape, !(z.shape.elementCount == Dim(1) && s.shape.elementCount == Dim(1)) {
         throw ctx.error("the zero point's shape \(z.shape.text) differs from the scale's \(s.shape.text)")
     }
     let blockSize = ctx.int("block_size")
