@@ -123,6 +123,7 @@ def main():
             first = None
             try:
                 for _ in range(a.rounds):
+                    time.sleep(0.2)  # the anchors' threads stop spinning
                     got["kiln"].append(kiln_throughput(a.kiln, path, batch, a.seconds, first))
                     first = batch / got["kiln"][-1]
                     for engine, run in engines.items():

@@ -228,4 +228,46 @@ struct QuantizeTests {
         #expect(worst <= 10 * 10 / 255 / 576, "int8 and f32 programs: worst difference \(worst)")
         }
     }
+
+    @Test("A quantized SiLU (x · q(σ(x)), each value quantized) is one elementwise chain reading its input twice, in place or not")
+    func quantizedSiLUChain() throws {
+        let text = """
+            graph t {
+              input x: f32[N, 3, 40, 40]
+              const s0: f32[] = [0.05]
+              const z0: u8[] = [128]
+              const s1: f32[] = [0.003921569]
+              const z1: u8[] = [0]
+              const s2: f32[] = [0.03]
+              const z2: u8[] = [10]
+              a = QuantizeLinear(x, s0, z0)
+              xq = DequantizeLinear(a, s0, z0)
+              g = Sigmoid(xq)
+              b = QuantizeLinear(g, s1, z1)
+              gq = DequantizeLinear(b, s1, z1)
+              m = Mul(xq, gq)
+              c = QuantizeLinear(m, s2, z2)
+              d = DequantizeLinear(c, s2, z2)
+              y = GlobalAveragePool(d)
+              output y
+            }
+            """
+        // (y pooled, so that the chain's output is not the graph's: the planner, which writes
+        // elementwise results over a dying input, must not here, as the chain reads it twice.)
+        let g = try TextFormat.parse(text)
+        let x = TensorData(floats: (0..<(2 * 3 * 1600)).map { Float(sin(Double($0) * 0.013)) * 7 }, shape: [2, 3, 40, 40])
+        let reference = try ReferenceExecutor.run(g, inputs: ["x": x])["y"]!.floats
+        let model = try CompiledModel.compile(g, batch: 2, threads: 2, options: CompileOptions())
+        let chains = model.program.steps.filter { $0.kernel.name == "elementwise-chain" }
+        #expect(chains.count == 1 && chains[0].inputs.count == 2)
+        #expect(chains.first?.outputs[0].byteOffset != chains.first?.inputs[0].tensor?.byteOffset)
+        let got = try model.run(["x": x])["y"]!.floats
+        // f32 and the reference's Doubles may round σ across a rounding boundary of its
+        // quantization: then a value moves by at most one of its steps (0.03) and one of σ's
+        // (1/255) times x.
+        // y's means over 1,600 values then move by that over 1,600 per value moved: allow 16.
+        #expect(got.count == 6)
+        let worst = zip(got, reference).map { abs($0 - $1) }.max()!
+        #expect(worst <= 16 * (0.03 + 7.0 / 255) / 1600, "worst difference \(worst)")
+    }
 }

@@ -52,14 +52,28 @@ public func int8Grid(_ w: UnsafeBufferPointer<Float>, rows: Int) -> (q: [Int8], 
 public func int8Input(of n: Node, _ g: Graph) -> Int8Input? {
     guard kiln_qconv_vnni() != 0, n.outputs.first?.type.rank == 4 else { return nil }
     if case .int(let group)? = n.attributes["group"], group != 1 { return nil }
-    guard let producer = g.nodes.first(where: { $0.outputs.contains { $0.name == n.inputs[0] } }) else { return nil }
-    let isQDQ = producer.domain == "kiln" && producer.op == "QuantizeDequantize"
-    guard isQDQ || producer.attributes["activation"] == .string("QuantizeDequantize"),
-          case .float(let scale)? = producer.attributes["scale"], case .int(let zero)? = producer.attributes["zero_point"],
-          case .int(let qmin)? = producer.attributes["qmin"], case .int(let qmax)? = producer.attributes["qmax"],
-          qmax - qmin == 255, scale.isNormal, scale > 0 else { return nil }
+    guard let producer = g.nodes.first(where: { $0.outputs.contains { $0.name == n.inputs[0] } }),
+          let (scale, low, high) = finalQuantization(producer), high - low == 255, scale.isNormal, scale > 0 else { return nil }
     guard let w = g.parameter(named: n.inputs[1]), w.shape.count == 4, let t = w.initializer.tensor, t.dtype == .f32,
           t.count == w.shape.reduce(1, *), t.count > 0 else { return nil }
     let onGrid = t.bytes.withUnsafeBytes { raw in int8Grid(raw.bindMemory(to: Float.self), rows: w.shape[0]) != nil }
-    return onGrid ? Int8Input(scale: scale, zero: zero - qmin) : nil
+    return onGrid ? Int8Input(scale: scale, zero: -low) : nil
+}
+
+/// The scale and the quantized range less the zero point of the QuantizeDequantize that
+/// makes `producer`'s output: the node itself, an epilogue's activation, or the last part of
+/// an elementwise chain.
+private func finalQuantization(_ producer: Node) -> (scale: Float, low: Int, high: Int)? {
+    if producer.domain == "kiln", producer.op == "FusedElementwise" {
+        guard case .strings(let chain)? = producer.attributes["chain"], chain.last == "QuantizeDequantize",
+              case .floats(let alphas)? = producer.attributes["alphas"], case .floats(let mins)? = producer.attributes["mins"],
+              case .floats(let maxs)? = producer.attributes["maxs"], let scale = alphas.last, let low = mins.last, let high = maxs.last,
+              low == low.rounded(), high == high.rounded() else { return nil }
+        return (scale, Int(low), Int(high))
+    }
+    let isQDQ = producer.domain == "kiln" && producer.op == "QuantizeDequantize"
+    guard isQDQ || producer.attributes["activation"] == .string("QuantizeDequantize"),
+          case .float(let scale)? = producer.attributes["scale"], case .int(let zero)? = producer.attributes["zero_point"],
+          case .int(let qmin)? = producer.attributes["qmin"], case .int(let qmax)? = producer.attributes["qmax"] else { return nil }
+    return (scale, qmin - zero, qmax - zero)
 }

@@ -110,7 +110,15 @@ func hasNonFiniteWeights(_ n: Node, _ g: Graph) -> Bool {
 /// (`chooseConvAlgorithm` with nothing forced) first: what the tuner measures. One entry when
 /// there is nothing to choose (1×1, depthwise, non-finite weights, shapes only im2col takes).
 public func convAlgorithmCandidates(_ n: Node, _ g: Graph) -> [ConvAlgorithm] {
-    if case .string(ConvAlgorithm.int8.rawValue)? = n.attributes["algorithm"] { return [.int8] }
+    // An int8 convolution (chosen by select-algorithms: the heuristic's choice) against the
+    // f32 kernels on the quantization grid, which win where the int8 kernel's quantization
+    // and byte interleaving outweigh its products (few input channels; a 1×1 expansion that
+    // the f32 path fuses into the depthwise convolution after it).
+    if case .string(ConvAlgorithm.int8.rawValue)? = n.attributes["algorithm"] { return [.int8] + f32Candidates(n, g) }
+    return f32Candidates(n, g)
+}
+
+private func f32Candidates(_ n: Node, _ g: Graph) -> [ConvAlgorithm] {
     let heuristic = chooseConvAlgorithm(n, g, winograd: nil, stridedDirect: nil)
     guard heuristic != .gemm1x1, heuristic != .depthwise, !hasNonFiniteWeights(n, g) else { return [heuristic] }
     func ints(_ k: String) -> [Int]? { if case .ints(let v)? = n.attributes[k] { return v }; return nil }

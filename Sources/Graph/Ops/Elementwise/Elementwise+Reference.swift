@@ -151,6 +151,9 @@ let fusedElementwiseReference: RefKernel = { ctx in
         } else if op == "Clip" {
             v = try runPart(ctx, op, [v, HostTensor(dtype: v.dtype, shape: [], f: [Double(mins[k])]),
                                       HostTensor(dtype: v.dtype, shape: [], f: [Double(maxs[k])])])
+        } else if op == "QuantizeDequantize" {
+            v = try runPart(ctx, op, domain: "kiln", [v], attributes: ["scale": .float(alphas[k]), "zero_point": .int(0),
+                                                                      "qmin": .int(Int(mins[k])), "qmax": .int(Int(maxs[k]))])
         } else {
             var attributes: [String: Attribute] = [:]
             if parameterisedActivations.contains(op) { attributes["alpha"] = .float(alphas[k]) }

@@ -42,6 +42,9 @@ func binary(_ name: String) -> OpSchema {
 public let chainableElementwise: Set<String> = [
     "Relu", "LeakyRelu", "Sigmoid", "HardSwish", "Clip", "Add", "Sub", "Mul", "Div", "Gelu", "Erf", "HardSigmoid", "Sqrt", "Tanh",
     "Exp", "Log", "Abs", "Neg", "Reciprocal", "Elu", "Softplus", "Mish", "Swish",
+    // kiln.QuantizeDequantize, its scale as the part's alpha and its quantized range less the
+    // zero point as the part's min and max.
+    "QuantizeDequantize",
 ]
 
 let hardSigmoidSchema = unary("HardSigmoid", attributes: [.float("alpha", 0.2), .float("beta", 0.5)])
