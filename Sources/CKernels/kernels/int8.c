@@ -11,6 +11,7 @@
 // so it counts as 0; the zero point's share comes off at the end as zero · Σ w.
 
 #define KILN_Q_CHUNK 32
+#define KILN_Q_VECTORS (KILN_Q_CHUNK / 16)
 
 // Bytes of one phase plane: H2 × W2, then slack for the reads past the last row (a tap's
 // shift, a whole chunk of columns past the end), rounded to 64.
@@ -38,7 +39,7 @@ static int qconv_columns(kiln_conv_geometry g) {
 static size_t qconv_packed_bytes(int M, int K) { return (size_t)((M + 7) / 8) * 8 * (size_t)((K + 3) / 4) * 4; }
 
 // Per-thread scratch: the rows' offsets (K rounded up to 4) and one chunk of columns,
-// [K/4][32 columns][4 bytes], 64-byte aligned.
+// [K/4][KILN_Q_CHUNK columns][4 bytes], 64-byte aligned.
 static size_t qconv_chunk_bytes(kiln_conv_geometry g) {
     const size_t K4 = ((size_t)g.C * g.KH * g.KW + 3) / 4;
     return K4 * 16 + K4 * 4 * KILN_Q_CHUNK + 192;
@@ -214,35 +215,35 @@ __attribute__((target("avx512vnni"))) static void qconv_gemm_vnni(const int8_t *
     const int K = C * KH * KW, K4 = (K + 3) / 4;
     const size_t ldy = (size_t)OH * OW;
     for (int n0 = n_begin; n0 < n_end; n0 += KILN_Q_CHUNK) {
-        // The chunk: 32 columns of every row, four rows interleaved byte by byte (the
-        // operand order of vpdpbusd).
+        // The chunk: KILN_Q_CHUNK columns of every row, four rows interleaved byte by byte
+        // (the operand order of vpdpbusd).
         for (int k4 = 0; k4 < K4; k4++) {
             const uint8_t *r0 = source + off[4 * k4] + n0, *r1 = source + off[4 * k4 + 1] + n0;
             const uint8_t *r2 = source + off[4 * k4 + 2] + n0, *r3 = source + off[4 * k4 + 3] + n0;
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < KILN_Q_VECTORS; h++) {
                 const __m512i b0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r0 + 16 * h)));
                 const __m512i b1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r1 + 16 * h)));
                 const __m512i b2 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r2 + 16 * h)));
                 const __m512i b3 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r3 + 16 * h)));
                 const __m512i v = _mm512_or_si512(_mm512_or_si512(b0, _mm512_slli_epi32(b1, 8)),
                                                   _mm512_or_si512(_mm512_slli_epi32(b2, 16), _mm512_slli_epi32(b3, 24)));
-                _mm512_store_si512((__m512i *)(chunk + (size_t)k4 * 128 + 64 * h), v);
+                _mm512_store_si512((__m512i *)(chunk + (size_t)k4 * 64 * KILN_Q_VECTORS + 64 * h), v);
             }
         }
-        qconv_segments seg[2];
-        qconv_segments_of(n0, n_end, W2, OW, &seg[0]);
-        qconv_segments_of(n0 + 16, n_end, W2, OW, &seg[1]);
+        qconv_segments seg[KILN_Q_VECTORS];
+        for (int h = 0; h < KILN_Q_VECTORS; h++) qconv_segments_of(n0 + 16 * h, n_end, W2, OW, &seg[h]);
         for (int mb = mb_begin; mb < mb_end; mb++) {
             const int32_t *w = (const int32_t *)(packed + (size_t)mb * K4 * 32);
-            __m512i acc[8][2];
-            for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+            __m512i acc[8][KILN_Q_VECTORS];
+            for (int i = 0; i < 8; i++)
+                for (int h = 0; h < KILN_Q_VECTORS; h++) acc[i][h] = _mm512_setzero_si512();
             const uint8_t *ck = chunk;
-            for (int k4 = 0; k4 < K4; k4++, ck += 128, w += 8) {
-                const __m512i x0 = _mm512_load_si512((const __m512i *)ck), x1 = _mm512_load_si512((const __m512i *)(ck + 64));
+            for (int k4 = 0; k4 < K4; k4++, ck += 64 * KILN_Q_VECTORS, w += 8) {
+                __m512i x[KILN_Q_VECTORS];
+                for (int h = 0; h < KILN_Q_VECTORS; h++) x[h] = _mm512_load_si512((const __m512i *)(ck + 64 * h));
                 for (int i = 0; i < 8; i++) {
                     const __m512i wi = _mm512_set1_epi32(w[i]);
-                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], x0, wi);
-                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], x1, wi);
+                    for (int h = 0; h < KILN_Q_VECTORS; h++) acc[i][h] = _mm512_dpbusd_epi32(acc[i][h], x[h], wi);
                 }
             }
             for (int i = 0; i < 8 && mb * 8 + i < M; i++) {
@@ -251,7 +252,7 @@ __attribute__((target("avx512vnni"))) static void qconv_gemm_vnni(const int8_t *
                 const __m512i om = _mm512_set1_epi32(offset[m]);
                 float *ym = y + (size_t)m * ldy;
                 const float *rm = residual ? residual + (size_t)m * ldy : NULL;
-                for (int h = 0; h < 2; h++) {
+                for (int h = 0; h < KILN_Q_VECTORS; h++) {
                     const __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][h], om)), sm, bm);
                     for (int s = 0; s < seg[h].count; s++) {
                         const int lane = seg[h].lane[s], len = seg[h].len[s];
