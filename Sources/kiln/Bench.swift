@@ -80,6 +80,7 @@ extension Kiln {
         // Long by choice: the benchmark protocol in the order it runs — load and compile,
         // start the anchor, warm up, alternate timed rounds, report, and the profile.
         @OptionGroup var tuning: TuneOptions
+        @OptionGroup var precision: PrecisionOptions
 
         func run() throws {
             Interrupts.shared.install { _ in "interrupted; the benchmark's child processes and temporary files are gone" }
@@ -109,7 +110,7 @@ extension Kiln {
                 let graph = try loadGraph(onnxPath)
                 // --profile times one program's steps; otherwise the fastest form (chunks per
                 // thread for small images, see CompiledModel.forThroughput).
-                let options = tuning.compileOptions
+                let options = try precision.applied(tuning.compileOptions)
                 let compiled: BatchModel = profile ? try CompiledModel.compile(graph, batch: batch, threads: threads, options: options)
                                                    : try CompiledModel.forThroughput(graph, batch: batch, threads: threads, options: options, note: printNote)
                 let loadSeconds = Date().timeIntervalSince(loadStart)

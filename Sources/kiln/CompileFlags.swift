@@ -1,5 +1,7 @@
 import ArgumentParser
+import CKernels
 import Compiler
+import Graph
 
 /// `--no-tune`, for the commands that compile a model to run it.
 struct TuneOptions: ParsableArguments {
@@ -16,6 +18,42 @@ struct TuneOptions: ParsableArguments {
     var compileOptions: CompileOptions {
         var o = CompileOptions.environment
         if noTune { o.tune = false }
+        return o
+    }
+}
+
+/// `--precision f32|bf16`, for the commands that compile a model to run it (`kiln eval` has its
+/// own, which also takes int8).
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: """
+        f32, or bf16: convolutions with activations and weights rounded to bfloat16 (sums in \
+        f32) on AVX-512 BF16, each layer measured against f32 by the tuner (kept where \
+        faster). A CPU without a bf16 dot product computes in f32 (with a note). Default: f32, \
+        or bf16 when KILN_PRECISION=bf16.
+        """)
+    var precision: String?
+
+    func validate() throws {
+        if let precision, precision != "f32" && precision != "bf16" {
+            throw ValidationError("--precision must be f32 or bf16, got '\(precision)'")
+        }
+    }
+
+    /// `options` with the precision applied; an unknown precision is an error.
+    func applied(_ options: CompileOptions) throws -> CompileOptions {
+        guard let precision else { return options }
+        return try Self.apply(precision, to: options)
+    }
+
+    static func apply(_ precision: String, to options: CompileOptions) throws -> CompileOptions {
+        var o = options
+        switch precision {
+        case "f32": o.bf16 = false
+        case "bf16":
+            o.bf16 = true
+            if kiln_bconv_fast() == 0 { writeStderr("kiln: note: this CPU has no bf16 dot product (AVX-512 BF16): computing in f32\n") }
+        default: throw CLIError("--precision must be f32 or bf16, got '\(precision)'")
+        }
         return o
     }
 }

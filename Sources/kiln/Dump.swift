@@ -95,6 +95,7 @@ extension Kiln {
         }
 
         @OptionGroup var tuning: TuneOptions
+        @OptionGroup var precision: PrecisionOptions
 
         func run() throws {
             try reportingErrors {
@@ -106,7 +107,7 @@ extension Kiln {
                 }
                 if program {
                     if graph.parameters.contains(where: { $0.initializer.tensor == nil }) { graph = try graph.materialized(seed: seed) }
-                    emit(try CompiledModel.compile(graph, batch: batch, threads: 1, options: tuning.compileOptions).program.listing)
+                    emit(try CompiledModel.compile(graph, batch: batch, threads: 1, options: try precision.applied(tuning.compileOptions)).program.listing)
                     return
                 }
                 if let after {

@@ -17,7 +17,7 @@ extension Kiln {
                   kiln eval model.onnx test-images/ --logit-adjust 1 --report eval.json
                   kiln eval model.onnx test-images/ --precision int8 --calibrate train-images/
 
-                --precision int8 quantizes the model first as `kiln quantize` does with its defaults (calibrated on up to --calibration-images images of --calibrate), evaluates the int8 model, and also the f32 model on the same images, printing the difference: overall, per shot group, and the share of images whose top-1 is unchanged. `kiln eval MODEL-int8.onnx` evaluates a model already quantized.
+                --precision bf16 computes the convolutions in bfloat16 (where the CPU has a bf16 dot product and the layer runs faster so) and also the f32 model on the same images, printing the difference as for int8. --precision int8 quantizes the model first as `kiln quantize` does with its defaults (calibrated on up to --calibration-images images of --calibrate), evaluates the int8 model, and also the f32 model on the same images, printing the difference: overall, per shot group, and the share of images whose top-1 is unchanged. `kiln eval MODEL-int8.onnx` evaluates a model already quantized.
                 """
         )
 
@@ -35,7 +35,7 @@ extension Kiln {
         var logitAdjust: Double?
         @Option(help: "File listing skipped files.")
         var errors: String?
-        @Option(help: "f32 (the model as it is) or int8 (quantized first; needs --calibrate).")
+        @Option(help: "f32 (the model as it is), bf16 (convolutions in bfloat16 where the CPU has a bf16 dot product) or int8 (quantized first; needs --calibrate).")
         var precision: String = "f32"
         @Option(help: "With --precision int8: a folder of calibration images.")
         var calibrate: String?
@@ -63,7 +63,7 @@ extension Kiln {
             var confusion: [[Int]]
             var logitAdjust: Double?
             var precision: String
-            /// With --precision int8: the f32 model on the same images.
+            /// With --precision int8 or bf16: the f32 model on the same images.
             var float: FloatComparison?
         }
 
@@ -84,7 +84,7 @@ extension Kiln {
                 // Under mpirun each rank scores a contiguous share of the files and rank 0 prints
                 // and writes everything, as one process would.
                 let cluster = try Cluster.start()
-                guard precision == "f32" || precision == "int8" else { throw CLIError("--precision must be f32 or int8, got '\(precision)'") }
+                guard ["f32", "bf16", "int8"].contains(precision) else { throw CLIError("--precision must be f32, bf16 or int8, got '\(precision)'") }
                 guard precision == "int8" || calibrate == nil else { throw CLIError("--calibrate goes with --precision int8") }
                 guard calibrationImages >= 1 else { throw CLIError("--calibration-images must be at least 1") }
                 let graph = try loadClassifier(model)
@@ -99,7 +99,7 @@ extension Kiln {
                     if isFirstRank { writeStderr("kiln: quantized to int8 (kiln quantize's defaults) on \(q.used) calibration images\n") }
                 }
                 let engine = try FolderInference(graph: evaluated, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit,
-                                                 options: tuning.compileOptions)
+                                                 options: precision == "bf16" ? try PrecisionOptions.apply("bf16", to: tuning.compileOptions) : tuning.compileOptions)
                 let classes = engine.classes
                 var (names, counts) = modelClasses(graph, classes: classes)
                 let folders = try ImageFolder.classFolders(directory)
@@ -169,10 +169,11 @@ extension Kiln {
                         return v < 0 ? nil : (Int(v / 2), v % 2 == 1)
                     }
                 }
-                let scored = try score(engine, skips: reportSkips, what: precision == "int8" ? "int8: " : "")
-                // With int8: the f32 model on the same files (the same ones decode, so the same are skipped).
-                let reference = precision == "int8"
-                    ? try score(try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit),
+                let scored = try score(engine, skips: reportSkips, what: precision == "f32" ? "" : "\(precision): ")
+                // With int8 or bf16: the f32 model on the same files (the same ones decode, so the same are skipped).
+                let reference = precision != "f32"
+                    ? try score(try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit,
+                                                    options: tuning.compileOptions),
                                 skips: nil, what: "f32: ")
                     : nil
                 try reportSkips?.finish()
@@ -210,7 +211,7 @@ extension Kiln {
                         guard let a, let b else { return "–" }
                         return String(format: "%.1f%% → %.1f%%", 100 * a, 100 * b)
                     }
-                    var line = "int8 against f32 on the same images: top-1 \(change(c.top1, r.top1)), mean per-class \(change(c.meanClass, r.meanClass))"
+                    var line = "\(precision) against f32 on the same images: top-1 \(change(c.top1, r.top1)), mean per-class \(change(c.meanClass, r.meanClass))"
                     if counts != nil { line += ", many-shot \(change(c.many, r.many)), medium-shot \(change(c.medium, r.medium)), few-shot \(change(c.few, r.few))" }
                     emit(line + String(format: "; same top-1 on %.1f%% of the images\n", 100 * c.agreement))
                 }
@@ -240,7 +241,7 @@ extension Kiln {
         func table(_ r: Report) -> String {
             func pct(_ v: Double?) -> String { v.map { String(format: "%.1f%%", 100 * $0) } ?? "–" }
             var s = "\(r.images) images in \(r.classes.count) classes\(r.logitAdjust.map { ", logit adjustment τ = \($0)" } ?? "")"
-                + (r.precision == "int8" ? ", the model quantized to int8" : "") + "\n"
+                + (r.precision == "int8" ? ", the model quantized to int8" : r.precision == "bf16" ? ", convolutions in bf16" : "") + "\n"
             s += "top-1 \(pct(r.top1))  top-5 \(pct(r.top5))  mean per-class \(pct(r.meanClass))\n"
             if r.trainingCounts != nil {
                 s += "many-shot (>100) \(pct(r.many))  medium-shot (20-100) \(pct(r.medium))  few-shot (<20) \(pct(r.few))\n"

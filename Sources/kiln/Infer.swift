@@ -37,6 +37,7 @@ extension Kiln {
         var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         @OptionGroup var preprocess: PreprocessOptions
         @OptionGroup var tuning: TuneOptions
+        @OptionGroup var precision: PrecisionOptions
 
         func run() throws {
             var skipped = 0
@@ -59,7 +60,7 @@ extension Kiln {
                 let listing = try FolderListing.walk(directory)
                 let files = cluster.isDistributed ? PathList(cluster.share(of: listing.files.count).lazy.map { listing.files[$0] }) : listing.files
                 let engine = try FolderInference(graph: graph, preprocessing: p, batch: batch, threads: threads, pixelLimit: preprocess.pixelLimit,
-                                                 options: tuning.compileOptions)
+                                                 options: try precision.applied(tuning.compileOptions))
                 let (names, _) = modelClasses(graph, classes: engine.classes)
                 let report = cluster.isRoot ? try SkipReport(errorsFile: errors ?? output.map { $0 + ".errors.txt" }) : nil
                 let sink = cluster.isRoot ? try OutputSink(path: output) : nil

@@ -46,6 +46,7 @@ extension Kiln {
         // Long by choice: one command read top to bottom — load, gather the inputs (files,
         // specs, random), bind, run compiled or reference, summarise and write the outputs.
         @OptionGroup var tuning: TuneOptions
+        @OptionGroup var precision: PrecisionOptions
 
         func run() throws {
             try reportingErrors {
@@ -115,7 +116,7 @@ extension Kiln {
                 }
                 let perGroup = group, g = graph
                 // Groups share one program (the cache compiles each batch size once).
-                let programs = ProgramCache(graph: g, threads: threads, options: tuning.compileOptions)
+                let programs = ProgramCache(graph: g, threads: threads, options: try precision.applied(tuning.compileOptions))
                 let runOnce: ([String: TensorData]) throws -> [String: TensorData] = { feeds in
                     _ = try g.specialized(inputShapes: feeds.mapValues(\.shape))
                     if reference { return try ReferenceExecutor.run(g, inputs: feeds) }

@@ -491,4 +491,67 @@ final class ConvKernelTests: XCTestCase {
             assertClose(y.values, want, tol: 1e-5 * Double(k), "int8 convolution \(index)")
         }
     }
+
+    /// The bf16 convolution against plain loops over the bf16-rounded values (rounded here,
+    /// to nearest even, from the f32 bits): strides 1 and 2, dilation, asymmetric padding,
+    /// an odd patch size (the last pair half empty) with an infinity in the input (it must not
+    /// reach outputs that do not read it), channels and columns that fill no whole block or chunk.
+    func testBF16Convolution() {
+        var rng = TestRandom(seed: 19)
+        func bf16(_ v: Float) -> Double {
+            var u = v.bitPattern
+            u = (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000
+            return Double(Float(bitPattern: u))
+        }
+        let windows = [Window(c: 3, h: 17, w: 19, m: 13, kh: 3, kw: 3, pt: 1, pl: 1, pb: 1, pr: 1),
+                       Window(c: 5, h: 9, w: 11, m: 8, kh: 3, kw: 3, sh: 2, sw: 2, pt: 1, pl: 1, pb: 0, pr: 1),
+                       Window(c: 7, h: 7, w: 7, m: 20, kh: 1, kw: 1),
+                       Window(c: 9, h: 12, w: 12, m: 24, kh: 3, kw: 3, dh: 2, dw: 2, pt: 2, pl: 2, pb: 2, pr: 2),
+                       Window(c: 33, h: 6, w: 40, m: 16, kh: 1, kw: 1)]
+        for (index, win) in windows.enumerated() {
+            let g = win.geometry, k = win.c * win.kh * win.kw, p = win.oh * win.ow
+            var x = rng.floats(win.c * win.h * win.w)
+            let w = rng.floats(win.m * k), bias = rng.floats(win.m), residual = rng.floats(win.m * p)
+            // Window 4 (33 channels, 1×1: K odd): the last channel holds an infinity at (0, 0).
+            if index == 4 { x[32 * win.h * win.w] = .infinity }
+            let act: Act = index % 2 == 0 ? .relu : .none
+            var want = [Double](repeating: 0, count: win.m * p)
+            for m in 0..<win.m {
+                for oy in 0..<win.oh {
+                    for ox in 0..<win.ow {
+                        var s = Double(bias[m]) + Double(residual[m * p + oy * win.ow + ox])
+                        for c in 0..<win.c {
+                            for i in 0..<win.kh {
+                                for j in 0..<win.kw {
+                                    guard let (ih, iw) = win.tap(oy, ox, i, j) else { continue }
+                                    s += bf16(w[((m * win.c + c) * win.kh + i) * win.kw + j]) * bf16(x[(c * win.h + ih) * win.w + iw])
+                                }
+                            }
+                        }
+                        want[m * p + oy * win.ow + ox] = act.apply(s)
+                    }
+                }
+            }
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: kiln_bconv_packed_bytes(Int32(win.m), Int32(k)), alignment: 64)
+            let source = UnsafeMutableRawPointer.allocate(byteCount: kiln_bconv_source_bytes(g), alignment: 64)
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: kiln_bconv_chunk_bytes(g) + 1, alignment: 64)
+            defer { packed.deallocate(); source.deallocate(); scratch.deallocate() }
+            let packedW = packed.bindMemory(to: UInt16.self, capacity: 1), src = source.bindMemory(to: UInt16.self, capacity: 1)
+            kiln_bconv_pack(w, Int32(win.m), Int32(k), packedW)
+            for r in [0..<win.c / 2, win.c / 2..<win.c] where !r.isEmpty {
+                kiln_bconv_convert(x, g, Int32(r.lowerBound), Int32(r.upperBound), src)
+            }
+            let columns = Int(kiln_qconv_columns(g)), blocks = (win.m + 7) / 8
+            let y = Guarded(win.m * p, fill: .nan), rs = Guarded(residual)
+            let cut = min(columns, 32)
+            for cols in [0..<cut, cut..<columns] where !cols.isEmpty {
+                for mbs in [0..<blocks / 2, blocks / 2..<blocks] where !mbs.isEmpty {
+                    kiln_bconv_gemm(packedW, src, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound), Int32(mbs.upperBound),
+                                    bias, rs.pointer, act.c, scratch.bindMemory(to: UInt8.self, capacity: 1) + 1, y.pointer)
+                }
+            }
+            XCTAssertTrue(y.intact, "bf16 convolution \(index): a write past the output")
+            assertClose(y.values, want, tol: 1e-6 * Double(k), "bf16 convolution \(index)")
+        }
+    }
 }

@@ -270,4 +270,44 @@ struct QuantizeTests {
         let worst = zip(got, reference).map { abs($0 - $1) }.max()!
         #expect(worst <= 16 * (0.03 + 7.0 / 255) / 1600, "worst difference \(worst)")
     }
+
+    @Test("bf16 convolutions (CompileOptions.bf16) agree with the reference within bf16's rounding, and run on the bf16 kernel where the CPU has one")
+    func bf16Network() throws {
+        var state: UInt64 = 11
+        func values(_ n: Int, _ amplitude: Double) -> String {
+            (0..<n).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return String(format: "%.4f", (Double(state >> 11) / Double(1 << 53) * 2 - 1) * amplitude)
+            }.joined(separator: ", ")
+        }
+        let g = try TextFormat.parse("""
+            graph t {
+              input x: f32[N, 3, 20, 20]
+              param w1: f32[16, 3, 3, 3] = [\(values(432, 0.5))]
+              param w2: f32[16, 16, 3, 3] = [\(values(2304, 0.2))]
+              param w3: f32[16, 16, 1, 1] = [\(values(256, 0.3))]
+              param b3: f32[16] = [\(values(16, 0.2))]
+              c1 = Conv(x, w1) {pads = [1, 1, 1, 1]}
+              r1 = Relu(c1)
+              c2 = Conv(r1, w2) {pads = [1, 1, 1, 1], strides = [2, 2]}
+              r2 = Relu(c2)
+              c3 = Conv(r2, w3, b3)
+              y = Add(c3, r2)
+              output y
+            }
+            """)
+        let x = TensorData(floats: (0..<(2 * 3 * 400)).map { Float(sin(Double($0) * 0.21)) }, shape: [2, 3, 20, 20])
+        let reference = try ReferenceExecutor.run(g, inputs: ["x": x])["y"]!.floats
+        let model = try CompiledModel.compile(g, batch: 2, threads: 2, options: CompileOptions(bf16: true))
+        let kernels = model.program.steps.compactMap { step -> ConvAlgorithm? in if case .conv(let c) = step.kernel { c.algorithm } else { nil } }
+        #expect(kernels.count == 3)
+        #expect(kernels.allSatisfy { $0 == .bf16 } == (kiln_bconv_fast() != 0), "\(kernels)")
+        let got = try model.run(["x": x])["y"]!.floats
+        // Each product's operands rounded to 8-bit mantissas (relative error 2⁻⁹ each) through
+        // three layers: a few parts in a thousand of the outputs' scale.
+        let scale = reference.map { abs($0) }.max()!
+        let worst = zip(got, reference).map { abs($0 - $1) }.max()!
+        #expect(worst <= 0.01 * scale, "worst difference \(worst), outputs up to \(scale)")
+        if kiln_bconv_fast() != 0 { #expect(worst > 0, "bf16 rounding left no trace: the f32 path ran") }
+    }
 }

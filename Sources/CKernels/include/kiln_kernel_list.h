@@ -157,6 +157,25 @@
     /* 1 when qconv_gemm runs on VNNI here (faster than f32), 0 when on plain loops. */ \
     X(int, qconv_vnni, (void), ()) \
     \
+    /* --- bf16 convolution (kernels/bf16.c) ------------------------------------------------ */ \
+    /* One group; activations and weights rounded to bf16, products summed in f32 (AVX-512 */ \
+    /* BF16 where the CPU has it: bconv_fast). The int8 kernel's layout with 16-bit elements */ \
+    /* (qconv_columns gives the product's columns). */ \
+    X(size_t, bconv_packed_bytes, (int M, int K), (M, K)) \
+    X(void, bconv_pack, (const float *w, int M, int K, uint16_t *packed), (w, M, K, packed)) \
+    X(size_t, bconv_source_bytes, (kiln_conv_geometry g), (g)) \
+    X(void, bconv_convert, (const float *x, kiln_conv_geometry g, int c_begin, int c_end, uint16_t *source), \
+      (x, g, c_begin, c_end, source)) \
+    X(size_t, bconv_chunk_bytes, (kiln_conv_geometry g), (g)) \
+    /* y [M, OH·OW] = act(Σ_k w·x + bias[m] + residual) for columns [n_begin, n_end) and blocks */ \
+    /* [mb_begin, mb_end). */ \
+    X(void, bconv_gemm, (const uint16_t *packed, const uint16_t *source, kiln_conv_geometry g, int n_begin, int n_end, \
+                         int mb_begin, int mb_end, const float *bias, const float *residual, kiln_act act, uint8_t *scratch, \
+                         float *y), \
+      (packed, source, g, n_begin, n_end, mb_begin, mb_end, bias, residual, act, scratch, y)) \
+    /* 1 when bconv_gemm runs on vdpbf16ps here, 0 when on plain loops. */ \
+    X(int, bconv_fast, (void), ()) \
+    \
     /* --- linear layers (kernels/linear.c) -------------------------------------------------- */ \
     /* W [K, N] (trans: [N, K]) → column panels of 32, packed[p][k][j] = W[k][32p + j], zero */ \
     /* past N. */ \

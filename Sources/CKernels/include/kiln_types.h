@@ -38,7 +38,8 @@ typedef struct {
 
 // How a convolution runs (Compiler's ConvAlgorithm) and which of its passes a kernel serves.
 enum kiln_conv_algorithm { KILN_CONV_GEMM_1X1 = 0, KILN_CONV_IM2COL = 1, KILN_CONV_DIRECT = 2, KILN_CONV_WINOGRAD = 3,
-                           KILN_CONV_DEPTHWISE = 4, KILN_CONV_INT8 = 5 };
+                           KILN_CONV_DEPTHWISE = 4, KILN_CONV_INT8 = 5,
+                           KILN_CONV_BF16 = 6 };
 
 // The largest window (KH·KW taps) the depthwise kernel takes.
 #define KILN_DEPTHWISE_MAX_TAPS 256

@@ -12,6 +12,7 @@
 #include "gemm.c"
 #include "linear.c"
 #include "int8.c"
+#include "bf16.c"
 #include "winograd_common.h"
 #include "winograd_forward.c"
 #include "winograd_wgrad.c"

@@ -23,6 +23,10 @@ static kiln_scratch_layout conv_scratch(kiln_conv_geometry g, int algorithm, int
             s.second = (long)((qconv_source_bytes(g) + 63) / 64 * 16);
             s.total = s.second + (long)((qconv_chunk_bytes(g) + 63) / 64 * 16);
             break;
+        case KILN_CONV_BF16:
+            s.second = (long)((bconv_source_bytes(g) + 63) / 64 * 16);
+            s.total = s.second + (long)((bconv_chunk_bytes(g) + 63) / 64 * 16);
+            break;
         case KILN_CONV_DEPTHWISE: s.total = pass == KILN_CONV_FORWARD ? depthwise_scratch(g) : k * p; break;
         default: s.total = pass == KILN_CONV_GRAD_DATA ? k * p : 0; break;  // Wᵀ·dy columns
         }

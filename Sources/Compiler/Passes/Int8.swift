@@ -77,3 +77,12 @@ private func finalQuantization(_ producer: Node) -> (scale: Float, low: Int, hig
           case .int(let qmin)? = producer.attributes["qmin"], case .int(let qmax)? = producer.attributes["qmax"] else { return nil }
     return (scale, qmin - zero, qmax - zero)
 }
+
+/// Whether convolution `n` can run on the bf16 kernel here: the CPU has a bf16 dot product,
+/// one group, and a finite f32 weight of rank 4.
+public func bf16Eligible(_ n: Node, _ g: Graph) -> Bool {
+    guard kiln_bconv_fast() != 0, n.outputs.first?.type.rank == 4 else { return false }
+    if case .int(let group)? = n.attributes["group"], group != 1 { return false }
+    guard let w = g.parameter(named: n.inputs[1]), w.shape.count == 4, let t = w.initializer.tensor, t.dtype == .f32 else { return false }
+    return !hasNonFiniteWeights(n, g)
+}

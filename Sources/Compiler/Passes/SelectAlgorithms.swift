@@ -21,6 +21,9 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     /// grid) on uint8 × int8 products summed in int32 (AVX-512 VNNI): the input quantized once
     /// into its padded stride phases, every tap a shifted row of them.
     case int8 = "int8_vnni"
+    /// Activations and weights rounded to bf16, products summed in f32 (AVX-512 BF16), on the
+    /// int8 kernel's layout (CompileOptions.bf16; the tuner keeps f32 where it is faster).
+    case bf16 = "bf16_dot"
 }
 
 extension Pass {
@@ -42,7 +45,8 @@ extension Pass {
                 node.op = "FusedConv"
                 node.attributes["chain"] = .strings(["Conv"])
             }
-            let algorithm = options.int8 && int8Input(of: node, g) != nil ? .int8
+            let algorithm: ConvAlgorithm = options.int8 && int8Input(of: node, g) != nil ? .int8
+                : options.bf16 && bf16Eligible(node, g) ? .bf16
                 : chooseConvAlgorithm(node, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
             node.attributes["algorithm"] = .string(algorithm.rawValue)
             out.nodes[i] = node
@@ -115,6 +119,7 @@ public func convAlgorithmCandidates(_ n: Node, _ g: Graph) -> [ConvAlgorithm] {
     // and byte interleaving outweigh its products (few input channels; a 1×1 expansion that
     // the f32 path fuses into the depthwise convolution after it).
     if case .string(ConvAlgorithm.int8.rawValue)? = n.attributes["algorithm"] { return [.int8] + f32Candidates(n, g) }
+    if case .string(ConvAlgorithm.bf16.rawValue)? = n.attributes["algorithm"] { return [.bf16] + f32Candidates(n, g) }
     return f32Candidates(n, g)
 }
 

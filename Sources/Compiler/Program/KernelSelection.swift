@@ -138,7 +138,9 @@ extension Lowering {
                 let group = int("group", 1)
                 var algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
                 let int8 = algorithm == .int8 ? int8Input(of: n, g) : nil
-                if algorithm == .int8 && int8 == nil { algorithm = chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect) }
+                if algorithm == .int8 && int8 == nil || algorithm == .bf16 && !bf16Eligible(n, g) {
+                    algorithm = chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
+                }
                 var c = Program.Conv(
                     algorithm: algorithm, channels: x[1], height: x[2], width: x[3], outChannels: w[0],
                     outHeight: geometry.output[0], outWidth: geometry.output[1], kernelH: w[2], kernelW: w[3],

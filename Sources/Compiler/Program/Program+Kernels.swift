@@ -24,6 +24,7 @@ extension Program.Conv {
         case .winograd: KILN_CONV_WINOGRAD
         case .depthwise: KILN_CONV_DEPTHWISE
         case .int8: KILN_CONV_INT8
+        case .bf16: KILN_CONV_BF16
         }
         let s = kiln_conv_scratch(geometry(channels: channels / max(group, 1)), Int32(code.rawValue), Int32(pass.rawValue), Int32(batch))
         return Program.Scratch(total: s.total, second: s.second, third: s.third, group: Int(s.group))

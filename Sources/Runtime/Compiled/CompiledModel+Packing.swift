@@ -29,6 +29,8 @@ extension CompiledModel {
             case .direct: count = kiln_conv_shift_packed_size(c.geometry(channels: c.channels / c.group))
             case .winograd: count = kiln_winograd_packed_size(c.geometry())
             case .depthwise: continue  // reads w [M, KH·KW] as it is
+            case .bf16:
+                count = (kiln_bconv_packed_bytes(Int32(c.outChannels), Int32(c.channels * c.kernelH * c.kernelW)) + 3) / 4
             case .int8:
                 // Per output channel a scale and an offset (16-aligned), then the int8 blocks.
                 count = 2 * Self.int8Header(c) + (kiln_qconv_packed_bytes(Int32(c.outChannels), Int32(c.channels * c.kernelH * c.kernelW)) + 3) / 4
@@ -87,6 +89,8 @@ extension CompiledModel {
             kiln_winograd_pack_flipped(w, c.geometry(), p)
         case .conv(let c) where c.algorithm == .int8:
             packInt8(step: i, c, from: w, into: p)
+        case .conv(let c) where c.algorithm == .bf16:
+            kiln_bconv_pack(w, Int32(c.outChannels), Int32(c.channels * c.kernelH * c.kernelW), UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt16.self))
         case .conv(let c) where c.algorithm == .winograd:
             kiln_winograd_pack(w, c.geometry(), p)
             winogradSigns[i] = Self.signs(w, c.outChannels * c.channels * 9)

@@ -15,6 +15,7 @@ extension CompiledModel {
         case .conv(let c) where c.algorithm == .winograd: winogradConv(c, step, index: index)
         case .conv(let c) where c.algorithm == .depthwise: depthwiseConv(c, step, parallel: imageParallel)
         case .conv(let c) where c.algorithm == .int8: try int8Conv(c, step, index: index)
+        case .conv(let c) where c.algorithm == .bf16: bf16Conv(c, step, index: index)
         case .conv(let c): conv(c, step, index: index, parallel: imageParallel)
         case .gemm(let g): gemm(g, step)
         case .batchedMatMul(let b): batchedMatMul(b, step)
@@ -601,6 +602,46 @@ extension CompiledModel {
                 kiln_qconv_gemm(weights.pointer, scratch[0].pointer, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound),
                                 Int32(mbs.upperBound), scale.pointer, offsets.pointer, bias?.pointer, residual.map { $0.pointer + n * outImage },
                                 act, scratch[worker].pointer + chunkAt, y.pointer + n * outImage)
+            }
+        }
+    }
+
+    /// A convolution on the bf16 kernel, spread over the threads as the int8 kernel's (int8Conv).
+    func bf16Conv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
+        guard let packed = packedWeights[index] else { preconditionFailure("bf16 convolution without packed weights") }
+        let (x, bias, residual, y) = convOperands(step)
+        let g = c.geometry(channels: c.channels)
+        let images = step.outputs[0].shape[0], inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
+        let weights = Shared(pointer: UnsafeMutableRawPointer(packed).assumingMemoryBound(to: UInt16.self))
+        let source = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt16.self)) }
+        let chunk = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0 + c.scratch.second).assumingMemoryBound(to: UInt8.self)) }
+        let columns = Int(kiln_qconv_columns(g)), chunks = (columns + 31) / 32, blocks = (c.outChannels + 7) / 8
+        let act = c.activation.kernel
+        let work = c.outChannels * c.channels * c.kernelH * c.kernelW * c.outHeight * c.outWidth
+        let workers = work >= 1 << 20 ? threads : 1
+        if threads > 1 && images >= 2 * threads && images * work >= 1 << 20 {
+            parallelChunks(images, workers: threads, pool: pool) { worker, r in
+                for n in r {
+                    kiln_bconv_convert(x.pointer + n * inImage, g, 0, Int32(c.channels), source[worker].pointer)
+                    kiln_bconv_gemm(weights.pointer, source[worker].pointer, g, 0, Int32(columns), 0, Int32(blocks), bias?.pointer,
+                                    residual.map { $0.pointer + n * outImage }, act, chunk[worker].pointer, y.pointer + n * outImage)
+                }
+            }
+            return
+        }
+        for n in 0..<images {
+            parallelChunks(c.channels, workers: inImage >= 1 << 15 ? workers : 1, pool: pool) { _, r in
+                guard !r.isEmpty else { return }
+                kiln_bconv_convert(x.pointer + n * inImage, g, Int32(r.lowerBound), Int32(r.upperBound), source[0].pointer)
+            }
+            let byColumns = chunks >= 2 * workers || blocks < workers
+            parallelChunks(byColumns ? chunks : blocks, workers: workers, pool: pool) { worker, r in
+                guard !r.isEmpty else { return }
+                let cols = byColumns ? (r.lowerBound * 32)..<min(columns, r.upperBound * 32) : 0..<columns
+                let mbs = byColumns ? 0..<blocks : r
+                kiln_bconv_gemm(weights.pointer, source[0].pointer, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound),
+                                Int32(mbs.upperBound), bias?.pointer, residual.map { $0.pointer + n * outImage }, act, chunk[worker].pointer,
+                                y.pointer + n * outImage)
             }
         }
     }

@@ -216,7 +216,8 @@ public final class Tuner: @unchecked Sendable {
         let optional = n.inputs.dropFirst(2).map { $0.isEmpty ? "-" : "+" }.joined()
         let attributes = n.attributes.keys.sorted().filter { $0 != "algorithm" }.map { "\($0)=\(n.attributes[$0]!)" }.joined(separator: " ")
         // A convolution the int8 kernel can run has that candidate too: a key of its own.
-        let int8 = n.attributes["algorithm"] == .string(ConvAlgorithm.int8.rawValue) ? " int8" : ""
-        return "conv x\(Array(x.dropFirst())) w\(w) y\(Array(y.dropFirst())) in\(optional) \(attributes)\(int8)"
+        let narrow = n.attributes["algorithm"] == .string(ConvAlgorithm.int8.rawValue) ? " int8"
+            : n.attributes["algorithm"] == .string(ConvAlgorithm.bf16.rawValue) ? " bf16" : ""
+        return "conv x\(Array(x.dropFirst())) w\(w) y\(Array(y.dropFirst())) in\(optional) \(attributes)\(narrow)"
     }
 }
