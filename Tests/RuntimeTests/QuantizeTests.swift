@@ -174,13 +174,8 @@ struct QuantizeTests {
     /// across a rounding boundary of the next quantization.
     @Test("A QDQ network's convolutions on the int8 kernel agree with the reference and the f32 path")
     func int8Network() throws {
-        var state: UInt64 = 7
-        func values(_ n: Int, _ amplitude: Double) -> String {
-            (0..<n).map { _ in
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return String(format: "%.4f", (Double(state >> 11) / Double(1 << 53) * 2 - 1) * amplitude)
-            }.joined(separator: ", ")
-        }
+        var random = SeededValues(state: 7)
+        func values(_ n: Int, _ amplitude: Double) -> String { random.text(n, amplitude) }
         let g = try TextFormat.parse("""
             graph t {
               input x: f32[N, 3, 48, 48]
@@ -273,13 +268,8 @@ struct QuantizeTests {
 
     @Test("bf16 convolutions (CompileOptions.bf16) agree with the reference within bf16's rounding, and run on the bf16 kernel where the CPU has one")
     func bf16Network() throws {
-        var state: UInt64 = 11
-        func values(_ n: Int, _ amplitude: Double) -> String {
-            (0..<n).map { _ in
-                state = state &* 6364136223846793005 &+ 1442695040888963407
-                return String(format: "%.4f", (Double(state >> 11) / Double(1 << 53) * 2 - 1) * amplitude)
-            }.joined(separator: ", ")
-        }
+        var random = SeededValues(state: 11)
+        func values(_ n: Int, _ amplitude: Double) -> String { random.text(n, amplitude) }
         let g = try TextFormat.parse("""
             graph t {
               input x: f32[N, 3, 20, 20]
@@ -309,5 +299,16 @@ struct QuantizeTests {
         let worst = zip(got, reference).map { abs($0 - $1) }.max()!
         #expect(worst <= 0.01 * scale, "worst difference \(worst), outputs up to \(scale)")
         if kiln_bconv_fast() != 0 { #expect(worst > 0, "bf16 rounding left no trace: the f32 path ran") }
+    }
+}
+
+/// Seeded values in [−amplitude, amplitude) as the text format's list, for weights written inline.
+struct SeededValues {
+    var state: UInt64
+    mutating func text(_ n: Int, _ amplitude: Double) -> String {
+        (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return String(format: "%.4f", (Double(state >> 11) / Double(1 << 53) * 2 - 1) * amplitude)
+        }.joined(separator: ", ")
     }
 }

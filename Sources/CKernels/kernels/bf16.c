@@ -6,22 +6,6 @@
 // interleaved element by element (vdpbf16ps's operand order), 8 × 32 tiles over the packed
 // weights (blocks of 8 rows × 2 elements, broadcast).
 
-// f32 → bf16, rounded to nearest even (NaN kept a quiet NaN), as vcvtneps2bf16 does.
-static inline uint16_t bf16_of(float v) {
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-static inline float float_of_bf16(uint16_t h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-
 static size_t bconv_source_bytes(kiln_conv_geometry g) {
     int H2, W2;
     const size_t plane = qconv_plane(g, &H2, &W2);  // elements
@@ -63,82 +47,30 @@ static int bconv_fast(void) {
 static int bconv_fast(void) { return 0; }
 #endif
 
-// Channels [c_begin, c_end) of one image x [C, H, W] into its bf16 source planes.
-static void bconv_convert(const float *x, kiln_conv_geometry g, int c_begin, int c_end, uint16_t *source) {
-    KILN_GEOMETRY_LOCALS(g);
-    int H2, W2;
-    const size_t plane = qconv_plane(g, &H2, &W2), chan = (size_t)SH * SW * plane;
-    const int every = SH > 32 || SW > 32;
-    unsigned rows_read = 0, cols_read = 0;
-    for (int kh = 0; kh < KH && !every; kh++) rows_read |= 1u << ((kh * DH) % SH);
-    for (int kw = 0; kw < KW && !every; kw++) cols_read |= 1u << ((kw * DW) % SW);
-    for (int c = c_begin; c < c_end; c++) {
-        const float *xc = x + (size_t)c * H * W;
-        for (int a = 0; a < SH; a++) {
-            for (int b = 0; b < SW; b++) {
-                if (!every && (!(rows_read >> a & 1) || !(cols_read >> b & 1))) continue;
-                uint16_t *p = source + (size_t)c * chan + (size_t)(a * SW + b) * plane;
-                for (int r = 0; r < H2; r++) {
-                    const int iy = r * SH + a - PH;
-                    uint16_t *row = p + (size_t)r * W2;
-                    if (iy < 0 || iy >= H) {
-                        memset(row, 0, 2 * (size_t)W2);
-                        continue;
-                    }
-                    const float *xr = xc + (size_t)iy * W;
-                    int s = 0;
+static void bf16_pad(const narrow_fill *f, void *dst, size_t n) { memset(dst, 0, n * f->size); }
+
+static void bf16_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst) {
+    const int SW = g.SW, PW = g.PW, W = g.W;
+    uint16_t *row = dst;
+    if (!xr) {
+        bf16_pad(f, row, (size_t)W2);
+        return;
+    }
+    int s = 0;
 #if KILN_LEVEL == KILN_LEVEL_AVX512
-                    if (SW == 1 && bconv_fast())
-                        for (; s < W2; s += 16) bconv_row16(xr, b + s - PW, W, (__mmask16)lanes(W2 - s), row + s);
+    if (SW == 1 && bconv_fast())
+        for (; s < W2; s += 16) bconv_row16(xr, b + s - PW, W, (__mmask16)lanes(W2 - s), row + s);
 #endif
-                    for (; s < W2; s++) {
-                        const int ix = s * SW + b - PW;
-                        row[s] = ix < 0 || ix >= W ? 0 : bf16_of(xr[ix]);
-                    }
-                }
-                memset(p + (size_t)H2 * W2, 0, 2 * (plane - (size_t)H2 * W2));
-            }
-        }
+    for (; s < W2; s++) {
+        const int ix = s * SW + b - PW;
+        row[s] = ix < 0 || ix >= W ? 0 : bf16_of(xr[ix]);
     }
 }
 
-// Row k of the product as an element offset into the source planes (K rounded up to 2).
-static void bconv_offsets(kiln_conv_geometry g, int32_t *off) {
-    KILN_GEOMETRY_LOCALS(g);
-    int H2, W2;
-    const size_t plane = qconv_plane(g, &H2, &W2);
-    const int K = C * KH * KW, K2 = (K + 1) / 2;
-    for (int k = 0; k < 2 * K2; k++) {
-        const int kk = k < K ? k : K - 1;  // the row past K has zero weights
-        const int c = kk / (KH * KW), t = kk % (KH * KW), kh = t / KW, kw = t % KW;
-        const int dy = kh * DH, dx = kw * DW;
-        off[k] = (int32_t)((size_t)c * SH * SW * plane + (size_t)((dy % SH) * SW + dx % SW) * plane + (size_t)(dy / SH) * W2 + dx / SW);
-    }
-}
-
-static void bconv_gemm_plain(const uint16_t *packed, const uint16_t *source, kiln_conv_geometry g, int n_begin, int n_end, int mb_begin,
-                             int mb_end, const float *bias, const float *residual, kiln_act a, const int32_t *off, float *y) {
-    KILN_GEOMETRY_LOCALS(g);
-    KILN_ACT_LOCALS(a);
-    int H2, W2;
-    qconv_plane(g, &H2, &W2);
-    const int K = C * KH * KW, K2 = (K + 1) / 2;
-    const size_t ldy = (size_t)OH * OW;
-    for (int n = n_begin; n < n_end; n++) {
-        const int oy = n / W2, ox = n % W2;
-        if (ox >= OW) continue;
-        const size_t at = (size_t)oy * OW + ox;
-        for (int mb = mb_begin; mb < mb_end; mb++) {
-            for (int i = 0; i < 8 && mb * 8 + i < M; i++) {
-                const int m = mb * 8 + i;
-                float acc = 0.0f;
-                for (int k = 0; k < K; k++)
-                    acc += float_of_bf16(packed[(((size_t)mb * K2 + k / 2) * 8 + i) * 2 + k % 2]) * float_of_bf16(source[(size_t)off[k] + n]);
-                const float v = acc + (bias ? bias[m] : 0.0f) + (residual ? residual[m * ldy + at] : 0.0f);
-                y[m * ldy + at] = apply_act(v, act, alpha, lo, hi);
-            }
-        }
-    }
+// Channels [c_begin, c_end) of one image x [C, H, W] into its bf16 source planes (zero padding).
+static void bconv_convert(const float *x, kiln_conv_geometry g, int c_begin, int c_end, uint16_t *source) {
+    const narrow_fill f = {.row = bf16_row, .pad = bf16_pad, .size = 2};
+    narrow_planes(x, g, c_begin, c_end, &f, (uint8_t *)source);
 }
 
 #if KILN_LEVEL == KILN_LEVEL_AVX512
@@ -147,7 +79,6 @@ __attribute__((target("avx512bf16"))) static void bconv_gemm_dot(const uint16_t 
                                                                   const float *residual, kiln_act a, const int32_t *off, uint8_t *chunk,
                                                                   float *y) {
     KILN_GEOMETRY_LOCALS(g);
-    KILN_ACT_LOCALS(a);
     int H2, W2;
     qconv_plane(g, &H2, &W2);
     const int K = C * KH * KW, K2 = (K + 1) / 2;
@@ -184,16 +115,7 @@ __attribute__((target("avx512bf16"))) static void bconv_gemm_dot(const uint16_t 
                 const __m512 bm = _mm512_set1_ps(bias ? bias[m] : 0.0f);
                 float *ym = y + (size_t)m * ldy;
                 const float *rm = residual ? residual + (size_t)m * ldy : NULL;
-                for (int h = 0; h < KILN_Q_VECTORS; h++) {
-                    const __m512 v = _mm512_add_ps(acc[i][h], bm);
-                    for (int s = 0; s < seg[h].count; s++) {
-                        const int lane = seg[h].lane[s], len = seg[h].len[s];
-                        const __mmask16 keep = (__mmask16)lanes(len);
-                        __m512 u = lane ? _mm512_maskz_compress_ps((__mmask16)(lanes(lane + len) & ~lanes(lane)), v) : v;
-                        if (rm) u = _mm512_add_ps(u, _mm512_maskz_loadu_ps(keep, rm + seg[h].at[s]));
-                        _mm512_mask_storeu_ps(ym + seg[h].at[s], keep, activate16(u, 16, act, alpha, lo, hi));
-                    }
-                }
+                for (int h = 0; h < KILN_Q_VECTORS; h++) narrow_store(_mm512_add_ps(acc[i][h], bm), &seg[h], ym, rm, a);
             }
         }
     }
@@ -205,7 +127,7 @@ static void bconv_gemm(const uint16_t *packed, const uint16_t *source, kiln_conv
                        int mb_end, const float *bias, const float *residual, kiln_act a, uint8_t *scratch, float *y) {
     const int K2 = (g.C * g.KH * g.KW + 1) / 2;
     int32_t *off = (int32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    bconv_offsets(g, off);
+    narrow_offsets(g, 2, off);
 #if KILN_LEVEL == KILN_LEVEL_AVX512
     if (bconv_fast()) {
         uint8_t *chunk = (uint8_t *)(((uintptr_t)(off + 2 * K2) + 63) & ~(uintptr_t)63);
@@ -214,5 +136,5 @@ static void bconv_gemm(const uint16_t *packed, const uint16_t *source, kiln_conv
     }
 #endif
     (void)K2;
-    bconv_gemm_plain(packed, source, g, n_begin, n_end, mb_begin, mb_end, bias, residual, a, off, y);
+    narrow_gemm_plain(packed, source, 2, g, n_begin, n_end, mb_begin, mb_end, NULL, NULL, bias, residual, a, off, y);
 }

@@ -8,7 +8,9 @@
 // constant shift in one phase plane, and the output position (oy, ox) is column
 // n = oy·W2 + ox of every row of the product: the columns with ox ≥ OW are computed and never
 // stored (W2 − OW of W2; none for 1×1 stride-1 convolutions). Padding holds the zero point,
-// so it counts as 0; the zero point's share comes off at the end as zero · Σ w.
+// so it counts as 0; the zero point's share comes off at the end as zero · Σ w. What the bf16
+// kernel (bf16.c) shares with this one — the phase planes, row offsets, bf16 rounding, plain
+// loops and the run-by-run store — is here too ("narrow" kernels).
 
 #define KILN_Q_CHUNK 32
 #define KILN_Q_VECTORS (KILN_Q_CHUNK / 16)
@@ -54,6 +56,22 @@ static void qconv_pack(const int8_t *q, int M, int K, int8_t *packed) {
             for (int k = 0; k < K; k++) packed[(((size_t)mb * K4 + k / 4) * 8 + i) * 4 + k % 4] = q[(size_t)(mb * 8 + i) * K + k];
 }
 
+// f32 → bf16, rounded to nearest even (NaN kept a quiet NaN), as vcvtneps2bf16 does.
+static inline uint16_t bf16_of(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float float_of_bf16(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
 static inline uint8_t quantize_u8(float v, float inv, int zero) {
     const float q = nearbyintf(v * inv) + (float)zero;
     return q != q ? 0 : q < 0.0f ? 0 : q > 255.0f ? 255 : (uint8_t)q;
@@ -68,13 +86,23 @@ static inline __m128i quantize16_u8(__m512 v, __m512 inv, __m512i zero) {
 }
 #endif
 
-// Channels [c_begin, c_end) of one image x [C, H, W] into its source planes.
-static void qconv_quantize(const float *x, kiln_conv_geometry g, float scale, int zero, int c_begin, int c_end, uint8_t *source) {
+// How the narrow kernels (int8 here, bf16 in bf16.c) fill their source planes: one phase
+// row of W2 elements from the input row xr (NULL: a row of padding) at the phase's column b,
+// and a plane's slack (reads past its last row, by columns never stored).
+typedef struct narrow_fill {
+    void (*row)(const struct narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst);
+    void (*pad)(const struct narrow_fill *f, void *dst, size_t n);
+    size_t size;  // bytes per element
+    float inv;    // int8: 1 / scale, and the zero point
+    int zero;
+} narrow_fill;
+
+// Channels [c_begin, c_end) of one image x [C, H, W] into their phase planes — only the
+// phases some tap reads (a strided 1×1 convolution reads one of four).
+static void narrow_planes(const float *x, kiln_conv_geometry g, int c_begin, int c_end, const narrow_fill *f, uint8_t *source) {
     KILN_GEOMETRY_LOCALS(g);
     int H2, W2;
     const size_t plane = qconv_plane(g, &H2, &W2), chan = (size_t)SH * SW * plane;
-    const float inv = 1.0f / scale;
-    // Only the phases some tap reads (a strided 1×1 convolution reads one of four).
     const int every = SH > 32 || SW > 32;
     unsigned rows_read = 0, cols_read = 0;
     for (int kh = 0; kh < KH && !every; kh++) rows_read |= 1u << ((kh * DH) % SH);
@@ -84,78 +112,90 @@ static void qconv_quantize(const float *x, kiln_conv_geometry g, float scale, in
         for (int a = 0; a < SH; a++) {
             for (int b = 0; b < SW; b++) {
                 if (!every && (!(rows_read >> a & 1) || !(cols_read >> b & 1))) continue;
-                uint8_t *p = source + (size_t)c * chan + (size_t)(a * SW + b) * plane;
+                uint8_t *p = source + ((size_t)c * chan + (size_t)(a * SW + b) * plane) * f->size;
                 for (int r = 0; r < H2; r++) {
                     const int iy = r * SH + a - PH;
-                    uint8_t *row = p + (size_t)r * W2;
-                    if (iy < 0 || iy >= H) {
-                        memset(row, zero, (size_t)W2);
-                        continue;
-                    }
-                    const float *xr = xc + (size_t)iy * W;
-                    int s = 0;
-#if KILN_LEVEL == KILN_LEVEL_AVX512
-                    // Lanes outside the row load as 0, which quantizes to the zero point.
-                    const __m512 vinv = _mm512_set1_ps(inv);
-                    const __m512i vzero = _mm512_set1_epi32(zero);
-                    if (SW == 1) {
-                        for (; s < W2; s += 16) {
-                            const int ix = b + s - PW;
-                            const __mmask16 m = (__mmask16)(lanes(W - ix) & ~lanes(-ix));
-                            const __m512 v = _mm512_maskz_loadu_ps(m, xr + ix);
-                            _mm_mask_storeu_epi8(row + s, (__mmask16)lanes(W2 - s), quantize16_u8(v, vinv, vzero));
-                        }
-                    } else if (SW == 2) {
-                        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-                        for (; s < W2; s += 16) {
-                            const int ix = b + 2 * s - PW;
-                            const __mmask16 m0 = (__mmask16)(lanes(W - ix) & ~lanes(-ix));
-                            const __mmask16 m1 = (__mmask16)(lanes(W - ix - 16) & ~lanes(-ix - 16));
-                            const __m512 v0 = _mm512_maskz_loadu_ps(m0, xr + ix), v1 = _mm512_maskz_loadu_ps(m1, xr + ix + 16);
-                            const __m512 v = _mm512_permutex2var_ps(v0, even, v1);
-                            _mm_mask_storeu_epi8(row + s, (__mmask16)lanes(W2 - s), quantize16_u8(v, vinv, vzero));
-                        }
-                    }
-#endif
-                    for (; s < W2; s++) {
-                        const int ix = s * SW + b - PW;
-                        row[s] = ix < 0 || ix >= W ? (uint8_t)zero : quantize_u8(xr[ix], inv, zero);
-                    }
+                    f->row(f, g, iy < 0 || iy >= H ? NULL : xc + (size_t)iy * W, b, W2, p + (size_t)r * W2 * f->size);
                 }
-                // The slack: reads past the last row see the zero point (only columns never stored read it).
-                memset(p + (size_t)H2 * W2, zero, plane - (size_t)H2 * W2);
+                f->pad(f, p + (size_t)H2 * W2 * f->size, plane - (size_t)H2 * W2);
             }
         }
     }
 }
 
-// Row k of the product (channel c, tap kh, kw) as an offset into the source planes.
-static void qconv_offsets(kiln_conv_geometry g, int32_t *off) {
+static void quantize_pad(const narrow_fill *f, void *dst, size_t n) { memset(dst, f->zero, n); }
+
+// Lanes outside the row load as 0, which quantizes to the zero point.
+static void quantize_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst) {
+    const int SW = g.SW, PW = g.PW, W = g.W, zero = f->zero;
+    const float inv = f->inv;
+    uint8_t *row = dst;
+    if (!xr) {
+        memset(row, zero, (size_t)W2);
+        return;
+    }
+    int s = 0;
+#if KILN_LEVEL == KILN_LEVEL_AVX512
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i vzero = _mm512_set1_epi32(zero);
+    if (SW == 1) {
+        for (; s < W2; s += 16) {
+            const int ix = b + s - PW;
+            const __mmask16 m = (__mmask16)(lanes(W - ix) & ~lanes(-ix));
+            _mm_mask_storeu_epi8(row + s, (__mmask16)lanes(W2 - s), quantize16_u8(_mm512_maskz_loadu_ps(m, xr + ix), vinv, vzero));
+        }
+    } else if (SW == 2) {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for (; s < W2; s += 16) {
+            const int ix = b + 2 * s - PW;
+            const __mmask16 m0 = (__mmask16)(lanes(W - ix) & ~lanes(-ix));
+            const __mmask16 m1 = (__mmask16)(lanes(W - ix - 16) & ~lanes(-ix - 16));
+            const __m512 v0 = _mm512_maskz_loadu_ps(m0, xr + ix), v1 = _mm512_maskz_loadu_ps(m1, xr + ix + 16);
+            _mm_mask_storeu_epi8(row + s, (__mmask16)lanes(W2 - s), quantize16_u8(_mm512_permutex2var_ps(v0, even, v1), vinv, vzero));
+        }
+    }
+#endif
+    for (; s < W2; s++) {
+        const int ix = s * SW + b - PW;
+        row[s] = ix < 0 || ix >= W ? (uint8_t)zero : quantize_u8(xr[ix], inv, zero);
+    }
+}
+
+// Channels [c_begin, c_end) of one image x [C, H, W] into its uint8 source planes (the
+// padding and the slack hold the zero point).
+static void qconv_quantize(const float *x, kiln_conv_geometry g, float scale, int zero, int c_begin, int c_end, uint8_t *source) {
+    const narrow_fill f = {.row = quantize_row, .pad = quantize_pad, .size = 1, .inv = 1.0f / scale, .zero = zero};
+    narrow_planes(x, g, c_begin, c_end, &f, source);
+}
+
+// Row k of the product (channel c, tap kh, kw) as an element offset into the source planes,
+// K rounded up to a multiple of `group` (the rows a lane's dot product sums: 4, or bf16's 2).
+static void narrow_offsets(kiln_conv_geometry g, int group, int32_t *off) {
     KILN_GEOMETRY_LOCALS(g);
     int H2, W2;
     const size_t plane = qconv_plane(g, &H2, &W2);
-    const int K = C * KH * KW, K4 = (K + 3) / 4;
-    for (int k = 0; k < 4 * K4; k++) {
-        const int kk = k < K ? k : K - 1;  // rows past K have zero weights: any row will do
+    const int K = C * KH * KW, rows = (K + group - 1) / group * group;
+    for (int k = 0; k < rows; k++) {
+        const int kk = k < K ? k : K - 1;  // rows past K have zero weights
         const int c = kk / (KH * KW), t = kk % (KH * KW), kh = t / KW, kw = t % KW;
         const int dy = kh * DH, dx = kw * DW;
         off[k] = (int32_t)((size_t)c * SH * SW * plane + (size_t)((dy % SH) * SW + dx % SW) * plane + (size_t)(dy / SH) * W2 + dx / SW);
     }
 }
 
-// The output of accumulator sums for row m: (acc − offset[m]) · scale[m] + bias[m].
-static inline float qconv_value(int32_t acc, int m, const float *scale, const int32_t *offset, const float *bias) {
-    return (float)(acc - offset[m]) * scale[m] + (bias ? bias[m] : 0.0f);
-}
-
-static void qconv_gemm_plain(const int8_t *packed, const uint8_t *source, kiln_conv_geometry g, int n_begin, int n_end, int mb_begin,
-                             int mb_end, const float *scale, const int32_t *offset, const float *bias, const float *residual,
-                             kiln_act a, const int32_t *off, float *y) {
+// The narrow kernels' plain loops (CPUs without the instruction, and the portable and AVX2
+// levels): per output, Σ_k w·x over the packed weights (blocks of 8 rows × `group` elements)
+// and the source rows, in Double — exact for int8's integers and for bf16's products — then
+// int8's (Σ − offset[m]) · scale[m] (scale NULL: bf16, the sum as it is), bias, residual,
+// activation. bf16 (group 2) elements are 16-bit, int8's (group 4) 8-bit.
+static void narrow_gemm_plain(const void *packed, const void *source, int group, kiln_conv_geometry g, int n_begin, int n_end, int mb_begin,
+                              int mb_end, const float *scale, const int32_t *offset, const float *bias, const float *residual, kiln_act a,
+                              const int32_t *off, float *y) {
     KILN_GEOMETRY_LOCALS(g);
     KILN_ACT_LOCALS(a);
     int H2, W2;
     qconv_plane(g, &H2, &W2);
-    const int K = C * KH * KW, K4 = (K + 3) / 4;
+    const int K = C * KH * KW, KG = (K + group - 1) / group;
     const size_t ldy = (size_t)OH * OW;
     for (int n = n_begin; n < n_end; n++) {
         const int oy = n / W2, ox = n % W2;
@@ -164,11 +204,14 @@ static void qconv_gemm_plain(const int8_t *packed, const uint8_t *source, kiln_c
         for (int mb = mb_begin; mb < mb_end; mb++) {
             for (int i = 0; i < 8 && mb * 8 + i < M; i++) {
                 const int m = mb * 8 + i;
-                int32_t acc = 0;
-                for (int k = 0; k < K; k++)
-                    acc += (int32_t)packed[(((size_t)mb * K4 + k / 4) * 8 + i) * 4 + k % 4] * (int32_t)source[(size_t)off[k] + n];
-                const float v = qconv_value(acc, m, scale, offset, bias) + (residual ? residual[m * ldy + at] : 0.0f);
-                y[m * ldy + at] = apply_act(v, act, alpha, lo, hi);
+                double acc = 0;
+                for (int k = 0; k < K; k++) {
+                    const size_t wk = (((size_t)mb * KG + k / group) * 8 + i) * group + k % group, xk = (size_t)off[k] + n;
+                    acc += group == 4 ? (double)((const int8_t *)packed)[wk] * ((const uint8_t *)source)[xk]
+                                      : (double)float_of_bf16(((const uint16_t *)packed)[wk]) * float_of_bf16(((const uint16_t *)source)[xk]);
+                }
+                const float v = (scale ? (float)((int32_t)acc - offset[m]) * scale[m] : (float)acc) + (bias ? bias[m] : 0.0f);
+                y[m * ldy + at] = apply_act(v + (residual ? residual[m * ldy + at] : 0.0f), act, alpha, lo, hi);
             }
         }
     }
@@ -204,12 +247,24 @@ static void qconv_segments_of(int n, int n_end, int W2, int OW, qconv_segments *
     }
 }
 
+// Sixteen outputs of one row, run by run to their places: the residual added, the activation
+// applied, lanes past the runs never written.
+static inline void narrow_store(__m512 v, const qconv_segments *seg, float *ym, const float *rm, kiln_act a) {
+    KILN_ACT_LOCALS(a);
+    for (int s = 0; s < seg->count; s++) {
+        const int lane = seg->lane[s], len = seg->len[s];
+        const __mmask16 keep = (__mmask16)lanes(len);
+        __m512 u = lane ? _mm512_maskz_compress_ps((__mmask16)(lanes(lane + len) & ~lanes(lane)), v) : v;
+        if (rm) u = _mm512_add_ps(u, _mm512_maskz_loadu_ps(keep, rm + seg->at[s]));
+        _mm512_mask_storeu_ps(ym + seg->at[s], keep, activate16(u, 16, act, alpha, lo, hi));
+    }
+}
+
 __attribute__((target("avx512vnni"))) static void qconv_gemm_vnni(const int8_t *packed, const uint8_t *source, kiln_conv_geometry g,
                                                                   int n_begin, int n_end, int mb_begin, int mb_end, const float *scale,
                                                                   const int32_t *offset, const float *bias, const float *residual, kiln_act a,
                                                                   const int32_t *off, uint8_t *chunk, float *y) {
     KILN_GEOMETRY_LOCALS(g);
-    KILN_ACT_LOCALS(a);
     int H2, W2;
     qconv_plane(g, &H2, &W2);
     const int K = C * KH * KW, K4 = (K + 3) / 4;
@@ -252,16 +307,8 @@ __attribute__((target("avx512vnni"))) static void qconv_gemm_vnni(const int8_t *
                 const __m512i om = _mm512_set1_epi32(offset[m]);
                 float *ym = y + (size_t)m * ldy;
                 const float *rm = residual ? residual + (size_t)m * ldy : NULL;
-                for (int h = 0; h < KILN_Q_VECTORS; h++) {
-                    const __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][h], om)), sm, bm);
-                    for (int s = 0; s < seg[h].count; s++) {
-                        const int lane = seg[h].lane[s], len = seg[h].len[s];
-                        const __mmask16 keep = (__mmask16)lanes(len);
-                        __m512 u = lane ? _mm512_maskz_compress_ps((__mmask16)(lanes(lane + len) & ~lanes(lane)), v) : v;
-                        if (rm) u = _mm512_add_ps(u, _mm512_maskz_loadu_ps(keep, rm + seg[h].at[s]));
-                        _mm512_mask_storeu_ps(ym + seg[h].at[s], keep, activate16(u, 16, act, alpha, lo, hi));
-                    }
-                }
+                for (int h = 0; h < KILN_Q_VECTORS; h++)
+                    narrow_store(_mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][h], om)), sm, bm), &seg[h], ym, rm, a);
             }
         }
     }
@@ -285,7 +332,7 @@ static void qconv_gemm(const int8_t *packed, const uint8_t *source, kiln_conv_ge
                        uint8_t *scratch, float *y) {
     const int K4 = (g.C * g.KH * g.KW + 3) / 4;
     int32_t *off = (int32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    qconv_offsets(g, off);
+    narrow_offsets(g, 4, off);
 #if KILN_LEVEL == KILN_LEVEL_AVX512
     if (qconv_vnni()) {
         uint8_t *chunk = (uint8_t *)(((uintptr_t)(off + 4 * K4) + 63) & ~(uintptr_t)63);
@@ -294,5 +341,5 @@ static void qconv_gemm(const int8_t *packed, const uint8_t *source, kiln_conv_ge
     }
 #endif
     (void)K4;
-    qconv_gemm_plain(packed, source, g, n_begin, n_end, mb_begin, mb_end, scale, offset, bias, residual, a, off, y);
+    narrow_gemm_plain(packed, source, 4, g, n_begin, n_end, mb_begin, mb_end, scale, offset, bias, residual, a, off, y);
 }

@@ -557,74 +557,61 @@ extension CompiledModel {
     }
 
     /// Input, bias, residual and output pointers of a (fused) convolution step.
-    /// A QDQ model's convolution on the int8 kernel: whole images over the threads when there
-    /// are enough; otherwise per image, the input quantized into its padded phases (over the
-    /// threads by channels), then the product's column chunks (or, with few of them, its
-    /// blocks of output channels) over the threads.
+    /// A QDQ model's convolution on the int8 kernel (see narrowConv).
     func int8Conv(_ c: Program.Conv, _ step: Program.Step, index: Int) throws {
         guard let packed = packedWeights[index], let input = c.int8, !int8Unpackable.contains(index) else {
             throw RuntimeError.kernel(node: step.name, op: step.op, message: "the weights are not on an int8 grid (changed since the compile): compile the model again")
         }
-        let (x, bias, residual, y) = convOperands(step)
-        let g = c.geometry(channels: c.channels), header = Self.int8Header(c)
-        let images = step.outputs[0].shape[0], inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
+        let g = c.geometry(channels: c.channels), header = Self.int8Header(c), act = c.activation.kernel
         let scale = Shared(pointer: packed), offsets = Shared(pointer: UnsafeMutableRawPointer(packed + header).assumingMemoryBound(to: Int32.self))
         let weights = Shared(pointer: UnsafeMutableRawPointer(packed + 2 * header).assumingMemoryBound(to: Int8.self))
-        let scratch = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt8.self)) }
-        let chunkAt = c.scratch.second * MemoryLayout<Float>.size
-        let columns = Int(kiln_qconv_columns(g)), chunks = (columns + 31) / 32, blocks = (c.outChannels + 7) / 8
-        let act = c.activation.kernel
-        let work = c.outChannels * c.channels * c.kernelH * c.kernelW * c.outHeight * c.outWidth
-        let workers = work >= 1 << 20 ? threads : 1
-        if threads > 1 && images >= 2 * threads && images * work >= 1 << 20 {
-            // Whole images per thread, each quantized into the thread's own scratch: no
-            // barrier between the quantization and the product, and both stay in that core's cache.
-            parallelChunks(images, workers: threads, pool: pool) { worker, r in
-                for n in r {
-                    kiln_qconv_quantize(x.pointer + n * inImage, g, input.scale, Int32(input.zero), 0, Int32(c.channels), scratch[worker].pointer)
-                    kiln_qconv_gemm(weights.pointer, scratch[worker].pointer, g, 0, Int32(columns), 0, Int32(blocks), scale.pointer, offsets.pointer,
-                                    bias?.pointer, residual.map { $0.pointer + n * outImage }, act, scratch[worker].pointer + chunkAt,
-                                    y.pointer + n * outImage)
-                }
-            }
-            return
-        }
-        for n in 0..<images {
-            parallelChunks(c.channels, workers: inImage >= 1 << 15 ? workers : 1, pool: pool) { _, r in
-                guard !r.isEmpty else { return }
-                kiln_qconv_quantize(x.pointer + n * inImage, g, input.scale, Int32(input.zero), Int32(r.lowerBound), Int32(r.upperBound), scratch[0].pointer)
-            }
-            let byColumns = chunks >= 2 * workers || blocks < workers
-            parallelChunks(byColumns ? chunks : blocks, workers: workers, pool: pool) { worker, r in
-                guard !r.isEmpty else { return }
-                let cols = byColumns ? (r.lowerBound * 32)..<min(columns, r.upperBound * 32) : 0..<columns
-                let mbs = byColumns ? 0..<blocks : r
-                kiln_qconv_gemm(weights.pointer, scratch[0].pointer, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound),
-                                Int32(mbs.upperBound), scale.pointer, offsets.pointer, bias?.pointer, residual.map { $0.pointer + n * outImage },
-                                act, scratch[worker].pointer + chunkAt, y.pointer + n * outImage)
-            }
-        }
+        narrowConv(c, step, convert: { x, channels, source in
+            kiln_qconv_quantize(x, g, input.scale, Int32(input.zero), Int32(channels.lowerBound), Int32(channels.upperBound), source)
+        }, multiply: { source, cols, blocks, bias, residual, chunk, y in
+            kiln_qconv_gemm(weights.pointer, source, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(blocks.lowerBound), Int32(blocks.upperBound),
+                            scale.pointer, offsets.pointer, bias, residual, act, chunk, y)
+        })
     }
 
-    /// A convolution on the bf16 kernel, spread over the threads as the int8 kernel's (int8Conv).
+    /// A convolution on the bf16 kernel (see narrowConv).
     func bf16Conv(_ c: Program.Conv, _ step: Program.Step, index: Int) {
         guard let packed = packedWeights[index] else { preconditionFailure("bf16 convolution without packed weights") }
+        let g = c.geometry(channels: c.channels), act = c.activation.kernel
+        let weights = Shared(pointer: UnsafeMutableRawPointer(packed).assumingMemoryBound(to: UInt16.self))
+        narrowConv(c, step, convert: { x, channels, source in
+            kiln_bconv_convert(x, g, Int32(channels.lowerBound), Int32(channels.upperBound), UnsafeMutableRawPointer(source).assumingMemoryBound(to: UInt16.self))
+        }, multiply: { source, cols, blocks, bias, residual, chunk, y in
+            kiln_bconv_gemm(weights.pointer, UnsafeMutableRawPointer(source).assumingMemoryBound(to: UInt16.self), g, Int32(cols.lowerBound),
+                            Int32(cols.upperBound), Int32(blocks.lowerBound), Int32(blocks.upperBound), bias, residual, act, chunk, y)
+        })
+    }
+
+    /// The int8 and bf16 kernels' work over the threads: whole images per thread when there
+    /// are enough (each converted into the thread's own scratch: no barrier between the
+    /// conversion and the product, both in that core's cache); otherwise per image, the input
+    /// converted into its padded phases (over the threads by channels, into worker 0's scratch),
+    /// then the product's column chunks (or, with few of them, its blocks of output channels)
+    /// over the threads. `convert(x, channels, source)` and `multiply(source, columns, blocks,
+    /// bias, residual, chunk, y)` call the kernels; each worker's chunk scratch starts at the
+    /// planned second part.
+    func narrowConv(_ c: Program.Conv, _ step: Program.Step,
+                    convert: @escaping (UnsafeMutablePointer<Float>, Range<Int>, UnsafeMutablePointer<UInt8>) -> Void,
+                    multiply: @escaping (UnsafeMutablePointer<UInt8>, Range<Int>, Range<Int>, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?,
+                                         UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>) -> Void) {
         let (x, bias, residual, y) = convOperands(step)
         let g = c.geometry(channels: c.channels)
         let images = step.outputs[0].shape[0], inImage = c.channels * c.height * c.width, outImage = c.outChannels * c.outHeight * c.outWidth
-        let weights = Shared(pointer: UnsafeMutableRawPointer(packed).assumingMemoryBound(to: UInt16.self))
-        let source = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt16.self)) }
-        let chunk = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0 + c.scratch.second).assumingMemoryBound(to: UInt8.self)) }
+        let scratch = self.scratch.map { Shared(pointer: UnsafeMutableRawPointer($0).assumingMemoryBound(to: UInt8.self)) }
+        let chunkAt = c.scratch.second * MemoryLayout<Float>.size
         let columns = Int(kiln_qconv_columns(g)), chunks = (columns + 31) / 32, blocks = (c.outChannels + 7) / 8
-        let act = c.activation.kernel
         let work = c.outChannels * c.channels * c.kernelH * c.kernelW * c.outHeight * c.outWidth
         let workers = work >= 1 << 20 ? threads : 1
         if threads > 1 && images >= 2 * threads && images * work >= 1 << 20 {
             parallelChunks(images, workers: threads, pool: pool) { worker, r in
                 for n in r {
-                    kiln_bconv_convert(x.pointer + n * inImage, g, 0, Int32(c.channels), source[worker].pointer)
-                    kiln_bconv_gemm(weights.pointer, source[worker].pointer, g, 0, Int32(columns), 0, Int32(blocks), bias?.pointer,
-                                    residual.map { $0.pointer + n * outImage }, act, chunk[worker].pointer, y.pointer + n * outImage)
+                    convert(x.pointer + n * inImage, 0..<c.channels, scratch[worker].pointer)
+                    multiply(scratch[worker].pointer, 0..<columns, 0..<blocks, bias?.pointer, residual.map { $0.pointer + n * outImage },
+                             scratch[worker].pointer + chunkAt, y.pointer + n * outImage)
                 }
             }
             return
@@ -632,16 +619,14 @@ extension CompiledModel {
         for n in 0..<images {
             parallelChunks(c.channels, workers: inImage >= 1 << 15 ? workers : 1, pool: pool) { _, r in
                 guard !r.isEmpty else { return }
-                kiln_bconv_convert(x.pointer + n * inImage, g, Int32(r.lowerBound), Int32(r.upperBound), source[0].pointer)
+                convert(x.pointer + n * inImage, r, scratch[0].pointer)
             }
             let byColumns = chunks >= 2 * workers || blocks < workers
             parallelChunks(byColumns ? chunks : blocks, workers: workers, pool: pool) { worker, r in
                 guard !r.isEmpty else { return }
                 let cols = byColumns ? (r.lowerBound * 32)..<min(columns, r.upperBound * 32) : 0..<columns
-                let mbs = byColumns ? 0..<blocks : r
-                kiln_bconv_gemm(weights.pointer, source[0].pointer, g, Int32(cols.lowerBound), Int32(cols.upperBound), Int32(mbs.lowerBound),
-                                Int32(mbs.upperBound), bias?.pointer, residual.map { $0.pointer + n * outImage }, act, chunk[worker].pointer,
-                                y.pointer + n * outImage)
+                multiply(scratch[0].pointer, cols, byColumns ? 0..<blocks : r, bias?.pointer, residual.map { $0.pointer + n * outImage },
+                         scratch[worker].pointer + chunkAt, y.pointer + n * outImage)
             }
         }
     }
