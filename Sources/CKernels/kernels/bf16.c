@@ -47,13 +47,12 @@ static int bconv_fast(void) {
 static int bconv_fast(void) { return 0; }
 #endif
 
-static void bf16_pad(const narrow_fill *f, void *dst, size_t n) { memset(dst, 0, n * f->size); }
-
 static void bf16_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst) {
     const int SW = g.SW, PW = g.PW, W = g.W;
     uint16_t *row = dst;
+    (void)f;
     if (!xr) {
-        bf16_pad(f, row, (size_t)W2);
+        memset(row, 0, 2 * (size_t)W2);
         return;
     }
     int s = 0;
@@ -69,7 +68,7 @@ static void bf16_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr
 
 // Channels [c_begin, c_end) of one image x [C, H, W] into its bf16 source planes (zero padding).
 static void bconv_convert(const float *x, kiln_conv_geometry g, int c_begin, int c_end, uint16_t *source) {
-    const narrow_fill f = {.row = bf16_row, .pad = bf16_pad, .size = 2};
+    const narrow_fill f = {.size = 2};
     narrow_planes(x, g, c_begin, c_end, &f, (uint8_t *)source);
 }
 

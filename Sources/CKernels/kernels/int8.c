@@ -86,20 +86,23 @@ static inline __m128i quantize16_u8(__m512 v, __m512 inv, __m512i zero) {
 }
 #endif
 
-// How the narrow kernels (int8 here, bf16 in bf16.c) fill their source planes: one phase
-// row of W2 elements from the input row xr (NULL: a row of padding) at the phase's column b,
-// and a plane's slack (reads past its last row, by columns never stored).
+// How the narrow kernels (int8 here, bf16 in bf16.c) fill their source planes: elements of
+// `size` bytes (1: uint8 quantized with inv = 1 / scale and the zero point; 2: bf16), one
+// phase row of W2 elements at a time from the input row xr (NULL: a row of padding) at the
+// phase's column b (quantize_row, bf16_row), and a plane's slack (reads past its last row, by
+// columns never stored) holding the padding value.
 typedef struct narrow_fill {
-    void (*row)(const struct narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst);
-    void (*pad)(const struct narrow_fill *f, void *dst, size_t n);
-    size_t size;  // bytes per element
-    float inv;    // int8: 1 / scale, and the zero point
+    size_t size;
+    float inv;
     int zero;
 } narrow_fill;
 
+static inline __attribute__((always_inline)) void quantize_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst);
+static void bf16_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst);
+
 // Channels [c_begin, c_end) of one image x [C, H, W] into their phase planes — only the
 // phases some tap reads (a strided 1×1 convolution reads one of four).
-static void narrow_planes(const float *x, kiln_conv_geometry g, int c_begin, int c_end, const narrow_fill *f, uint8_t *source) {
+static inline __attribute__((always_inline)) void narrow_planes(const float *x, kiln_conv_geometry g, int c_begin, int c_end, const narrow_fill *f, uint8_t *source) {
     KILN_GEOMETRY_LOCALS(g);
     int H2, W2;
     const size_t plane = qconv_plane(g, &H2, &W2), chan = (size_t)SH * SW * plane;
@@ -115,18 +118,18 @@ static void narrow_planes(const float *x, kiln_conv_geometry g, int c_begin, int
                 uint8_t *p = source + ((size_t)c * chan + (size_t)(a * SW + b) * plane) * f->size;
                 for (int r = 0; r < H2; r++) {
                     const int iy = r * SH + a - PH;
-                    f->row(f, g, iy < 0 || iy >= H ? NULL : xc + (size_t)iy * W, b, W2, p + (size_t)r * W2 * f->size);
+                    const float *xr = iy < 0 || iy >= H ? NULL : xc + (size_t)iy * W;
+                    if (f->size == 1) quantize_row(f, g, xr, b, W2, p + (size_t)r * W2);
+                    else bf16_row(f, g, xr, b, W2, p + (size_t)r * W2 * f->size);
                 }
-                f->pad(f, p + (size_t)H2 * W2 * f->size, plane - (size_t)H2 * W2);
+                memset(p + (size_t)H2 * W2 * f->size, f->size == 1 ? f->zero : 0, (plane - (size_t)H2 * W2) * f->size);
             }
         }
     }
 }
 
-static void quantize_pad(const narrow_fill *f, void *dst, size_t n) { memset(dst, f->zero, n); }
-
 // Lanes outside the row load as 0, which quantizes to the zero point.
-static void quantize_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst) {
+static inline __attribute__((always_inline)) void quantize_row(const narrow_fill *f, kiln_conv_geometry g, const float *xr, int b, int W2, void *dst) {
     const int SW = g.SW, PW = g.PW, W = g.W, zero = f->zero;
     const float inv = f->inv;
     uint8_t *row = dst;
@@ -164,7 +167,7 @@ static void quantize_row(const narrow_fill *f, kiln_conv_geometry g, const float
 // Channels [c_begin, c_end) of one image x [C, H, W] into its uint8 source planes (the
 // padding and the slack hold the zero point).
 static void qconv_quantize(const float *x, kiln_conv_geometry g, float scale, int zero, int c_begin, int c_end, uint8_t *source) {
-    const narrow_fill f = {.row = quantize_row, .pad = quantize_pad, .size = 1, .inv = 1.0f / scale, .zero = zero};
+    const narrow_fill f = {.size = 1, .inv = 1.0f / scale, .zero = zero};
     narrow_planes(x, g, c_begin, c_end, &f, source);
 }
 
@@ -249,7 +252,7 @@ static void qconv_segments_of(int n, int n_end, int W2, int OW, qconv_segments *
 
 // Sixteen outputs of one row, run by run to their places: the residual added, the activation
 // applied, lanes past the runs never written.
-static inline void narrow_store(__m512 v, const qconv_segments *seg, float *ym, const float *rm, kiln_act a) {
+static inline __attribute__((always_inline)) void narrow_store(__m512 v, const qconv_segments *seg, float *ym, const float *rm, kiln_act a) {
     KILN_ACT_LOCALS(a);
     for (int s = 0; s < seg->count; s++) {
         const int lane = seg->lane[s], len = seg->len[s];
