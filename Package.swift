@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "Train", dependencies: ["Graph", "ONNX", "Compiler", "Runtime", "Imaging", "CZlib"]),
         .target(name: "Imaging", dependencies: ["CImageCodecs"]),
-        .target(name: "KilnC", dependencies: ["Graph", "ONNX", "Runtime"]),
+        .target(name: "KilnC", dependencies: ["Graph", "ONNX", "Compiler", "Runtime"]),
         // Fuzz targets (scripts/fuzz.sh builds them with libFuzzer; this build replays corpora).
         .executableTarget(name: "kiln-fuzz", dependencies: ["Graph", "ONNX", "Imaging", "Train", "CFuzzDriver"], path: "Sources/KilnFuzz"),
         .executableTarget(

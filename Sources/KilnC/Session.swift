@@ -1,4 +1,5 @@
 import Foundation
+import Compiler
 import Graph
 import ONNX
 import Runtime
@@ -35,9 +36,9 @@ final class Session {
     /// Seconds inside the last finished run (copy in, execute, copy out); guarded by `lock`.
     var lastRunSeconds = 0.0
 
-    init(graph: Graph, threads: Int) {
+    init(graph: Graph, threads: Int, options: CompileOptions = .environment) {
         self.graph = graph
-        programs = ProgramCache(graph: graph, threads: threads) { try CompiledModel.forThroughput($0, batch: $1, threads: $2) }
+        programs = ProgramCache(graph: graph, threads: threads) { try CompiledModel.forThroughput($0, batch: $1, threads: $2, options: options) }
     }
 }
 
@@ -64,16 +65,18 @@ func open(_ load: () throws -> Graph, threads: Int32, precision: UnsafePointer<C
           _ message: UnsafeMutablePointer<CChar>?, _ messageCapacity: Int32) -> UnsafeMutableRawPointer? {
     do {
         let p = precision.map { String(cString: $0) } ?? "f32"
-        guard p == "f32" else {
-            throw OpenError(description: "precision '\(p)' is not available: Kiln computes in f32 (a QDQ int8 model runs with its quantization applied in f32)")
+        guard p == "f32" || p == "bf16" else {
+            throw OpenError(description: "precision '\(p)' is not available: Kiln computes in f32 or bf16 (a QDQ int8 model runs on the int8 kernels as it is)")
         }
+        var options = CompileOptions.environment
+        options.bf16 = p == "bf16"
         guard threads >= 0 else { throw OpenError(description: "threads must be 0 (every core) or more, got \(threads)") }
         let graph = try load().verified()
         for v in graph.inputs + graph.outputs where v.type.dtype != .f32 {
             throw RuntimeError.inputMismatch(name: v.name, expected: "f32 (this interface passes f32 tensors)", got: v.type.description)
         }
         let n = threads > 0 ? Int(threads) : ProcessInfo.processInfo.activeProcessorCount
-        return Unmanaged.passRetained(Session(graph: graph, threads: n)).toOpaque()
+        return Unmanaged.passRetained(Session(graph: graph, threads: n, options: options)).toOpaque()
     } catch {
         report(describe(error), message, messageCapacity)
         return nil

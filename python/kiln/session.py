@@ -96,8 +96,10 @@ class InferenceSession:
             positive, sets the thread count. Everything else in it is ignored.
         providers: accepted and ignored (Kiln runs on the CPU).
         threads: threads per run (None or 0: every core). Overrides sess_options.
-        precision: "f32", what Kiln computes in. (A QDQ int8 model runs with its quantization
-            applied in f32.) Anything else raises KilnError.
+        precision: "f32", or "bf16": convolutions with activations and weights rounded to
+            bfloat16 (sums in f32) where the CPU has AVX-512 BF16 and the layer runs faster so.
+            (A QDQ int8 model runs on Kiln's int8 kernels where the CPU has VNNI.) Anything
+            else raises KilnError.
 
     Inputs and outputs are float32. The first dimension is the batch: any size runs, each
     size compiled once on its first run (a first run is therefore slower). Runs on one
