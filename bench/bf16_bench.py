@@ -18,17 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 sys.path.insert(0, HERE)
 import zoo  # noqa: E402
-from zoo_bench import cpu_name, timed  # noqa: E402
-import subprocess  # noqa: E402
-
-
-def kiln_bf16(kiln, path, batch):
-    r = subprocess.run([kiln, "bench", path, "--batch", str(batch), "--threads", "2", "--rounds", "1", "--precision", "bf16"],
-                       capture_output=True, text=True)
-    for line in r.stdout.splitlines():
-        if line.startswith("kiln "):
-            return float(line.split()[1])
-    raise RuntimeError((r.stderr.strip().splitlines() or ["kiln bench failed"])[-1])
+from zoo_bench import cpu_name, kiln_throughput, timed  # noqa: E402
 
 
 def main():
@@ -57,7 +47,7 @@ def main():
             kiln, openvino = [], []
             for _ in range(a.rounds):
                 time.sleep(0.2)
-                kiln.append(kiln_bf16(a.kiln, path, batch))
+                kiln.append(kiln_throughput(a.kiln, path, batch, 1.0, batch / kiln[-1] if kiln else None, extra=("--precision", "bf16")))
                 time.sleep(0.2)
                 openvino.append(timed(lambda: request.infer({0: x}), batch, 1.0))
             k, o = statistics.median(kiln), statistics.median(openvino)

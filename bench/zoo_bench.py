@@ -74,10 +74,10 @@ def openvino_engine(path, x):
     return lambda: request.infer({0: x})
 
 
-def kiln_throughput(kiln, path, batch, seconds, first):
+def kiln_throughput(kiln, path, batch, seconds, first, extra=()):
     runs = max(3, min(200, int(seconds / first))) if first else 5
     r = subprocess.run([kiln, "bench", path, "--batch", str(batch), "--threads", str(THREADS), "--rounds", "1", "--runs", str(runs),
-                        "--warmup", "1"], capture_output=True, text=True)
+                        "--warmup", "1", *extra], capture_output=True, text=True)
     for line in r.stdout.splitlines():
         if line.startswith("kiln "):
             return float(line.split()[1])
