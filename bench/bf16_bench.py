@@ -15,10 +15,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 sys.path.insert(0, HERE)
-import zoo  # noqa: E402
-from zoo_bench import cpu_name, kiln_throughput, timed  # noqa: E402
+from zoo_bench import cpu_name, exported, kiln_throughput, timed  # noqa: E402
 
 
 def main():
@@ -33,10 +31,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     print(f"CPU: {cpu_name()}; 2 threads; {a.rounds} rounds interleaved; images/s", flush=True)
     for name in a.models.split(","):
-        path = os.path.join(a.out, f"{name}-classic-dynamic.onnx")
-        if not os.path.exists(path):
-            model, size = zoo.build(name)
-            zoo.export(model, size, "classic-dynamic", path)
+        path = exported(a.out, name)
         for batch in [1, 16]:
             x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
             m = core.read_model(path)

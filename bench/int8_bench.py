@@ -19,10 +19,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 sys.path.insert(0, HERE)
-import zoo  # noqa: E402
-from zoo_bench import cpu_name, kiln_throughput, ort_engine, timed  # noqa: E402
+from zoo_bench import cpu_name, exported, kiln_throughput, ort_engine, timed  # noqa: E402
 
 
 def quiet_onnxruntime():
@@ -68,10 +66,7 @@ def main():
     print(f"CPU: {cpu_name()}; 2 threads; {a.rounds} rounds interleaved; images/s", flush=True)
     print(f"{'model':18} {'batch':>5} {'kiln f32':>9} {'kiln int8':>9} {'ort int8':>9} {'int8/f32':>9} {'int8/ort':>9}", flush=True)
     for name in a.models.split(","):
-        path = os.path.join(a.out, f"{name}-classic-dynamic.onnx")
-        if not os.path.exists(path):
-            model, size = zoo.build(name)
-            zoo.export(model, size, "classic-dynamic", path)
+        path = exported(a.out, name)
         qpath = quantized(path, os.path.join(a.out, f"{name}-int8-ort.onnx"))
         import onnx
         size = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim[2].dim_value or 224

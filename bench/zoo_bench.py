@@ -74,6 +74,15 @@ def openvino_engine(path, x):
     return lambda: request.infer({0: x})
 
 
+def exported(out, name):
+    """The zoo's export of `name` in `out` (classic exporter, dynamic batch), made on first use."""
+    path = os.path.join(out, f"{name}-classic-dynamic.onnx")
+    if not os.path.exists(path):
+        model, size = zoo.build(name)
+        zoo.export(model, size, "classic-dynamic", path)
+    return path
+
+
 def kiln_throughput(kiln, path, batch, seconds, first, extra=()):
     runs = max(3, min(200, int(seconds / first))) if first else 5
     r = subprocess.run([kiln, "bench", path, "--batch", str(batch), "--threads", str(THREADS), "--rounds", "1", "--runs", str(runs),
@@ -101,14 +110,11 @@ def main():
     ratios = {b: [] for b in batches}
     rows = []
     for name in a.models.split(","):
-        path = os.path.join(a.out, f"{name}-classic-dynamic.onnx")
-        if not os.path.exists(path):
-            try:
-                model, size = zoo.build(name)
-                zoo.export(model, size, "classic-dynamic", path)
-            except Exception as e:  # the exporter's failure: listed, left out of the means
-                print(f"{name:24} not exportable: {type(e).__name__}", flush=True)
-                continue
+        try:
+            path = exported(a.out, name)
+        except Exception as e:  # the exporter's failure: listed, left out of the means
+            print(f"{name:24} not exportable: {type(e).__name__}", flush=True)
+            continue
         import onnx
         dims = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
         size = dims[2].dim_value or 224

@@ -50,14 +50,20 @@ public func int8Grid(_ w: UnsafeBufferPointer<Float>, rows: Int) -> (q: [Int8], 
 /// produced by a QuantizeDequantize (a node of its own, or an epilogue's last step) over 256
 /// levels, and the weight on a per-channel int8 grid.
 public func int8Input(of n: Node, _ g: Graph) -> Int8Input? {
+    guard let input = int8InputQuantization(of: n, g), let w = g.parameter(named: n.inputs[1]), w.shape.count == 4,
+          let t = w.initializer.tensor, t.dtype == .f32, t.count == w.shape.reduce(1, *), t.count > 0 else { return nil }
+    let onGrid = t.bytes.withUnsafeBytes { raw in int8Grid(raw.bindMemory(to: Float.self), rows: w.shape[0]) != nil }
+    return onGrid ? input : nil
+}
+
+/// `int8Input` without the weight's grid (which select-algorithms checked, and packing
+/// recovers): what lowering a convolution already chosen for the int8 kernel reads.
+public func int8InputQuantization(of n: Node, _ g: Graph) -> Int8Input? {
     guard kiln_qconv_vnni() != 0, n.outputs.first?.type.rank == 4 else { return nil }
     if case .int(let group)? = n.attributes["group"], group != 1 { return nil }
     guard let producer = g.nodes.first(where: { $0.outputs.contains { $0.name == n.inputs[0] } }),
           let (scale, low, high) = finalQuantization(producer), high - low == 255, scale.isNormal, scale > 0 else { return nil }
-    guard let w = g.parameter(named: n.inputs[1]), w.shape.count == 4, let t = w.initializer.tensor, t.dtype == .f32,
-          t.count == w.shape.reduce(1, *), t.count > 0 else { return nil }
-    let onGrid = t.bytes.withUnsafeBytes { raw in int8Grid(raw.bindMemory(to: Float.self), rows: w.shape[0]) != nil }
-    return onGrid ? Int8Input(scale: scale, zero: -low) : nil
+    return Int8Input(scale: scale, zero: -low)
 }
 
 /// The scale and the quantized range less the zero point of the QuantizeDequantize that

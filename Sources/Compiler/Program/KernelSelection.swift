@@ -137,7 +137,7 @@ extension Lowering {
                                                           autoPad: string("auto_pad").isEmpty ? "NOTSET" : string("auto_pad"), ceilMode: false)
                 let group = int("group", 1)
                 var algorithm = ConvAlgorithm(rawValue: string("algorithm")) ?? chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
-                let int8 = algorithm == .int8 ? int8Input(of: n, g) : nil
+                let int8 = algorithm == .int8 ? int8InputQuantization(of: n, g) : nil
                 if algorithm == .int8 && int8 == nil || algorithm == .bf16 && !bf16Eligible(n, g) {
                     algorithm = chooseConvAlgorithm(n, g, winograd: options.winograd, stridedDirect: options.stridedDirect)
                 }

@@ -556,7 +556,6 @@ extension CompiledModel {
         return scratch
     }
 
-    /// Input, bias, residual and output pointers of a (fused) convolution step.
     /// A QDQ model's convolution on the int8 kernel (see narrowConv).
     func int8Conv(_ c: Program.Conv, _ step: Program.Step, index: Int) throws {
         guard let packed = packedWeights[index], let input = c.int8, !int8Unpackable.contains(index) else {
@@ -631,6 +630,7 @@ extension CompiledModel {
         }
     }
 
+    /// Input, bias, residual and output pointers of a (fused) convolution step.
     func convOperands(_ step: Program.Step) -> (Shared<Float>, Shared<Float>?, Shared<Float>?, Shared<Float>) {
         (Shared(pointer: pointer(step.inputs[0].tensor!)),
          step.inputs.count > 2 ? step.inputs[2].tensor.map { Shared(pointer: pointer($0)) } : nil,
